@@ -1,0 +1,32 @@
+# Two entry points for a newcomer: `make run` (the app) and `make test` (the test suite).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test lint bench install install-dev
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+run: install
+	GRADIO_ANALYTICS_ENABLED=False $(PY) app.py
+
+test: install-dev
+	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest -q
+
+lint: install-dev
+	$(PY) -m ruff check carmatch admin app.py tests bench
+	$(PY) -m mypy carmatch admin
+
+bench: install
+	$(PY) bench/search_bench.py

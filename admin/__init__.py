@@ -1,0 +1,1 @@
+"""carmatch's command-line tools: ``python -m admin <command>``."""

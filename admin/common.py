@@ -1,0 +1,64 @@
+"""Helpers shared by the admin command modules."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from typing import Iterator
+
+from tqdm import tqdm
+
+from carmatch.errors import InvalidInputError
+from carmatch.ingest import Progress
+from carmatch.runtime import Runtime
+
+
+@contextlib.contextmanager
+def runtime_for(args: argparse.Namespace) -> Iterator[Runtime]:
+    """Open the Runtime of the configured home, closed afterwards."""
+    runtime = Runtime(args.settings)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+class TqdmProgress:
+    """A Progress callback drawing tqdm bars, one bar per phase message."""
+
+    def __init__(self, unit: str = "img"):
+        self.unit = unit
+        self.bar: tqdm | None = None
+        self.phase: str | None = None
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        phase = message.split(" ", 1)[0]
+        if self.bar is None or phase != self.phase:
+            self.close()
+            self.phase = phase
+            self.bar = tqdm(total=total, desc=phase, unit=self.unit, leave=True)
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        """Finish the current bar."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def parse_where(items: list[str] | None) -> dict[str, str]:
+    """Turn ``--where key=value`` options into a dict."""
+    where: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise InvalidInputError(f"--where {item!r}: use key=value, e.g. --where color=red")
+        key, value = item.split("=", 1)
+        where[key.strip()] = value.strip()
+    return where
+
+
+def as_progress(progress: TqdmProgress) -> Progress:
+    """Type adapter: a TqdmProgress is a Progress callback."""
+    return progress

@@ -1,0 +1,120 @@
+"""Core commands: ingest, search, info, index rebuild."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from carmatch.errors import InvalidInputError
+from carmatch.ingest import rebuild_index
+
+from .common import TqdmProgress, parse_where, runtime_for
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the core commands to the admin parser."""
+    p = subparsers.add_parser("ingest", help="add a folder of images (and captions) to the collection")
+    p.add_argument("folder", type=Path, help="folder to walk recursively for JPEG/PNG/WebP/BMP images")
+    p.add_argument("--captions", type=Path, help="CSV with columns file,caption (file relative to FOLDER)")
+    p.set_defaults(func=cmd_ingest)
+
+    p = subparsers.add_parser("search", help="find the images most similar to a description and/or a photo")
+    p.add_argument("text", nargs="?", help="description, e.g. 'red pickup truck'")
+    p.add_argument("--image", type=Path, help="photo to search by")
+    p.add_argument("--k", type=int, default=12, help="number of results (default 12)")
+    p.add_argument("--image-weight", type=float, default=0.5, help="weight of the photo when both are given (0-1)")
+    p.add_argument("--where", action="append", metavar="KEY=VALUE", help="filter, e.g. color=red (repeatable)")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {id, path, score, caption}")
+    p.set_defaults(func=cmd_search)
+
+    p = subparsers.add_parser("info", help="show the model, device, collection and index")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = subparsers.add_parser("index", help="manage the search index")
+    sub = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
+    r = sub.add_parser("rebuild", help="re-embed what the active model lacks and rebuild the index")
+    r.set_defaults(func=cmd_index_rebuild)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Ingest a folder; prints a summary."""
+    with runtime_for(args) as runtime:
+        progress = TqdmProgress()
+        try:
+            report = runtime.ingestor().ingest_folder(args.folder, args.captions, progress)
+        finally:
+            progress.close()
+        print(report.summary())
+        return 130 if report.interrupted else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Search by text, image or both; prints results best first."""
+    if args.text is None and args.image is None:
+        raise InvalidInputError("Give a description, --image PHOTO, or both.")
+    with runtime_for(args) as runtime:
+        response = runtime.search(
+            text=args.text,
+            image=args.image,
+            k=args.k,
+            image_weight=args.image_weight,
+            where=parse_where(args.where),
+        )
+        if args.json:
+            print(json.dumps([r.to_dict() for r in response.results], indent=2))
+            for note in response.notes:
+                print(f"note: {note}", file=sys.stderr)
+            return 0
+        for note in response.notes:
+            print(f"note: {note}")
+        if not response.results:
+            print("No matches.")
+        for rank, result in enumerate(response.results, 1):
+            print(f"{rank:>3}. {result.score:.3f}  {result.path}")
+            if result.caption:
+                print(f"      {result.caption}")
+        return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print where the data lives and what model and index are in use."""
+    with runtime_for(args) as runtime:
+        info = runtime.info()
+        if args.json:
+            print(json.dumps(info, indent=2))
+            return 0
+        labels = [
+            ("Data folder", "home"),
+            ("Model", "model"),
+            ("Pretrained", "pretrained"),
+            ("Active run", "active_run"),
+            ("Device", "device"),
+            ("Images", "images"),
+            ("Index size", "index_size"),
+            ("Index model", "index_model"),
+        ]
+        for label, key in labels:
+            value = info.get(key)
+            print(f"{label + ':':<13} {value if value is not None else '-'}")
+        for problem in info["problems"]:
+            print(f"! {problem}")
+        return 0
+
+
+def cmd_index_rebuild(args: argparse.Namespace) -> int:
+    """Rebuild the index for the active model, swapping it in when complete."""
+    with runtime_for(args) as runtime:
+        progress = TqdmProgress()
+        try:
+            index, failures = rebuild_index(
+                runtime.catalog, runtime.embedder, runtime.store, args.settings.batch_size, progress
+            )
+        finally:
+            progress.close()
+        print(f"Index rebuilt: {len(index)} images with {runtime.embedder.model_key}.")
+        for image_id, reason in failures:
+            print(f"  not indexed {image_id[:12]}: {reason}")
+        return 0

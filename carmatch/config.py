@@ -1,0 +1,156 @@
+"""Settings: one dataclass read once from ``CARMATCH_*`` environment variables.
+
+Entry points (``app.py``, ``python -m admin``) call :func:`load_dotenv_file`
+first so a ``.env`` file in the working directory can supply the same variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+from .errors import ConfigError
+
+DEFAULT_MODEL = "ViT-B-32-256"
+DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
+DEFAULT_CAPTION_MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+
+
+def _env_bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of carmatch, with its environment variable in the comment."""
+
+    home: Path = Path("data")  # CARMATCH_HOME
+    model: str = DEFAULT_MODEL  # CARMATCH_MODEL: open_clip name or path to a config JSON
+    pretrained: str = DEFAULT_PRETRAINED  # CARMATCH_PRETRAINED: tag, checkpoint path or "none"
+    device: str = "auto"  # CARMATCH_DEVICE: auto | cpu | cuda | cuda:N
+    batch_size: int = 32  # CARMATCH_BATCH_SIZE: images per embedding batch
+    max_image_bytes: int = 50 * 1024 * 1024  # CARMATCH_MAX_IMAGE_BYTES
+    max_image_pixels: int = 64_000_000  # CARMATCH_MAX_IMAGE_PIXELS (width * height)
+    exact_search_max: int = 5_000  # CARMATCH_EXACT_SEARCH_MAX: below this, exact numpy search
+    hnsw_m: int = 16  # CARMATCH_HNSW_M
+    hnsw_ef_construction: int = 200  # CARMATCH_HNSW_EF_CONSTRUCTION
+    hnsw_ef_search: int = 128  # CARMATCH_HNSW_EF_SEARCH
+    admin_password: str = field(default="", repr=False)  # CARMATCH_ADMIN_PASSWORD
+    caption_model: str = DEFAULT_CAPTION_MODEL  # CARMATCH_CAPTION_MODEL
+    caption_max_tokens: int = 600  # CARMATCH_CAPTION_MAX_TOKENS
+    caption_concurrency: int = 4  # CARMATCH_CAPTION_CONCURRENCY
+    aws_region: str = "us-east-1"  # AWS_REGION (or AWS_DEFAULT_REGION)
+    batch_min_records: int = 100  # CARMATCH_BATCH_MIN_RECORDS: Bedrock batch minimum per job
+    batch_max_records_per_job: int = 50_000  # CARMATCH_BATCH_MAX_RECORDS_PER_JOB
+    batch_max_records_per_file: int = 50_000  # CARMATCH_BATCH_MAX_RECORDS_PER_FILE
+    batch_max_file_bytes: int = 1_000_000_000  # CARMATCH_BATCH_MAX_FILE_BYTES
+    batch_max_job_bytes: int = 5_000_000_000  # CARMATCH_BATCH_MAX_JOB_BYTES
+    offline: bool = False  # CARMATCH_OFFLINE (or HF_HUB_OFFLINE): never try downloads
+
+    @property
+    def db_path(self) -> Path:
+        """SQLite catalog file."""
+        return self.home / "carmatch.db"
+
+    @property
+    def index_dir(self) -> Path:
+        """Folder holding index generations and the CURRENT pointer."""
+        return self.home / "index"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Folder holding fine-tuning runs and their checkpoints."""
+        return self.home / "runs"
+
+    @property
+    def thumbs_dir(self) -> Path:
+        """Folder of cached thumbnails."""
+        return self.home / "thumbs"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Folder where images uploaded through the app are stored."""
+        return self.home / "uploads"
+
+    @property
+    def resolved_device(self) -> str:
+        """The torch device to use: ``auto`` becomes cuda when available, else cpu."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        """Return a copy with some fields replaced."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+_ENV_NAMES: dict[str, str] = {
+    "home": "CARMATCH_HOME",
+    "model": "CARMATCH_MODEL",
+    "pretrained": "CARMATCH_PRETRAINED",
+    "device": "CARMATCH_DEVICE",
+    "batch_size": "CARMATCH_BATCH_SIZE",
+    "max_image_bytes": "CARMATCH_MAX_IMAGE_BYTES",
+    "max_image_pixels": "CARMATCH_MAX_IMAGE_PIXELS",
+    "exact_search_max": "CARMATCH_EXACT_SEARCH_MAX",
+    "hnsw_m": "CARMATCH_HNSW_M",
+    "hnsw_ef_construction": "CARMATCH_HNSW_EF_CONSTRUCTION",
+    "hnsw_ef_search": "CARMATCH_HNSW_EF_SEARCH",
+    "admin_password": "CARMATCH_ADMIN_PASSWORD",
+    "caption_model": "CARMATCH_CAPTION_MODEL",
+    "caption_max_tokens": "CARMATCH_CAPTION_MAX_TOKENS",
+    "caption_concurrency": "CARMATCH_CAPTION_CONCURRENCY",
+    "batch_min_records": "CARMATCH_BATCH_MIN_RECORDS",
+    "batch_max_records_per_job": "CARMATCH_BATCH_MAX_RECORDS_PER_JOB",
+    "batch_max_records_per_file": "CARMATCH_BATCH_MAX_RECORDS_PER_FILE",
+    "batch_max_file_bytes": "CARMATCH_BATCH_MAX_FILE_BYTES",
+    "batch_max_job_bytes": "CARMATCH_BATCH_MAX_JOB_BYTES",
+    "offline": "CARMATCH_OFFLINE",
+}
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``env`` (default ``os.environ``); bad values raise ConfigError."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    types = {f.name: f.type for f in fields(Settings)}
+    for name, var in _ENV_NAMES.items():
+        raw = env.get(var)
+        if raw is None or raw.strip() == "":
+            continue
+        raw = raw.strip()
+        kind = types[name]
+        try:
+            if kind in ("int", int):
+                number = int(raw.replace("_", ""))
+                if number <= 0:
+                    raise ValueError("must be positive")
+                values[name] = number
+            elif kind in ("bool", bool):
+                values[name] = _env_bool(raw)
+            elif kind in ("Path", Path):
+                values[name] = Path(raw).expanduser()
+            else:
+                values[name] = raw
+        except ValueError as exc:
+            raise ConfigError(f"{var}={raw!r} is not valid: {exc}") from exc
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        values["aws_region"] = region.strip()
+    if "offline" not in values and _env_bool(env.get("HF_HUB_OFFLINE", "")):
+        values["offline"] = True
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.device not in {"auto", "cpu", "cuda", "mps"} and not settings.device.startswith("cuda:"):
+        raise ConfigError(f"CARMATCH_DEVICE={settings.device!r}: use auto, cpu, cuda or cuda:N")
+    return settings
+
+
+def load_dotenv_file(path: Path | None = None) -> None:
+    """Load a ``.env`` file into the environment (entry points only; existing vars win)."""
+    from dotenv import load_dotenv
+
+    load_dotenv(dotenv_path=path or Path.cwd() / ".env", override=False)

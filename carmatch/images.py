@@ -1,0 +1,133 @@
+"""Reading and validating images: every image carmatch touches goes through here."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "MPO"})
+DEFAULT_MAX_IMAGE_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
+MAX_IMAGE_SIDE = 20_000
+
+ImageSource = Union[str, Path, bytes, Image.Image]
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A decoded RGB image with the facts the catalog records about it."""
+
+    image: Image.Image
+    sha256: str
+    width: int
+    height: int
+    format: str
+    size_bytes: int
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of some bytes: an image's id in the catalog."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_image_path(path: Path) -> bool:
+    """True when the file name has an image extension carmatch ingests."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def read_image_bytes(path: Path, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> bytes:
+    """Read a file's bytes, refusing empty, missing or over-large files."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise ImageError(f"{path.name}: empty file (0 bytes)")
+    if size > max_bytes:
+        raise ImageError(f"{path.name}: file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
+def decode_image(
+    data: bytes,
+    name: str = "image",
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+) -> LoadedImage:
+    """Decode and validate image bytes; raise ImageError with a reason a person understands."""
+    if not data:
+        raise ImageError(f"{name}: empty file (0 bytes)")
+    if len(data) > max_bytes:
+        raise ImageError(f"{name}: file is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                fmt = probe.format or "unknown"
+                width, height = probe.size
+                if fmt not in ALLOWED_FORMATS:
+                    raise ImageError(f"{name}: {fmt} images are not supported (use JPEG, PNG, WebP or BMP)")
+                if width <= 0 or height <= 0:
+                    raise ImageError(f"{name}: image has no pixels")
+                if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE or width * height > max_pixels:
+                    raise ImageError(
+                        f"{name}: {width}x{height} pixels is too large "
+                        f"(limit {max_pixels / 1e6:.0f} megapixels, {MAX_IMAGE_SIDE} px a side)"
+                    )
+                probe.verify()
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+                img = ImageOps.exif_transpose(img) or img
+                rgb = img.convert("RGB")
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{name}: refused as a possible decompression bomb ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{name}: not an image, or a format Pillow cannot read") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{name}: corrupt or truncated image ({exc})") from exc
+    return LoadedImage(rgb, sha256_bytes(data), rgb.width, rgb.height, fmt, len(data))
+
+
+def load_image(
+    source: ImageSource,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+) -> LoadedImage:
+    """Load an image from a path, bytes or a PIL image, validated."""
+    if isinstance(source, Image.Image):
+        if source.width * source.height > max_pixels:
+            raise ImageError(f"image: {source.width}x{source.height} pixels is too large")
+        buf = io.BytesIO()
+        rgb = source.convert("RGB")
+        rgb.save(buf, format="PNG")
+        data = buf.getvalue()
+        return LoadedImage(rgb, sha256_bytes(data), rgb.width, rgb.height, "PNG", len(data))
+    if isinstance(source, (bytes, bytearray)):
+        return decode_image(bytes(source), "image", max_pixels, max_bytes)
+    path = Path(source)
+    data = read_image_bytes(path, max_bytes)
+    return decode_image(data, path.name, max_pixels, max_bytes)
+
+
+def thumbnail(image: Image.Image, side: int = 256) -> Image.Image:
+    """A copy of ``image`` fitted within ``side`` x ``side`` pixels."""
+    copy = image.copy()
+    copy.thumbnail((side, side))
+    return copy

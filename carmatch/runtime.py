@@ -1,0 +1,192 @@
+"""Runtime: the settings, catalog, model and index of one carmatch home, wired together.
+
+The CLI and the app each hold one Runtime. The model loads lazily (so the app starts with no
+weights and says what is missing) and the index is reloaded whenever a rebuild swaps in a new
+generation, so a long-lived app always answers from the current one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .catalog import Catalog
+from .config import Settings
+from .embedder import Embedder, ModelSpec, load_clip
+from .errors import CarmatchError, EmptyCollectionError, IndexMissingError
+from .images import ImageSource
+from .index import IndexStore, VectorIndex
+from .ingest import Ingestor, Limits
+from .search import DEFAULT_IMAGE_WEIGHT, Searcher, SearchResponse
+
+log = logging.getLogger(__name__)
+
+ACTIVE_MODEL_KEY = "active_model"
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    """The model searches use: the base model from settings or a registered fine-tuned run."""
+
+    spec: ModelSpec
+    run_id: str | None = None  # None for the base model
+
+
+class Runtime:
+    """One carmatch home: catalog, index store, and the lazily loaded active model."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None):
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(settings.db_path)
+        self.store = IndexStore(
+            settings.index_dir,
+            exact_max=settings.exact_search_max,
+            m=settings.hnsw_m,
+            ef_construction=settings.hnsw_ef_construction,
+            ef_search=settings.hnsw_ef_search,
+        )
+        self._lock = threading.RLock()
+        self._embedder = embedder
+        self._embedder_error: CarmatchError | None = None
+        self._index: VectorIndex | None = None
+        self._index_generation: str | None = None
+
+    # -- model ------------------------------------------------------------------------------
+    def active_model(self) -> ActiveModel:
+        """The model that should answer searches (a registered run, else the settings' model)."""
+        raw = self.catalog.get_meta(ACTIVE_MODEL_KEY)
+        if raw:
+            try:
+                data = json.loads(raw)
+                return ActiveModel(ModelSpec(data["name"], data["pretrained"]), data.get("run_id"))
+            except (ValueError, KeyError):
+                log.warning("Ignoring unreadable active-model record %r", raw)
+        return ActiveModel(ModelSpec(self.settings.model, self.settings.pretrained))
+
+    def set_active_model(self, active: ActiveModel | None) -> None:
+        """Record which model answers searches (None = the settings' base model)."""
+        if active is None:
+            self.catalog.set_meta(ACTIVE_MODEL_KEY, None)
+        else:
+            self.catalog.set_meta(
+                ACTIVE_MODEL_KEY,
+                json.dumps({"name": active.spec.name, "pretrained": active.spec.pretrained, "run_id": active.run_id}),
+            )
+
+    @property
+    def embedder(self) -> Embedder:
+        """The active CLIP model, loaded on first use; raises a clear error when it cannot load."""
+        with self._lock:
+            if self._embedder is None:
+                spec = self.active_model().spec
+                try:
+                    self._embedder = load_clip(spec.name, spec.pretrained, self.settings.device, self.settings.offline)
+                    self._embedder_error = None
+                except CarmatchError as exc:
+                    self._embedder_error = exc
+                    raise
+            return self._embedder
+
+    def embedder_if_loaded(self) -> Embedder | None:
+        """The model if it is already loaded (never triggers a load)."""
+        return self._embedder
+
+    def swap_model(self, embedder: Embedder, active: ActiveModel | None) -> None:
+        """Switch to another model whose index has already been saved as current."""
+        with self._lock:
+            self.set_active_model(active)
+            self._embedder = embedder
+            self._index = None
+            self._index_generation = None
+
+    # -- index ------------------------------------------------------------------------------
+    def index(self) -> VectorIndex:
+        """The current index for the active model, reloaded when a new generation was saved."""
+        with self._lock:
+            generation = self.store.current_generation()
+            if generation is None:
+                if self.catalog.count() == 0:
+                    raise EmptyCollectionError(
+                        "The collection is empty: add images with `python -m admin ingest DIR` "
+                        "(or upload them in the Dataset tab)."
+                    )
+                raise IndexMissingError("No search index yet. Build it: python -m admin index rebuild")
+            if self._index is None or generation != self._index_generation:
+                self._index = self.store.load(self.embedder.model_key)
+                self._index_generation = generation
+            return self._index
+
+    def searcher(self) -> Searcher:
+        """A Searcher over the active model and current index."""
+        return Searcher(
+            self.embedder,
+            self.index(),
+            self.catalog,
+            self.settings.max_image_bytes,
+            self.settings.max_image_pixels,
+        )
+
+    def search(
+        self,
+        text: str | None = None,
+        image: ImageSource | None = None,
+        k: int = 12,
+        image_weight: float = DEFAULT_IMAGE_WEIGHT,
+        where: dict[str, str] | None = None,
+    ) -> SearchResponse:
+        """Search the collection (see Searcher.search)."""
+        return self.searcher().search(text=text, image=image, k=k, image_weight=image_weight, where=where)
+
+    def ingestor(self) -> Ingestor:
+        """An Ingestor writing to this home with the active model."""
+        limits = Limits(self.settings.max_image_bytes, self.settings.max_image_pixels)
+        return Ingestor(self.catalog, self.embedder, self.store, self.settings.batch_size, limits)
+
+    # -- status -----------------------------------------------------------------------------
+    def info(self, load_model: bool = True) -> dict[str, Any]:
+        """Model, device, image count, index size and data location, for `admin info` and the UI."""
+        active = self.active_model()
+        info: dict[str, Any] = {
+            "home": str(self.settings.home.resolve()),
+            "catalog": str(self.settings.db_path.resolve()),
+            "model": active.spec.name,
+            "pretrained": active.spec.pretrained,
+            "active_run": active.run_id or "base",
+            "device": self.settings.device,
+            "images": self.catalog.count(),
+            "index_size": None,
+            "index_model": None,
+            "problems": [],
+        }
+        if load_model:
+            try:
+                embedder = self.embedder
+                info["device"] = embedder.device
+                info["model_key"] = embedder.model_key
+            except CarmatchError as exc:
+                info["problems"].append(str(exc))
+        if self.store.exists():
+            try:
+                manifest = self.store.read_manifest()
+                info["index_size"] = manifest.count
+                info["index_model"] = manifest.model_key
+                loaded = self.embedder_if_loaded()
+                if loaded is not None and manifest.model_key != loaded.model_key:
+                    info["problems"].append(
+                        "The index was built by another model; rebuild it: python -m admin index rebuild"
+                    )
+            except CarmatchError as exc:
+                info["problems"].append(str(exc))
+        elif info["images"]:
+            info["problems"].append("No search index yet; build it: python -m admin index rebuild")
+        if not info["images"]:
+            info["problems"].append("The collection is empty; add images: python -m admin ingest DIR")
+        return info
+
+    def close(self) -> None:
+        """Release the catalog connection."""
+        self.catalog.close()

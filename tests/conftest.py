@@ -1,0 +1,84 @@
+"""Shared fixtures: a tiny open_clip model saved to a local checkpoint, isolated carmatch homes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a missing download fails at once, never hangs
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest  # noqa: E402
+
+from carmatch.config import Settings, load_settings  # noqa: E402
+from carmatch.embedder import Embedder, load_clip  # noqa: E402
+from carmatch.runtime import Runtime  # noqa: E402
+
+from .drawing import save_car  # noqa: E402
+
+TINY_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(config JSON path, checkpoint path) of a tiny CLIP with seeded random weights."""
+    import open_clip
+    import torch
+
+    from carmatch.embedder import register_model_config
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    config = folder / "tiny-clip.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    arch = register_model_config(str(config))
+    torch.manual_seed(0)
+    model = open_clip.create_model(arch)
+    checkpoint = folder / "tiny-clip.pt"
+    torch.save(model.state_dict(), checkpoint)
+    return str(config), str(checkpoint)
+
+
+@pytest.fixture(scope="session")
+def embedder(tiny_model: tuple[str, str]) -> Embedder:
+    """The tiny model loaded through carmatch's real loading code."""
+    return load_clip(tiny_model[0], tiny_model[1], "cpu")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: tuple[str, str]) -> Settings:
+    """Settings of an isolated carmatch home using the tiny model."""
+    monkeypatch.setenv("CARMATCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CARMATCH_MODEL", tiny_model[0])
+    monkeypatch.setenv("CARMATCH_PRETRAINED", tiny_model[1])
+    monkeypatch.setenv("CARMATCH_DEVICE", "cpu")
+    monkeypatch.setenv("CARMATCH_BATCH_SIZE", "8")
+    monkeypatch.delenv("CARMATCH_ADMIN_PASSWORD", raising=False)
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    return load_settings()
+
+
+@pytest.fixture
+def runtime(settings: Settings, embedder: Embedder) -> Runtime:
+    """A Runtime over the isolated home, with the tiny model already loaded."""
+    rt = Runtime(settings, embedder=embedder)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def car_folder(tmp_path: Path) -> Path:
+    """A folder of drawn cars in several formats and subfolders (6 distinct images)."""
+    root = tmp_path / "cars"
+    save_car(root / "red_sedan.jpg", "red", "sedan", seed=1)
+    save_car(root / "blue_pickup.png", "blue", "pickup", seed=2)
+    save_car(root / "sub" / "green_van.webp", "green", "van", seed=3)
+    save_car(root / "sub" / "yellow_sedan.bmp", "yellow", "sedan", seed=4)
+    save_car(root / "sub" / "deeper" / "black_pickup.jpeg", "black", "pickup", seed=5)
+    save_car(root / "white_van.png", "white", "van", seed=6)
+    return root
