@@ -597,6 +597,16 @@ class Catalog:
         rows = self.execute(f"SELECT id FROM images WHERE {' AND '.join(clauses)}", params)
         return {r[0] for r in rows}
 
+    def distinct_values(self, attribute: str) -> list[str]:
+        """Distinct values of one attribute column among live images, most common first."""
+        if attribute not in ATTRIBUTE_COLUMNS:
+            raise InvalidInputError(f"Unknown attribute {attribute!r}; use one of {ATTRIBUTE_COLUMNS}")
+        rows = self.execute(
+            f"SELECT attr_{attribute} AS v, COUNT(*) AS n FROM images WHERE deleted_at IS NULL"
+            f" AND attr_{attribute} IS NOT NULL GROUP BY v ORDER BY n DESC, v"
+        )
+        return [r["v"] for r in rows]
+
     # -- embeddings -------------------------------------------------------------------------
     def put_embeddings(self, model_key: str, image_ids: Sequence[str], vectors: np.ndarray) -> None:
         """Cache embeddings of images for one model (atomically, all or none)."""

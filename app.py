@@ -1,0 +1,60 @@
+"""carmatch web app: Search (public), Dataset and Training (admin) tabs.
+
+Thin by design: it builds the Gradio Blocks ``demo`` and hands each tab the shared Runtime;
+all logic lives in the ``carmatch`` library. ``python app.py`` or ``gradio app.py`` runs it,
+and a Hugging Face Space imports ``demo`` from here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from carmatch.config import load_dotenv_file, load_settings  # noqa: E402
+from carmatch.errors import CarmatchError  # noqa: E402
+from carmatch.runtime import Runtime  # noqa: E402
+from carmatch.ui import search_tab  # noqa: E402
+
+log = logging.getLogger("carmatch.app")
+
+CSS = """
+#results .caption-label { white-space: normal; }
+footer { display: none !important; }
+"""
+
+
+def build_demo(runtime: Runtime) -> gr.Blocks:
+    """The whole app for one Runtime."""
+    with gr.Blocks(title="carmatch") as demo:
+        gr.Markdown("# carmatch\nFind cars in your collection by photo, by description, or both.")
+        with gr.Tab("Search", id="search"):
+            search_tab.build(demo, runtime)
+    return demo
+
+
+def _warm_up(runtime: Runtime) -> None:
+    """Load the model in the background so the first search is fast."""
+    try:
+        _ = runtime.embedder
+    except CarmatchError as exc:
+        log.warning("Model not available: %s", exc)
+
+
+load_dotenv_file()
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+runtime = Runtime(load_settings())
+demo = build_demo(runtime)
+
+if __name__ == "__main__":
+    threading.Thread(target=_warm_up, args=(runtime,), daemon=True).start()
+    demo.queue(default_concurrency_limit=4).launch(
+        theme=gr.themes.Soft(),
+        css=CSS,
+        allowed_paths=[str(runtime.settings.thumbs_dir.resolve())],
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+    )

@@ -1,0 +1,44 @@
+"""Thumbnails cached on disk, so galleries never load full images."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import ImageError
+from .images import load_image
+
+log = logging.getLogger(__name__)
+
+THUMB_SIDE = 320
+
+
+def thumbnail_path(thumbs_dir: Path, image_id: str, source: Path | str, side: int = THUMB_SIDE) -> Path:
+    """Path of a cached JPEG thumbnail of ``source``, created atomically on first use."""
+    target = Path(thumbs_dir) / image_id[:2] / f"{image_id}-{side}.jpg"
+    if target.exists():
+        return target
+    loaded = load_image(Path(source))
+    thumb = loaded.image.copy()
+    thumb.thumbnail((side, side))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".thumb-", suffix=".jpg", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            thumb.save(fh, format="JPEG", quality=85)
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ImageError(f"Cannot write thumbnail {target}: {exc}") from exc
+    return target
+
+
+def safe_thumbnail(thumbs_dir: Path, image_id: str, source: Path | str, side: int = THUMB_SIDE) -> Path | None:
+    """Like thumbnail_path, but None (logged) when the original is gone or unreadable."""
+    try:
+        return thumbnail_path(thumbs_dir, image_id, source, side)
+    except ImageError as exc:
+        log.warning("No thumbnail for %s: %s", image_id[:12], exc)
+        return None

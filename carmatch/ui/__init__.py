@@ -1,0 +1,1 @@
+"""Gradio tabs of the carmatch app. The only part of carmatch that imports Gradio."""

@@ -1,0 +1,39 @@
+"""Helpers shared by the app's tabs: turning library errors into gr.Error."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable, TypeVar
+
+import gradio as gr
+
+from carmatch.errors import CarmatchError
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Decorate an event handler so a CarmatchError reaches the browser as a clear gr.Error."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CarmatchError as exc:
+            log.info("%s: %s", fn.__name__, exc)
+            raise gr.Error(str(exc), print_exception=False) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def progress_adapter(progress: Any) -> Callable[[int, int, str], None]:
+    """Adapt a gr.Progress to carmatch's progress(done, total, message) callback."""
+
+    def report(done: int, total: int, message: str) -> None:
+        if total:
+            progress((done, total), desc=message)
+
+    return report
