@@ -138,6 +138,13 @@ MIGRATIONS: list[str] = [
         value TEXT
     );
     """,
+    # v2: indexes for paging the Dataset tab at 50,000 images and matching imported files.
+    """
+    CREATE INDEX images_live_added ON images(deleted_at, added_at, id);
+    CREATE INDEX images_live_caption_at ON images(deleted_at, caption_at, id);
+    CREATE INDEX images_live_state ON images(deleted_at, review_state, added_at, id);
+    CREATE INDEX images_rel_path ON images(rel_path);
+    """,
 ]
 
 
