@@ -196,9 +196,9 @@ class VectorIndex:
         q = _normalise(query)[0]
         if q.shape[0] != self.dim:
             raise InvalidInputError(f"Query has {q.shape[0]} dimensions, the index has {self.dim}")
-        mask = self._alive.copy()
+        mask = self._alive
         if allowed is not None:
-            mask &= np.fromiter((allowed(i) for i in self._ids), dtype=bool, count=len(self._ids))
+            mask = mask & np.fromiter((allowed(i) for i in self._ids), dtype=bool, count=len(self._ids))
         live = int(mask.sum())
         if live == 0:
             return []
@@ -214,14 +214,15 @@ class VectorIndex:
         return self._exact(q, k, self._alive) if k > 0 else []
 
     def _exact(self, q: np.ndarray, k: int, mask: np.ndarray) -> list[tuple[str, float]]:
-        rows = np.flatnonzero(mask)
-        scores = self._vectors[rows] @ q
-        if k < len(rows):
+        scores = self._vectors @ q  # one matrix-vector product over every row, no copies
+        if not mask.all():
+            scores = np.where(mask, scores, -np.inf)
+        if k < len(scores):
             top = np.argpartition(-scores, k - 1)[:k]
         else:
-            top = np.arange(len(rows))
+            top = np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self._ids[rows[t]], float(scores[t])) for t in top]
+        return [(self._ids[t], float(scores[t])) for t in top if mask[t]]
 
     def _approximate(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> list[tuple[str, float]]:
         graph = self._ensure_hnsw()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from PIL import Image
 
 from .catalog import Catalog
 from .embedder import Embedder
@@ -159,8 +160,7 @@ class Ingestor:
         index = self._open_index()
         report = IngestReport(seen=len(paths))
         try:
-            pending = self._register(paths, root, report, progress, cancel)
-            self._embed(pending, index, report, progress, cancel)
+            self._pipeline(list(paths), root, index, report, progress, cancel)
             if caption_rows and root is not None:
                 self._import_captions(caption_rows, root, report)
         except (KeyboardInterrupt, CancelledError):
@@ -180,45 +180,86 @@ class Ingestor:
                 f"{exc} Ingest would mix embeddings of two models, so it stopped before changing anything."
             ) from exc
 
-    def _register(
+    def _pipeline(
         self,
-        paths: Sequence[Path],
+        paths: list[Path],
         root: Path | None,
+        index: VectorIndex,
         report: IngestReport,
         progress: Progress,
         cancel: threading.Event | None,
-    ) -> list[tuple[str, Path]]:
-        """Validate and record files; returns (image id, path) pairs needing an embedding."""
+    ) -> None:
+        """Read, validate, record and preprocess chunk n+1 in a worker while the model encodes chunk n."""
+        if not paths:
+            return
         embedded = self.catalog.embedded_ids(self.embedder.model_key)
-        pending: list[tuple[str, Path]] = []
         queued: set[str] = set()
-        for n, path in enumerate(paths, 1):
-            if cancel is not None and cancel.is_set():
-                raise CancelledError("cancelled")
-            progress(n, len(paths), f"checking {path.name}")
-            image_id = self._register_one(path, root, report)
-            if image_id and image_id not in embedded and image_id not in queued:
-                pending.append((image_id, path))
-                queued.add(image_id)
-        return pending
+        chunks = [paths[i : i + self.batch_size] for i in range(0, len(paths), self.batch_size)]
+        done = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="carmatch-decode") as pool:
+            stage = lambda chunk: self._stage(chunk, root, report, embedded, queued)  # noqa: E731
+            future: Future[tuple[list[str], Any]] | None = pool.submit(stage, chunks[0])
+            for n in range(len(chunks)):
+                assert future is not None
+                ids, tensor = future.result()
+                if cancel is not None and cancel.is_set():
+                    raise CancelledError("cancelled")
+                future = pool.submit(stage, chunks[n + 1]) if n + 1 < len(chunks) else None
+                if ids:
+                    vectors = self.embedder.encode_image_tensor(tensor)
+                    self.catalog.put_embeddings(self.embedder.model_key, ids, vectors)
+                    index.add(ids, vectors)
+                    report.embedded += len(ids)
+                done += len(chunks[n])
+                progress(done, len(paths), "ingesting")
+                if cancel is not None and cancel.is_set():
+                    raise CancelledError("cancelled")
 
-    def _register_one(self, path: Path, root: Path | None, report: IngestReport) -> str | None:
+    def _stage(
+        self,
+        chunk: list[Path],
+        root: Path | None,
+        report: IngestReport,
+        embedded: set[str],
+        queued: set[str],
+    ) -> tuple[list[str], Any]:
+        """Record a chunk of files; return ids needing an embedding and their input tensor."""
+        ids, images = [], []
+        for path in chunk:
+            image_id, image = self._register_one(path, root, report)
+            if image_id is None or image_id in embedded or image_id in queued:
+                continue
+            if image is None:  # known file without an embedding for this model: decode it now
+                try:
+                    image = load_image(path, self.limits.max_pixels, self.limits.max_bytes).image
+                except ImageError as exc:
+                    report.skipped.append((str(path), str(exc).split(": ", 1)[-1]))
+                    continue
+            ids.append(image_id)
+            images.append(image)
+            queued.add(image_id)
+        return ids, (self.embedder.preprocess_images(images) if images else None)
+
+    def _register_one(
+        self, path: Path, root: Path | None, report: IngestReport
+    ) -> tuple[str | None, Image.Image | None]:
+        """Record one file in the catalog; returns its id and, if it was decoded, the image."""
         resolved = path.expanduser().resolve()
         rel = str(resolved.relative_to(root)) if root is not None and resolved.is_relative_to(root) else None
         try:
             stat = resolved.stat()
         except OSError as exc:
             report.skipped.append((str(path), f"cannot read ({exc.strerror or exc})"))
-            return None
+            return None, None
         known = self.catalog.lookup_file(str(resolved), stat.st_size, stat.st_mtime)
         if known is not None and self.catalog.is_deleted(known):
             report.deleted_skipped += 1
-            return None
+            return None, None
         if known is not None:
             try:
                 self.catalog.get(known)
                 report.present += 1
-                return known
+                return known, None
             except NotFoundError:  # row vanished: fall through and re-read the file
                 pass
         try:
@@ -226,20 +267,14 @@ class Ingestor:
             loaded = decode_image(data, resolved.name, self.limits.max_pixels, self.limits.max_bytes)
         except ImageError as exc:
             report.skipped.append((str(path), str(exc).split(": ", 1)[-1]))
-            return None
+            return None, None
         if self.catalog.is_deleted(loaded.sha256):
             report.deleted_skipped += 1
             self.catalog.remember_file(str(resolved), stat.st_size, stat.st_mtime, loaded.sha256)
-            return None
+            return None, None
+        root_str = str(root) if root is not None else None
         added = self.catalog.add_image(
-            loaded.sha256,
-            str(resolved),
-            loaded.width,
-            loaded.height,
-            loaded.format,
-            loaded.size_bytes,
-            str(root) if root is not None else None,
-            rel,
+            loaded.sha256, str(resolved), loaded.width, loaded.height, loaded.format, loaded.size_bytes, root_str, rel
         )
         if added:
             report.added += 1
@@ -247,48 +282,9 @@ class Ingestor:
         else:
             report.present += 1
             if not Path(self.catalog.get(loaded.sha256).path).exists():
-                self.catalog.update_path(loaded.sha256, str(resolved), str(root) if root else None, rel)
+                self.catalog.update_path(loaded.sha256, str(resolved), root_str, rel)
         self.catalog.remember_file(str(resolved), stat.st_size, stat.st_mtime, loaded.sha256)
-        return loaded.sha256
-
-    def _embed(
-        self,
-        pending: list[tuple[str, Path]],
-        index: VectorIndex,
-        report: IngestReport,
-        progress: Progress,
-        cancel: threading.Event | None,
-    ) -> None:
-        """Embed pending images in batches, decoding the next batch while the model runs."""
-        if not pending:
-            return
-        batches = [pending[i : i + self.batch_size] for i in range(0, len(pending), self.batch_size)]
-        done = 0
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="carmatch-decode") as pool:
-            future: Future[tuple[list[str], Any]] | None = pool.submit(self._prepare, batches[0], report)
-            for n in range(len(batches)):
-                if cancel is not None and cancel.is_set():
-                    future.cancel()
-                    raise CancelledError("cancelled")
-                ids, tensor = future.result()
-                future = pool.submit(self._prepare, batches[n + 1], report) if n + 1 < len(batches) else None
-                if ids:
-                    vectors = self.embedder.encode_image_tensor(tensor)
-                    self.catalog.put_embeddings(self.embedder.model_key, ids, vectors)
-                    index.add(ids, vectors)
-                    report.embedded += len(ids)
-                done += len(batches[n])
-                progress(done, len(pending), "embedding")
-
-    def _prepare(self, batch: list[tuple[str, Path]], report: IngestReport) -> tuple[list[str], Any]:
-        ids, images = [], []
-        for image_id, path in batch:
-            try:
-                images.append(load_image(path, self.limits.max_pixels, self.limits.max_bytes).image)
-                ids.append(image_id)
-            except ImageError as exc:
-                report.skipped.append((str(path), str(exc).split(": ", 1)[-1]))
-        return ids, (self.embedder.preprocess_images(images) if images else None)
+        return loaded.sha256, loaded.image
 
     def _import_captions(self, rows: Sequence[tuple[str, str]], root: Path, report: IngestReport) -> None:
         for file, caption in rows:

@@ -1,0 +1,54 @@
+"""Image validation: what gets accepted, what gets refused, and why."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from carmatch.errors import ImageError
+from carmatch.images import decode_image, load_image
+
+from .drawing import draw_car
+
+
+def encode(img: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP"])
+def test_supported_formats_decode_to_rgb(fmt: str) -> None:
+    loaded = decode_image(encode(draw_car(), fmt))
+    assert loaded.image.mode == "RGB" and (loaded.width, loaded.height) == (96, 64)
+    assert len(loaded.sha256) == 64
+
+
+def test_unsupported_format_is_refused() -> None:
+    with pytest.raises(ImageError, match="not supported"):
+        decode_image(encode(draw_car(), "GIF"), "anim.gif")
+
+
+def test_oversized_file_is_refused_before_decoding(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    path.write_bytes(encode(draw_car(), "PNG"))
+    with pytest.raises(ImageError, match="over the"):
+        load_image(path, max_bytes=100)
+
+
+def test_palette_and_alpha_images_become_rgb() -> None:
+    rgba = Image.new("RGBA", (40, 30), (255, 0, 0, 128))
+    assert decode_image(encode(rgba, "PNG")).image.mode == "RGB"
+    assert decode_image(encode(draw_car().convert("P"), "PNG")).image.mode == "RGB"
+
+
+def test_exif_rotation_is_applied() -> None:
+    img = draw_car(size=(96, 64))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif)
+    assert decode_image(buf.getvalue()).image.size == (64, 96)
