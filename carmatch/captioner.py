@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import random
+import re
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ FATAL_CODES = frozenset(
     }
 )
 
+_HEX = re.compile(r"[0-9a-f]{1,64}")
 T = TypeVar("T")
 Sleep = Callable[[float], None]
 Cancel = Callable[[], bool]
@@ -134,6 +136,8 @@ def resolve_ids(catalog: Catalog, ids: Iterable[str]) -> list[str]:
         key = raw.strip().lower()
         if not key:
             continue
+        if not _HEX.fullmatch(key):
+            raise NotFoundError(f"No image with id {raw!r} in the collection (ids are hexadecimal).")
         rows = catalog.execute(
             "SELECT id FROM images WHERE deleted_at IS NULL AND id LIKE ? ORDER BY id LIMIT 2", (key + "%",)
         )

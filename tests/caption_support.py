@@ -1,0 +1,93 @@
+"""Helpers for the captioning tests: a small catalog of drawn cars, Claude replies, stubbed AWS clients."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.stub import Stubber
+
+from carmatch.catalog import Catalog
+from carmatch.config import Settings
+from carmatch.images import sha256_bytes
+
+from .drawing import BODIES, COLORS, draw_car
+
+REGION = "us-east-1"
+MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+ROLE_ARN = "arn:aws:iam::123456789012:role/carmatch-batch"
+
+
+def caption_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings of an isolated home; captioning options overridable."""
+    base = Settings(home=tmp_path / "home", caption_model=MODEL, aws_region=REGION, caption_concurrency=1)
+    return base.with_overrides(**overrides) if overrides else base
+
+
+def add_cars(catalog: Catalog, folder: Path, count: int, size: tuple[int, int] = (96, 64)) -> list[str]:
+    """Draw ``count`` distinct cars into ``folder`` and add them to the catalog; returns their ids in order."""
+    colors, ids = list(COLORS), []
+    for n in range(count):
+        path = folder / f"car{n:03d}.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        draw_car(colors[n % len(colors)], BODIES[n % len(BODIES)], size=size, seed=n).save(path)
+        image_id = sha256_bytes(path.read_bytes())
+        catalog.add_image(image_id, str(path), size[0], size[1], "PNG", path.stat().st_size)
+        ids.append(image_id)
+    return ids
+
+
+def reply_json(color: str = "red", body: str = "sedan", **attribute_changes: Any) -> str:
+    """A well-formed Claude reply."""
+    attributes: dict[str, Any] = {
+        "color": color,
+        "body_type": body,
+        "make": "Toyota",
+        "model": "Corolla",
+        "viewpoint": "front-left",
+        "distinctive_features": ["roof rack"],
+        "confidence": 0.7,
+    }
+    attributes.update(attribute_changes)
+    return json.dumps({"caption": f"A {color} {body} with a roof rack, seen from the front left.", "attributes": attributes})
+
+
+def converse_response(text: str, stop: str = "end_turn") -> dict[str, Any]:
+    """A Bedrock Runtime ``converse`` response carrying ``text``."""
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+        "stopReason": stop,
+        "usage": {"inputTokens": 1700, "outputTokens": 150, "totalTokens": 1850},
+        "metrics": {"latencyMs": 900},
+    }
+
+
+def messages_output(text: str, stop: str = "end_turn") -> dict[str, Any]:
+    """An Anthropic Messages response body as batch output's ``modelOutput``."""
+    return {
+        "id": "msg_bdrk_01",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-20250514",
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 1700, "output_tokens": 150},
+    }
+
+
+def stubbed(service: str) -> tuple[Any, Stubber]:
+    """A real boto3 client for ``service`` with a Stubber activated on it (no network, fake keys)."""
+    client = boto3.client(
+        service, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    stubber = Stubber(client)
+    stubber.activate()
+    return client, stubber
+
+
+def throttling(stubber: Stubber, operation: str, code: str = "ThrottlingException", status: int = 429) -> None:
+    """Queue one AWS error response for ``operation``."""
+    stubber.add_client_error(operation, service_error_code=code, service_message="Too many requests", http_status_code=status)
