@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     submit = bsub.add_parser("submit", help="write the JSONL, upload it to S3 and create the batch job(s)")
     submit.add_argument("--bucket", required=True, help="S3 bucket for the job input and output")
     submit.add_argument("--prefix", default="carmatch-batch", help="folder in the bucket (default carmatch-batch)")
-    submit.add_argument("--role-arn", required=True, help="IAM service role Bedrock assumes to read and write the bucket")
+    submit.add_argument(
+        "--role-arn", required=True, help="IAM service role Bedrock assumes to read and write the bucket"
+    )
     _add_selection(submit)
     submit.set_defaults(func=cmd_batch_submit)
 
@@ -46,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     wait = bsub.add_parser("wait", help="poll until the jobs have ended, then collect them")
     wait.add_argument("--job", action="append", metavar="NAME", help="only this job (repeatable)")
     wait.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after this long (default: never)")
-    wait.add_argument("--poll", type=float, default=60.0, metavar="SECONDS", help="first pause between polls (default 60)")
+    wait.add_argument(
+        "--poll", type=float, default=60.0, metavar="SECONDS", help="first pause between polls (default 60)"
+    )
     wait.set_defaults(func=cmd_batch_wait)
 
 
@@ -99,8 +103,16 @@ def cmd_batch_submit(args: argparse.Namespace) -> int:
         progress = TqdmProgress()
         try:
             report = submit_batch(
-                runtime.catalog, bedrock, s3, settings, ids, bucket=args.bucket, prefix=args.prefix,
-                role_arn=args.role_arn, overwrite_human=args.overwrite_human, progress=progress,
+                runtime.catalog,
+                bedrock,
+                s3,
+                settings,
+                ids,
+                bucket=args.bucket,
+                prefix=args.prefix,
+                role_arn=args.role_arn,
+                overwrite_human=args.overwrite_human,
+                progress=progress,
             )
         finally:
             progress.close()
@@ -156,8 +168,14 @@ def cmd_batch_wait(args: argparse.Namespace) -> int:
     with runtime_for(args) as runtime:
         bedrock, s3 = _client("bedrock", settings), _client("s3", settings)
         reports = wait_for_jobs(
-            runtime.catalog, bedrock, s3, args.job, region=settings.aws_region, poll_seconds=args.poll,
-            timeout_seconds=args.timeout, on_status=_print_jobs,
+            runtime.catalog,
+            bedrock,
+            s3,
+            args.job,
+            region=settings.aws_region,
+            poll_seconds=args.poll,
+            timeout_seconds=args.timeout,
+            on_status=_print_jobs,
         )
         if not reports:
             print("No batch jobs to wait for.")

@@ -17,10 +17,11 @@ import re
 import secrets
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from . import caption_jobs as jobs_db
 from .aws import explain_aws_error
@@ -69,7 +70,7 @@ class BatchLimits:
     max_job_bytes: int = 5_000_000_000
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "BatchLimits":
+    def from_settings(cls, settings: Settings) -> BatchLimits:
         """The limits configured by the CARMATCH_BATCH_* settings."""
         return cls(
             settings.batch_min_records,
@@ -131,7 +132,9 @@ def plan_jobs(sizes: Sequence[int], limits: BatchLimits) -> list[list[list[int]]
         )
     for i, size in enumerate(sizes):
         if size > min(limits.max_file_bytes, limits.max_job_bytes):
-            raise InvalidInputError(f"Record {i} is {size} bytes, over the batch file limit of {limits.max_file_bytes}.")
+            raise InvalidInputError(
+                f"Record {i} is {size} bytes, over the batch file limit of {limits.max_file_bytes}."
+            )
     jobs: list[list[int]] = []
     current: list[int] = []
     current_bytes = 0
@@ -165,7 +168,9 @@ def _split_files(indexes: list[int], sizes: Sequence[int], limits: BatchLimits) 
     current: list[int] = []
     current_bytes = 0
     for i in indexes:
-        if current and (len(current) >= limits.max_records_per_file or current_bytes + sizes[i] > limits.max_file_bytes):
+        if current and (
+            len(current) >= limits.max_records_per_file or current_bytes + sizes[i] > limits.max_file_bytes
+        ):
             files.append(current)
             current, current_bytes = [], 0
         current.append(i)
@@ -263,7 +268,9 @@ def submit_batch(
             base = f"{prefix}/{name}" if prefix else name
             input_uri = f"s3://{bucket}/{base}/input/"
             output_uri = f"s3://{bucket}/{base}/output/"
-            keys, pairs, job_bytes = [], [], 0
+            keys: list[str] = []
+            pairs: list[tuple[str, str]] = []
+            job_bytes = 0
             for part, indexes in enumerate(files, 1):
                 key = f"{base}/input/part-{part:04d}.jsonl"
                 path = Path(tmp) / f"{name}-{part:04d}.jsonl"
@@ -313,7 +320,10 @@ def _stage_records(
                 except ImageError as exc:
                     report.unreadable.append((image_id, str(exc)))
                     catalog.record_caption_failure(
-                        image_id, SOURCE_BATCH, f"image unreadable: {exc}", model=settings.caption_model,
+                        image_id,
+                        SOURCE_BATCH,
+                        f"image unreadable: {exc}",
+                        model=settings.caption_model,
                         prompt_version=PROMPT_VERSION,
                     )
                 else:
@@ -372,7 +382,9 @@ def _create_job(
 
 
 # -- status ---------------------------------------------------------------------------------
-def refresh_jobs(catalog: Catalog, bedrock: Any, job_ids: Iterable[str] | None = None, region: str = "") -> list[BatchJob]:
+def refresh_jobs(
+    catalog: Catalog, bedrock: Any, job_ids: Iterable[str] | None = None, region: str = ""
+) -> list[BatchJob]:
     """Ask Bedrock for the status of every job still running (or those named); returns all of them."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -447,8 +459,7 @@ def collect_job(catalog: Catalog, s3: Any, job_id: str, *, force: bool = False, 
     report = CollectReport(job_id)
     if job.status in ACTIVE_STATUSES or job.status == "Submitting":
         raise InvalidInputError(
-            f"Batch job {job_id} is {job.status}; collect it when it has ended "
-            "(python -m admin caption batch wait)."
+            f"Batch job {job_id} is {job.status}; collect it when it has ended (python -m admin caption batch wait)."
         )
     if job.collected_at and not force:
         report.skipped = True
@@ -523,7 +534,12 @@ def _store_line(catalog: Catalog, job: BatchJob, line: bytes, report: CollectRep
             parsed = parse_caption_reply(reply_from_messages(output))
         except CaptionReplyError as exc:
             catalog.record_caption_failure(
-                image_id, SOURCE_BATCH, str(exc), raw=exc.raw, model=model, prompt_version=prompt_version,
+                image_id,
+                SOURCE_BATCH,
+                str(exc),
+                raw=exc.raw,
+                model=model,
+                prompt_version=prompt_version,
                 job_id=job.id,
             )
             jobs_db.set_record_status(conn, job.id, record_id, "failed")
@@ -531,8 +547,13 @@ def _store_line(catalog: Catalog, job: BatchJob, line: bytes, report: CollectRep
             return
         try:
             version = catalog.set_caption(
-                image_id, parsed.caption, SOURCE_BATCH, attributes=parsed.attributes, model=model,
-                prompt_version=prompt_version, overwrite_human=bool(job.params.get("overwrite_human")),
+                image_id,
+                parsed.caption,
+                SOURCE_BATCH,
+                attributes=parsed.attributes,
+                model=model,
+                prompt_version=prompt_version,
+                overwrite_human=bool(job.params.get("overwrite_human")),
             )
         except NotFoundError:
             jobs_db.set_record_status(conn, job.id, record_id, "deleted")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from .catalog import Catalog, now_iso
 from .errors import NotFoundError
@@ -148,7 +149,9 @@ def list_jobs(catalog: Catalog, job_ids: Iterable[str] | None = None) -> list[Ba
         known = {r["id"] for r in rows}
         unknown = [j for j in wanted if j not in known]
         if unknown:
-            raise NotFoundError(f"No batch captioning job named {unknown[0]!r}; see `python -m admin caption batch status`.")
+            raise NotFoundError(
+                f"No batch captioning job named {unknown[0]!r}; see `python -m admin caption batch status`."
+            )
         rows = [r for r in rows if r["id"] in set(wanted)]
     counts: dict[str, dict[str, int]] = {}
     for row in catalog.execute(

@@ -78,7 +78,7 @@ def parse_caption_reply(raw: str) -> ParsedCaption:
         text = fenced.group(1).strip()
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise CaptionReplyError(f"reply is not valid JSON ({exc.msg} at char {exc.pos})", raw) from exc
     if not isinstance(data, dict):
         raise CaptionReplyError(f"reply is JSON {type(data).__name__}, not an object", raw)

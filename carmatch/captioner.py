@@ -12,10 +12,11 @@ import logging
 import random
 import re
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from PIL import Image
 
@@ -99,15 +100,15 @@ class PreparedImage:
     media_type: str = "image/jpeg"
 
 
-def fit_size(width: int, height: int, max_side: int = CLAUDE_MAX_SIDE_PX, max_pixels: int = CLAUDE_MAX_PIXELS) -> tuple[int, int]:
+def fit_size(
+    width: int, height: int, max_side: int = CLAUDE_MAX_SIDE_PX, max_pixels: int = CLAUDE_MAX_PIXELS
+) -> tuple[int, int]:
     """The largest size with the same aspect ratio inside ``max_side`` and ``max_pixels``."""
     scale = min(1.0, max_side / max(width, height), (max_pixels / (width * height)) ** 0.5)
     return max(1, int(width * scale)), max(1, int(height * scale))
 
 
-def prepare_image(
-    path: Path | str, settings: Settings, max_bytes: int = CONVERSE_MAX_IMAGE_BYTES
-) -> PreparedImage:
+def prepare_image(path: Path | str, settings: Settings, max_bytes: int = CONVERSE_MAX_IMAGE_BYTES) -> PreparedImage:
     """Load, validate and shrink an image so it fits Claude's recommended size and Converse's limits."""
     loaded = load_image(Path(path), settings.max_image_pixels, settings.max_image_bytes)
     image = loaded.image
@@ -166,8 +167,7 @@ def select_images(
     """
     wanted = set(resolve_ids(catalog, image_ids)) if image_ids is not None else None
     rows = catalog.execute(
-        "SELECT id, caption, caption_source, prompt_version FROM images WHERE deleted_at IS NULL"
-        " ORDER BY added_at, id"
+        "SELECT id, caption, caption_source, prompt_version FROM images WHERE deleted_at IS NULL ORDER BY added_at, id"
     )
     chosen: list[str] = []
     for row in rows:
@@ -214,7 +214,9 @@ def is_fatal(exc: BaseException) -> bool:
     return isinstance(exc, ClientError) and error_code(exc) in FATAL_CODES
 
 
-def backoff_seconds(attempt: int, rng: random.Random, base: float = BACKOFF_BASE_SECONDS, cap: float = BACKOFF_MAX_SECONDS) -> float:
+def backoff_seconds(
+    attempt: int, rng: random.Random, base: float = BACKOFF_BASE_SECONDS, cap: float = BACKOFF_MAX_SECONDS
+) -> float:
     """Pause before retry ``attempt`` (1-based): exponential, capped, with jitter in its upper half."""
     ceiling = min(cap, base * (2 ** (attempt - 1)))
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
@@ -436,4 +438,3 @@ def require_credentials() -> None:
 
     if not has_credentials():
         raise AwsError(f"Cannot caption with Claude on Bedrock: {CREDENTIALS_HELP}")
-

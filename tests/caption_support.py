@@ -51,7 +51,9 @@ def reply_json(color: str = "red", body: str = "sedan", **attribute_changes: Any
         "confidence": 0.7,
     }
     attributes.update(attribute_changes)
-    return json.dumps({"caption": f"A {color} {body} with a roof rack, seen from the front left.", "attributes": attributes})
+    return json.dumps(
+        {"caption": f"A {color} {body} with a roof rack, seen from the front left.", "attributes": attributes}
+    )
 
 
 def converse_response(text: str, stop: str = "end_turn") -> dict[str, Any]:
@@ -80,9 +82,7 @@ def messages_output(text: str, stop: str = "end_turn") -> dict[str, Any]:
 
 def stubbed(service: str) -> tuple[Any, Stubber]:
     """A real boto3 client for ``service`` with a Stubber activated on it (no network, fake keys)."""
-    client = boto3.client(
-        service, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
-    )
+    client = boto3.client(service, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
     stubber = Stubber(client)
     stubber.activate()
     return client, stubber
@@ -90,4 +90,6 @@ def stubbed(service: str) -> tuple[Any, Stubber]:
 
 def throttling(stubber: Stubber, operation: str, code: str = "ThrottlingException", status: int = 429) -> None:
     """Queue one AWS error response for ``operation``."""
-    stubber.add_client_error(operation, service_error_code=code, service_message="Too many requests", http_status_code=status)
+    stubber.add_client_error(
+        operation, service_error_code=code, service_message="Too many requests", http_status_code=status
+    )

@@ -91,8 +91,13 @@ def job_status_response(job: jobs_db.BatchJob, status: str, message: str = "", p
     }
 
 
-def recorded_job(catalog: Catalog, image_ids: list[str], name: str = "carmatch-caption-test-01", status: str = "Completed",
-                 overwrite_human: bool = False) -> jobs_db.BatchJob:
+def recorded_job(
+    catalog: Catalog,
+    image_ids: list[str],
+    name: str = "carmatch-caption-test-01",
+    status: str = "Completed",
+    overwrite_human: bool = False,
+) -> jobs_db.BatchJob:
     """A job as submit_batch records it, without uploading anything."""
     base = f"batches/{name}"
     records = [(f"r{n:010d}", image_id) for n, image_id in enumerate(image_ids)]
@@ -107,29 +112,43 @@ def put_output(s3: Any, job: jobs_db.BatchJob, lines: list[dict[str, Any] | str]
     body = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
     s3.put_object(Bucket=bucket, Key=f"{prefix}{job.bedrock_job_id}/{part}.jsonl.out", Body=body.encode())
     manifest = {"totalRecordCount": len(lines), "processedRecordCount": len(lines)}
-    s3.put_object(Bucket=bucket, Key=f"{prefix}{job.bedrock_job_id}/manifest.json.out", Body=json.dumps(manifest).encode())
+    s3.put_object(
+        Bucket=bucket, Key=f"{prefix}{job.bedrock_job_id}/manifest.json.out", Body=json.dumps(manifest).encode()
+    )
 
 
 def ok_line(record_id: str, text: str) -> dict[str, Any]:
-    return {"recordId": record_id, "modelInput": {"anthropic_version": ANTHROPIC_VERSION}, "modelOutput": messages_output(text)}
+    return {
+        "recordId": record_id,
+        "modelInput": {"anthropic_version": ANTHROPIC_VERSION},
+        "modelOutput": messages_output(text),
+    }
 
 
 # -- planning -------------------------------------------------------------------------------
 def test_plan_splits_files_by_record_count_and_bytes() -> None:
-    limits = BatchLimits(min_records=2, max_records_per_job=100, max_records_per_file=3, max_file_bytes=250, max_job_bytes=10_000)
+    limits = BatchLimits(
+        min_records=2, max_records_per_job=100, max_records_per_file=3, max_file_bytes=250, max_job_bytes=10_000
+    )
     plan = plan_jobs([100] * 7, limits)
     assert plan == [[[0, 1], [2, 3], [4, 5], [6]]]  # 250 bytes hold two 100-byte records
-    limits = BatchLimits(min_records=2, max_records_per_job=100, max_records_per_file=3, max_file_bytes=10_000, max_job_bytes=10_000)
+    limits = BatchLimits(
+        min_records=2, max_records_per_job=100, max_records_per_file=3, max_file_bytes=10_000, max_job_bytes=10_000
+    )
     assert plan_jobs([100] * 7, limits) == [[[0, 1, 2], [3, 4, 5], [6]]]
 
 
 def test_plan_splits_jobs_by_records_and_bytes_and_keeps_every_job_above_the_minimum() -> None:
-    limits = BatchLimits(min_records=3, max_records_per_job=5, max_records_per_file=5, max_file_bytes=10**6, max_job_bytes=10**6)
+    limits = BatchLimits(
+        min_records=3, max_records_per_job=5, max_records_per_file=5, max_file_bytes=10**6, max_job_bytes=10**6
+    )
     plan = plan_jobs([10] * 11, limits)
     sizes = [sum(len(f) for f in job) for job in plan]
     assert sizes == [5, 3, 3]  # greedy 5+5+1, then the last job borrows two records
     assert sorted(i for job in plan for f in job for i in f) == list(range(11))
-    limits = BatchLimits(min_records=1, max_records_per_job=50, max_records_per_file=50, max_file_bytes=300, max_job_bytes=300)
+    limits = BatchLimits(
+        min_records=1, max_records_per_job=50, max_records_per_file=50, max_file_bytes=300, max_job_bytes=300
+    )
     assert [len(job) for job in plan_jobs([100] * 7, limits)] == [1, 1, 1]
     assert [sum(len(f) for f in job) for job in plan_jobs([100] * 7, limits)] == [3, 3, 1]
 
@@ -178,7 +197,11 @@ def test_submit_writes_split_jsonl_uploads_it_and_creates_jobs(tmp_path: Path, c
         listing = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"batches/{job.id}/input/")
         keys = [o["Key"] for o in listing["Contents"]]
         assert keys == job.params["files"]
-        lines = [json.loads(line) for key in keys for line in s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().splitlines()]
+        lines = [
+            json.loads(line)
+            for key in keys
+            for line in s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().splitlines()
+        ]
         assert [len(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read().splitlines()) for k in keys] == (
             [2, 1] if job.record_count == 3 else [2]
         )
@@ -246,8 +269,19 @@ def test_status_values_match_botocore() -> None:
 
 
 @pytest.mark.parametrize(
-    "status", ["Submitted", "Validating", "Scheduled", "InProgress", "Completed", "PartiallyCompleted",
-               "Failed", "Stopping", "Stopped", "Expired"]
+    "status",
+    [
+        "Submitted",
+        "Validating",
+        "Scheduled",
+        "InProgress",
+        "Completed",
+        "PartiallyCompleted",
+        "Failed",
+        "Stopping",
+        "Stopped",
+        "Expired",
+    ],
 )
 def test_refresh_records_every_bedrock_status(tmp_path: Path, catalog: Catalog, status: str) -> None:
     ids = add_cars(catalog, tmp_path / "cars", 2, size=(32, 24))
@@ -271,21 +305,29 @@ def test_collect_matches_lines_by_record_id_and_records_failures(tmp_path: Path,
     ids = add_cars(catalog, tmp_path / "cars", 6, size=(32, 24))
     catalog.set_caption(ids[5], "mine", "human")
     job = recorded_job(catalog, ids, status="PartiallyCompleted")
-    put_output(s3, job, [
-        ok_line("r0000000003", reply_json("green", "van")),  # out of order
-        {"recordId": "r0000000001", "modelInput": {}, "error": {"errorCode": 400, "errorMessage": "bad image"}},
-        ok_line("r0000000000", reply_json("red", "sedan")),
-        ok_line("r0000000002", "I think this is a red car."),
-        ok_line("r0000000005", reply_json("black", "pickup")),
-        ok_line("r0000000099", reply_json()),  # not ours
-        "{not json",
-    ])
+    put_output(
+        s3,
+        job,
+        [
+            ok_line("r0000000003", reply_json("green", "van")),  # out of order
+            {"recordId": "r0000000001", "modelInput": {}, "error": {"errorCode": 400, "errorMessage": "bad image"}},
+            ok_line("r0000000000", reply_json("red", "sedan")),
+            ok_line("r0000000002", "I think this is a red car."),
+            ok_line("r0000000005", reply_json("black", "pickup")),
+            ok_line("r0000000099", reply_json()),  # not ours
+            "{not json",
+        ],
+    )
     report = collect_job(catalog, s3, job.id)
     assert (report.captioned, report.failed, report.kept_human, report.missing) == (2, 2, 1, 1)
     assert (report.unknown, report.malformed, report.files) == (1, 1, 1)  # manifest.json.out is not read
     assert catalog.get(ids[0]).attributes["color"] == "red" and catalog.get(ids[3]).attributes["body_type"] == "van"
     record = catalog.get(ids[0])
-    assert (record.caption_source, record.caption_model, record.prompt_version) == ("claude-batch", MODEL, PROMPT_VERSION)
+    assert (record.caption_source, record.caption_model, record.prompt_version) == (
+        "claude-batch",
+        MODEL,
+        PROMPT_VERSION,
+    )
     assert catalog.get(ids[1]).caption is None and catalog.get(ids[2]).caption is None
     assert catalog.get(ids[5]).caption == "mine"
     error = catalog.caption_failures(ids[1])[0]
@@ -320,7 +362,9 @@ def test_collect_refuses_a_running_job(tmp_path: Path, catalog: Catalog, s3: Any
         collect_job(catalog, s3, job.id)
 
 
-def test_collect_treats_refusals_and_truncation_in_model_output_as_failures(tmp_path: Path, catalog: Catalog, s3: Any) -> None:
+def test_collect_treats_refusals_and_truncation_in_model_output_as_failures(
+    tmp_path: Path, catalog: Catalog, s3: Any
+) -> None:
     ids = add_cars(catalog, tmp_path / "cars", 2, size=(32, 24))
     job = recorded_job(catalog, ids)
     refused = ok_line("r0000000000", "")
@@ -359,7 +403,9 @@ def test_wait_gives_up_after_the_timeout_without_losing_the_job(tmp_path: Path, 
     job = recorded_job(catalog, ids, status="Submitted")
     bedrock, stubber = stubbed("bedrock")
     for _ in range(3):
-        stubber.add_response("get_model_invocation_job", job_status_response(job, "InProgress"), {"jobIdentifier": job.arn})
+        stubber.add_response(
+            "get_model_invocation_job", job_status_response(job, "InProgress"), {"jobIdentifier": job.arn}
+        )
     with pytest.raises(BatchWaitTimeout, match="still running"):
         wait_for_jobs(catalog, bedrock, s3, sleep=lambda s: None, poll_seconds=10, timeout_seconds=20)
     assert jobs_db.get_job(catalog, job.id).status == "InProgress"

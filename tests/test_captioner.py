@@ -239,7 +239,12 @@ def test_live_cancel_stops_sending_and_keeps_finished_work(tmp_path: Path, catal
     stubber.add_response("converse", converse_response(reply_json()), expected_converse())
     done: list[int] = []
     report = caption_live(
-        catalog, client, ids, settings, progress=lambda d, t, m: done.append(d), cancel=lambda: bool(done and done[-1] >= 1)
+        catalog,
+        client,
+        ids,
+        settings,
+        progress=lambda d, t, m: done.append(d),
+        cancel=lambda: bool(done and done[-1] >= 1),
     )
     stubber.assert_no_pending_responses()
     assert report.cancelled and report.captioned == 1
@@ -282,16 +287,28 @@ def test_live_records_unreadable_images_as_failures(tmp_path: Path, catalog: Cat
 
 
 def _no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+    ):
         monkeypatch.delenv(var, raising=False)
-    for var in ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+    for var in (
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
-def test_missing_credentials_give_a_clear_message(tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_credentials_give_a_clear_message(
+    tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _no_aws_credentials(monkeypatch, tmp_path)
     with pytest.raises(AwsError, match="AWS_ACCESS_KEY_ID"):
         require_credentials()
