@@ -1,0 +1,271 @@
+"""Training commands: train (local or SageMaker), eval, model list/activate, titan finetune/status."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+import threading
+from typing import Any, Iterator
+
+from tqdm import tqdm
+
+from carmatch import registry
+from carmatch.errors import InvalidInputError
+from carmatch.evaluation import comparison_rows, format_table
+
+from .common import TqdmProgress, runtime_for
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the training commands to the admin parser."""
+    p = subparsers.add_parser("train", help="fine-tune CLIP on the approved image–caption pairs")
+    p.add_argument("--epochs", type=int, help="passes over the training pairs (default 5)")
+    p.add_argument("--batch-size", type=int, help="pairs per contrastive batch (default 32)")
+    p.add_argument("--accum-steps", type=int, help="batches per optimizer step, for a larger effective batch (default 1)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 1e-5)")
+    p.add_argument("--unfreeze", type=int, help="train only the last K blocks of each tower; -1 = all (default 2)")
+    p.add_argument("--warmup-steps", type=int, help="linear warmup steps (default 10%% of steps, at most 100)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--color-jitter", type=float, help="brightness/contrast jitter (default 0: colours are queries)")
+    p.add_argument("--resume", metavar="RUN", help="continue a stopped run exactly where it left off")
+    p.add_argument("--sagemaker", action="store_true", help="train on SageMaker instead of this machine")
+    p.add_argument("--role-arn", help="SageMaker execution role ARN (with --sagemaker)")
+    p.add_argument("--bucket", help="S3 bucket for data, code and the model (with --sagemaker)")
+    p.add_argument("--prefix", default="carmatch", help="S3 key prefix (default carmatch)")
+    p.add_argument("--instance-type", default="ml.g5.xlarge", help="SageMaker instance type (default ml.g5.xlarge)")
+    p.add_argument("--image-uri", help="training container (default: AWS PyTorch training image for the region)")
+    p.add_argument("--no-wait", action="store_true", help="submit the SageMaker job and return")
+    p.add_argument("--sagemaker-job", metavar="NAME", help="wait for / collect an already submitted SageMaker job")
+    p.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser("eval", help="retrieval recall of the base model and fine-tuned runs")
+    p.add_argument("--model", action="append", metavar="RUN|base", help="model to evaluate (repeatable; "
+                   "default: base and the active run)")
+    p.add_argument("--split", default="test", help="train, val, test or all (default test)")
+    p.add_argument("--json", action="store_true", help="print metrics as JSON")
+    p.set_defaults(func=cmd_eval)
+
+    p = subparsers.add_parser("model", help="list and activate fine-tuned models")
+    sub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    s = sub.add_parser("list", help="registered models with their metrics")
+    s.add_argument("--json", action="store_true", help="print as JSON")
+    s.set_defaults(func=cmd_model_list)
+    s = sub.add_parser("activate", help="make RUN (or base) answer searches; rebuilds the index beside the live one")
+    s.add_argument("run", metavar="RUN|base")
+    s.set_defaults(func=cmd_model_activate)
+
+    p = subparsers.add_parser("titan", help="fine-tune Amazon Titan Multimodal Embeddings on Bedrock")
+    sub = p.add_subparsers(dest="titan_command", metavar="ACTION", required=True)
+    s = sub.add_parser("finetune", help="start a Bedrock model customization job")
+    s.add_argument("--train", required=True, help="s3:// URI of the Titan JSONL training file")
+    s.add_argument("--validation", help="s3:// URI of the Titan JSONL validation file")
+    s.add_argument("--output", help="s3:// URI for the job output (default: beside --train)")
+    s.add_argument("--role-arn", required=True, help="IAM role Bedrock assumes to read and write S3")
+    s.add_argument("--epochs", type=int, default=10, help="epochCount, 1–100 (Bedrock has no default; 10 here)")
+    s.add_argument("--batch-size", type=int, default=576, help="batchSize, 256–9216 (default 576)")
+    s.add_argument("--lr", type=float, default=5e-5, help="learningRate, 5e-8–1 (default 5e-5)")
+    s.add_argument("--name", help="job name (default carmatch-titan-<time>)")
+    s.set_defaults(func=cmd_titan_finetune)
+    s = sub.add_parser("status", help="status of Titan customization jobs")
+    s.add_argument("job", nargs="?", help="job name or ARN (default: every job started from here)")
+    s.add_argument("--json", action="store_true", help="print as JSON")
+    s.set_defaults(func=cmd_titan_status)
+
+
+@contextlib.contextmanager
+def ctrl_c_cancels(cancel: threading.Event, what: str) -> Iterator[None]:
+    """First Ctrl-C sets ``cancel`` (a clean stop with a checkpoint); a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        cancel.set()
+        print(f"\nstopping {what} after the current step (Ctrl-C again to abort now)...", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {"epochs": args.epochs, "batch_size": args.batch_size, "accum_steps": args.accum_steps, "lr": args.lr,
+            "unfreeze": args.unfreeze, "warmup_steps": args.warmup_steps, "seed": args.seed,
+            "color_jitter": args.color_jitter}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Fine-tune locally (or on SageMaker) and print the before → after table."""
+    from carmatch.training import TrainEvent
+    from carmatch.training_jobs import default_config, prepare_run, run_training
+
+    if args.sagemaker or args.sagemaker_job:
+        return _train_sagemaker(args)
+    with runtime_for(args) as runtime:
+        if args.resume:
+            given = [k for k, v in _overrides(args).items() if v is not None]
+            if given:
+                print(f"note: --resume continues with the run's saved settings; ignoring {', '.join(given)}")
+            run_id = args.resume
+        else:
+            run_id = prepare_run(runtime.catalog, args.settings, default_config(args.settings, **_overrides(args)))
+        print(f"Run {run_id} (folder {args.settings.runs_dir / run_id})")
+        bar: tqdm | None = None
+
+        def report(event: TrainEvent) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = tqdm(total=event.total_steps, initial=event.step, desc="training", unit="step")
+            if event.kind == "step":
+                bar.n = event.step
+                bar.set_postfix(loss=f"{event.loss:.4f}", lr=f"{event.lr:.1e}")
+            elif event.kind == "epoch":
+                m = event.metrics
+                bar.write(f"epoch {event.epoch}: val loss {event.val_loss:.4f}  text→image R@1 {m['t2i_r1']:.3f} "
+                          f"R@5 {m['t2i_r5']:.3f} R@10 {m['t2i_r10']:.3f} {event.message}".rstrip())
+
+        cancel = threading.Event()
+        try:
+            with ctrl_c_cancels(cancel, "training"):
+                result = run_training(runtime.catalog, args.settings, run_id, report, cancel)
+        finally:
+            if bar is not None:
+                bar.close()
+        print(f"\nBest epoch {result.best_epoch}. Test split, before → after:")
+        print(format_table(comparison_rows({"base": result.test_before, run_id: result.test_after})))
+        print(f"\nUse it for search: python -m admin model activate {run_id}")
+        return 0
+
+
+def _train_sagemaker(args: argparse.Namespace) -> int:
+    from carmatch import sagemaker
+    from carmatch.training_jobs import default_config
+
+    region = args.settings.aws_region
+    sm, s3 = sagemaker.sagemaker_clients(region)
+    with runtime_for(args) as runtime:
+        job = args.sagemaker_job
+        if job is None:
+            if not args.role_arn or not args.bucket:
+                raise InvalidInputError("--sagemaker needs --role-arn ARN and --bucket BUCKET.")
+            config = default_config(args.settings, **_overrides(args))
+            progress = TqdmProgress()
+            try:
+                job = sagemaker.submit_training(sm, s3, runtime.catalog, config, args.role_arn, args.bucket, region,
+                                                args.instance_type, args.prefix, args.image_uri, progress=progress)
+            finally:
+                progress.close()
+            print(f"Submitted SageMaker training job {job}.")
+            if args.no_wait:
+                print(f"Collect it later: python -m admin train --sagemaker-job {job}")
+                return 0
+
+        def show(status: sagemaker.JobStatus) -> None:
+            print(f"{status.name}: {status.status} / {status.secondary}, billable {status.billable_seconds} s")
+
+        cancel = threading.Event()
+        with ctrl_c_cancels(cancel, "waiting (the job keeps running)"):
+            record = sagemaker.collect_job(sm, s3, runtime.catalog, args.settings.runs_dir, job, show, cancel)
+        metrics = record.metrics
+        if metrics.get("test_before") and metrics.get("test_after"):
+            print(format_table(comparison_rows({"base": metrics["test_before"], job: metrics["test_after"]})))
+        print(f"Registered {job}. Use it for search: python -m admin model activate {job}")
+        return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Print recall@1/5/10 and median rank, one column per model."""
+    with runtime_for(args) as runtime:
+        models = args.model or ["base"] + ([runtime.active_model().run_id] if runtime.active_model().run_id else [])
+        results = registry.evaluate_models(runtime, list(dict.fromkeys(models)), args.split)
+        if args.json:
+            print(json.dumps({"split": args.split, "models": results}, indent=2))
+        else:
+            print(f"Split: {args.split}")
+            print(format_table(comparison_rows(results)))
+        return 0
+
+
+def cmd_model_list(args: argparse.Namespace) -> int:
+    """List the base model and every registered run."""
+    with runtime_for(args) as runtime:
+        rows = registry.model_table(runtime)
+        if args.json:
+            print(json.dumps(rows, indent=2, default=str))
+            return 0
+        print(f"{'':2}{'id':34} {'kind':9} {'status':10} {'created':25} {'test t2i R@5':>14}  base model")
+        for row in rows:
+            after = (row["metrics"].get("test_after") or {}).get("t2i_r5")
+            before = (row["metrics"].get("test_before") or {}).get("t2i_r5")
+            r5 = f"{before:.3f}→{after:.3f}" if after is not None and before is not None else "-"
+            print(f"{'*' if row['active'] else ' ':2}{row['id']:34} {row['kind']:9} {row['status']:10} "
+                  f"{row['created_at'] or '-':25} {r5:>14}  {row['base_model']}")
+        return 0
+
+
+def cmd_model_activate(args: argparse.Namespace) -> int:
+    """Switch searches to RUN (or base), rebuilding the index beside the live one."""
+    with runtime_for(args) as runtime:
+        progress = TqdmProgress()
+        cancel = threading.Event()
+        try:
+            with ctrl_c_cancels(cancel, "the rebuild (the old index keeps serving)"):
+                result = registry.activate(runtime, args.run, progress, cancel)
+        finally:
+            progress.close()
+        if result.rebuilt:
+            print(f"Activated {result.run_id}: {result.indexed} images indexed with {result.model_key}.")
+        else:
+            print(f"{result.run_id} is already active; its index is current ({result.indexed} images).")
+        for image_id, reason in result.failures:
+            print(f"  not indexed {image_id[:12]}: {reason}")
+        return 0
+
+
+def cmd_titan_finetune(args: argparse.Namespace) -> int:
+    """Start a Titan Multimodal Embeddings customization job."""
+    from carmatch import titan
+    from carmatch.aws import make_client
+
+    hp = titan.TitanHyperparameters(args.epochs, args.batch_size, args.lr)
+    hp.validate()  # refuse bad values before touching AWS
+    region = args.settings.aws_region
+    with runtime_for(args) as runtime:
+        arn, warnings = titan.start_finetune(make_client("bedrock", region), runtime.catalog, args.train,
+                                             args.role_arn, hp, args.validation, args.output, args.name, region=region)
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"Started Titan fine-tuning job {arn}. Check it: python -m admin titan status")
+        return 0
+
+
+def cmd_titan_status(args: argparse.Namespace) -> int:
+    """Print the status of Titan customization jobs."""
+    from carmatch import titan
+    from carmatch.aws import make_client
+
+    region = args.settings.aws_region
+    with runtime_for(args) as runtime:
+        rows = titan.job_status(make_client("bedrock", region), runtime.catalog, args.job, region)
+        if args.json:
+            print(json.dumps(rows, indent=2, default=str))
+            return 0
+        if not rows:
+            print("No Titan jobs started from this carmatch home.")
+        for row in rows:
+            line = f"{row['job']}: {row['status']}"
+            if row.get("custom_model_arn"):
+                line += f"  custom model {row['custom_model_arn']}"
+            if row.get("failure"):
+                line += f"  ({row['failure']})"
+            print(line)
+        return 0

@@ -1,0 +1,540 @@
+"""Fine-tune CLIP on image–caption pairs: config, data, model, optimizer, ``lr_at(step)``, loop, evaluate, checkpoint.
+
+Reads top to bottom like nanoGPT's train.py. A run lives in one folder (``runs/<run_id>/``):
+``config.json``, ``pairs.jsonl`` (the data snapshot), ``last.pt`` (everything needed to resume
+exactly), ``best.pt`` (weights of the best epoch by validation recall, loadable by open_clip) and
+``summary.json``. The same code runs inside a SageMaker training job (``python -m
+carmatch.training``), reading ``SM_CHANNEL_TRAINING`` and writing to ``SM_MODEL_DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .errors import CancelledError, CarmatchError, ConfigError, InvalidInputError, ModelMismatchError
+from .evaluation import evaluate_model, retrieval_metrics
+from .training_data import (
+    AugmentConfig,
+    Pair,
+    PairDataset,
+    TrainTransform,
+    check_split,
+    epoch_batches,
+    read_pairs_jsonl,
+    split_hash,
+    write_pairs_jsonl,
+)
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+CONFIG_FILE = "config.json"
+PAIRS_FILE = "pairs.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+class TrainingOutOfMemoryError(CarmatchError):
+    """The GPU ran out of memory during training."""
+
+
+# -- config -------------------------------------------------------------------------------------
+@dataclass
+class TrainConfig:
+    """Every setting of a fine-tuning run; saved with each checkpoint."""
+
+    model: str  # open_clip name or model-config JSON path
+    pretrained: str  # tag, checkpoint path, or "none"
+    epochs: int = 5
+    batch_size: int = 32  # pairs per micro-batch (the contrastive batch)
+    accum_steps: int = 1  # micro-batches per optimizer step
+    lr: float = 1e-5
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = -1  # -1: 10% of all steps, at most 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0  # 0 disables clipping
+    unfreeze: int = 2  # last K blocks of each tower train (plus heads); -1 trains everything
+    seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    crop_scale_min: float = 0.8
+    color_jitter: float = 0.0  # off by default: see AugmentConfig
+    device: str = "auto"
+    precision: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    num_workers: int = -1  # -1: 0 on CPU, 4 on CUDA
+    eval_batch_size: int = 64
+    checkpoint_minutes: float = 10.0  # also save last.pt this often within an epoch
+
+    def validate(self) -> None:
+        """Refuse nonsensical values with a message saying what to use instead."""
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"--epochs {self.epochs}: train for at least 1 epoch")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            problems.append(f"--lr {self.lr}: the learning rate must be positive (1e-5 is a good start for CLIP)")
+        elif self.lr > 1e-2:
+            log.warning("Learning rate %g is very high for fine-tuning CLIP; 1e-5 is typical", self.lr)
+        if self.batch_size < 2:
+            problems.append(f"--batch-size {self.batch_size}: contrastive training needs at least 2 pairs a batch")
+        if self.accum_steps < 1:
+            problems.append(f"--accum-steps {self.accum_steps}: use 1 or more")
+        if self.unfreeze < -1:
+            problems.append(f"--unfreeze {self.unfreeze}: use a number of blocks, or -1 for the whole model")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            problems.append("weight decay and gradient clipping must not be negative")
+        if not (0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
+            problems.append("validation and test fractions must be in (0, 1) and sum below 1")
+        if not 0 < self.crop_scale_min <= 1 or not 0 <= self.color_jitter < 1:
+            problems.append("crop scale must be in (0, 1] and colour jitter in [0, 1)")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            problems.append(f"precision {self.precision!r}: use auto, fp32, bf16 or fp16")
+        if problems:
+            raise InvalidInputError("Invalid training settings: " + "; ".join(problems) + ".")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Build from a saved dict, ignoring unknown keys."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class TrainEvent:
+    """A progress report: after each optimizer step ("step"), each epoch ("epoch"), and at the end."""
+
+    kind: str  # "step" | "epoch" | "done" | "cancelled"
+    run_id: str
+    epoch: int  # epochs completed (for "epoch": the one just finished, 1-based)
+    step: int  # optimizer steps done
+    total_steps: int
+    loss: float | None = None
+    lr: float | None = None
+    val_loss: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # validation recall etc. on "epoch"
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    message: str = ""
+
+
+EventCallback = Callable[[TrainEvent], None]
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    run_id: str
+    run_dir: Path
+    best_checkpoint: Path
+    best_epoch: int
+    history: list[dict[str, Any]]
+    test_before: dict[str, float]
+    test_after: dict[str, float]
+    config: TrainConfig
+    split_hash: str
+
+
+# -- schedule, freezing, precision -------------------------------------------------------------
+def lr_at(step: int, total_steps: int, warmup_steps: int, max_lr: float, min_lr: float) -> float:
+    """Learning rate at optimizer step ``step``: linear warmup, then cosine decay to ``min_lr``."""
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step >= total_steps:
+        return min_lr
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (max_lr - min_lr)
+
+
+_BLOCK = re.compile(r"^(?P<tower>visual\.|text\.)?(?:transformer|trunk)\.(?:resblocks|blocks)\.(?P<n>\d+)\.")
+_HEAD_PARAMS = ("visual.proj", "text_projection", "logit_scale", "logit_bias", "text.text_projection")
+_HEAD_MODULES = ("visual.ln_post.", "ln_final.", "text.ln_final.", "visual.head.", "visual.attn_pool.", "text.proj.")
+
+
+def freeze_all_but_last(model: Any, k: int) -> tuple[int, int]:
+    """Train only the last ``k`` blocks of each tower plus projections (k=-1: everything); returns (trainable, total)."""
+    names = [name for name, _ in model.named_parameters()]
+    depth: dict[str, int] = {}
+    for name in names:
+        match = _BLOCK.match(name)
+        if match:
+            tower = "visual" if match["tower"] == "visual." else "text"
+            depth[tower] = max(depth.get(tower, 0), int(match["n"]) + 1)
+    if k >= 0 and set(depth) != {"visual", "text"}:
+        raise ConfigError("--unfreeze K works with transformer towers only; use --unfreeze -1 to train the whole model.")
+    trainable = total = 0
+    for name, param in model.named_parameters():
+        if k < 0:
+            wanted = True
+        else:
+            match = _BLOCK.match(name)
+            if match:
+                tower = "visual" if match["tower"] == "visual." else "text"
+                wanted = int(match["n"]) >= depth[tower] - k
+            else:
+                wanted = name in _HEAD_PARAMS or name.startswith(_HEAD_MODULES)
+        param.requires_grad_(wanted)
+        total += param.numel()
+        trainable += param.numel() if wanted else 0
+    return trainable, total
+
+
+def model_fingerprint(model: Any) -> str:
+    """A hash of parameter names and shapes: checkpoints only load into the same architecture."""
+    digest = hashlib.blake2b(digest_size=12)
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name}:{tuple(tensor.shape)};".encode())
+    return digest.hexdigest()
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """fp32 on CPU; on CUDA bf16 where supported, else fp16 (with a gradient scaler)."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return "fp32"
+    if precision != "auto":
+        return precision
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    import torch
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_json(data: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id such as ``run-20250101-120000-ab12``."""
+    return time.strftime("run-%Y%m%d-%H%M%S-", time.gmtime()) + os.urandom(2).hex()
+
+
+def create_run(run_dir: Path, config: TrainConfig, pairs: Sequence[Pair]) -> None:
+    """Write a new run folder: validated config plus the data snapshot it will train on."""
+    config.validate()
+    check_split(pairs, config.batch_size)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise InvalidInputError(f"{run_dir} already holds a run; resume it instead.")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_pairs_jsonl(pairs, run_dir / PAIRS_FILE)
+    _atomic_json(asdict(config), run_dir / CONFIG_FILE)
+
+
+# -- the trainer --------------------------------------------------------------------------------
+class Trainer:
+    """One run: builds data, model and optimizer from the run folder, trains, evaluates, checkpoints."""
+
+    def __init__(self, run_dir: Path, on_event: EventCallback | None = None, cancel: threading.Event | None = None):
+        self.run_dir = Path(run_dir)
+        self.run_id = self.run_dir.name
+        self.on_event = on_event or (lambda event: None)
+        self.cancel = cancel or threading.Event()
+        try:
+            self.config = TrainConfig.from_dict(json.loads((self.run_dir / CONFIG_FILE).read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise InvalidInputError(f"{self.run_dir} is not a training run ({exc}).") from exc
+        self.pairs = read_pairs_jsonl(self.run_dir / PAIRS_FILE)
+
+    def run(self) -> TrainResult:
+        """Train to the last epoch (resuming from last.pt when present); raises CancelledError when cancelled."""
+        import torch
+
+        from .embedder import load_clip, resolve_device
+
+        cfg = self.config
+        cfg.validate()
+
+        # -- data ----------------------------------------------------------------------------
+        train = [p for p in self.pairs if p.split == "train"]
+        val = [p for p in self.pairs if p.split == "val"]
+        test = [p for p in self.pairs if p.split == "test"]
+        check_split(self.pairs, cfg.batch_size)
+        data_hash = split_hash(self.pairs)
+
+        # -- model ---------------------------------------------------------------------------
+        device = resolve_device(cfg.device)
+        precision = resolve_precision(cfg.precision, device)
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        embedder = load_clip(cfg.model, cfg.pretrained, device)
+        model, preprocess, tokenizer = embedder.model, embedder.preprocess, embedder.tokenizer
+        fingerprint = model_fingerprint(model)
+        trainable, total = freeze_all_but_last(model, cfg.unfreeze)
+        log.info("Run %s: %d/%d parameters trainable, %s on %s", self.run_id, trainable, total, precision, device)
+        aug = AugmentConfig(crop_scale=(cfg.crop_scale_min, 1.0), color_jitter=cfg.color_jitter)
+        dataset = PairDataset(train, preprocess, tokenizer, TrainTransform(preprocess, aug), seed=cfg.seed)
+
+        # -- optimizer and schedule --------------------------------------------------------------
+        params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        decay = [p for n, p in params if p.ndim >= 2 and "embedding" not in n and "logit" not in n]
+        no_decay = [p for n, p in params if not (p.ndim >= 2 and "embedding" not in n and "logit" not in n)]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6,
+        )
+        scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+        micro_per_epoch = len(epoch_batches(len(train), cfg.batch_size, cfg.seed, 0))
+        steps_per_epoch = math.ceil(micro_per_epoch / cfg.accum_steps)
+        total_steps = steps_per_epoch * cfg.epochs
+        warmup = cfg.warmup_steps if cfg.warmup_steps >= 0 else min(100, max(1, total_steps // 10))
+        min_lr = cfg.lr * cfg.min_lr_ratio
+        from open_clip.loss import ClipLoss
+
+        loss_fn = ClipLoss()
+
+        # -- state (fresh or resumed) ----------------------------------------------------------
+        state: dict[str, Any] = {"epoch": 0, "batch_pos": 0, "step": 0, "history": [], "step_log": [],
+                                 "best_score": -1.0, "best_epoch": 0, "elapsed_s": 0.0, "test_before": {}}
+        last = self.run_dir / LAST_CHECKPOINT
+        if last.exists():
+            ckpt = self._load_checkpoint(last, fingerprint, data_hash)
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            if ckpt.get("scaler"):
+                scaler.load_state_dict(ckpt["scaler"])
+            state.update(ckpt["state"])
+            log.info("Resuming %s at epoch %d, step %d", self.run_id, state["epoch"], state["step"])
+        else:
+            base = self._evaluate(model, preprocess, tokenizer, val, loss_fn, device)
+            state["history"].append({"epoch": 0, **base})
+            state["test_before"] = evaluate_model(model, preprocess, tokenizer, test, device, cfg.eval_batch_size)
+            self._emit("epoch", state, total_steps, val_loss=base["val_loss"], metrics=base, message="before training")
+
+        def save_last() -> None:
+            _atomic_torch_save({
+                "format": CHECKPOINT_FORMAT, "config": asdict(cfg), "split_hash": data_hash,
+                "model_fingerprint": fingerprint, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "schedule": {"total_steps": total_steps, "warmup_steps": warmup, "max_lr": cfg.lr, "min_lr": min_lr},
+                "state": state,
+            }, last)
+
+        # -- loop ----------------------------------------------------------------------------
+        autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        workers = cfg.num_workers if cfg.num_workers >= 0 else (4 if device.startswith("cuda") else 0)
+        session_start, session_start_step = time.monotonic(), state["step"]
+        last_save = time.monotonic()
+        try:
+            while state["epoch"] < cfg.epochs:
+                epoch = state["epoch"]
+                batches = epoch_batches(len(train), cfg.batch_size, cfg.seed, epoch)
+                loader = torch.utils.data.DataLoader(
+                    dataset, batch_sampler=batches[state["batch_pos"] :], num_workers=workers,
+                    pin_memory=device.startswith("cuda"),
+                )
+                model.train()
+                group: list[Any] = []
+                for images, tokens in loader:
+                    group.append((images, tokens))
+                    pos = state["batch_pos"] + len(group)
+                    if len(group) < cfg.accum_steps and pos < len(batches):
+                        continue
+                    lr = lr_at(state["step"], total_steps, warmup, cfg.lr, min_lr)
+                    for param_group in optimizer.param_groups:
+                        param_group["lr"] = lr
+                    loss_sum = 0.0
+                    for images, tokens in group:
+                        images, tokens = images.to(device, non_blocking=True), tokens.to(device, non_blocking=True)
+                        with torch.autocast("cuda", dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                            image_features = model.encode_image(images, normalize=True)
+                            text_features = model.encode_text(tokens, normalize=True)
+                            loss = loss_fn(image_features, text_features, model.logit_scale.exp())
+                        scaler.scale(loss / len(group)).backward()
+                        loss_sum += float(loss.detach())
+                    if cfg.grad_clip > 0:
+                        scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_([p for _, p in params], cfg.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    with torch.no_grad():  # as in CLIP: keep the temperature in a sane range
+                        model.logit_scale.clamp_(0, math.log(100))
+                    state["step"] += 1
+                    state["batch_pos"] = pos
+                    mean_loss = loss_sum / len(group)
+                    state["step_log"].append({"step": state["step"], "epoch": epoch, "loss": mean_loss, "lr": lr})
+                    group = []
+                    self._emit("step", state, total_steps, loss=mean_loss, lr=lr,
+                               eta=self._eta(session_start, session_start_step, state["step"], total_steps))
+                    if self.cancel.is_set():
+                        state["elapsed_s"] += time.monotonic() - session_start
+                        save_last()
+                        raise CancelledError(
+                            f"Training run {self.run_id} cancelled at step {state['step']}/{total_steps}; "
+                            f"resume it with: python -m admin train --resume {self.run_id}"
+                        )
+                    if time.monotonic() - last_save > cfg.checkpoint_minutes * 60:
+                        save_last()
+                        last_save = time.monotonic()
+                # -- end of epoch: evaluate, keep best, checkpoint ------------------------------
+                metrics = self._evaluate(model, preprocess, tokenizer, val, loss_fn, device)
+                state["epoch"] = epoch + 1
+                state["batch_pos"] = 0
+                state["history"].append({"epoch": epoch + 1, **metrics})
+                score = _recall_score(metrics)
+                if score > state["best_score"]:
+                    state["best_score"], state["best_epoch"] = score, epoch + 1
+                    _atomic_torch_save(model.state_dict(), self.run_dir / BEST_CHECKPOINT)
+                save_last()
+                last_save = time.monotonic()
+                self._emit("epoch", state, total_steps, val_loss=metrics["val_loss"], metrics=metrics,
+                           eta=self._eta(session_start, session_start_step, state["step"], total_steps))
+        except torch.cuda.OutOfMemoryError as exc:
+            raise TrainingOutOfMemoryError(
+                f"The GPU ran out of memory at batch size {cfg.batch_size}. Use a smaller batch with gradient "
+                f"accumulation to keep the effective batch, e.g. --batch-size {max(2, cfg.batch_size // 2)} "
+                f"--accum-steps {cfg.accum_steps * 2}, or unfreeze fewer blocks (--unfreeze 1). "
+                f"The last checkpoint is kept; --resume {self.run_id} continues from it."
+            ) from exc
+
+        # -- summary: base vs best on the test split ----------------------------------------------
+        model.load_state_dict(torch.load(self.run_dir / BEST_CHECKPOINT, map_location=device, weights_only=True))
+        test_after = evaluate_model(model, preprocess, tokenizer, test, device, cfg.eval_batch_size)
+        test_before = state["test_before"]
+        summary = {"run_id": self.run_id, "best_epoch": state["best_epoch"], "steps": state["step"],
+                   "split_hash": data_hash, "test_before": test_before, "test_after": test_after,
+                   "history": state["history"], "config": asdict(cfg),
+                   "pairs": {s: sum(p.split == s for p in self.pairs) for s in ("train", "val", "test")},
+                   "elapsed_s": state["elapsed_s"] + time.monotonic() - session_start}
+        _atomic_json(summary, self.run_dir / SUMMARY_FILE)
+        self._emit("done", state, total_steps, metrics=test_after, message="finished")
+        return TrainResult(self.run_id, self.run_dir, self.run_dir / BEST_CHECKPOINT, state["best_epoch"],
+                           state["history"], test_before, test_after, cfg, data_hash)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _load_checkpoint(self, path: Path, fingerprint: str, data_hash: str) -> dict[str, Any]:
+        import torch
+
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        except (OSError, RuntimeError, EOFError) as exc:
+            raise InvalidInputError(f"The checkpoint {path} is unreadable ({exc}); start a new run.") from exc
+        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise InvalidInputError(f"{path} is not a carmatch training checkpoint; start a new run.")
+        if ckpt["model_fingerprint"] != fingerprint:
+            raise ModelMismatchError(
+                f"The checkpoint {path} was trained from model {ckpt['config'].get('model')}, whose architecture "
+                f"differs from {self.config.model}. Resume it with the model it was trained from, or start a new run."
+            )
+        if ckpt["split_hash"] != data_hash:
+            raise InvalidInputError(f"The data of run {self.run_id} changed since its checkpoint; start a new run.")
+        return ckpt
+
+    def _evaluate(self, model: Any, preprocess: Any, tokenizer: Any, pairs: list[Pair], loss_fn: Any,
+                  device: str) -> dict[str, float]:
+        """Validation loss (contrastive, in batches of the training batch size) and retrieval metrics."""
+        import torch
+
+        from .evaluation import embed_pairs
+
+        images, texts = embed_pairs(model, preprocess, tokenizer, pairs, device, self.config.eval_batch_size)
+        scale = float(model.logit_scale.detach().exp())
+        losses, weights = [], []
+        bs = self.config.batch_size
+        with torch.no_grad():
+            for start in range(0, len(pairs), bs):
+                img = torch.from_numpy(images[start : start + bs])
+                txt = torch.from_numpy(texts[start : start + bs])
+                if len(img) >= 2:
+                    losses.append(float(loss_fn(img, txt, scale)) * len(img))
+                    weights.append(len(img))
+        metrics = retrieval_metrics(images, texts, [p.caption for p in pairs])
+        metrics["val_loss"] = sum(losses) / max(1, sum(weights))
+        return metrics
+
+    @staticmethod
+    def _eta(start: float, start_step: int, step: int, total: int) -> float | None:
+        done = step - start_step
+        if done <= 0:
+            return None
+        return (time.monotonic() - start) / done * (total - step)
+
+    def _emit(self, kind: str, state: dict[str, Any], total_steps: int, loss: float | None = None,
+              lr: float | None = None, val_loss: float | None = None, metrics: dict[str, float] | None = None,
+              eta: float | None = None, message: str = "") -> None:
+        event = TrainEvent(kind, self.run_id, state["epoch"], state["step"], total_steps, loss, lr, val_loss,
+                           dict(metrics or {}), state["elapsed_s"], eta, message)
+        try:
+            self.on_event(event)
+        except Exception:  # a broken progress display must not kill a training run
+            log.exception("Training progress callback failed")
+
+
+def _recall_score(metrics: dict[str, float]) -> float:
+    """The number the best checkpoint is chosen by: mean text→image recall@1/5/10 on validation."""
+    return (metrics["t2i_r1"] + metrics["t2i_r5"] + metrics["t2i_r10"]) / 3
+
+
+# -- SageMaker / command-line entry point -------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train from a pairs JSONL (``SM_CHANNEL_TRAINING`` inside SageMaker) into ``SM_MODEL_DIR``."""
+    parser = argparse.ArgumentParser(description="carmatch CLIP fine-tuning (also the SageMaker entry point)")
+    parser.add_argument("--data", default=os.environ.get("SM_CHANNEL_TRAINING", "."),
+                        help="folder holding pairs.jsonl and the images it names")
+    parser.add_argument("--out", default=os.environ.get("SM_MODEL_DIR", "model"), help="output folder")
+    parser.add_argument("--images", default=os.environ.get("SM_CHANNEL_IMAGES"),
+                        help="folder the image paths in pairs.jsonl are relative to (default: --data)")
+    parser.add_argument("--base-dir", default=os.environ.get("SM_CHANNEL_BASE"),
+                        help="folder holding the base checkpoint when it is a local file")
+    for f in fields(TrainConfig):
+        names = sorted({f"--{f.name.replace('_', '-')}", f"--{f.name}"})
+        if f.name in ("model", "pretrained"):
+            parser.add_argument(*names, dest=f.name, required=True)
+        else:
+            parser.add_argument(*names, dest=f.name, type=type(f.default), default=f.default)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    if args.base_dir and not Path(values["pretrained"]).exists() and values["pretrained"] != "none":
+        candidate = Path(args.base_dir) / Path(values["pretrained"]).name
+        if candidate.exists():
+            values["pretrained"] = str(candidate)
+    if values["model"].endswith(".json") and not Path(values["model"]).exists():
+        values["model"] = str(Path(args.data) / Path(values["model"]).name)
+    config = TrainConfig.from_dict(values)
+    data = Path(args.data)
+    pairs = read_pairs_jsonl(data / PAIRS_FILE, Path(args.images) if args.images else data)
+    run_dir = Path(args.out)
+    if not (run_dir / CONFIG_FILE).exists():
+        create_run(run_dir, config, pairs)
+
+    def report(event: TrainEvent) -> None:
+        if event.kind != "step" or event.step % 10 == 0:
+            log.info("%s epoch=%d step=%d/%d loss=%s val_loss=%s r5=%s", event.kind, event.epoch, event.step,
+                     event.total_steps, event.loss, event.val_loss, event.metrics.get("t2i_r5"))
+
+    result = Trainer(run_dir, report).run()
+    if os.environ.get("SM_MODEL_DIR"):  # model.tar.gz needs the weights, not the optimizer state
+        (run_dir / LAST_CHECKPOINT).unlink(missing_ok=True)
+    log.info("test t2i R@5 before %.3f after %.3f", result.test_before["t2i_r5"], result.test_after["t2i_r5"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""Helpers for the training tests: a home full of drawn cars whose approved captions say what is drawn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from carmatch.runtime import Runtime
+from carmatch.training import TrainConfig
+from carmatch.training_jobs import default_config
+
+from .drawing import BODIES, COLORS, save_car
+
+BODY_WORDS = {"sedan": "sedan", "pickup": "pickup truck", "van": "van"}
+
+
+def caption_for(color: str, body: str) -> str:
+    """The caption of a drawn car: exactly what is drawn."""
+    return f"a {color} {BODY_WORDS[body]}"
+
+
+def fill_with_cars(runtime: Runtime, folder: Path, seeds: int = 4, approve: bool = True) -> int:
+    """Draw every colour × body ``seeds`` times, ingest them and give each its caption; returns the count."""
+    captions: dict[str, str] = {}
+    for color in COLORS:
+        for body in BODIES:
+            for seed in range(seeds):
+                name = f"{color}_{body}_{seed}.png"
+                save_car(folder / name, color, body, seed=1000 * seed + len(captions))
+                captions[name] = caption_for(color, body)
+    runtime.ingestor().ingest_folder(folder)
+    for name, caption in captions.items():
+        record = runtime.catalog.find_by_path(str((folder / name).resolve()))
+        assert record is not None
+        runtime.catalog.set_caption(record.id, caption, "human", review_state="approved" if approve else None)
+    return len(captions)
+
+
+def fast_config(runtime: Runtime, **overrides: Any) -> TrainConfig:
+    """Settings that train the tiny model in seconds on a CPU."""
+    values: dict[str, Any] = dict(epochs=2, batch_size=16, lr=2e-3, warmup_steps=2, weight_decay=0.0,
+                                  val_fraction=0.2, test_fraction=0.25, device="cpu", eval_batch_size=64)
+    values.update(overrides)
+    return default_config(runtime.settings, **values)
