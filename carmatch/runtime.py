@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .catalog import Catalog
 from .config import Settings
@@ -102,6 +102,12 @@ class Runtime:
             self._embedder = embedder
             self._index = None
             self._index_generation = None
+
+    def install_model(self, embedder: Embedder, active: ActiveModel | None, build: Callable[[], object]) -> None:
+        """Run ``build`` (which saves the new model's index as current), then swap models, with no search between."""
+        with self._lock:
+            build()
+            self.swap_model(embedder, active)
 
     # -- index ------------------------------------------------------------------------------
     def index(self) -> VectorIndex:
