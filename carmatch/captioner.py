@@ -432,6 +432,41 @@ def _commit_live(
         report.missing += 1  # deleted while it was being captioned
 
 
+def bedrock_runtime_client(settings: Settings) -> Any:
+    """A Bedrock Runtime client for live captioning; AwsError with set-up help when no credentials exist."""
+    from .aws import make_client
+
+    require_credentials()
+    return make_client("bedrock-runtime", settings.aws_region)
+
+
+def caption_selected(
+    catalog: Catalog,
+    settings: Settings,
+    image_ids: Sequence[str],
+    *,
+    overwrite_human: bool = False,
+    client: Any = None,
+    progress: Progress = _no_progress,
+    cancel: Cancel = _never,
+) -> LiveReport:
+    """Caption images a person picked (the app's "Caption with Claude"), even ones Claude captioned before."""
+    ids = select_images(catalog, image_ids, overwrite_human=overwrite_human, redo=True)
+    report = LiveReport()
+    if ids:
+        report = caption_live(
+            catalog,
+            client if client is not None else bedrock_runtime_client(settings),
+            ids,
+            settings,
+            overwrite_human=overwrite_human,
+            progress=progress,
+            cancel=cancel,
+        )
+    report.skipped_human += len(set(resolve_ids(catalog, image_ids))) - len(ids)
+    return report
+
+
 def require_credentials() -> None:
     """Raise AwsError with set-up help when boto3 finds no AWS credentials (no AWS call)."""
     from .aws import CREDENTIALS_HELP, has_credentials

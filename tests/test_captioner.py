@@ -21,6 +21,7 @@ from carmatch.captioner import (
     MAX_ATTEMPTS,
     backoff_seconds,
     caption_live,
+    caption_selected,
     fit_size,
     prepare_image,
     require_credentials,
@@ -318,3 +319,16 @@ def test_missing_credentials_give_a_clear_message(
     with pytest.raises(AwsError, match="credentials were not found"):
         caption_live(catalog, client, ids, settings)
     assert catalog.caption_failures() == [] and catalog.get(ids[0]).caption is None
+
+
+def test_caption_selected_redoes_claude_captions_but_keeps_human_ones(tmp_path: Path, catalog: Catalog) -> None:
+    settings = caption_settings(tmp_path)
+    mine, claude = add_cars(catalog, tmp_path / "cars", 2)
+    catalog.set_caption(mine, "my car", "human")
+    catalog.set_caption(claude, "old", "claude-live", model=MODEL, prompt_version=PROMPT_VERSION)
+    client, stubber = stubbed("bedrock-runtime")
+    stubber.add_response("converse", converse_response(reply_json("green")), expected_converse())
+    report = caption_selected(catalog, settings, [mine, claude], client=client)
+    stubber.assert_no_pending_responses()
+    assert (report.captioned, report.skipped_human) == (1, 1)
+    assert catalog.get(claude).attributes["color"] == "green" and catalog.get(mine).caption == "my car"
