@@ -17,7 +17,7 @@ from carmatch.errors import CarmatchError
 log = logging.getLogger("admin")
 
 # Modules that add subcommands: each defines register(subparsers) and sets func=handler(args) -> int.
-COMMAND_MODULES = ("admin.core_cmds", "admin.caption_cmds", "admin.train_cmds")
+COMMAND_MODULES = ("admin.core_cmds", "admin.caption_cmds", "admin.dataset_cmds", "admin.train_cmds")
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -1,0 +1,116 @@
+"""Dataset commands: export pairs (CSV, JSONL, Titan), import captions, approve and reject."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from carmatch import curation
+from carmatch.caption_import import apply_import, preview_import, read_import_file
+from carmatch.errors import InvalidInputError
+from carmatch.export import EXPORT_FORMATS, export_csv, export_jsonl, export_titan, upload_titan
+
+from .common import TqdmProgress, runtime_for
+
+CLI_AUTHOR = "cli"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``dataset`` command group to the admin parser."""
+    p = subparsers.add_parser("dataset", help="export, import and review image-caption pairs")
+    sub = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
+
+    e = sub.add_parser("export", help="export approved pairs as CSV, JSONL or Titan fine-tuning JSONL")
+    e.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="csv | jsonl | titan")
+    e.add_argument("--out", type=Path, required=True, help="output file (csv, jsonl) or folder (titan)")
+    e.add_argument("--s3-prefix", help="titan: where images and JSONL live, e.g. s3://bucket/carmatch/titan/")
+    e.add_argument("--upload", action="store_true", help="titan: copy images and JSONL to --s3-prefix")
+    e.add_argument("--include-unreviewed", action="store_true", help="also export unreviewed (never rejected) pairs")
+    e.add_argument("--validation-fraction", type=float, default=0.1, help="titan: share of pairs for validation")
+    e.set_defaults(func=cmd_export)
+
+    i = sub.add_parser("import", help="import captions from a CSV or JSONL file (shows a preview first)")
+    i.add_argument("file", type=Path, help="CSV/JSONL with file or id, caption, optional attribute columns")
+    i.add_argument("--yes", action="store_true", help="apply without asking")
+    i.set_defaults(func=cmd_import)
+
+    a = sub.add_parser("approve", help="approve captions (all unreviewed captioned images, or some ids)")
+    group = a.add_mutually_exclusive_group(required=True)
+    group.add_argument("--all", action="store_true", help="every captioned image that is still unreviewed")
+    group.add_argument("--ids", nargs="+", metavar="ID", help="image ids or unique prefixes")
+    a.set_defaults(func=cmd_approve)
+
+    r = sub.add_parser("reject", help="reject captions (excluded from training and exports)")
+    r.add_argument("--ids", nargs="+", metavar="ID", required=True, help="image ids or unique prefixes")
+    r.set_defaults(func=cmd_reject)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export the pairs in the chosen format (and upload a Titan export when asked)."""
+    if args.upload and args.format != "titan":
+        raise InvalidInputError("--upload is for --format titan (it copies images and JSONL to --s3-prefix).")
+    with runtime_for(args) as runtime:
+        if args.format == "csv":
+            report = export_csv(runtime.catalog, args.out, args.include_unreviewed)
+        elif args.format == "jsonl":
+            report = export_jsonl(runtime.catalog, args.out, args.include_unreviewed)
+        else:
+            progress = TqdmProgress()
+            try:
+                report = export_titan(
+                    runtime.catalog, args.out, args.s3_prefix, args.include_unreviewed,
+                    args.validation_fraction, progress,
+                )
+            finally:
+                progress.close()
+        print(report.summary())
+        if args.upload:
+            from carmatch.aws import make_client
+
+            progress = TqdmProgress(unit="obj")
+            try:
+                uploaded = upload_titan(make_client("s3", args.settings.aws_region), args.out, progress)
+            finally:
+                progress.close()
+            print(uploaded.summary())
+        return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Preview an import, ask (unless --yes), then apply it."""
+    rows, ignored = read_import_file(args.file)
+    with runtime_for(args) as runtime:
+        preview = preview_import(runtime.catalog, rows, ignored)
+        print(preview.summary())
+        if not preview.changes:
+            print("Nothing to change.")
+            return 0
+        if not args.yes:
+            print(f"Apply {len(preview.changes)} change(s)? [y/N] ", end="", flush=True)
+            answer = sys.stdin.readline().strip().lower()
+            if answer not in ("y", "yes"):
+                print("Nothing changed.")
+                return 1
+        print(apply_import(runtime.catalog, preview, author=CLI_AUTHOR).summary())
+        return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    """Approve the given images, or every unreviewed captioned one."""
+    with runtime_for(args) as runtime:
+        if args.all:
+            ids = curation.matching_ids(runtime.catalog, curation.Query(state="unreviewed"))
+        else:
+            ids = curation.resolve_ids(runtime.catalog, args.ids)
+        report = curation.bulk_review(runtime.catalog, ids, "approved", author=CLI_AUTHOR)
+        print(report.summary())
+        return 0
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    """Reject the given images (kept in the collection, excluded from training)."""
+    with runtime_for(args) as runtime:
+        ids = curation.resolve_ids(runtime.catalog, args.ids)
+        print(curation.bulk_review(runtime.catalog, ids, "rejected", author=CLI_AUTHOR).summary())
+        return 0

@@ -1,0 +1,420 @@
+"""The Dataset tab's event logic as plain functions: tests call them with no browser.
+
+Every function that changes anything takes the session's password (kept server-side in a
+``gr.State`` after unlocking) and checks it again with :func:`carmatch.access.check_admin`.
+Functions return plain data; :mod:`carmatch.ui.dataset_tab` turns it into component updates.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from PIL import Image
+
+from carmatch import curation
+from carmatch.access import READ_ONLY_NOTE, admin_enabled, check_admin, is_admin
+from carmatch.caption_import import apply_import, plan_from_state, plan_to_state, preview_import, read_import_file
+from carmatch.catalog import ATTRIBUTE_COLUMNS, ImageRecord
+from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
+from carmatch.export import export_csv, export_jsonl, export_titan
+from carmatch.images import load_image
+from carmatch.runtime import Runtime
+from carmatch.thumbs import safe_thumbnail
+from carmatch.uploads import add_uploads
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+
+ANY = "any"
+APP_AUTHOR = "app"
+PAGE_SIZE = 48
+DETAIL_SIDE = 1024
+STATE_MARKS = {"approved": "✅", "rejected": "⛔", "unreviewed": "•"}
+BULK_ACTIONS = ("approve", "reject", "delete", "caption with Claude")
+SCOPE_SELECTED = "selected on this page"
+SCOPE_MATCHING = "everything matching the filters"
+HISTORY_HEADERS = ["version", "when", "who", "source", "state", "caption"]
+
+
+def _no_progress(done: int, total: int, message: str) -> None:
+    return None
+
+
+# -- access ----------------------------------------------------------------------------------
+def access_note(runtime: Runtime) -> str:
+    """What the tab says before anyone unlocks it."""
+    if not admin_enabled(runtime.settings):
+        return f"🔒 {READ_ONLY_NOTE}"
+    return "🔒 Read-only until you unlock editing with the admin password."
+
+
+def unlock(runtime: Runtime, password: str | None) -> tuple[str, str]:
+    """Check a password; returns (value for the session state, message). A wrong one unlocks nothing."""
+    if not admin_enabled(runtime.settings):
+        return "", f"🔒 {READ_ONLY_NOTE}"
+    if is_admin(runtime.settings, password):
+        return password or "", "🔓 Editing unlocked for this browser session."
+    return "", "❌ Wrong admin password: nothing was changed, editing stays locked."
+
+
+def require_admin(runtime: Runtime, session_password: str | None) -> None:
+    """Raise AccessDeniedError unless the session holds the admin password (checked on every write)."""
+    check_admin(runtime.settings, session_password)
+
+
+# -- browsing --------------------------------------------------------------------------------
+def make_query(
+    text: str | None = "",
+    color: str | None = ANY,
+    body_type: str | None = ANY,
+    make: str | None = ANY,
+    viewpoint: str | None = ANY,
+    source: str | None = ANY,
+    state: str | None = ANY,
+    sort: str | None = curation.DEFAULT_SORT,
+) -> curation.Query:
+    """The filters chosen in the UI as a curation Query (``any`` and blanks ignored)."""
+    attrs = {"color": color, "body_type": body_type, "make": make, "viewpoint": viewpoint}
+
+    def chosen(value: str | None) -> str | None:
+        return value if value and value != ANY else None
+
+    return curation.Query(
+        text=(text or "").strip(),
+        attributes={k: v for k, v in attrs.items() if chosen(v)},  # type: ignore[misc]
+        source=chosen(source),
+        state=chosen(state),
+        sort=sort or curation.DEFAULT_SORT,
+    )
+
+
+def counts_markdown(runtime: Runtime) -> str:
+    """Counts per review state, always shown above the grid."""
+    c = curation.state_counts(runtime.catalog)
+    return (
+        f"**{c['total']} images** · unreviewed **{c['unreviewed']}** · approved **{c['approved']}** · "
+        f"rejected **{c['rejected']}** · failed captioning **{c['failed']}** · uncaptioned {c['uncaptioned']}"
+    )
+
+
+def _label(record: ImageRecord) -> str:
+    caption = record.caption or "(no caption)"
+    if len(caption) > 90:
+        caption = caption[:87] + "…"
+    return f"{STATE_MARKS.get(record.review_state, '')} {caption}"
+
+
+def _placeholder(runtime: Runtime) -> str:
+    path = runtime.settings.thumbs_dir / "missing.png"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64, 64), (200, 200, 200)).save(path)
+    return str(path)
+
+
+@dataclass
+class PageView:
+    """One page of the grid, ready for a gr.Gallery and a gr.CheckboxGroup."""
+
+    gallery: list[tuple[str, str]]
+    ids: list[str]
+    choices: list[tuple[str, str]]
+    page: int
+    pages: int
+    total: int
+
+    @property
+    def info(self) -> str:
+        """Where we are: page n of m, matching count."""
+        return f"Page {self.page} of {self.pages} · {self.total} matching"
+
+
+def load_page(runtime: Runtime, query: curation.Query, number: int = 1, page_size: int = PAGE_SIZE) -> PageView:
+    """The grid's page ``number`` for ``query``, with cached thumbnails."""
+    result = curation.page(runtime.catalog, query, int(number or 1), page_size)
+    gallery, choices = [], []
+    for record in result.records:
+        thumb = safe_thumbnail(runtime.settings.thumbs_dir, record.id, record.path)
+        gallery.append((str(thumb) if thumb else _placeholder(runtime), _label(record)))
+        choices.append((f"{record.id[:8]} {_label(record)[:40]}", record.id))
+    return PageView(gallery, [r.id for r in result.records], choices, result.page, result.pages, result.total)
+
+
+# -- editor ----------------------------------------------------------------------------------
+@dataclass
+class EditorView:
+    """What the editor shows for one image (or nothing selected)."""
+
+    image_id: str = ""
+    version: int = -1
+    image: Image.Image | None = None
+    meta: str = "_Select an image in the grid._"
+    caption: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    history: list[list[Any]] = field(default_factory=list)
+    message: str = ""
+    conflict: str = ""
+
+
+def open_image(runtime: Runtime, image_id: str | None, message: str = "") -> EditorView:
+    """The editor for one image: large picture, caption, attributes, source/model/prompt, history."""
+    if not image_id:
+        return EditorView(message=message or "No more unreviewed images match the filters. 🎉")
+    try:
+        info = curation.detail(runtime.catalog, image_id)
+    except NotFoundError:
+        return EditorView(message=f"Image {image_id[:12]} is no longer in the collection.")
+    record = info.record
+    image = None
+    try:
+        image = load_image(Path(record.path), runtime.settings.max_image_pixels, runtime.settings.max_image_bytes).image
+        image.thumbnail((DETAIL_SIDE, DETAIL_SIDE))
+    except CarmatchError as exc:
+        message = (message + "\n\n" if message else "") + f"⚠️ The image file cannot be opened: {exc}"
+    meta = (
+        f"**{Path(record.path).name}** · {record.width}×{record.height} · id `{record.id[:16]}`\n\n"
+        f"state **{record.review_state}** · source **{record.caption_source or 'none'}** · "
+        f"model `{record.caption_model or '-'}` · prompt `{record.prompt_version or '-'}` · "
+        f"version {record.version}"
+        + (f" · by {record.caption_author}" if record.caption_author else "")
+        + f"\n\n`{record.path}`"
+    )
+    if info.failures and not record.caption:
+        last = info.failures[0]
+        meta += f"\n\n⚠️ Captioning failed {len(info.failures)}×; last ({last['source']}): {last['error']}"
+    attrs = {key: str(record.attributes.get(key) or "") for key in ATTRIBUTE_COLUMNS}
+    history = [
+        [h.version, h.created_at, h.author or "", h.source or "", h.review_state or "", h.caption or ""]
+        for h in info.history
+    ]
+    return EditorView(record.id, record.version, image, meta, record.caption or "", attrs, history, message)
+
+
+def _conflict_markdown(conflict: curation.CaptionConflict) -> str:
+    theirs = conflict.theirs
+    return (
+        "### ⚠️ Not saved: someone else changed this caption\n"
+        f"**Theirs** (version {theirs.version}, {theirs.caption_source or 'no source'}, "
+        f"{theirs.review_state}, by {theirs.caption_author or 'unknown'}):\n\n> {theirs.caption or '(no caption)'}\n\n"
+        f"**Yours** (still in the editor):\n\n> {conflict.yours_caption or '(empty)'}\n\n"
+        "Press **Reload** to load their version, then re-apply your change if it is still needed."
+    )
+
+
+def _editor_attrs(values: Sequence[str | None]) -> dict[str, str | None]:
+    return dict(zip(ATTRIBUTE_COLUMNS, values))
+
+
+def save(
+    runtime: Runtime,
+    session_password: str | None,
+    image_id: str,
+    version: int,
+    caption: str,
+    attributes: Sequence[str | None],
+    query: curation.Query,
+    review_state: str | None = None,
+    advance: bool = False,
+) -> EditorView:
+    """Save the editor (optionally approving/rejecting), then stay or move to the next unreviewed.
+
+    A stale version returns the editor unchanged with the conflict panel showing both versions.
+    """
+    require_admin(runtime, session_password)
+    if not image_id:
+        raise InvalidInputError("Select an image in the grid first.")
+    try:
+        curation.save_caption(
+            runtime.catalog, image_id, caption, _editor_attrs(attributes), int(version),
+            author=APP_AUTHOR, review_state=review_state,
+        )
+    except curation.CaptionConflict as conflict:
+        return _stale_view(runtime, image_id, version, caption, attributes, conflict)
+    done = {"approved": "Approved", "rejected": "Rejected"}.get(review_state or "", "Saved")
+    return _after_action(runtime, image_id, query, advance, f"✅ {done} {image_id[:12]}.")
+
+
+def review(
+    runtime: Runtime,
+    session_password: str | None,
+    image_id: str,
+    version: int,
+    state: str,
+    query: curation.Query,
+    advance: bool = True,
+) -> EditorView:
+    """Approve or reject the image as stored (no caption edit), then move to the next unreviewed."""
+    require_admin(runtime, session_password)
+    if not image_id:
+        raise InvalidInputError("Select an image in the grid first.")
+    try:
+        curation.set_review(runtime.catalog, image_id, state, int(version), author=APP_AUTHOR)
+    except curation.CaptionConflict as conflict:
+        record = conflict.theirs
+        return _stale_view(runtime, image_id, version, record.caption or "", [], conflict)
+    return _after_action(runtime, image_id, query, advance, f"✅ {state.capitalize()} {image_id[:12]}.")
+
+
+def skip(runtime: Runtime, image_id: str, query: curation.Query) -> EditorView:
+    """Move to the next unreviewed image without changing this one."""
+    return open_image(runtime, curation.next_unreviewed(runtime.catalog, query, image_id or None), "Skipped.")
+
+
+def undo(runtime: Runtime, session_password: str | None, image_id: str, version: int) -> EditorView:
+    """Restore the previous caption version (recorded as a new version)."""
+    require_admin(runtime, session_password)
+    if not image_id:
+        raise InvalidInputError("Select an image in the grid first.")
+    try:
+        record = curation.undo(runtime.catalog, image_id, int(version), author=APP_AUTHOR)
+    except curation.CaptionConflict as conflict:
+        return _stale_view(runtime, image_id, version, conflict.theirs.caption or "", [], conflict)
+    return open_image(runtime, image_id, f"↩️ Restored the previous version (now version {record.version}).")
+
+
+def _after_action(runtime: Runtime, image_id: str, query: curation.Query, advance: bool, message: str) -> EditorView:
+    if advance:
+        following = curation.next_unreviewed(runtime.catalog, query, image_id)
+        return open_image(runtime, following, message)
+    return open_image(runtime, image_id, message)
+
+
+def _stale_view(
+    runtime: Runtime,
+    image_id: str,
+    version: int,
+    caption: str,
+    attributes: Sequence[str | None],
+    conflict: curation.CaptionConflict,
+) -> EditorView:
+    """The editor as the person left it (their text kept, their stale version kept) plus the conflict."""
+    view = open_image(runtime, image_id)
+    view.version = int(version)
+    view.caption = caption
+    if attributes:
+        view.attributes = {k: str(v or "") for k, v in _editor_attrs(attributes).items()}
+    view.conflict = _conflict_markdown(conflict)
+    view.message = "⚠️ Not saved: the caption changed since you opened it (see both versions below)."
+    return view
+
+
+# -- bulk ------------------------------------------------------------------------------------
+def bulk(
+    runtime: Runtime,
+    session_password: str | None,
+    action: str,
+    scope: str,
+    selected_ids: Sequence[str] | None,
+    query: curation.Query,
+    delete_files: bool = False,
+    confirm_delete: bool = False,
+    progress: Progress = _no_progress,
+    bedrock_client: Any = None,
+) -> str:
+    """Run a bulk action on the checked images or on everything matching the filters; returns a report."""
+    require_admin(runtime, session_password)
+    if scope == SCOPE_MATCHING:
+        ids = curation.matching_ids(runtime.catalog, query)
+    else:
+        ids = list(selected_ids or [])
+    if not ids:
+        raise InvalidInputError("No images selected: tick some in the grid, or choose 'everything matching the filters'.")
+    catalog = runtime.catalog
+    if action == "approve":
+        return curation.bulk_review(catalog, ids, "approved", APP_AUTHOR, progress).summary()
+    if action == "reject":
+        return curation.bulk_review(catalog, ids, "rejected", APP_AUTHOR, progress).summary()
+    if action == "delete":
+        if not confirm_delete:
+            raise InvalidInputError(f"Tick 'confirm delete' to remove {len(ids)} image(s) from the collection.")
+        under = runtime.settings.uploads_dir if delete_files else None
+        return curation.bulk_delete(catalog, runtime.store, ids, under, progress).summary()
+    if action == "caption with Claude":
+        if bedrock_client is None:
+            from carmatch.aws import make_client
+            from carmatch.captioner import require_credentials
+
+            require_credentials()
+            bedrock_client = make_client("bedrock-runtime", runtime.settings.aws_region)
+        return curation.caption_with_claude(catalog, bedrock_client, ids, runtime.settings, progress)
+    raise InvalidInputError(f"Unknown bulk action {action!r}; use one of {', '.join(BULK_ACTIONS)}.")
+
+
+# -- import / export / upload ----------------------------------------------------------------
+def import_preview(
+    runtime: Runtime, session_password: str | None, file: str | Path | None
+) -> tuple[str, list[list[Any]], list[dict[str, Any]]]:
+    """Preview an uploaded captions file: (summary, table rows, plan kept for apply). Changes nothing."""
+    require_admin(runtime, session_password)
+    if not file:
+        raise InvalidInputError("Choose a captions CSV or JSONL file first.")
+    rows, ignored = read_import_file(Path(file))
+    preview = preview_import(runtime.catalog, rows, ignored)
+    return preview.summary(), preview.table(), plan_to_state(preview)
+
+
+def import_apply(
+    runtime: Runtime, session_password: str | None, plan: list[dict[str, Any]] | None, progress: Progress = _no_progress
+) -> str:
+    """Apply a previewed import (rows changed since the preview are skipped)."""
+    require_admin(runtime, session_password)
+    if not plan:
+        raise InvalidInputError("Nothing to apply: preview a captions file first.")
+    return apply_import(runtime.catalog, plan_from_state(plan), author=f"{APP_AUTHOR} import", progress=progress).summary()
+
+
+def export(
+    runtime: Runtime,
+    session_password: str | None,
+    fmt: str,
+    include_unreviewed: bool = False,
+    s3_prefix: str | None = None,
+    progress: Progress = _no_progress,
+) -> tuple[list[str], str]:
+    """Export under ``<home>/exports``; returns (download copies in a temp folder, summary)."""
+    require_admin(runtime, session_password)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    folder = runtime.settings.home / "exports" / stamp
+    catalog = runtime.catalog
+    if fmt == "csv":
+        report = export_csv(catalog, folder / "pairs.csv", include_unreviewed)
+    elif fmt == "jsonl":
+        report = export_jsonl(catalog, folder / "pairs.jsonl", include_unreviewed)
+    elif fmt == "titan":
+        report = export_titan(catalog, folder / "titan", s3_prefix or "", include_unreviewed, progress=progress)
+    else:
+        raise InvalidInputError(f"Unknown export format {fmt!r}; use csv, jsonl or titan.")
+    downloads = Path(tempfile.mkdtemp(prefix="carmatch-export-"))
+    copies = []
+    for path in report.files:
+        target = downloads / (f"titan-{path.name}" if fmt == "titan" else path.name)
+        shutil.copyfile(path, target)
+        copies.append(str(target))
+    text = report.summary()
+    if fmt == "titan":
+        text += (
+            f"\n\nFiles and converted images are in `{folder / 'titan'}`. Upload images and JSONL to S3 with:\n"
+            f"`python -m admin dataset export --format titan --out DIR --s3-prefix {s3_prefix} --upload`"
+        )
+    return copies, text
+
+
+def add_images(
+    runtime: Runtime, session_password: str | None, files: Sequence[str | Path] | None, progress: Progress = _no_progress
+) -> str:
+    """Add uploaded images or zips to the collection (validated, deduplicated, embedded)."""
+    require_admin(runtime, session_password)
+    return add_uploads(runtime, [Path(f) for f in (files or [])], progress).summary()
+
+
+def filter_choices(runtime: Runtime) -> dict[str, list[str]]:
+    """Dropdown choices for the attribute filters, from the catalog."""
+    return {key: [ANY, *runtime.catalog.distinct_values(key)] for key in ("color", "body_type", "make", "viewpoint")}
+
