@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 from carmatch.aws import make_client
-from carmatch.caption_batch import collect_job, refresh_jobs, submit_batch, wait_for_jobs
+from carmatch.caption_batch import submit_batch
 from carmatch.caption_jobs import BatchJob, list_jobs
+from carmatch.caption_results import collect_job, refresh_jobs, wait_for_jobs
 from carmatch.captioner import caption_live, require_credentials, select_images
 from carmatch.catalog import Catalog
 from carmatch.config import Settings

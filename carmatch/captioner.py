@@ -16,12 +16,13 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from PIL import Image
 
 from .aws import explain_aws_error
 from .caption_prompt import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT, CaptionReplyError, parse_caption_reply
+from .caption_retry import Sleep, call_with_retries, error_code, is_fatal
 from .catalog import Catalog
 from .config import Settings
 from .errors import AwsError, ImageError, InvalidInputError, NotFoundError
@@ -43,40 +44,9 @@ CONVERSE_MAX_SIDE_PX = 8000
 JPEG_QUALITY = 85
 MIN_JPEG_QUALITY = 40
 
-MAX_ATTEMPTS = 6  # per image, throttling and 5xx only
-BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_MAX_SECONDS = 60.0
 MAX_CONSECUTIVE_AWS_ERRORS = 5  # per-image AWS errors in a row before the run stops
 
-RETRYABLE_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "ServiceUnavailableException",
-        "InternalServerException",
-        "InternalFailure",
-        "ModelNotReadyException",
-        "ModelTimeoutException",
-        "RequestTimeout",
-        "SlowDown",
-    }
-)
-# Errors that fail every image alike: stop the run at once.
-FATAL_CODES = frozenset(
-    {
-        "AccessDeniedException",
-        "AccessDenied",
-        "UnrecognizedClientException",
-        "InvalidSignatureException",
-        "ExpiredTokenException",
-        "ResourceNotFoundException",
-        "ServiceQuotaExceededException",
-    }
-)
-
 _HEX = re.compile(r"[0-9a-f]{1,64}")
-T = TypeVar("T")
-Sleep = Callable[[float], None]
 Cancel = Callable[[], bool]
 
 
@@ -182,67 +152,6 @@ def select_images(
             continue
         chosen.append(row["id"])
     return chosen
-
-
-# -- retries --------------------------------------------------------------------------------
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a botocore ClientError, else the exception's class name."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", "")) or type(exc).__name__
-    return type(exc).__name__
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """True for throttling, 5xx and dropped connections: worth trying again after a pause."""
-    from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
-
-    if isinstance(exc, (ConnectionClosedError, ReadTimeoutError, EndpointConnectionError)):
-        return True
-    if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0
-        return error_code(exc) in RETRYABLE_CODES or status == 429 or status >= 500
-    return False
-
-
-def is_fatal(exc: BaseException) -> bool:
-    """True for errors that would fail every image alike (credentials, permissions, model id, region)."""
-    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
-
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError, NoRegionError)):
-        return True
-    return isinstance(exc, ClientError) and error_code(exc) in FATAL_CODES
-
-
-def backoff_seconds(
-    attempt: int, rng: random.Random, base: float = BACKOFF_BASE_SECONDS, cap: float = BACKOFF_MAX_SECONDS
-) -> float:
-    """Pause before retry ``attempt`` (1-based): exponential, capped, with jitter in its upper half."""
-    ceiling = min(cap, base * (2 ** (attempt - 1)))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
-def call_with_retries(
-    fn: Callable[[], T],
-    *,
-    sleep: Sleep = time.sleep,
-    rng: random.Random | None = None,
-    max_attempts: int = MAX_ATTEMPTS,
-    what: str = "call AWS",
-) -> T:
-    """Call ``fn``, retrying throttling and 5xx errors with exponential backoff and jitter."""
-    rng = rng or random.Random()
-    attempt = 1
-    while True:
-        try:
-            return fn()
-        except Exception as exc:  # noqa: BLE001 - classified just below, re-raised when not retryable
-            if not is_retryable(exc) or attempt >= max_attempts:
-                raise
-            delay = backoff_seconds(attempt, rng)
-            log.info("%s: %s, retry %d/%d in %.1fs", what, error_code(exc), attempt, max_attempts - 1, delay)
-            sleep(delay)
-            attempt += 1
 
 
 # -- live -----------------------------------------------------------------------------------

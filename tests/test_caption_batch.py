@@ -21,16 +21,13 @@ from carmatch.caption_batch import (
     JOB_NAME_PATTERN,
     BatchLimits,
     BatchTooSmallError,
-    BatchWaitTimeout,
     check_job_name,
-    collect_job,
     make_job_name,
     plan_jobs,
-    refresh_jobs,
     submit_batch,
-    wait_for_jobs,
 )
 from carmatch.caption_prompt import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT
+from carmatch.caption_results import BatchWaitTimeout, collect_job, refresh_jobs, wait_for_jobs
 from carmatch.captioner import select_images
 from carmatch.catalog import Catalog
 from carmatch.errors import AwsError, InvalidInputError

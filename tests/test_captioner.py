@@ -15,11 +15,10 @@ from botocore.stub import ANY
 from PIL import Image
 
 from carmatch.caption_prompt import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT
+from carmatch.caption_retry import MAX_ATTEMPTS, backoff_seconds
 from carmatch.captioner import (
     CLAUDE_MAX_PIXELS,
     CLAUDE_MAX_SIDE_PX,
-    MAX_ATTEMPTS,
-    backoff_seconds,
     caption_live,
     caption_selected,
     fit_size,
