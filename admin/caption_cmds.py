@@ -79,7 +79,10 @@ def cmd_live(args: argparse.Namespace) -> int:
     with runtime_for(args) as runtime:
         ids = _select(runtime.catalog, args)
         if not ids:
-            print("Nothing to caption: every selected image already has a caption from this prompt.")
+            if runtime.catalog.count() == 0:
+                print("The collection is empty: add images first with python -m admin ingest DIR")
+            else:
+                print("Nothing to caption: the selected images have a caption from this prompt or a person.")
             return 0
         client = _client("bedrock-runtime", settings)
         progress = TqdmProgress()

@@ -171,17 +171,17 @@ def _store_line(catalog: Catalog, job: BatchJob, line: bytes, report: CollectRep
         report.malformed += 1
         log.warning("Job %s: skipping an output line that is not a JSON record", job.id)
         return
-    found = jobs_db.record_lookup(catalog, job.id, str(record_id))
-    if found is None:
-        report.unknown += 1
-        return
-    image_id, status = found
-    if status not in (jobs_db.RECORD_PENDING, "missing"):
-        report.already += 1
-        return
     model = job.params.get("model")
     prompt_version = job.params.get("prompt_version", PROMPT_VERSION)
-    with catalog.transaction() as conn:
+    with catalog.transaction() as conn:  # look up and store under one write lock: no double store
+        found = jobs_db.record_lookup(catalog, job.id, str(record_id))
+        if found is None:
+            report.unknown += 1
+            return
+        image_id, status = found
+        if status not in (jobs_db.RECORD_PENDING, "missing"):
+            report.already += 1
+            return
         try:
             output = data.get("modelOutput")
             if not isinstance(output, dict):
