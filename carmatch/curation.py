@@ -479,10 +479,9 @@ def remove_from_index(store: Any, image_ids: Sequence[str]) -> int:
 
 
 def caption_with_claude(
-    catalog: Catalog, client: Any, image_ids: Sequence[str], settings: Any, progress: Progress = _no_progress
+    catalog: Catalog, settings: Any, image_ids: Sequence[str], client: Any = None, progress: Progress = _no_progress
 ) -> str:
     """Re-caption images live with Claude on Bedrock (human captions kept); returns the summary."""
-    from .captioner import caption_live
+    from .captioner import caption_selected
 
-    report = caption_live(catalog, client, list(image_ids), settings, overwrite_human=False, progress=progress)
-    return report.summary()
+    return caption_selected(catalog, settings, list(image_ids), client=client, progress=progress).summary()

@@ -337,13 +337,8 @@ def bulk(
         under = runtime.settings.uploads_dir if delete_files else None
         return curation.bulk_delete(catalog, runtime.store, ids, under, progress).summary()
     if action == "caption with Claude":
-        if bedrock_client is None:
-            from carmatch.aws import make_client
-            from carmatch.captioner import require_credentials
-
-            require_credentials()
-            bedrock_client = make_client("bedrock-runtime", runtime.settings.aws_region)
-        return curation.caption_with_claude(catalog, bedrock_client, ids, runtime.settings, progress)
+        # with no client passed in, the captioner makes a bedrock-runtime client (carmatch.aws.make_client)
+        return curation.caption_with_claude(catalog, runtime.settings, ids, bedrock_client, progress)
     raise InvalidInputError(f"Unknown bulk action {action!r}; use one of {', '.join(BULK_ACTIONS)}.")
 
 
