@@ -104,21 +104,46 @@ def bench_encoder_and_ingest(args: argparse.Namespace) -> None:
     print(f"peak RSS after model + ingest: {rss_mb():.0f} MB")
 
 
-def clustered(n: int, dim: int, seed: int, clusters: int = 1000) -> np.ndarray:
-    """Unit vectors around cluster centres, like real image embeddings."""
+def clustered(n: int, dim: int, seed: int, clusters: int = 1000, kind: str = "real") -> np.ndarray:
+    """Unit vectors around cluster centres.
+
+    ``real``: like CLIP image embeddings: a shared direction (random pairs have cosine ~0.3),
+    cluster centres and within-cluster variation in a 64-dimensional subspace, plus a little
+    isotropic noise. ``stress``: isotropic 512-d noise around the centres, close to random
+    data, where graph indexes are at their worst.
+    """
+    space = np.random.default_rng(1234)  # the same "embedding space" for data and queries
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(clusters, dim)).astype(np.float32)
-    points = centres[rng.integers(0, clusters, n)] + 0.5 * rng.normal(size=(n, dim)).astype(np.float32)
+    if kind == "stress":
+        centres = space.normal(size=(clusters, dim)).astype(np.float32)
+        points = centres[rng.integers(0, clusters, n)] + 0.5 * rng.normal(size=(n, dim)).astype(np.float32)
+    else:
+        latent = 64
+        common = space.normal(size=dim)
+        basis = np.linalg.qr(space.normal(size=(dim, latent)))[0].T
+        centres = space.normal(size=(clusters, latent)) @ basis + 0.15 * space.normal(size=(clusters, dim))
+        shared = 0.8 * common / np.linalg.norm(common) * np.sqrt(latent)
+        points = (
+            shared
+            + centres[rng.integers(0, clusters, n)]
+            + (0.35 * rng.normal(size=(n, latent))) @ basis
+            + 0.1 * rng.normal(size=(n, dim))
+        )
+    points = points.astype(np.float32)
     return points / np.linalg.norm(points, axis=1, keepdims=True)
 
 
-def bench_index(sizes: list[int], dim: int, queries: int) -> None:
-    """Build time, recall@10 vs exact, and query times at each size; where exact search stops being faster."""
+def bench_index(sizes: list[int], dim: int, queries: int, kind: str) -> None:
+    """Build time, recall@10 vs exact, and query times at each size, with carmatch's default parameters."""
+    defaults = Settings()
     for n in sizes:
-        vectors = clustered(n, dim, seed=1)
-        qs = clustered(queries, dim, seed=2)
+        vectors = clustered(n, dim, seed=1, kind=kind)
+        qs = clustered(queries, dim, seed=2, kind=kind)
         manifest = IndexManifest("bench", "bench", "none", "0", dim)
-        index = VectorIndex(manifest, exact_max=0)
+        index = VectorIndex(
+            manifest, exact_max=0, m=defaults.hnsw_m, ef_construction=defaults.hnsw_ef_construction,
+            ef_search=defaults.hnsw_ef_search,
+        )
         index.add([str(i) for i in range(n)], vectors)
         start = time.perf_counter()
         index._ensure_hnsw()
@@ -132,7 +157,7 @@ def bench_index(sizes: list[int], dim: int, queries: int) -> None:
             approx = {i for i, _ in index.search(q, 10)}
             t_hnsw.append(time.perf_counter() - s)
             hits += len(exact & approx)
-        print(f"index {n:>7} x {dim}: build {build:6.1f} s  recall@10 {hits / (10 * queries):.4f}  "
+        print(f"index {kind:>6} {n:>7} x {dim}: build {build:6.1f} s  recall@10 {hits / (10 * queries):.4f}  "
               f"query exact p50 {pct(t_exact, 50):6.2f} ms  hnsw p50 {pct(t_hnsw, 50):6.2f} ms  RSS {rss_mb():.0f} MB")
 
 
@@ -167,11 +192,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--skip-model", action="store_true", help="only benchmark the index")
+    parser.add_argument("--data", nargs="*", default=["real", "stress"], choices=["real", "stress"])
     args = parser.parse_args()
     if not args.skip_model:
         bench_encoder_and_ingest(args)
     bench_crossover(args.dim)
-    bench_index(args.sizes, args.dim, queries=200)
+    for kind in args.data:
+        bench_index(args.sizes, args.dim, queries=200, kind=kind)
 
 
 if __name__ == "__main__":

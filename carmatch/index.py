@@ -64,7 +64,7 @@ class VectorIndex:
         exact_max: int = 5_000,
         m: int = 16,
         ef_construction: int = 200,
-        ef_search: int = 128,
+        ef_search: int = 1024,
     ):
         self.manifest = manifest
         self.dim = manifest.dim
@@ -272,7 +272,7 @@ class VectorIndex:
         exact_max: int = 5_000,
         m: int = 16,
         ef_construction: int = 200,
-        ef_search: int = 128,
+        ef_search: int = 1024,
     ) -> "VectorIndex":
         """Read an index written by :meth:`save_to`."""
         try:
@@ -324,7 +324,7 @@ class IndexStore:
     """The index folder: generations of saved indexes and a CURRENT pointer swapped atomically."""
 
     def __init__(
-        self, folder: Path, exact_max: int = 5_000, m: int = 16, ef_construction: int = 200, ef_search: int = 128
+        self, folder: Path, exact_max: int = 5_000, m: int = 16, ef_construction: int = 200, ef_search: int = 1024
     ):
         self.folder = Path(folder)
         self.params = dict(exact_max=exact_max, m=m, ef_construction=ef_construction, ef_search=ef_search)

@@ -154,7 +154,9 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
             search_btn = gr.Button("Search", variant="primary", elem_id="search-button")
         with gr.Column(scale=2):
             notes = gr.Markdown()
-            gallery = gr.Gallery(label="Matches", columns=4, height=560, allow_preview=False, elem_id="results")
+            gallery = gr.Gallery(
+                label="Matches", columns=4, height=560, allow_preview=False, object_fit="contain", elem_id="results"
+            )
             with gr.Row():
                 big = gr.Image(label="Selected", interactive=False, height=320)
                 big_caption = gr.Markdown()
