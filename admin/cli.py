@@ -9,7 +9,7 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from carmatch.config import load_dotenv_file, load_settings
 from carmatch.errors import CarmatchError

@@ -96,10 +96,13 @@ def bench_encoder_and_ingest(args: argparse.Namespace) -> None:
             s = time.perf_counter()
             runtime.search(image=photo, k=12)
             query_img.append(time.perf_counter() - s)
-        print(f"text query : p50 {pct(query_text, 50):6.1f} ms  p95 {pct(query_text, 95):6.1f} ms | "
-              f"bare encode_text p50 {pct(bare_text, 50):6.1f} ms  -> {pct(query_text, 50) / pct(bare_text, 50):.2f}x")
-        print(f"image query: p50 {pct(query_img, 50):6.1f} ms  p95 {pct(query_img, 95):6.1f} ms | "
-              f"bare open+encode_image p50 {pct(bare_img, 50):6.1f} ms  -> {pct(query_img, 50) / pct(bare_img, 50):.2f}x")
+        for label, query, bare_call, bare_label in (
+            ("text query ", query_text, bare_text, "bare encode_text"),
+            ("image query", query_img, bare_img, "bare open+encode_image"),
+        ):
+            ratio = pct(query, 50) / pct(bare_call, 50)
+            print(f"{label}: p50 {pct(query, 50):6.1f} ms  p95 {pct(query, 95):6.1f} ms | "
+                  f"{bare_label} p50 {pct(bare_call, 50):6.1f} ms  -> {ratio:.2f}x")
         runtime.close()
     print(f"peak RSS after model + ingest: {rss_mb():.0f} MB")
 

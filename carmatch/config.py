@@ -7,9 +7,9 @@ first so a ``.env`` file in the working directory can supply the same variables.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Mapping
 
 from .errors import ConfigError
 
@@ -83,7 +83,7 @@ class Settings:
 
         return "cuda" if torch.cuda.is_available() else "cpu"
 
-    def with_overrides(self, **changes: object) -> "Settings":
+    def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with some fields replaced."""
         return replace(self, **changes)  # type: ignore[arg-type]
 

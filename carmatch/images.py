@@ -8,7 +8,6 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -22,7 +21,7 @@ DEFAULT_MAX_IMAGE_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
 MAX_IMAGE_SIDE = 20_000
 
-ImageSource = Union[str, Path, bytes, Image.Image]
+ImageSource = str | Path | bytes | Image.Image
 
 
 @dataclass(frozen=True)
@@ -90,10 +89,10 @@ def decode_image(
                         f"(limit {max_pixels / 1e6:.0f} megapixels, {MAX_IMAGE_SIDE} px a side)"
                     )
                 probe.verify()
-            with Image.open(io.BytesIO(data)) as img:
-                img.load()
-                img = ImageOps.exif_transpose(img) or img
-                rgb = img.convert("RGB")
+            with Image.open(io.BytesIO(data)) as opened:
+                opened.load()
+                upright: Image.Image = ImageOps.exif_transpose(opened) or opened
+                rgb = upright.convert("RGB")
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

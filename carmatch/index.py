@@ -14,9 +14,9 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -230,7 +230,7 @@ class VectorIndex:
         filt = None
         if mask is not None:
             filt = lambda label: bool(mask[label])  # noqa: E731
-        for attempt in range(3):
+        for _attempt in range(3):
             graph.set_ef(ef)  # type: ignore[attr-defined]
             try:
                 labels, dists = graph.knn_query(q[None, :], k=k, filter=filt)  # type: ignore[attr-defined]
@@ -273,7 +273,7 @@ class VectorIndex:
         m: int = 16,
         ef_construction: int = 200,
         ef_search: int = 1024,
-    ) -> "VectorIndex":
+    ) -> VectorIndex:
         """Read an index written by :meth:`save_to`."""
         try:
             manifest = IndexManifest(**json.loads((folder / "manifest.json").read_text()))
@@ -398,6 +398,7 @@ class IndexStore:
         for child in self.folder.iterdir():
             if not child.is_dir() or child.name in keep:
                 continue
-            stale_staging = child.name.startswith(".staging-") and time.time() - child.stat().st_mtime > STALE_STAGING_SECONDS
+            age = time.time() - child.stat().st_mtime
+            stale_staging = child.name.startswith(".staging-") and age > STALE_STAGING_SECONDS
             if child.name.startswith("gen-") or stale_staging:
                 shutil.rmtree(child, ignore_errors=True)

@@ -133,7 +133,8 @@ def test_cancelled_ingest_keeps_committed_work_and_resumes(runtime: Runtime, car
 
     ingestor = runtime.ingestor()
     ingestor.batch_size = 2
-    report = ingestor.ingest_paths(sorted(car_folder.rglob("*.*")), car_folder.resolve(), progress=progress, cancel=cancel)
+    paths = sorted(car_folder.rglob("*.*"))
+    report = ingestor.ingest_paths(paths, car_folder.resolve(), progress=progress, cancel=cancel)
     assert report.interrupted
     assert report.embedded == 2
     assert len(runtime.index()) == 2  # committed batch is searchable
