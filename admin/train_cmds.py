@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup-steps", type=int, help="linear warmup steps (default 10%% of steps, at most 100)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--color-jitter", type=float, help="brightness/contrast jitter (default 0: colours are queries)")
+    p.add_argument("--val-fraction", type=float, help="share of images held out for validation (default 0.1)")
+    p.add_argument("--test-fraction", type=float, help="share of images held out for testing (default 0.1; keep it "
+                   "fixed so before/after numbers compare across runs)")
     p.add_argument("--resume", metavar="RUN", help="continue a stopped run exactly where it left off")
     p.add_argument("--sagemaker", action="store_true", help="train on SageMaker instead of this machine")
     p.add_argument("--role-arn", help="SageMaker execution role ARN (with --sagemaker)")
@@ -45,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", action="append", metavar="RUN|base", help="model to evaluate (repeatable; "
                    "default: base and the active run)")
     p.add_argument("--split", default="test", help="train, val, test or all (default test)")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="as given to train (default 0.1)")
+    p.add_argument("--test-fraction", type=float, default=0.1, help="as given to train (default 0.1)")
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
     p.set_defaults(func=cmd_eval)
 
@@ -100,7 +105,7 @@ def ctrl_c_cancels(cancel: threading.Event, what: str) -> Iterator[None]:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {"epochs": args.epochs, "batch_size": args.batch_size, "accum_steps": args.accum_steps, "lr": args.lr,
             "unfreeze": args.unfreeze, "warmup_steps": args.warmup_steps, "seed": args.seed,
-            "color_jitter": args.color_jitter}
+            "color_jitter": args.color_jitter, "val_fraction": args.val_fraction, "test_fraction": args.test_fraction}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -150,13 +155,13 @@ def _train_sagemaker(args: argparse.Namespace) -> int:
     from carmatch import sagemaker
     from carmatch.training_jobs import default_config
 
+    if args.sagemaker_job is None and (not args.role_arn or not args.bucket):
+        raise InvalidInputError("--sagemaker needs --role-arn ARN and --bucket BUCKET.")
     region = args.settings.aws_region
     sm, s3 = sagemaker.sagemaker_clients(region)
     with runtime_for(args) as runtime:
         job = args.sagemaker_job
         if job is None:
-            if not args.role_arn or not args.bucket:
-                raise InvalidInputError("--sagemaker needs --role-arn ARN and --bucket BUCKET.")
             config = default_config(args.settings, **_overrides(args))
             progress = TqdmProgress()
             try:
@@ -186,7 +191,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Print recall@1/5/10 and median rank, one column per model."""
     with runtime_for(args) as runtime:
         models = args.model or ["base"] + ([runtime.active_model().run_id] if runtime.active_model().run_id else [])
-        results = registry.evaluate_models(runtime, list(dict.fromkeys(models)), args.split)
+        results = registry.evaluate_models(runtime, list(dict.fromkeys(models)), args.split, args.val_fraction,
+                                           args.test_fraction)
         if args.json:
             print(json.dumps({"split": args.split, "models": results}, indent=2))
         else:
