@@ -8,7 +8,8 @@ import json
 import signal
 import sys
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from tqdm import tqdm
 
@@ -24,15 +25,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="fine-tune CLIP on the approved image–caption pairs")
     p.add_argument("--epochs", type=int, help="passes over the training pairs (default 5)")
     p.add_argument("--batch-size", type=int, help="pairs per contrastive batch (default 32)")
-    p.add_argument("--accum-steps", type=int, help="batches per optimizer step, for a larger effective batch (default 1)")
+    p.add_argument(
+        "--accum-steps", type=int, help="batches per optimizer step, for a larger effective batch (default 1)"
+    )
     p.add_argument("--lr", type=float, help="peak learning rate (default 1e-5)")
     p.add_argument("--unfreeze", type=int, help="train only the last K blocks of each tower; -1 = all (default 2)")
     p.add_argument("--warmup-steps", type=int, help="linear warmup steps (default 10%% of steps, at most 100)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--color-jitter", type=float, help="brightness/contrast jitter (default 0: colours are queries)")
     p.add_argument("--val-fraction", type=float, help="share of images held out for validation (default 0.1)")
-    p.add_argument("--test-fraction", type=float, help="share of images held out for testing (default 0.1; keep it "
-                   "fixed so before/after numbers compare across runs)")
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        help="share of images held out for testing (default 0.1; keep it "
+        "fixed so before/after numbers compare across runs)",
+    )
     p.add_argument("--resume", metavar="RUN", help="continue a stopped run exactly where it left off")
     p.add_argument("--sagemaker", action="store_true", help="train on SageMaker instead of this machine")
     p.add_argument("--role-arn", help="SageMaker execution role ARN (with --sagemaker)")
@@ -45,8 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser("eval", help="retrieval recall of the base model and fine-tuned runs")
-    p.add_argument("--model", action="append", metavar="RUN|base", help="model to evaluate (repeatable; "
-                   "default: base and the active run)")
+    p.add_argument(
+        "--model",
+        action="append",
+        metavar="RUN|base",
+        help="model to evaluate (repeatable; default: base and the active run)",
+    )
     p.add_argument("--split", default="test", help="train, val, test or all (default test)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="as given to train (default 0.1)")
     p.add_argument("--test-fraction", type=float, default=0.1, help="as given to train (default 0.1)")
@@ -103,9 +114,18 @@ def ctrl_c_cancels(cancel: threading.Event, what: str) -> Iterator[None]:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {"epochs": args.epochs, "batch_size": args.batch_size, "accum_steps": args.accum_steps, "lr": args.lr,
-            "unfreeze": args.unfreeze, "warmup_steps": args.warmup_steps, "seed": args.seed,
-            "color_jitter": args.color_jitter, "val_fraction": args.val_fraction, "test_fraction": args.test_fraction}
+    return {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "accum_steps": args.accum_steps,
+        "lr": args.lr,
+        "unfreeze": args.unfreeze,
+        "warmup_steps": args.warmup_steps,
+        "seed": args.seed,
+        "color_jitter": args.color_jitter,
+        "val_fraction": args.val_fraction,
+        "test_fraction": args.test_fraction,
+    }
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -135,8 +155,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 bar.set_postfix(loss=f"{event.loss:.4f}", lr=f"{event.lr:.1e}")
             elif event.kind == "epoch":
                 m = event.metrics
-                bar.write(f"epoch {event.epoch}: val loss {event.val_loss:.4f}  text→image R@1 {m['t2i_r1']:.3f} "
-                          f"R@5 {m['t2i_r5']:.3f} R@10 {m['t2i_r10']:.3f} {event.message}".rstrip())
+                bar.write(
+                    f"epoch {event.epoch}: val loss {event.val_loss:.4f}  text→image R@1 {m['t2i_r1']:.3f} "
+                    f"R@5 {m['t2i_r5']:.3f} R@10 {m['t2i_r10']:.3f} {event.message}".rstrip()
+                )
 
         cancel = threading.Event()
         try:
@@ -165,8 +187,19 @@ def _train_sagemaker(args: argparse.Namespace) -> int:
             config = default_config(args.settings, **_overrides(args))
             progress = TqdmProgress()
             try:
-                job = sagemaker.submit_training(sm, s3, runtime.catalog, config, args.role_arn, args.bucket, region,
-                                                args.instance_type, args.prefix, args.image_uri, progress=progress)
+                job = sagemaker.submit_training(
+                    sm,
+                    s3,
+                    runtime.catalog,
+                    config,
+                    args.role_arn,
+                    args.bucket,
+                    region,
+                    args.instance_type,
+                    args.prefix,
+                    args.image_uri,
+                    progress=progress,
+                )
             finally:
                 progress.close()
             print(f"Submitted SageMaker training job {job}.")
@@ -191,8 +224,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Print recall@1/5/10 and median rank, one column per model."""
     with runtime_for(args) as runtime:
         models = args.model or ["base"] + ([runtime.active_model().run_id] if runtime.active_model().run_id else [])
-        results = registry.evaluate_models(runtime, list(dict.fromkeys(models)), args.split, args.val_fraction,
-                                           args.test_fraction)
+        results = registry.evaluate_models(
+            runtime, list(dict.fromkeys(models)), args.split, args.val_fraction, args.test_fraction
+        )
         if args.json:
             print(json.dumps({"split": args.split, "models": results}, indent=2))
         else:
@@ -213,8 +247,10 @@ def cmd_model_list(args: argparse.Namespace) -> int:
             after = (row["metrics"].get("test_after") or {}).get("t2i_r5")
             before = (row["metrics"].get("test_before") or {}).get("t2i_r5")
             r5 = f"{before:.3f}→{after:.3f}" if after is not None and before is not None else "-"
-            print(f"{'*' if row['active'] else ' ':2}{row['id']:34} {row['kind']:9} {row['status']:10} "
-                  f"{row['created_at'] or '-':25} {r5:>14}  {row['base_model']}")
+            print(
+                f"{'*' if row['active'] else ' ':2}{row['id']:34} {row['kind']:9} {row['status']:10} "
+                f"{row['created_at'] or '-':25} {r5:>14}  {row['base_model']}"
+            )
         return 0
 
 
@@ -246,8 +282,17 @@ def cmd_titan_finetune(args: argparse.Namespace) -> int:
     hp.validate()  # refuse bad values before touching AWS
     region = args.settings.aws_region
     with runtime_for(args) as runtime:
-        arn, warnings = titan.start_finetune(make_client("bedrock", region), runtime.catalog, args.train,
-                                             args.role_arn, hp, args.validation, args.output, args.name, region=region)
+        arn, warnings = titan.start_finetune(
+            make_client("bedrock", region),
+            runtime.catalog,
+            args.train,
+            args.role_arn,
+            hp,
+            args.validation,
+            args.output,
+            args.name,
+            region=region,
+        )
         for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
         print(f"Started Titan fine-tuning job {arn}. Check it: python -m admin titan status")

@@ -9,7 +9,8 @@ captions.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -61,8 +62,9 @@ def chance_t2i_recall(captions: Sequence[str], k: int) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
-def embed_pairs(model: Any, preprocess: Any, tokenizer: Any, pairs: Sequence[Pair], device: str,
-                batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def embed_pairs(
+    model: Any, preprocess: Any, tokenizer: Any, pairs: Sequence[Pair], device: str, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """Unit image and text vectors of ``pairs`` from a raw open_clip model (eval mode, no grad)."""
     import torch
     import torch.nn.functional as F
@@ -85,8 +87,9 @@ def embed_pairs(model: Any, preprocess: Any, tokenizer: Any, pairs: Sequence[Pai
     return np.concatenate(image_out), np.concatenate(text_out)
 
 
-def evaluate_model(model: Any, preprocess: Any, tokenizer: Any, pairs: Sequence[Pair], device: str,
-                   batch_size: int = 64) -> dict[str, float]:
+def evaluate_model(
+    model: Any, preprocess: Any, tokenizer: Any, pairs: Sequence[Pair], device: str, batch_size: int = 64
+) -> dict[str, float]:
     """Retrieval metrics of ``model`` on ``pairs``."""
     if not pairs:
         return {}

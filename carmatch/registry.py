@@ -46,16 +46,28 @@ class ModelRecord:
     def to_dict(self, active: bool = False) -> dict[str, Any]:
         """JSON-friendly view (for ``model list --json`` and the app)."""
         return {
-            "id": self.id, "created_at": self.created_at, "kind": self.kind, "base_model": self.base_model,
-            "base_pretrained": self.base_pretrained, "checkpoint": self.checkpoint, "status": self.status,
-            "metrics": self.metrics, "config": self.config, "active": active,
+            "id": self.id,
+            "created_at": self.created_at,
+            "kind": self.kind,
+            "base_model": self.base_model,
+            "base_pretrained": self.base_pretrained,
+            "checkpoint": self.checkpoint,
+            "status": self.status,
+            "metrics": self.metrics,
+            "config": self.config,
+            "active": active,
         }
 
 
 def _row_to_record(row: Any) -> ModelRecord:
     return ModelRecord(
-        id=row["id"], created_at=row["created_at"], kind=row["kind"], base_model=row["base_model"],
-        base_pretrained=row["base_pretrained"], checkpoint=row["checkpoint"], status=row["status"],
+        id=row["id"],
+        created_at=row["created_at"],
+        kind=row["kind"],
+        base_model=row["base_model"],
+        base_pretrained=row["base_pretrained"],
+        checkpoint=row["checkpoint"],
+        status=row["status"],
         config=json.loads(row["config"]) if row["config"] else {},
         metrics=json.loads(row["metrics"]) if row["metrics"] else {},
     )
@@ -81,8 +93,17 @@ def register_model(
         conn.execute(
             "INSERT OR REPLACE INTO models (id, created_at, kind, base_model, base_pretrained, checkpoint, config,"
             " metrics, status) VALUES (?,?,?,?,?,?,?,?,?)",
-            (run_id, created, kind, base_model, base_pretrained, checkpoint,
-             json.dumps(config or {}, default=str), json.dumps(metrics or {}, default=str), status),
+            (
+                run_id,
+                created,
+                kind,
+                base_model,
+                base_pretrained,
+                checkpoint,
+                json.dumps(config or {}, default=str),
+                json.dumps(metrics or {}, default=str),
+                status,
+            ),
         )
     return get_model(catalog, run_id)
 
@@ -90,8 +111,17 @@ def register_model(
 def set_status(catalog: Catalog, run_id: str, status: str, metrics: dict[str, Any] | None = None) -> None:
     """Change a model's status (and optionally its metrics)."""
     record = get_model(catalog, run_id)
-    register_model(catalog, run_id, record.kind, record.base_model, record.base_pretrained, status,
-                   record.checkpoint, record.config, metrics if metrics is not None else record.metrics)
+    register_model(
+        catalog,
+        run_id,
+        record.kind,
+        record.base_model,
+        record.base_pretrained,
+        status,
+        record.checkpoint,
+        record.config,
+        metrics if metrics is not None else record.metrics,
+    )
 
 
 def get_model(catalog: Catalog, run_id: str) -> ModelRecord:
@@ -112,9 +142,20 @@ def list_models(catalog: Catalog) -> list[ModelRecord]:
 def model_table(runtime: Runtime) -> list[dict[str, Any]]:
     """Rows for ``model list``/the app: the base model first, then each run, with an ``active`` flag."""
     active = runtime.active_model().run_id
-    rows = [{"id": BASE, "created_at": "", "kind": "base", "base_model": runtime.settings.model,
-             "base_pretrained": runtime.settings.pretrained, "checkpoint": None, "status": "ready",
-             "metrics": {}, "config": {}, "active": active is None}]
+    rows: list[dict[str, Any]] = [
+        {
+            "id": BASE,
+            "created_at": "",
+            "kind": "base",
+            "base_model": runtime.settings.model,
+            "base_pretrained": runtime.settings.pretrained,
+            "checkpoint": None,
+            "status": "ready",
+            "metrics": {},
+            "config": {},
+            "active": active is None,
+        }
+    ]
     rows += [record.to_dict(active=record.id == active) for record in list_models(runtime.catalog)]
     return rows
 
@@ -166,7 +207,11 @@ def activate(
         embedder = runtime.embedder_if_loaded()
         if embedder is None or embedder.spec != spec:
             embedder = load_clip(spec.name, spec.pretrained, runtime.settings.device, runtime.settings.offline)
-        if current.spec == spec and runtime.store.exists() and runtime.store.read_manifest().model_key == embedder.model_key:
+        if (
+            current.spec == spec
+            and runtime.store.exists()
+            and runtime.store.read_manifest().model_key == embedder.model_key
+        ):
             log.info("%s is already active and its index is current", run_id)
             return ActivationResult(run_id, embedder.model_key, runtime.store.read_manifest().count, False)
         if not runtime.store.exists():
@@ -178,8 +223,9 @@ def activate(
         built: dict[str, Any] = {}
 
         def build() -> None:  # ...then assembling from cached embeddings and the swap happen together.
-            index, failures = rebuild_index(runtime.catalog, embedder, runtime.store, runtime.settings.batch_size,
-                                            report, cancel)
+            index, failures = rebuild_index(
+                runtime.catalog, embedder, runtime.store, runtime.settings.batch_size, report, cancel
+            )
             built.update(index=index, failures=failures)
 
         runtime.install_model(embedder, active, build)

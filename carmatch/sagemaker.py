@@ -14,9 +14,10 @@ import logging
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import registry
 from .catalog import Catalog
@@ -29,9 +30,15 @@ log = logging.getLogger(__name__)
 PYTORCH_VERSION = "2.3.0"
 DEFAULT_DLC_ACCOUNT = "763104351884"
 DLC_ACCOUNTS = {  # regions whose deep-learning-container registry is not the default account
-    "af-south-1": "626614931356", "ap-east-1": "871362719292", "ap-northeast-3": "364406365360",
-    "ap-southeast-3": "907027046896", "eu-south-1": "692866216735", "il-central-1": "780543022126",
-    "me-central-1": "914824155844", "me-south-1": "217643126080", "cn-north-1": "727897471807",
+    "af-south-1": "626614931356",
+    "ap-east-1": "871362719292",
+    "ap-northeast-3": "364406365360",
+    "ap-southeast-3": "907027046896",
+    "eu-south-1": "692866216735",
+    "il-central-1": "780543022126",
+    "me-central-1": "914824155844",
+    "me-south-1": "217643126080",
+    "cn-north-1": "727897471807",
     "cn-northwest-1": "727897471807",
 }
 ENTRY_POINT = "train_entry.py"
@@ -39,7 +46,10 @@ POLL_SECONDS = 30
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
 MAX_RUNTIME_SECONDS = 24 * 3600
 SOURCE_REQUIREMENTS = "open_clip_torch>=2.24\nftfy\nregex\n"
-ENTRY_SOURCE = '"""SageMaker entry point: carmatch\'s own training loop."""\nfrom carmatch.training import main\n\nraise SystemExit(main())\n'
+ENTRY_SOURCE = (
+    '"""SageMaker entry point: carmatch\'s own training loop."""\n'
+    "from carmatch.training import main\n\nraise SystemExit(main())\n"
+)
 
 
 def training_image_uri(region: str, instance_type: str) -> str:
@@ -48,7 +58,11 @@ def training_image_uri(region: str, instance_type: str) -> str:
     gpu = family[:1] in ("g", "p")
     account = DLC_ACCOUNTS.get(region, DEFAULT_DLC_ACCOUNT)
     domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    tag = f"{PYTORCH_VERSION}-gpu-py311-cu121-ubuntu20.04-sagemaker" if gpu else f"{PYTORCH_VERSION}-cpu-py311-ubuntu20.04-sagemaker"
+    tag = (
+        f"{PYTORCH_VERSION}-gpu-py311-cu121-ubuntu20.04-sagemaker"
+        if gpu
+        else f"{PYTORCH_VERSION}-cpu-py311-ubuntu20.04-sagemaker"
+    )
     return f"{account}.dkr.ecr.{region}.{domain}/pytorch-training:{tag}"
 
 
@@ -86,8 +100,15 @@ def package_source() -> bytes:
     return buf.getvalue()
 
 
-def upload_dataset(s3: Any, pairs: list[Pair], bucket: str, prefix: str, job_name: str,
-                   model_config: Path | None = None, progress: Callable[[int, int, str], None] | None = None) -> dict[str, str]:
+def upload_dataset(
+    s3: Any,
+    pairs: list[Pair],
+    bucket: str,
+    prefix: str,
+    job_name: str,
+    model_config: Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict[str, str]:
     """Upload images (only those not already there) and the job's pairs JSONL; returns channel name → S3 URI."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -120,7 +141,9 @@ def upload_dataset(s3: Any, pairs: list[Pair], bucket: str, prefix: str, job_nam
 def hyperparameters(config: TrainConfig, source_uri: str, region: str) -> dict[str, str]:
     """Script-mode hyperparameters: values JSON-encoded as the SageMaker SDK does, names as training.main reads."""
     values: dict[str, Any] = {
-        "sagemaker_program": ENTRY_POINT, "sagemaker_submit_directory": source_uri, "sagemaker_region": region,
+        "sagemaker_program": ENTRY_POINT,
+        "sagemaker_submit_directory": source_uri,
+        "sagemaker_region": region,
         "sagemaker_container_log_level": 20,
     }
     for key, value in config.__dict__.items():
@@ -189,13 +212,23 @@ def submit_training(
         raise _aws("upload the training code", region)(exc) from exc
     request = {
         "TrainingJobName": job_name,
-        "AlgorithmSpecification": {"TrainingImage": image_uri or training_image_uri(region, instance_type),
-                                   "TrainingInputMode": "File"},
+        "AlgorithmSpecification": {
+            "TrainingImage": image_uri or training_image_uri(region, instance_type),
+            "TrainingInputMode": "File",
+        },
         "RoleArn": role_arn,
         "HyperParameters": hyperparameters(config, f"s3://{bucket}/{source_key}", region),
         "InputDataConfig": [
-            {"ChannelName": name, "DataSource": {"S3DataSource": {
-                "S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}}}
+            {
+                "ChannelName": name,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
             for name, uri in channels.items()
         ],
         "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{prefix}/jobs/{job_name}/output/"},
@@ -207,9 +240,22 @@ def submit_training(
         arn = sm.create_training_job(**request)["TrainingJobArn"]
     except (BotoCoreError, ClientError) as exc:
         raise _aws(f"create SageMaker training job {job_name}", region)(exc) from exc
-    registry.register_model(catalog, job_name, "sagemaker", config.model, config.pretrained, "submitted",
-                            config={**config.__dict__, "arn": arn, "instance_type": instance_type,
-                                    "data_source": source, "bucket": bucket, "prefix": prefix})
+    registry.register_model(
+        catalog,
+        job_name,
+        "sagemaker",
+        config.model,
+        config.pretrained,
+        "submitted",
+        config={
+            **config.__dict__,
+            "arn": arn,
+            "instance_type": instance_type,
+            "data_source": source,
+            "bucket": bucket,
+            "prefix": prefix,
+        },
+    )
     log.info("Created SageMaker training job %s (%s)", job_name, arn)
     return job_name
 
@@ -222,14 +268,24 @@ def describe_job(sm: Any, job_name: str) -> JobStatus:
         d = sm.describe_training_job(TrainingJobName=job_name)
     except (BotoCoreError, ClientError) as exc:
         raise _aws(f"describe SageMaker training job {job_name}")(exc) from exc
-    return JobStatus(job_name, d["TrainingJobStatus"], d.get("SecondaryStatus", ""),
-                     int(d.get("BillableTimeInSeconds") or 0), d.get("FailureReason"),
-                     (d.get("ModelArtifacts") or {}).get("S3ModelArtifacts"))
+    return JobStatus(
+        job_name,
+        d["TrainingJobStatus"],
+        d.get("SecondaryStatus", ""),
+        int(d.get("BillableTimeInSeconds") or 0),
+        d.get("FailureReason"),
+        (d.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
+    )
 
 
-def wait_for_job(sm: Any, job_name: str, on_status: Callable[[JobStatus], None] | None = None,
-                 cancel: threading.Event | None = None, poll_seconds: float = POLL_SECONDS,
-                 sleep: Callable[[float], None] = time.sleep) -> JobStatus:
+def wait_for_job(
+    sm: Any,
+    job_name: str,
+    on_status: Callable[[JobStatus], None] | None = None,
+    cancel: threading.Event | None = None,
+    poll_seconds: float = POLL_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> JobStatus:
     """Poll until the job ends; reports each status change. Cancelling stops polling, not the job."""
     previous = None
     while True:
@@ -258,9 +314,17 @@ def _safe_extract(data: bytes, dest: Path) -> None:
         tar.extractall(dest)  # every member was checked above
 
 
-def collect_job(sm: Any, s3: Any, catalog: Catalog, runs_dir: Path, job_name: str,
-                on_status: Callable[[JobStatus], None] | None = None, cancel: threading.Event | None = None,
-                poll_seconds: float = POLL_SECONDS, sleep: Callable[[float], None] = time.sleep) -> registry.ModelRecord:
+def collect_job(
+    sm: Any,
+    s3: Any,
+    catalog: Catalog,
+    runs_dir: Path,
+    job_name: str,
+    on_status: Callable[[JobStatus], None] | None = None,
+    cancel: threading.Event | None = None,
+    poll_seconds: float = POLL_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> registry.ModelRecord:
     """Wait for a submitted job, download model.tar.gz into runs/<job>/ and register it like a local run."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -268,7 +332,9 @@ def collect_job(sm: Any, s3: Any, catalog: Catalog, runs_dir: Path, job_name: st
     status = wait_for_job(sm, job_name, on_status, cancel, poll_seconds, sleep)
     if status.status != "Completed" or not status.model_artifacts:
         registry.set_status(catalog, job_name, "failed" if status.status == "Failed" else "cancelled")
-        raise AwsError(f"SageMaker job {job_name} ended {status.status}: {status.failure_reason or 'no model produced'}.")
+        raise AwsError(
+            f"SageMaker job {job_name} ended {status.status}: {status.failure_reason or 'no model produced'}."
+        )
     bucket, key = parse_s3_uri(status.model_artifacts)
     try:
         data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -282,8 +348,17 @@ def collect_job(sm: Any, s3: Any, catalog: Catalog, runs_dir: Path, job_name: st
     summary = json.loads((run_dir / SUMMARY_FILE).read_text()) if (run_dir / SUMMARY_FILE).exists() else {}
     metrics = {k: summary.get(k) for k in ("test_before", "test_after", "best_epoch", "split_hash")}
     metrics["billable_seconds"] = status.billable_seconds
-    return registry.register_model(catalog, job_name, "sagemaker", record.base_model, record.base_pretrained, "ready",
-                                   checkpoint=str(checkpoint.resolve()), config=record.config, metrics=metrics)
+    return registry.register_model(
+        catalog,
+        job_name,
+        "sagemaker",
+        record.base_model,
+        record.base_pretrained,
+        "ready",
+        checkpoint=str(checkpoint.resolve()),
+        config=record.config,
+        metrics=metrics,
+    )
 
 
 def sagemaker_clients(region: str) -> tuple[Any, Any]:
@@ -291,4 +366,3 @@ def sagemaker_clients(region: str) -> tuple[Any, Any]:
     from .aws import make_client
 
     return make_client("sagemaker", region), make_client("s3", region)
-

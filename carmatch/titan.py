@@ -26,8 +26,13 @@ DEFAULT_BATCH_SIZE = 576
 LEARNING_RATE_RANGE = (5e-8, 1.0)
 DEFAULT_LEARNING_RATE = 5e-5
 HIGH_LR_FACTOR = 20  # warn when the learning rate is this many times Titan's default or more
-STATUS_MAP = {"InProgress": "running", "Completed": "ready", "Failed": "failed", "Stopping": "running",
-              "Stopped": "cancelled"}
+STATUS_MAP = {
+    "InProgress": "running",
+    "Completed": "ready",
+    "Failed": "failed",
+    "Stopping": "running",
+    "Stopped": "cancelled",
+}
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,17 @@ class TitanHyperparameters:
         if not EPOCHS_RANGE[0] <= self.epoch_count <= EPOCHS_RANGE[1]:
             problems.append(f"epochCount {self.epoch_count} must be {EPOCHS_RANGE[0]}–{EPOCHS_RANGE[1]}")
         if not BATCH_SIZE_RANGE[0] <= self.batch_size <= BATCH_SIZE_RANGE[1]:
-            problems.append(f"batchSize {self.batch_size} must be {BATCH_SIZE_RANGE[0]}–{BATCH_SIZE_RANGE[1]:,} "
-                            f"(default {DEFAULT_BATCH_SIZE})")
-        if not (math.isfinite(self.learning_rate) and LEARNING_RATE_RANGE[0] <= self.learning_rate <= LEARNING_RATE_RANGE[1]):
-            problems.append(f"learningRate {self.learning_rate:g} must be {LEARNING_RATE_RANGE[0]:g}–"
-                            f"{LEARNING_RATE_RANGE[1]:g} (default {DEFAULT_LEARNING_RATE:g})")
+            problems.append(
+                f"batchSize {self.batch_size} must be {BATCH_SIZE_RANGE[0]}–{BATCH_SIZE_RANGE[1]:,} "
+                f"(default {DEFAULT_BATCH_SIZE})"
+            )
+        if not (
+            math.isfinite(self.learning_rate) and LEARNING_RATE_RANGE[0] <= self.learning_rate <= LEARNING_RATE_RANGE[1]
+        ):
+            problems.append(
+                f"learningRate {self.learning_rate:g} must be {LEARNING_RATE_RANGE[0]:g}–"
+                f"{LEARNING_RATE_RANGE[1]:g} (default {DEFAULT_LEARNING_RATE:g})"
+            )
         if problems:
             raise InvalidInputError("Invalid Titan hyperparameters: " + "; ".join(problems) + ".")
         warnings = []
@@ -62,8 +73,11 @@ class TitanHyperparameters:
 
     def as_api(self) -> dict[str, str]:
         """The ``hyperParameters`` map Bedrock expects (every value a string)."""
-        return {"epochCount": str(self.epoch_count), "batchSize": str(self.batch_size),
-                "learningRate": f"{self.learning_rate:g}"}
+        return {
+            "epochCount": str(self.epoch_count),
+            "batchSize": str(self.batch_size),
+            "learningRate": f"{self.learning_rate:g}",
+        }
 
 
 def _check_s3(uri: str, what: str) -> None:
@@ -117,15 +131,29 @@ def start_finetune(
         arn = bedrock.create_model_customization_job(**request)["jobArn"]
     except (BotoCoreError, ClientError) as exc:
         raise explain_aws_error(exc, f"start Titan fine-tuning job {job_name}", region) from exc
-    registry.register_model(catalog, job_name, "titan", TITAN_BASE_MODEL, "bedrock", "submitted",
-                            config={"jobArn": arn, "customModelName": custom_model_name, "train": train_uri,
-                                    "validation": validation_uri, "output": output_uri,
-                                    "hyperParameters": hyperparameters.as_api()})
+    registry.register_model(
+        catalog,
+        job_name,
+        "titan",
+        TITAN_BASE_MODEL,
+        "bedrock",
+        "submitted",
+        config={
+            "jobArn": arn,
+            "customModelName": custom_model_name,
+            "train": train_uri,
+            "validation": validation_uri,
+            "output": output_uri,
+            "hyperParameters": hyperparameters.as_api(),
+        },
+    )
     log.info("Started Titan customization job %s (%s)", job_name, arn)
     return arn, warnings
 
 
-def job_status(bedrock: Any, catalog: Catalog, job: str | None = None, region: str | None = None) -> list[dict[str, Any]]:
+def job_status(
+    bedrock: Any, catalog: Catalog, job: str | None = None, region: str | None = None
+) -> list[dict[str, Any]]:
     """Bedrock's status of one Titan job (name or ARN) or of every recorded one; updates the registry."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -135,7 +163,9 @@ def job_status(bedrock: Any, catalog: Catalog, job: str | None = None, region: s
     if job is not None:
         records = [r for r in records if job in (r.id, r.config.get("jobArn"))]
         if not records:
-            raise NotFoundError(f"No Titan job {job!r} was started from this carmatch home. See: python -m admin titan status")
+            raise NotFoundError(
+                f"No Titan job {job!r} was started from this carmatch home. See: python -m admin titan status"
+            )
     out = []
     for record in records:
         try:
@@ -143,10 +173,20 @@ def job_status(bedrock: Any, catalog: Catalog, job: str | None = None, region: s
         except (BotoCoreError, ClientError) as exc:
             raise explain_aws_error(exc, f"get the status of Titan job {record.id}", region) from exc
         status = d.get("status", "InProgress")
-        info = {"job": record.id, "status": status, "custom_model_arn": d.get("outputModelArn"),
-                "custom_model_name": d.get("outputModelName"), "failure": d.get("failureMessage"),
-                "training_metrics": d.get("trainingMetrics"), "validation_metrics": d.get("validationMetrics")}
-        registry.set_status(catalog, record.id, STATUS_MAP.get(status, "running"),
-                            metrics={k: v for k, v in info.items() if v is not None and k != "job"})
+        info = {
+            "job": record.id,
+            "status": status,
+            "custom_model_arn": d.get("outputModelArn"),
+            "custom_model_name": d.get("outputModelName"),
+            "failure": d.get("failureMessage"),
+            "training_metrics": d.get("trainingMetrics"),
+            "validation_metrics": d.get("validationMetrics"),
+        }
+        registry.set_status(
+            catalog,
+            record.id,
+            STATUS_MAP.get(status, "running"),
+            metrics={k: v for k, v in info.items() if v is not None and k != "job"},
+        )
         out.append(info)
     return out

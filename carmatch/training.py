@@ -19,9 +19,10 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .errors import CancelledError, CarmatchError, ConfigError, InvalidInputError, ModelMismatchError
 from .evaluation import evaluate_model, retrieval_metrics
@@ -95,7 +96,9 @@ class TrainConfig:
             problems.append(f"--unfreeze {self.unfreeze}: use a number of blocks, or -1 for the whole model")
         if self.weight_decay < 0 or self.grad_clip < 0:
             problems.append("weight decay and gradient clipping must not be negative")
-        if not (0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
+        if not (
+            0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1
+        ):
             problems.append("validation and test fractions must be in (0, 1) and sum below 1")
         if not 0 < self.crop_scale_min <= 1 or not 0 <= self.color_jitter < 1:
             problems.append("crop scale must be in (0, 1] and colour jitter in [0, 1)")
@@ -105,7 +108,7 @@ class TrainConfig:
             raise InvalidInputError("Invalid training settings: " + "; ".join(problems) + ".")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from a saved dict, ignoring unknown keys."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -164,7 +167,7 @@ _HEAD_MODULES = ("visual.ln_post.", "ln_final.", "text.ln_final.", "visual.head.
 
 
 def freeze_all_but_last(model: Any, k: int) -> tuple[int, int]:
-    """Train only the last ``k`` blocks of each tower plus projections (k=-1: everything); returns (trainable, total)."""
+    """Train only the last ``k`` blocks of each tower plus the heads (k=-1: all); returns (trainable, total)."""
     names = [name for name, _ in model.named_parameters()]
     depth: dict[str, int] = {}
     for name in names:
@@ -173,7 +176,9 @@ def freeze_all_but_last(model: Any, k: int) -> tuple[int, int]:
             tower = "visual" if match["tower"] == "visual." else "text"
             depth[tower] = max(depth.get(tower, 0), int(match["n"]) + 1)
     if k >= 0 and set(depth) != {"visual", "text"}:
-        raise ConfigError("--unfreeze K works with transformer towers only; use --unfreeze -1 to train the whole model.")
+        raise ConfigError(
+            "--unfreeze K works with transformer towers only; use --unfreeze -1 to train the whole model."
+        )
     trainable = total = 0
     for name, param in model.named_parameters():
         if k < 0:
@@ -296,7 +301,9 @@ class Trainer:
         no_decay = [p for n, p in params if not (p.ndim >= 2 and "embedding" not in n and "logit" not in n)]
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6,
+            lr=cfg.lr,
+            betas=(0.9, 0.98),
+            eps=1e-6,
         )
         scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
         micro_per_epoch = len(epoch_batches(len(train), cfg.batch_size, cfg.seed, 0))
@@ -309,8 +316,17 @@ class Trainer:
         loss_fn = ClipLoss()
 
         # -- state (fresh or resumed) ----------------------------------------------------------
-        state: dict[str, Any] = {"epoch": 0, "batch_pos": 0, "step": 0, "history": [], "step_log": [],
-                                 "best_score": -1.0, "best_epoch": 0, "elapsed_s": 0.0, "test_before": {}}
+        state: dict[str, Any] = {
+            "epoch": 0,
+            "batch_pos": 0,
+            "step": 0,
+            "history": [],
+            "step_log": [],
+            "best_score": -1.0,
+            "best_epoch": 0,
+            "elapsed_s": 0.0,
+            "test_before": {},
+        }
         last = self.run_dir / LAST_CHECKPOINT
         if last.exists():
             ckpt = self._load_checkpoint(last, fingerprint, data_hash)
@@ -327,13 +343,25 @@ class Trainer:
             self._emit("epoch", state, total_steps, val_loss=base["val_loss"], metrics=base, message="before training")
 
         def save_last() -> None:
-            _atomic_torch_save({
-                "format": CHECKPOINT_FORMAT, "config": asdict(cfg), "split_hash": data_hash,
-                "model_fingerprint": fingerprint, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                "schedule": {"total_steps": total_steps, "warmup_steps": warmup, "max_lr": cfg.lr, "min_lr": min_lr},
-                "state": state,
-            }, last)
+            _atomic_torch_save(
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "config": asdict(cfg),
+                    "split_hash": data_hash,
+                    "model_fingerprint": fingerprint,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                    "schedule": {
+                        "total_steps": total_steps,
+                        "warmup_steps": warmup,
+                        "max_lr": cfg.lr,
+                        "min_lr": min_lr,
+                    },
+                    "state": state,
+                },
+                last,
+            )
 
         # -- loop ----------------------------------------------------------------------------
         autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -344,8 +372,10 @@ class Trainer:
             while state["epoch"] < cfg.epochs:
                 epoch = state["epoch"]
                 batches = epoch_batches(len(train), cfg.batch_size, cfg.seed, epoch)
-                loader = torch.utils.data.DataLoader(
-                    dataset, batch_sampler=batches[state["batch_pos"] :], num_workers=workers,
+                loader: Any = torch.utils.data.DataLoader(
+                    dataset,  # type: ignore[arg-type]
+                    batch_sampler=batches[state["batch_pos"] :],
+                    num_workers=workers,
                     pin_memory=device.startswith("cuda"),
                 )
                 model.train()
@@ -380,8 +410,14 @@ class Trainer:
                     mean_loss = loss_sum / len(group)
                     state["step_log"].append({"step": state["step"], "epoch": epoch, "loss": mean_loss, "lr": lr})
                     group = []
-                    self._emit("step", state, total_steps, loss=mean_loss, lr=lr,
-                               eta=self._eta(session_start, session_start_step, state["step"], total_steps))
+                    self._emit(
+                        "step",
+                        state,
+                        total_steps,
+                        loss=mean_loss,
+                        lr=lr,
+                        eta=self._eta(session_start, session_start_step, state["step"], total_steps),
+                    )
                     if self.cancel.is_set():
                         state["elapsed_s"] += time.monotonic() - session_start
                         save_last()
@@ -403,8 +439,14 @@ class Trainer:
                     _atomic_torch_save(model.state_dict(), self.run_dir / BEST_CHECKPOINT)
                 save_last()
                 last_save = time.monotonic()
-                self._emit("epoch", state, total_steps, val_loss=metrics["val_loss"], metrics=metrics,
-                           eta=self._eta(session_start, session_start_step, state["step"], total_steps))
+                self._emit(
+                    "epoch",
+                    state,
+                    total_steps,
+                    val_loss=metrics["val_loss"],
+                    metrics=metrics,
+                    eta=self._eta(session_start, session_start_step, state["step"], total_steps),
+                )
         except torch.cuda.OutOfMemoryError as exc:
             raise TrainingOutOfMemoryError(
                 f"The GPU ran out of memory at batch size {cfg.batch_size}. Use a smaller batch with gradient "
@@ -417,15 +459,31 @@ class Trainer:
         model.load_state_dict(torch.load(self.run_dir / BEST_CHECKPOINT, map_location=device, weights_only=True))
         test_after = evaluate_model(model, preprocess, tokenizer, test, device, cfg.eval_batch_size)
         test_before = state["test_before"]
-        summary = {"run_id": self.run_id, "best_epoch": state["best_epoch"], "steps": state["step"],
-                   "split_hash": data_hash, "test_before": test_before, "test_after": test_after,
-                   "history": state["history"], "config": asdict(cfg),
-                   "pairs": {s: sum(p.split == s for p in self.pairs) for s in ("train", "val", "test")},
-                   "elapsed_s": state["elapsed_s"] + time.monotonic() - session_start}
+        summary = {
+            "run_id": self.run_id,
+            "best_epoch": state["best_epoch"],
+            "steps": state["step"],
+            "split_hash": data_hash,
+            "test_before": test_before,
+            "test_after": test_after,
+            "history": state["history"],
+            "config": asdict(cfg),
+            "pairs": {s: sum(p.split == s for p in self.pairs) for s in ("train", "val", "test")},
+            "elapsed_s": state["elapsed_s"] + time.monotonic() - session_start,
+        }
         _atomic_json(summary, self.run_dir / SUMMARY_FILE)
         self._emit("done", state, total_steps, metrics=test_after, message="finished")
-        return TrainResult(self.run_id, self.run_dir, self.run_dir / BEST_CHECKPOINT, state["best_epoch"],
-                           state["history"], test_before, test_after, cfg, data_hash)
+        return TrainResult(
+            self.run_id,
+            self.run_dir,
+            self.run_dir / BEST_CHECKPOINT,
+            state["best_epoch"],
+            state["history"],
+            test_before,
+            test_after,
+            cfg,
+            data_hash,
+        )
 
     # -- helpers ---------------------------------------------------------------------------------
     def _load_checkpoint(self, path: Path, fingerprint: str, data_hash: str) -> dict[str, Any]:
@@ -446,8 +504,9 @@ class Trainer:
             raise InvalidInputError(f"The data of run {self.run_id} changed since its checkpoint; start a new run.")
         return ckpt
 
-    def _evaluate(self, model: Any, preprocess: Any, tokenizer: Any, pairs: list[Pair], loss_fn: Any,
-                  device: str) -> dict[str, float]:
+    def _evaluate(
+        self, model: Any, preprocess: Any, tokenizer: Any, pairs: list[Pair], loss_fn: Any, device: str
+    ) -> dict[str, float]:
         """Validation loss (contrastive, in batches of the training batch size) and retrieval metrics."""
         import torch
 
@@ -475,11 +534,32 @@ class Trainer:
             return None
         return (time.monotonic() - start) / done * (total - step)
 
-    def _emit(self, kind: str, state: dict[str, Any], total_steps: int, loss: float | None = None,
-              lr: float | None = None, val_loss: float | None = None, metrics: dict[str, float] | None = None,
-              eta: float | None = None, message: str = "") -> None:
-        event = TrainEvent(kind, self.run_id, state["epoch"], state["step"], total_steps, loss, lr, val_loss,
-                           dict(metrics or {}), state["elapsed_s"], eta, message)
+    def _emit(
+        self,
+        kind: str,
+        state: dict[str, Any],
+        total_steps: int,
+        loss: float | None = None,
+        lr: float | None = None,
+        val_loss: float | None = None,
+        metrics: dict[str, float] | None = None,
+        eta: float | None = None,
+        message: str = "",
+    ) -> None:
+        event = TrainEvent(
+            kind,
+            self.run_id,
+            state["epoch"],
+            state["step"],
+            total_steps,
+            loss,
+            lr,
+            val_loss,
+            dict(metrics or {}),
+            state["elapsed_s"],
+            eta,
+            message,
+        )
         try:
             self.on_event(event)
         except Exception:  # a broken progress display must not kill a training run
@@ -495,13 +575,22 @@ def _recall_score(metrics: dict[str, float]) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     """Train from a pairs JSONL (``SM_CHANNEL_TRAINING`` inside SageMaker) into ``SM_MODEL_DIR``."""
     parser = argparse.ArgumentParser(description="carmatch CLIP fine-tuning (also the SageMaker entry point)")
-    parser.add_argument("--data", default=os.environ.get("SM_CHANNEL_TRAINING", "."),
-                        help="folder holding pairs.jsonl and the images it names")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("SM_CHANNEL_TRAINING", "."),
+        help="folder holding pairs.jsonl and the images it names",
+    )
     parser.add_argument("--out", default=os.environ.get("SM_MODEL_DIR", "model"), help="output folder")
-    parser.add_argument("--images", default=os.environ.get("SM_CHANNEL_IMAGES"),
-                        help="folder the image paths in pairs.jsonl are relative to (default: --data)")
-    parser.add_argument("--base-dir", default=os.environ.get("SM_CHANNEL_BASE"),
-                        help="folder holding the base checkpoint when it is a local file")
+    parser.add_argument(
+        "--images",
+        default=os.environ.get("SM_CHANNEL_IMAGES"),
+        help="folder the image paths in pairs.jsonl are relative to (default: --data)",
+    )
+    parser.add_argument(
+        "--base-dir",
+        default=os.environ.get("SM_CHANNEL_BASE"),
+        help="folder holding the base checkpoint when it is a local file",
+    )
     for f in fields(TrainConfig):
         names = sorted({f"--{f.name.replace('_', '-')}", f"--{f.name}"})
         if f.name in ("model", "pretrained"):
@@ -526,8 +615,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def report(event: TrainEvent) -> None:
         if event.kind != "step" or event.step % 10 == 0:
-            log.info("%s epoch=%d step=%d/%d loss=%s val_loss=%s r5=%s", event.kind, event.epoch, event.step,
-                     event.total_steps, event.loss, event.val_loss, event.metrics.get("t2i_r5"))
+            log.info(
+                "%s epoch=%d step=%d/%d loss=%s val_loss=%s r5=%s",
+                event.kind,
+                event.epoch,
+                event.step,
+                event.total_steps,
+                event.loss,
+                event.val_loss,
+                event.metrics.get("t2i_r5"),
+            )
 
     result = Trainer(run_dir, report).run()
     if os.environ.get("SM_MODEL_DIR"):  # model.tar.gz needs the weights, not the optimizer state

@@ -13,9 +13,10 @@ import logging
 import math
 import os
 import random
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError
 
@@ -50,11 +51,11 @@ def split_of(image_id: str, val_fraction: float = 0.1, test_fraction: float = 0.
     return "train"
 
 
-def catalog_pairs(
-    catalog: Catalog, val_fraction: float = 0.1, test_fraction: float = 0.1
-) -> tuple[list[Pair], str]:
+def catalog_pairs(catalog: Catalog, val_fraction: float = 0.1, test_fraction: float = 0.1) -> tuple[list[Pair], str]:
     """Approved captioned pairs (else all non-rejected captioned ones), split; returns (pairs, source)."""
-    base = "SELECT id, path, caption FROM images WHERE deleted_at IS NULL AND caption IS NOT NULL AND TRIM(caption) != ''"
+    base = (
+        "SELECT id, path, caption FROM images WHERE deleted_at IS NULL AND caption IS NOT NULL AND TRIM(caption) != ''"
+    )
     rows = catalog.execute(base + " AND review_state='approved' ORDER BY id")
     source = "approved"
     if not rows:
@@ -76,9 +77,11 @@ def catalog_pairs(
 
 def dataset_summary(catalog: Catalog, val_fraction: float = 0.1, test_fraction: float = 0.1) -> dict[str, Any]:
     """Counts for the Training tab: pairs by split, how many approved, which source would be used."""
-    approved = int(catalog.execute(
-        "SELECT COUNT(*) FROM images WHERE deleted_at IS NULL AND caption IS NOT NULL AND review_state='approved'"
-    )[0][0])
+    approved = int(
+        catalog.execute(
+            "SELECT COUNT(*) FROM images WHERE deleted_at IS NULL AND caption IS NOT NULL AND review_state='approved'"
+        )[0][0]
+    )
     try:
         pairs, source = catalog_pairs(catalog, val_fraction, test_fraction)
     except InvalidInputError:
@@ -204,8 +207,16 @@ class TrainTransform:
 class PairDataset:
     """Map-style dataset over pairs; items are addressed by (index, epoch) so augmentation is seeded."""
 
-    def __init__(self, pairs: Sequence[Pair], transform: Callable, tokenizer: Any, train_transform: TrainTransform | None,
-                 seed: int = 0, max_pixels: int = 64_000_000, max_bytes: int = 50 * 1024 * 1024):
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        transform: Callable,
+        tokenizer: Any,
+        train_transform: TrainTransform | None,
+        seed: int = 0,
+        max_pixels: int = 64_000_000,
+        max_bytes: int = 50 * 1024 * 1024,
+    ):
         self.pairs = list(pairs)
         self.transform = transform
         self.tokenizer = tokenizer

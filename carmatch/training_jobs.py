@@ -15,13 +15,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from . import registry
 from .errors import BusyError, CancelledError, CarmatchError, InvalidInputError
 from .evaluation import comparison_rows
-from .training import PAIRS_FILE, EventCallback, Trainer, TrainConfig, TrainEvent, TrainResult, create_run, new_run_id
+from .training import PAIRS_FILE, EventCallback, TrainConfig, Trainer, TrainEvent, TrainResult, create_run, new_run_id
 from .training_data import catalog_pairs, check_split, dataset_summary
 
 if TYPE_CHECKING:
@@ -80,12 +81,20 @@ def device_summary(device: str = "auto") -> dict[str, Any]:
         props = torch.cuda.get_device_properties(torch.device(resolved))
         memory_gb = props.total_memory / 1024**3
         batch = 128 if memory_gb >= 40 else 64 if memory_gb >= 16 else 32
-        return {"device": resolved, "name": props.name, "memory_gb": round(memory_gb, 1),
-                "message": f"GPU: {props.name}, {memory_gb:.0f} GB",
-                "defaults": {"epochs": 5, "batch_size": batch, "accum_steps": 1, "lr": 1e-5, "unfreeze": 2}}
-    return {"device": "cpu", "name": "CPU", "memory_gb": None,
-            "message": "CPU: expect hours for a real fine-tune; a small test run (1 epoch, few pairs) takes minutes.",
-            "defaults": {"epochs": 1, "batch_size": 32, "accum_steps": 1, "lr": 1e-5, "unfreeze": 1}}
+        return {
+            "device": resolved,
+            "name": props.name,
+            "memory_gb": round(memory_gb, 1),
+            "message": f"GPU: {props.name}, {memory_gb:.0f} GB",
+            "defaults": {"epochs": 5, "batch_size": batch, "accum_steps": 1, "lr": 1e-5, "unfreeze": 2},
+        }
+    return {
+        "device": "cpu",
+        "name": "CPU",
+        "memory_gb": None,
+        "message": "CPU: expect hours for a real fine-tune; a small test run (1 epoch, few pairs) takes minutes.",
+        "defaults": {"epochs": 1, "batch_size": 32, "accum_steps": 1, "lr": 1e-5, "unfreeze": 1},
+    }
 
 
 def default_config(settings: Settings, **overrides: Any) -> TrainConfig:
@@ -103,8 +112,15 @@ def prepare_run(catalog: Catalog, settings: Settings, config: TrainConfig, run_i
     run_id = run_id or new_run_id()
     run_dir = settings.runs_dir / run_id
     create_run(run_dir, config, pairs)
-    registry.register_model(catalog, run_id, "local", config.model, config.pretrained, "running",
-                            config={**config.__dict__, "data_source": source})
+    registry.register_model(
+        catalog,
+        run_id,
+        "local",
+        config.model,
+        config.pretrained,
+        "running",
+        config={**config.__dict__, "data_source": source},
+    )
     log.info("Prepared run %s with %d pairs (%s)", run_id, len(pairs), source)
     return run_id
 
@@ -128,13 +144,15 @@ def _check_run(catalog: Catalog, settings: Settings, run_id: str) -> None:
         raise InvalidInputError(f"Run {run_id} has no data snapshot in {settings.runs_dir / run_id}; start a new run.")
 
 
-def _train_and_register(catalog: Catalog, settings: Settings, run_id: str, on_event: EventCallback | None,
-                        cancel: threading.Event | None) -> TrainResult:
+def _train_and_register(
+    catalog: Catalog, settings: Settings, run_id: str, on_event: EventCallback | None, cancel: threading.Event | None
+) -> TrainResult:
     run_dir = settings.runs_dir / run_id
     trainer = Trainer(run_dir, on_event, cancel)
     config = dict(trainer.config.__dict__)
-    registry.register_model(catalog, run_id, "local", trainer.config.model, trainer.config.pretrained, "running",
-                            config=config)
+    registry.register_model(
+        catalog, run_id, "local", trainer.config.model, trainer.config.pretrained, "running", config=config
+    )
     try:
         result = trainer.run()
     except (CancelledError, KeyboardInterrupt):
@@ -143,10 +161,24 @@ def _train_and_register(catalog: Catalog, settings: Settings, run_id: str, on_ev
     except BaseException:
         registry.set_status(catalog, run_id, "failed")
         raise
-    metrics = {"test_before": result.test_before, "test_after": result.test_after, "best_epoch": result.best_epoch,
-               "split_hash": result.split_hash, "val": result.history[result.best_epoch]}
-    registry.register_model(catalog, run_id, "local", result.config.model, result.config.pretrained, "ready",
-                            checkpoint=str(result.best_checkpoint.resolve()), config=config, metrics=metrics)
+    metrics = {
+        "test_before": result.test_before,
+        "test_after": result.test_after,
+        "best_epoch": result.best_epoch,
+        "split_hash": result.split_hash,
+        "val": result.history[result.best_epoch],
+    }
+    registry.register_model(
+        catalog,
+        run_id,
+        "local",
+        result.config.model,
+        result.config.pretrained,
+        "ready",
+        checkpoint=str(result.best_checkpoint.resolve()),
+        config=config,
+        metrics=metrics,
+    )
     return result
 
 
@@ -170,7 +202,7 @@ class TrainingJob:
         self._thread: threading.Thread | None = None
 
     # -- control ---------------------------------------------------------------------------------
-    def start(self) -> "TrainingJob":
+    def start(self) -> TrainingJob:
         """Start the worker thread (holding the training slot; BusyError when another job runs)."""
         ready = threading.Event()
         failure: list[BaseException] = []
@@ -213,8 +245,9 @@ class TrainingJob:
         self.status = "running"
         self._log(f"run {self.run_id} started")
         try:
-            self.result = _train_and_register(self.catalog, self.settings, self.run_id, self._on_event,
-                                              self.cancel_event)
+            self.result = _train_and_register(
+                self.catalog, self.settings, self.run_id, self._on_event, self.cancel_event
+            )
             self.status = "finished"
             self._log(f"finished: best epoch {self.result.best_epoch}")
         except CancelledError as exc:
@@ -236,11 +269,16 @@ class TrainingJob:
                 if event.step % 10 == 0 or event.step == 1:
                     self._log(f"step {event.step}/{event.total_steps} loss {event.loss:.4f} lr {event.lr:.2e}")
             elif event.kind == "epoch":
-                row = {"epoch": event.epoch, "val_loss": event.val_loss,
-                       **{k: event.metrics.get(k) for k in ("t2i_r1", "t2i_r5", "t2i_r10")}}
+                row = {
+                    "epoch": event.epoch,
+                    "val_loss": event.val_loss,
+                    **{k: event.metrics.get(k) for k in ("t2i_r1", "t2i_r5", "t2i_r10")},
+                }
                 self.epochs.append(row)
-                self._log(f"epoch {event.epoch}: val loss {event.val_loss:.4f}, text→image R@1/5/10 "
-                          f"{row['t2i_r1']:.3f}/{row['t2i_r5']:.3f}/{row['t2i_r10']:.3f} {event.message}".rstrip())
+                self._log(
+                    f"epoch {event.epoch}: val loss {event.val_loss:.4f}, text→image R@1/5/10 "
+                    f"{row['t2i_r1']:.3f}/{row['t2i_r5']:.3f}/{row['t2i_r10']:.3f} {event.message}".rstrip()
+                )
 
     def _log(self, line: str) -> None:
         self.log_tail.append(time.strftime("%H:%M:%S ") + line)
@@ -251,14 +289,22 @@ class TrainingJob:
         with self._lock:
             event = self.last_event
             snap: dict[str, Any] = {
-                "run_id": self.run_id, "status": self.status, "error": self.error,
-                "step": event.step if event else 0, "total_steps": event.total_steps if event else 0,
-                "epoch": event.epoch if event else 0, "eta_s": event.eta_s if event else None,
-                "loss_curve": list(self.steps), "val_curve": list(self.epochs), "log_tail": list(self.log_tail),
+                "run_id": self.run_id,
+                "status": self.status,
+                "error": self.error,
+                "step": event.step if event else 0,
+                "total_steps": event.total_steps if event else 0,
+                "epoch": event.epoch if event else 0,
+                "eta_s": event.eta_s if event else None,
+                "loss_curve": list(self.steps),
+                "val_curve": list(self.epochs),
+                "log_tail": list(self.log_tail),
                 "before_after": None,
             }
         if self.result is not None:
-            snap["before_after"] = comparison_rows({"base": self.result.test_before, self.run_id: self.result.test_after})
+            snap["before_after"] = comparison_rows(
+                {"base": self.result.test_before, self.run_id: self.result.test_after}
+            )
         return snap
 
 
@@ -281,5 +327,9 @@ def start_training(
 
 def summary_for_tab(runtime: Runtime) -> dict[str, Any]:
     """Dataset counts plus device defaults, for the top of the Training tab."""
-    return {**dataset_summary(runtime.catalog), **device_summary(runtime.settings.device),
-            "pid": os.getpid(), "busy": is_training()}
+    return {
+        **dataset_summary(runtime.catalog),
+        **device_summary(runtime.settings.device),
+        "pid": os.getpid(),
+        "busy": is_training(),
+    }

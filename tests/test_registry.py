@@ -26,13 +26,23 @@ def run_id(indexed: Runtime, tiny_model: tuple[str, str], tmp_path: Path) -> str
     """A registered 'fine-tuned' run: the tiny model with nudged weights (a different embedding space)."""
     state = torch.load(tiny_model[1], weights_only=True)
     generator = torch.Generator().manual_seed(1)
-    nudged = {k: v + 0.05 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
-              for k, v in state.items()}
+    nudged = {
+        k: v + 0.05 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
+        for k, v in state.items()
+    }
     checkpoint = tmp_path / "runs" / "run-test" / "best.pt"
     checkpoint.parent.mkdir(parents=True)
     torch.save(nudged, checkpoint)
-    registry.register_model(indexed.catalog, "run-test", "local", tiny_model[0], tiny_model[1], "ready",
-                            checkpoint=str(checkpoint), metrics={"test_after": {"t2i_r5": 0.9}})
+    registry.register_model(
+        indexed.catalog,
+        "run-test",
+        "local",
+        tiny_model[0],
+        tiny_model[1],
+        "ready",
+        checkpoint=str(checkpoint),
+        metrics={"test_after": {"t2i_r5": 0.9}},
+    )
     return "run-test"
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -38,8 +39,11 @@ def one_thread() -> Iterator[None]:
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
     """(sagemaker client wrapped by Stubber, moto-backed s3 client with the bucket created)."""
-    for var, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                       ("AWS_DEFAULT_REGION", "us-east-1")):
+    for var, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
         monkeypatch.setenv(var, value)
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
@@ -66,7 +70,8 @@ def _describe(name: str, status: str, secondary: str, billable: int | None = Non
 
 def test_training_image_matches_region_and_instance() -> None:
     assert sagemaker.training_image_uri("us-east-1", "ml.g5.xlarge") == (
-        "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker")
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker"
+    )
     assert "-cpu-py311" in sagemaker.training_image_uri("eu-west-1", "ml.m5.xlarge")
     assert sagemaker.training_image_uri("ap-east-1", "ml.p3.2xlarge").startswith("871362719292.dkr.ecr.ap-east-1.")
     assert ".amazonaws.com.cn/" in sagemaker.training_image_uri("cn-north-1", "ml.g4dn.xlarge")
@@ -87,8 +92,10 @@ def test_submit_uploads_data_and_creates_the_job(runtime: Runtime, tmp_path: Pat
     config = fast_config(runtime, epochs=3, batch_size=4)
     expected = {
         "TrainingJobName": "carmatch-job-1",
-        "AlgorithmSpecification": {"TrainingImage": sagemaker.training_image_uri("us-east-1", "ml.g5.xlarge"),
-                                   "TrainingInputMode": "File"},
+        "AlgorithmSpecification": {
+            "TrainingImage": sagemaker.training_image_uri("us-east-1", "ml.g5.xlarge"),
+            "TrainingInputMode": "File",
+        },
         "RoleArn": ROLE,
         "HyperParameters": ANY,
         "InputDataConfig": ANY,
@@ -98,17 +105,22 @@ def test_submit_uploads_data_and_creates_the_job(runtime: Runtime, tmp_path: Pat
         "Tags": [{"Key": "app", "Value": "carmatch"}],
     }
     with Stubber(sm) as stub:
-        stub.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/x"},
-                          expected)
-        name = sagemaker.submit_training(sm, s3, runtime.catalog, config, ROLE, BUCKET, "us-east-1",
-                                         job_name="carmatch-job-1")
+        stub.add_response(
+            "create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/x"}, expected
+        )
+        name = sagemaker.submit_training(
+            sm, s3, runtime.catalog, config, ROLE, BUCKET, "us-east-1", job_name="carmatch-job-1"
+        )
         stub.assert_no_pending_responses()
     assert name == "carmatch-job-1"
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
     assert sum(k.startswith("carmatch/images/") for k in keys) == count
-    assert {"carmatch/jobs/carmatch-job-1/training/pairs.jsonl", "carmatch/jobs/carmatch-job-1/training/tiny-clip.json",
-            "carmatch/jobs/carmatch-job-1/source/sourcedir.tar.gz",
-            "carmatch/jobs/carmatch-job-1/base/tiny-clip.pt"} <= keys
+    assert {
+        "carmatch/jobs/carmatch-job-1/training/pairs.jsonl",
+        "carmatch/jobs/carmatch-job-1/training/tiny-clip.json",
+        "carmatch/jobs/carmatch-job-1/source/sourcedir.tar.gz",
+        "carmatch/jobs/carmatch-job-1/base/tiny-clip.pt",
+    } <= keys
     lines = s3.get_object(Bucket=BUCKET, Key="carmatch/jobs/carmatch-job-1/training/pairs.jsonl")["Body"].read()
     records = [json.loads(line) for line in lines.decode().splitlines()]
     assert len(records) == count and all(not r["path"].startswith("/") for r in records)
@@ -132,8 +144,9 @@ def test_hyperparameters_are_json_strings_the_entry_point_reads(runtime: Runtime
     assert json.loads(hp["lr"]) == 3e-5 and json.loads(hp["batch-size"]) == 16 and "device" not in hp
 
 
-def test_entry_point_trains_from_sagemaker_channels(runtime: Runtime, tmp_path: Path, tiny_model: tuple[str, str],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_entry_point_trains_from_sagemaker_channels(
+    runtime: Runtime, tmp_path: Path, tiny_model: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """carmatch.training runs unchanged in the container: SM_CHANNEL_* in, SM_MODEL_DIR out."""
     fill_with_cars(runtime, tmp_path / "cars", seeds=2)
     from carmatch.training_data import catalog_pairs, write_pairs_jsonl
@@ -148,8 +161,27 @@ def test_entry_point_trains_from_sagemaker_channels(runtime: Runtime, tmp_path: 
     monkeypatch.setenv("SM_CHANNEL_IMAGES", str(tmp_path / "cars"))
     monkeypatch.setenv("SM_CHANNEL_BASE", str(base))
     monkeypatch.setenv("SM_MODEL_DIR", str(model_dir))
-    assert training_main(["--model", "tiny-clip.json", "--pretrained", "tiny-clip.pt", "--epochs", "1",
-                          "--batch_size", "8", "--val-fraction", "0.2", "--test-fraction", "0.25", "--device", "cpu"]) == 0
+    assert (
+        training_main(
+            [
+                "--model",
+                "tiny-clip.json",
+                "--pretrained",
+                "tiny-clip.pt",
+                "--epochs",
+                "1",
+                "--batch_size",
+                "8",
+                "--val-fraction",
+                "0.2",
+                "--test-fraction",
+                "0.25",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert (model_dir / "best.pt").is_file() and not (model_dir / "last.pt").exists()
     summary = json.loads((model_dir / "summary.json").read_text())
     assert summary["config"]["epochs"] == 1 and summary["test_after"]["n_images"] >= 2
@@ -159,45 +191,58 @@ def test_entry_point_trains_from_sagemaker_channels(runtime: Runtime, tmp_path: 
 def _model_tarball(tiny_model: tuple[str, str]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in (("best.pt", Path(tiny_model[1]).read_bytes()),
-                           ("summary.json", json.dumps({"test_before": {"t2i_r5": 0.3},
-                                                        "test_after": {"t2i_r5": 0.8}, "best_epoch": 2}).encode())):
+        for name, data in (
+            ("best.pt", Path(tiny_model[1]).read_bytes()),
+            (
+                "summary.json",
+                json.dumps({"test_before": {"t2i_r5": 0.3}, "test_after": {"t2i_r5": 0.8}, "best_epoch": 2}).encode(),
+            ),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
 
-def test_collect_polls_downloads_and_registers_the_model(runtime: Runtime, car_folder: Path, tiny_model: tuple[str, str],
-                                                         aws: tuple[Any, Any]) -> None:
+def test_collect_polls_downloads_and_registers_the_model(
+    runtime: Runtime, car_folder: Path, tiny_model: tuple[str, str], aws: tuple[Any, Any]
+) -> None:
     sm, s3 = aws
     runtime.ingestor().ingest_folder(car_folder)
     name = "carmatch-job-9"
     registry.register_model(runtime.catalog, name, "sagemaker", tiny_model[0], tiny_model[1], "submitted")
-    s3.put_object(Bucket=BUCKET, Key=f"carmatch/jobs/{name}/output/{name}/output/model.tar.gz",
-                  Body=_model_tarball(tiny_model))
+    s3.put_object(
+        Bucket=BUCKET, Key=f"carmatch/jobs/{name}/output/{name}/output/model.tar.gz", Body=_model_tarball(tiny_model)
+    )
     seen: list[sagemaker.JobStatus] = []
     with Stubber(sm) as stub:
         stub.add_response("describe_training_job", _describe(name, "InProgress", "Starting"), {"TrainingJobName": name})
         stub.add_response("describe_training_job", _describe(name, "InProgress", "Training", 120))
         stub.add_response("describe_training_job", _describe(name, "Completed", "Completed", 640))
-        record = sagemaker.collect_job(sm, s3, runtime.catalog, runtime.settings.runs_dir, name, seen.append,
-                                       sleep=lambda s: None)
+        record = sagemaker.collect_job(
+            sm, s3, runtime.catalog, runtime.settings.runs_dir, name, seen.append, sleep=lambda s: None
+        )
         stub.assert_no_pending_responses()
     assert [(s.status, s.secondary, s.billable_seconds) for s in seen] == [
-        ("InProgress", "Starting", 0), ("InProgress", "Training", 120), ("Completed", "Completed", 640)]
+        ("InProgress", "Starting", 0),
+        ("InProgress", "Training", 120),
+        ("Completed", "Completed", 640),
+    ]
     assert record.status == "ready" and record.metrics["billable_seconds"] == 640
     assert record.metrics["test_after"] == {"t2i_r5": 0.8}
     assert registry.activate(runtime, name).rebuilt  # usable like a local run
 
 
-def test_failed_job_is_reported_and_marked_failed(runtime: Runtime, tiny_model: tuple[str, str],
-                                                 aws: tuple[Any, Any]) -> None:
+def test_failed_job_is_reported_and_marked_failed(
+    runtime: Runtime, tiny_model: tuple[str, str], aws: tuple[Any, Any]
+) -> None:
     sm, s3 = aws
     registry.register_model(runtime.catalog, "job-f", "sagemaker", tiny_model[0], tiny_model[1], "submitted")
     with Stubber(sm) as stub:
-        stub.add_response("describe_training_job", _describe("job-f", "Failed", "Failed", 30,
-                                                             FailureReason="AlgorithmError: CUDA out of memory"))
+        stub.add_response(
+            "describe_training_job",
+            _describe("job-f", "Failed", "Failed", 30, FailureReason="AlgorithmError: CUDA out of memory"),
+        )
         with pytest.raises(AwsError, match="CUDA out of memory"):
             sagemaker.collect_job(sm, s3, runtime.catalog, runtime.settings.runs_dir, "job-f", sleep=lambda s: None)
     assert registry.get_model(runtime.catalog, "job-f").status == "failed"
@@ -207,10 +252,17 @@ def test_bad_role_and_aws_errors_are_clear(runtime: Runtime, tmp_path: Path, aws
     sm, s3 = aws
     fill_with_cars(runtime, tmp_path / "cars", seeds=1)
     with pytest.raises(InvalidInputError, match="IAM role ARN"):
-        sagemaker.submit_training(sm, s3, runtime.catalog, fast_config(runtime, batch_size=4), "my-role", BUCKET, "us-east-1")
+        sagemaker.submit_training(
+            sm, s3, runtime.catalog, fast_config(runtime, batch_size=4), "my-role", BUCKET, "us-east-1"
+        )
     with Stubber(sm) as stub:
-        stub.add_client_error("create_training_job", "ResourceLimitExceeded",
-                              "The account-level service limit 'ml.g5.xlarge for training job usage' is 0")
+        stub.add_client_error(
+            "create_training_job",
+            "ResourceLimitExceeded",
+            "The account-level service limit 'ml.g5.xlarge for training job usage' is 0",
+        )
         with pytest.raises(AwsError, match="service limit"):
-            sagemaker.submit_training(sm, s3, runtime.catalog, fast_config(runtime, batch_size=4), ROLE, BUCKET, "us-east-1")
+            sagemaker.submit_training(
+                sm, s3, runtime.catalog, fast_config(runtime, batch_size=4), ROLE, BUCKET, "us-east-1"
+            )
     assert registry.list_models(runtime.catalog) == []  # nothing recorded for a job that was never created

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -28,12 +29,17 @@ def bedrock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def _job(status: str, **extra: Any) -> dict[str, Any]:
     return {
-        "jobArn": JOB_ARN, "jobName": "carmatch-titan-1", "outputModelName": "carmatch-titan-1", "roleArn": ROLE,
+        "jobArn": JOB_ARN,
+        "jobName": "carmatch-titan-1",
+        "outputModelName": "carmatch-titan-1",
+        "roleArn": ROLE,
         "creationTime": datetime(2025, 1, 1, tzinfo=timezone.utc),
         "baseModelArn": "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-image-v1:0",
         "trainingDataConfig": {"s3Uri": "s3://b/titan/train.jsonl"},
         "validationDataConfig": {"validators": [{"s3Uri": "s3://b/titan/val.jsonl"}]},
-        "outputDataConfig": {"s3Uri": "s3://b/titan/out/"}, "status": status, **extra,
+        "outputDataConfig": {"s3Uri": "s3://b/titan/out/"},
+        "status": status,
+        **extra,
     }
 
 
@@ -64,8 +70,11 @@ def test_hyperparameters_are_sent_as_strings_and_a_huge_learning_rate_warns() ->
 
 def test_finetune_request_shape_and_registration(runtime: Runtime, bedrock: Any) -> None:
     expected = {
-        "jobName": "carmatch-titan-1", "customModelName": "carmatch-titan-1", "roleArn": ROLE,
-        "baseModelIdentifier": "amazon.titan-embed-image-v1", "customizationType": "FINE_TUNING",
+        "jobName": "carmatch-titan-1",
+        "customModelName": "carmatch-titan-1",
+        "roleArn": ROLE,
+        "baseModelIdentifier": "amazon.titan-embed-image-v1",
+        "customizationType": "FINE_TUNING",
         "trainingDataConfig": {"s3Uri": "s3://b/titan/train.jsonl"},
         "validationDataConfig": {"validators": [{"s3Uri": "s3://b/titan/val.jsonl"}]},
         "outputDataConfig": {"s3Uri": "s3://b/titan/titan-output/carmatch-titan-1/"},
@@ -73,9 +82,16 @@ def test_finetune_request_shape_and_registration(runtime: Runtime, bedrock: Any)
     }
     with Stubber(bedrock) as stub:
         stub.add_response("create_model_customization_job", {"jobArn": JOB_ARN}, expected)
-        arn, warnings = titan.start_finetune(bedrock, runtime.catalog, "s3://b/titan/train.jsonl", ROLE,
-                                             titan.TitanHyperparameters(5, 1024, 1e-4), "s3://b/titan/val.jsonl",
-                                             job_name="carmatch-titan-1", custom_model_name="carmatch-titan-1")
+        arn, warnings = titan.start_finetune(
+            bedrock,
+            runtime.catalog,
+            "s3://b/titan/train.jsonl",
+            ROLE,
+            titan.TitanHyperparameters(5, 1024, 1e-4),
+            "s3://b/titan/val.jsonl",
+            job_name="carmatch-titan-1",
+            custom_model_name="carmatch-titan-1",
+        )
         stub.assert_no_pending_responses()
     assert arn == JOB_ARN and warnings == []
     record = registry.get_model(runtime.catalog, "carmatch-titan-1")
@@ -83,12 +99,21 @@ def test_finetune_request_shape_and_registration(runtime: Runtime, bedrock: Any)
 
 
 def test_status_updates_the_registry(runtime: Runtime, bedrock: Any) -> None:
-    registry.register_model(runtime.catalog, "carmatch-titan-1", "titan", titan.TITAN_BASE_MODEL, "bedrock",
-                            "submitted", config={"jobArn": JOB_ARN})
+    registry.register_model(
+        runtime.catalog,
+        "carmatch-titan-1",
+        "titan",
+        titan.TITAN_BASE_MODEL,
+        "bedrock",
+        "submitted",
+        config={"jobArn": JOB_ARN},
+    )
     with Stubber(bedrock) as stub:
         stub.add_response("get_model_customization_job", _job("InProgress"), {"jobIdentifier": JOB_ARN})
-        stub.add_response("get_model_customization_job",
-                          _job("Completed", outputModelArn="arn:aws:bedrock:us-east-1:123456789012:custom-model/x"))
+        stub.add_response(
+            "get_model_customization_job",
+            _job("Completed", outputModelArn="arn:aws:bedrock:us-east-1:123456789012:custom-model/x"),
+        )
         assert titan.job_status(bedrock, runtime.catalog)[0]["status"] == "InProgress"
         assert registry.get_model(runtime.catalog, "carmatch-titan-1").status == "running"
         done = titan.job_status(bedrock, runtime.catalog, "carmatch-titan-1")[0]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -127,7 +127,9 @@ def test_resume_after_cancel_gives_the_same_numbers_as_an_uninterrupted_run(home
     resumed = run_training(home.catalog, home.settings, run_id, steps.append)
     assert [e.step for e in steps if e.kind == "step"][0] == 3  # continued, not restarted
     assert steps[-1].total_steps == 6
-    assert [h["val_loss"] for h in resumed.history] == pytest.approx([h["val_loss"] for h in straight.history], abs=1e-6)
+    assert [h["val_loss"] for h in resumed.history] == pytest.approx(
+        [h["val_loss"] for h in straight.history], abs=1e-6
+    )
     assert resumed.test_after == pytest.approx(straight.test_after, abs=1e-6)
     a = torch.load(straight.best_checkpoint, weights_only=True)
     b = torch.load(resumed.best_checkpoint, weights_only=True)
@@ -210,7 +212,9 @@ def test_unknown_run_and_checkpoint_of_another_model_are_refused(home: Runtime, 
     other = tmp_path / "wider-clip.json"
     other.write_text(json.dumps({**TINY_CONFIG, "embed_dim": 48}))
     config_file = home.settings.runs_dir / run_id / "config.json"
-    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "model": str(other), "pretrained": "none"}))
+    config_file.write_text(
+        json.dumps({**json.loads(config_file.read_text()), "model": str(other), "pretrained": "none"})
+    )
     before = _live_state(home)
     with pytest.raises(ModelMismatchError, match="architecture"):
         Trainer(home.settings.runs_dir / run_id).run()

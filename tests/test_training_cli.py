@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -40,7 +40,9 @@ def test_train_list_eval_activate_from_the_command_line(
     assert main(["eval", "--model", "base", "--model", run_id, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["split"] == "test" and set(report["models"]) == {"base", run_id}
-    assert {"t2i_r1", "t2i_r5", "t2i_r10", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_median_rank"} <= set(report["models"]["base"])
+    assert {"t2i_r1", "t2i_r5", "t2i_r10", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_median_rank"} <= set(
+        report["models"]["base"]
+    )
 
     assert main(["model", "activate", run_id]) == 0
     assert f"Activated {run_id}" in capsys.readouterr().out
@@ -78,8 +80,9 @@ def test_bad_input_exits_1_with_a_message_and_leaves_search_alone(
     assert (runtime.active_model(), runtime.store.current_generation()) == before
 
 
-def test_train_with_no_captions_says_what_to_do(runtime: Runtime, car_folder: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_with_no_captions_says_what_to_do(
+    runtime: Runtime, car_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     runtime.ingestor().ingest_folder(car_folder)
     assert main(["train"]) == 1
     assert "approve" in capsys.readouterr().err

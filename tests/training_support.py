@@ -38,7 +38,16 @@ def fill_with_cars(runtime: Runtime, folder: Path, seeds: int = 4, approve: bool
 
 def fast_config(runtime: Runtime, **overrides: Any) -> TrainConfig:
     """Settings that train the tiny model in seconds on a CPU."""
-    values: dict[str, Any] = dict(epochs=2, batch_size=16, lr=2e-3, warmup_steps=2, weight_decay=0.0,
-                                  val_fraction=0.2, test_fraction=0.25, device="cpu", eval_batch_size=64)
+    values: dict[str, Any] = dict(
+        epochs=2,
+        batch_size=16,
+        lr=2e-3,
+        warmup_steps=2,
+        weight_decay=0.0,
+        val_fraction=0.2,
+        test_fraction=0.25,
+        device="cpu",
+        eval_batch_size=64,
+    )
     values.update(overrides)
     return default_config(runtime.settings, **values)
