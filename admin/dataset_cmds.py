@@ -6,10 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from carmatch import curation
+from carmatch import bulk, curation
 from carmatch.caption_import import apply_import, preview_import, read_import_file
 from carmatch.errors import InvalidInputError
-from carmatch.export import EXPORT_FORMATS, export_csv, export_jsonl, export_titan, upload_titan
+from carmatch.export import EXPORT_FORMATS, export_csv, export_jsonl
+from carmatch.titan_export import export_titan, upload_titan
 
 from .common import TqdmProgress, runtime_for
 
@@ -59,8 +60,12 @@ def cmd_export(args: argparse.Namespace) -> int:
             progress = TqdmProgress()
             try:
                 report = export_titan(
-                    runtime.catalog, args.out, args.s3_prefix, args.include_unreviewed,
-                    args.validation_fraction, progress,
+                    runtime.catalog,
+                    args.out,
+                    args.s3_prefix,
+                    args.include_unreviewed,
+                    args.validation_fraction,
+                    progress,
                 )
             finally:
                 progress.close()
@@ -103,7 +108,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
             ids = curation.matching_ids(runtime.catalog, curation.Query(state="unreviewed"))
         else:
             ids = curation.resolve_ids(runtime.catalog, args.ids)
-        report = curation.bulk_review(runtime.catalog, ids, "approved", author=CLI_AUTHOR)
+        report = bulk.bulk_review(runtime.catalog, ids, "approved", author=CLI_AUTHOR)
         print(report.summary())
         return 0
 
@@ -112,5 +117,5 @@ def cmd_reject(args: argparse.Namespace) -> int:
     """Reject the given images (kept in the collection, excluded from training)."""
     with runtime_for(args) as runtime:
         ids = curation.resolve_ids(runtime.catalog, args.ids)
-        print(curation.bulk_review(runtime.catalog, ids, "rejected", author=CLI_AUTHOR).summary())
+        print(bulk.bulk_review(runtime.catalog, ids, "rejected", author=CLI_AUTHOR).summary())
         return 0

@@ -12,12 +12,14 @@ import csv
 import io
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
+from .bulk import BulkReport
 from .catalog import ATTRIBUTE_COLUMNS, Catalog, ImageRecord
-from .curation import MAX_CAPTION_CHARS, BulkReport, merge_attributes
+from .curation import MAX_CAPTION_CHARS, merge_attributes
 from .errors import ConflictError, InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -151,7 +153,7 @@ def _read_csv(text: str, name: str) -> tuple[list[ImportRow], list[str]]:
                 f"{name}: a captions CSV needs a caption column and a file or id column (found {header})."
             )
         ignored: set[str] = set()
-        rows = []
+        rows: list[ImportRow] = []
         for row in reader:
             if len(rows) >= MAX_IMPORT_ROWS:
                 raise InvalidInputError(f"{name}: more than {MAX_IMPORT_ROWS} rows; split the file.")
@@ -163,7 +165,7 @@ def _read_csv(text: str, name: str) -> tuple[list[ImportRow], list[str]]:
 
 def _read_jsonl(text: str, name: str) -> tuple[list[ImportRow], list[str]]:
     ignored: set[str] = set()
-    rows = []
+    rows: list[ImportRow] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -241,8 +243,15 @@ def preview_import(catalog: Catalog, rows: list[ImportRow], ignored_columns: lis
             continue
         preview.changes.append(
             PlannedChange(
-                row.line, row.label, record.id, record.version, record.caption, caption,
-                dict(record.attributes), attrs, record.caption_source,
+                row.line,
+                row.label,
+                record.id,
+                record.version,
+                record.caption,
+                caption,
+                dict(record.attributes),
+                attrs,
+                record.caption_source,
             )
         )
     return preview

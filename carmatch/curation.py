@@ -1,4 +1,4 @@
-"""Curation: page through the collection with filters, edit and review captions, bulk actions.
+"""Curation: page through the collection with filters, edit and review captions one at a time.
 
 Every query is SQL over indexed columns with LIMIT/OFFSET, so the Dataset tab stays fast at
 50,000 images. Edits go through the catalog's versioned ``set_caption``/``set_review_state``:
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from .catalog import ATTRIBUTE_COLUMNS, CAPTION_SOURCES, REVIEW_STATES, Catalog, HistoryEntry, ImageRecord
 from .errors import ConflictError, InvalidInputError, NotFoundError
@@ -36,10 +35,8 @@ DEFAULT_SORT = "newest"
 DEFAULT_PAGE_SIZE = 48
 MAX_PAGE_SIZE = 500
 MAX_CAPTION_CHARS = 10_000
-BULK_CHUNK = 500
 DEFAULT_AUTHOR = "admin"
 _UNDO_MARK = re.compile(r"\(undo to v(\d+)\)$")
-_INDEX_WRITE_LOCK = threading.Lock()
 
 
 def _no_progress(done: int, total: int, message: str) -> None:
@@ -232,7 +229,9 @@ class CaptionConflict(ConflictError):
         self.yours_attributes = yours_attributes
 
 
-def _conflict(catalog: Catalog, image_id: str, expected: int, caption: str | None, attrs: dict[str, Any]) -> CaptionConflict:
+def _conflict(
+    catalog: Catalog, image_id: str, expected: int, caption: str | None, attrs: dict[str, Any]
+) -> CaptionConflict:
     theirs = catalog.get(image_id)
     message = (
         f"Not saved: someone else changed this caption since you opened it (now version {theirs.version}, "
@@ -338,8 +337,10 @@ def undo(catalog: Catalog, image_id: str, expected_version: int, author: str = D
         raise InvalidInputError("Nothing to undo: this image has no earlier caption version.")
     who = f"{author} (undo to v{target.version})"
     try:
-        if target.caption == record.caption and target.attributes == record.attributes and (
-            target.source == record.caption_source
+        if (
+            target.caption == record.caption
+            and target.attributes == record.attributes
+            and (target.source == record.caption_source)
         ):
             catalog.set_review_state(
                 image_id, target.review_state or "unreviewed", author=who, expected_version=expected_version
@@ -365,123 +366,3 @@ def undo(catalog: Catalog, image_id: str, expected_version: int, author: str = D
     except ConflictError as exc:
         raise _conflict(catalog, image_id, expected_version, record.caption, record.attributes) from exc
     return catalog.get(image_id)
-
-
-# -- bulk ------------------------------------------------------------------------------------
-@dataclass
-class BulkReport:
-    """What a bulk action changed."""
-
-    action: str
-    requested: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    missing: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        """A few lines for the CLI and the app."""
-        lines = [f"{self.action}: {self.changed} changed of {self.requested} selected"]
-        if self.unchanged:
-            lines[0] += f", {self.unchanged} already so"
-        if self.missing:
-            lines[0] += f", {self.missing} no longer in the collection"
-        if self.skipped:
-            lines[0] += f", {len(self.skipped)} skipped"
-        lines[0] += "."
-        lines.extend(self.notes)
-        for image_id, reason in self.skipped[:20]:
-            lines.append(f"  skipped {image_id[:12]}: {reason}")
-        if len(self.skipped) > 20:
-            lines.append(f"  ... and {len(self.skipped) - 20} more skipped")
-        return "\n".join(lines)
-
-
-def bulk_review(
-    catalog: Catalog,
-    image_ids: Sequence[str],
-    state: str,
-    author: str = DEFAULT_AUTHOR,
-    progress: Progress = _no_progress,
-) -> BulkReport:
-    """Set the review state of many images (approving skips uncaptioned ones); each gets a history row."""
-    if state not in REVIEW_STATES:
-        raise InvalidInputError(f"Unknown review state {state!r}; use one of {REVIEW_STATES}")
-    ids = list(dict.fromkeys(image_ids))
-    report = BulkReport({"approved": "Approve", "rejected": "Reject"}.get(state, "Reset"), requested=len(ids))
-    for start in range(0, len(ids), BULK_CHUNK):
-        chunk = ids[start : start + BULK_CHUNK]
-        records = catalog.get_many(chunk)
-        with catalog.transaction():
-            for image_id in chunk:
-                record = records.get(image_id)
-                if record is None:
-                    report.missing += 1
-                elif record.review_state == state:
-                    report.unchanged += 1
-                elif state == "approved" and not record.caption:
-                    report.skipped.append((image_id, "no caption to approve"))
-                else:
-                    catalog.set_review_state(image_id, state, author=author, expected_version=record.version)
-                    report.changed += 1
-        progress(min(start + BULK_CHUNK, len(ids)), len(ids), report.action.lower())
-    log.info("%s", report.summary().splitlines()[0])
-    return report
-
-
-def bulk_delete(
-    catalog: Catalog,
-    store: Any,
-    image_ids: Sequence[str],
-    delete_files_under: Path | None = None,
-    progress: Progress = _no_progress,
-) -> BulkReport:
-    """Remove images from the collection and the saved index at once (files kept unless asked).
-
-    ``store`` is the runtime's IndexStore; the saved index loses the ids immediately, so searches
-    stop returning them. With ``delete_files_under`` set, files inside that folder (the uploads
-    folder) are deleted too; files elsewhere are never touched.
-    """
-    ids = list(dict.fromkeys(image_ids))
-    report = BulkReport("Delete", requested=len(ids))
-    live = catalog.get_many(ids)
-    report.missing = len(ids) - len(live)
-    for start in range(0, len(ids), BULK_CHUNK):
-        report.changed += catalog.delete_images([i for i in ids[start : start + BULK_CHUNK] if i in live])
-        progress(min(start + BULK_CHUNK, len(ids)), len(ids), "deleting")
-    removed = remove_from_index(store, list(live))
-    report.notes.append(f"Removed {removed} from the search index; history is kept in the catalog.")
-    if delete_files_under is not None:
-        root = Path(delete_files_under).resolve()
-        deleted = kept = 0
-        for record in live.values():
-            path = Path(record.path).resolve()
-            if path.is_relative_to(root) and path.is_file():
-                path.unlink()
-                deleted += 1
-            else:
-                kept += 1
-        report.notes.append(f"Deleted {deleted} uploaded file(s); {kept} file(s) outside the uploads folder were kept.")
-    return report
-
-
-def remove_from_index(store: Any, image_ids: Sequence[str]) -> int:
-    """Remove ids from the saved index and save a new generation; returns how many were there."""
-    if not image_ids or not store.exists():
-        return 0
-    with _INDEX_WRITE_LOCK:
-        index = store.load()
-        removed = int(index.remove(image_ids))
-        if removed:
-            store.save(index)
-    return removed
-
-
-def caption_with_claude(
-    catalog: Catalog, settings: Any, image_ids: Sequence[str], client: Any = None, progress: Progress = _no_progress
-) -> str:
-    """Re-caption images live with Claude on Bedrock (human captions kept); returns the summary."""
-    from .captioner import caption_selected
-
-    return caption_selected(catalog, settings, list(image_ids), client=client, progress=progress).summary()

@@ -15,10 +15,11 @@ import tempfile
 import threading
 import uuid
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .catalog import Catalog
 from .errors import InvalidInputError
@@ -54,7 +55,9 @@ class UploadReport:
         if self.ingest is not None:
             lines.append(self.ingest.summary())
         if self.removed_duplicates:
-            lines.append(f"{self.removed_duplicates} uploaded copy(ies) of images already in the collection were not kept.")
+            lines.append(
+                f"{self.removed_duplicates} uploaded file(s) were not kept (already in the collection, or unreadable)."
+            )
         for name, reason in self.refused[:30]:
             lines.append(f"  refused {name}: {reason}")
         if len(self.refused) > 30:
@@ -160,7 +163,9 @@ def _unique(target: Path) -> Path:
     return target.with_name(f"{target.stem}-{uuid.uuid4().hex[:6]}{target.suffix}")
 
 
-def stage_uploads(files: Sequence[Path | str], uploads_dir: Path, max_image_bytes: int) -> tuple[list[Path], UploadReport]:
+def stage_uploads(
+    files: Sequence[Path | str], uploads_dir: Path, max_image_bytes: int
+) -> tuple[list[Path], UploadReport]:
     """Copy uploaded images (and the images inside uploaded zips) into a new folder under ``uploads_dir``."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     folder = Path(uploads_dir) / f"{stamp}-{uuid.uuid4().hex[:6]}"
@@ -193,9 +198,7 @@ def stage_uploads(files: Sequence[Path | str], uploads_dir: Path, max_image_byte
 _UPLOAD_LOCK = threading.Lock()
 
 
-def add_uploads(
-    runtime: Any, files: Sequence[Path | str], progress: Progress = _no_progress
-) -> UploadReport:
+def add_uploads(runtime: Any, files: Sequence[Path | str], progress: Progress = _no_progress) -> UploadReport:
     """Store uploaded images/zips under ``settings.uploads_dir`` and ingest them (validate, dedupe, embed)."""
     settings = runtime.settings
     if not files:

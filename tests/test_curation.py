@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from carmatch import curation
+from carmatch import bulk, curation
 from carmatch.caption_import import apply_import, preview_import, read_import_file
 from carmatch.catalog import Catalog
 from carmatch.errors import ConflictError, InvalidInputError
@@ -30,12 +30,19 @@ def curated(runtime: Runtime, car_folder: Path) -> Runtime:
     runtime.ingestor().ingest_folder(car_folder)
     ids = ids_by_name(runtime)
     cat = runtime.catalog
-    cat.set_caption(ids["red_sedan.jpg"], "a red sedan parked", "claude-live",
-                    {"color": "red", "body_type": "sedan", "make": "toyota"}, model="claude", prompt_version="p1")
+    cat.set_caption(
+        ids["red_sedan.jpg"],
+        "a red sedan parked",
+        "claude-live",
+        {"color": "red", "body_type": "sedan", "make": "toyota"},
+        model="claude",
+        prompt_version="p1",
+    )
     cat.set_caption(ids["blue_pickup.png"], "a blue pickup truck", "imported", {"color": "blue", "body_type": "pickup"})
     cat.set_caption(ids["green_van.webp"], "a green van", "human", {"color": "green", "body_type": "van"})
-    cat.set_caption(ids["black_pickup.jpeg"], "a black pickup at night", "claude-batch",
-                    {"color": "black", "body_type": "pickup"})
+    cat.set_caption(
+        ids["black_pickup.jpeg"], "a black pickup at night", "claude-batch", {"color": "black", "body_type": "pickup"}
+    )
     cat.set_review_state(ids["green_van.webp"], "approved")
     cat.set_review_state(ids["black_pickup.jpeg"], "rejected")
     cat.record_caption_failure(ids["yellow_sedan.bmp"], "claude-live", "model declined")
@@ -69,7 +76,12 @@ def test_filters_by_caption_text_attribute_source_and_state(curated: Runtime) ->
 def test_counts_cover_every_state_and_failed_captioning(curated: Runtime) -> None:
     counts = curation.state_counts(curated.catalog)
     assert counts == {
-        "unreviewed": 4, "approved": 1, "rejected": 1, "failed": 1, "uncaptioned": 2, "total": 6,
+        "unreviewed": 4,
+        "approved": 1,
+        "rejected": 1,
+        "failed": 1,
+        "uncaptioned": 2,
+        "total": 6,
     }
     curated.catalog.set_caption(ids_by_name(curated)["yellow_sedan.bmp"], "a yellow sedan", "claude-live")
     assert curation.state_counts(curated.catalog)["failed"] == 0  # a caption arrived: no longer failed
@@ -93,7 +105,8 @@ def test_paging_queries_use_indexes_not_full_sorts(curated: Runtime) -> None:
     plan = " ".join(
         str(row[3])
         for row in curated.catalog.execute(
-            f"EXPLAIN QUERY PLAN SELECT id FROM images WHERE {where} ORDER BY added_at DESC, id DESC LIMIT 48 OFFSET 960",
+            f"EXPLAIN QUERY PLAN SELECT id FROM images WHERE {where}"
+            " ORDER BY added_at DESC, id DESC LIMIT 48 OFFSET 960",
             params,
         )
     )
@@ -105,8 +118,9 @@ def test_edit_is_a_new_history_version_and_undo_steps_back(curated: Runtime) -> 
     cat = curated.catalog
     image_id = ids_by_name(curated)["red_sedan.jpg"]
     before = cat.get(image_id)
-    after = curation.save_caption(cat, image_id, " a  dark red sedan ", {"color": "dark red", "make": ""},
-                                  before.version, author="alice")
+    after = curation.save_caption(
+        cat, image_id, " a  dark red sedan ", {"color": "dark red", "make": ""}, before.version, author="alice"
+    )
     assert after.caption == "a dark red sedan" and after.caption_source == "human"
     assert after.attributes == {"color": "dark red", "body_type": "sedan"}  # blank make removed, rest kept
     assert after.caption_author == "alice" and after.version == before.version + 1
@@ -144,8 +158,9 @@ def test_approving_unchanged_caption_keeps_its_source(curated: Runtime) -> None:
     cat = curated.catalog
     image_id = ids_by_name(curated)["red_sedan.jpg"]
     record = cat.get(image_id)
-    saved = curation.save_caption(cat, image_id, record.caption or "", {"color": "red"}, record.version,
-                                  review_state="approved")
+    saved = curation.save_caption(
+        cat, image_id, record.caption or "", {"color": "red"}, record.version, review_state="approved"
+    )
     assert saved.review_state == "approved" and saved.caption_source == "claude-live"
     with pytest.raises(InvalidInputError, match="no caption"):
         curation.set_review(cat, ids_by_name(curated)["white_van.png"], "approved")
@@ -166,12 +181,12 @@ def test_next_unreviewed_follows_the_order_and_wraps(curated: Runtime) -> None:
 def test_bulk_approve_by_filter_skips_uncaptioned(curated: Runtime) -> None:
     cat = curated.catalog
     ids = curation.matching_ids(cat, curation.Query(state="unreviewed"))
-    report = curation.bulk_review(cat, ids, "approved", author="bulk")
+    report = bulk.bulk_review(cat, ids, "approved", author="bulk")
     assert report.changed == 2 and len(report.skipped) == 2  # two uncaptioned images cannot be approved
     assert "2 changed of 4 selected" in report.summary()
     assert curation.state_counts(cat)["approved"] == 3
     assert cat.history(ids_by_name(curated)["red_sedan.jpg"])[0].author == "bulk"
-    again = curation.bulk_review(cat, ids, "approved")
+    again = bulk.bulk_review(cat, ids, "approved")
     assert again.changed == 0 and again.unchanged == 2
 
 
@@ -180,7 +195,7 @@ def test_bulk_delete_removes_images_from_search_at_once(curated: Runtime) -> Non
     gone = ids["red_sedan.jpg"]
     before = curated.search(text="a car", k=6)
     assert gone in [r.id for r in before.results]
-    report = curation.bulk_delete(curated.catalog, curated.store, [gone, "f" * 64])
+    report = bulk.bulk_delete(curated.catalog, curated.store, [gone, "f" * 64])
     assert report.changed == 1 and report.missing == 1
     after = curated.search(text="a car", k=6)
     assert len(after.results) == 5 and gone not in [r.id for r in after.results]
@@ -192,7 +207,7 @@ def test_bulk_delete_removes_images_from_search_at_once(curated: Runtime) -> Non
 def test_bulk_delete_removes_only_uploaded_files_when_asked(curated: Runtime, tmp_path: Path) -> None:
     uploads = curated.settings.uploads_dir
     outside = ids_by_name(curated)["white_van.png"]
-    report = curation.bulk_delete(curated.catalog, curated.store, [outside], delete_files_under=uploads)
+    report = bulk.bulk_delete(curated.catalog, curated.store, [outside], delete_files_under=uploads)
     assert Path(curated.catalog.get(outside, include_deleted=True).path).exists()
     assert "1 file(s) outside the uploads folder were kept" in report.summary()
 
@@ -225,7 +240,9 @@ def test_import_preview_changes_nothing_then_apply_imports(curated: Runtime, car
     rows, ignored = read_import_file(csv_path)
     preview = preview_import(cat, rows, ignored)
     assert {c.label for c in preview.changes} == {
-        "white_van.png", str(car_folder / "sub" / "yellow_sedan.bmp"), ids["red_sedan.jpg"][:12]
+        "white_van.png",
+        str(car_folder / "sub" / "yellow_sedan.bmp"),
+        ids["red_sedan.jpg"][:12],
     }
     assert preview.unchanged == 1 and ignored == ["notes"]
     reasons = {label: reason for _line, label, reason in preview.problems}

@@ -37,14 +37,19 @@ def states(settings: Settings) -> dict[str, str]:
         return {Path(r["path"]).name: r["review_state"] for r in cat.execute("SELECT path, review_state FROM images")}
 
 
-def test_approve_all_then_export_csv_and_jsonl(home: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_approve_all_then_export_csv_and_jsonl(
+    home: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     code, out, _ = run(capsys, "dataset", "approve", "--all")
     assert code == 0 and "4 changed of 6 selected" in out and "2 skipped" in out
     code, out, _ = run(capsys, "dataset", "export", "--format", "csv", "--out", str(tmp_path / "pairs.csv"))
     assert code == 0 and "Exported 4 pair(s)" in out
     rows = list(csv.DictReader(open(tmp_path / "pairs.csv", encoding="utf-8")))
     assert {Path(r["file"]).name for r in rows} == {
-        "red_sedan.jpg", "blue_pickup.png", "yellow_sedan.bmp", "black_pickup.jpeg"
+        "red_sedan.jpg",
+        "blue_pickup.png",
+        "yellow_sedan.bmp",
+        "black_pickup.jpeg",
     }
     code, _, _ = run(capsys, "dataset", "export", "--format", "jsonl", "--out", str(tmp_path / "pairs.jsonl"))
     lines = [json.loads(x) for x in (tmp_path / "pairs.jsonl").read_text().splitlines()]
@@ -58,8 +63,9 @@ def test_reject_by_id_prefix_keeps_it_out_of_exports(
         red = next(r["id"] for r in cat.execute("SELECT id, path FROM images") if "red_sedan" in r["path"])
     code, out, _ = run(capsys, "dataset", "reject", "--ids", red[:10])
     assert code == 0 and "1 changed of 1" in out and states(home)["red_sedan.jpg"] == "rejected"
-    code, out, _ = run(capsys, "dataset", "export", "--format", "jsonl", "--include-unreviewed", "--out",
-                       str(tmp_path / "p.jsonl"))
+    code, out, _ = run(
+        capsys, "dataset", "export", "--format", "jsonl", "--include-unreviewed", "--out", str(tmp_path / "p.jsonl")
+    )
     assert "Exported 3 pair(s)" in out
     code, _, err = run(capsys, "dataset", "approve", "--ids", "zz")
     assert code == 1 and "not an image id" in err
@@ -89,7 +95,17 @@ def test_titan_export_needs_prefix_and_upload_only_for_titan(
     assert code == 1 and "--s3-prefix" in err
     code, _, err = run(capsys, "dataset", "export", "--format", "csv", "--out", str(tmp_path / "x.csv"), "--upload")
     assert code == 1 and "--upload is for --format titan" in err
-    code, out, _ = run(capsys, "dataset", "export", "--format", "titan", "--include-unreviewed",
-                       "--out", str(tmp_path / "t"), "--s3-prefix", "s3://bucket/cars/")
+    code, out, _ = run(
+        capsys,
+        "dataset",
+        "export",
+        "--format",
+        "titan",
+        "--include-unreviewed",
+        "--out",
+        str(tmp_path / "t"),
+        "--s3-prefix",
+        "s3://bucket/cars/",
+    )
     assert code == 0 and "WARNING" in out and "Bedrock will refuse" in out
     assert (tmp_path / "t" / "train.jsonl").exists() and (tmp_path / "t" / "manifest.json").exists()

@@ -28,8 +28,12 @@ def admin_runtime(runtime: Runtime, car_folder: Path) -> Runtime:
     runtime.settings = runtime.settings.with_overrides(admin_password=PASSWORD)
     runtime.ingestor().ingest_folder(car_folder)
     ids = ids_by_name(runtime)
-    for name, color in (("red_sedan.jpg", "red"), ("blue_pickup.png", "blue"), ("white_van.png", "white"),
-                        ("sub/green_van.webp", "green")):
+    for name, color in (
+        ("red_sedan.jpg", "red"),
+        ("blue_pickup.png", "blue"),
+        ("white_van.png", "white"),
+        ("sub/green_van.webp", "green"),
+    ):
         runtime.catalog.set_caption(ids[Path(name).name], f"a {color} car", "claude-live", {"color": color})
     return runtime
 
@@ -88,8 +92,17 @@ def test_edit_save_moves_to_next_unreviewed_and_undo_restores(admin_runtime: Run
     first = actions.load_page(admin_runtime, query).ids[0]
     view = actions.open_image(admin_runtime, first)
     assert view.image is not None and "claude-live" in view.meta and view.history[0][5] == view.caption
-    edited = actions.save(admin_runtime, PASSWORD, first, view.version, "a shiny car", [view.attributes["color"],
-                          "", "", "", "front"], query, review_state="approved", advance=True)
+    edited = actions.save(
+        admin_runtime,
+        PASSWORD,
+        first,
+        view.version,
+        "a shiny car",
+        [view.attributes["color"], "", "", "", "front"],
+        query,
+        review_state="approved",
+        advance=True,
+    )
     assert edited.image_id != first and "Approved" in edited.message  # Enter: saved, approved, next one
     stored = admin_runtime.catalog.get(first)
     assert stored.caption == "a shiny car" and stored.review_state == "approved"
@@ -133,8 +146,15 @@ def test_bulk_approve_selected_and_by_filter(admin_runtime: Runtime) -> None:
     text = actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_SELECTED, ids, query)
     assert "1 changed of 1" in text
     seen: list[tuple[int, int, str]] = []
-    text = actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_MATCHING, [], actions.make_query(),
-                        progress=lambda d, t, m: seen.append((d, t, m)))
+    text = actions.bulk(
+        admin_runtime,
+        PASSWORD,
+        "approve",
+        actions.SCOPE_MATCHING,
+        [],
+        actions.make_query(),
+        progress=lambda d, t, m: seen.append((d, t, m)),
+    )
     assert "3 changed of 6" in text and "2 skipped" in text and seen[-1][:2] == (6, 6)
     assert "approved **4**" in actions.counts_markdown(admin_runtime)
     with pytest.raises(InvalidInputError, match="No images selected"):
@@ -160,11 +180,20 @@ def test_bulk_caption_with_claude_uses_the_live_captioner(admin_runtime: Runtime
     from carmatch.aws import make_client
 
     client = make_client("bedrock-runtime", "us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
-    reply = json.dumps({
-        "caption": "A black pickup truck seen from the side.",
-        "attributes": {"color": "black", "body_type": "pickup", "make": None, "model": None, "viewpoint": "side",
-                       "distinctive_features": [], "confidence": 0.6},
-    })
+    reply = json.dumps(
+        {
+            "caption": "A black pickup truck seen from the side.",
+            "attributes": {
+                "color": "black",
+                "body_type": "pickup",
+                "make": None,
+                "model": None,
+                "viewpoint": "side",
+                "distinctive_features": [],
+                "confidence": 0.6,
+            },
+        }
+    )
     image_id = ids_by_name(admin_runtime)["black_pickup.jpeg"]
     with Stubber(client) as stub:
         stub.add_response(
@@ -176,8 +205,15 @@ def test_bulk_caption_with_claude_uses_the_live_captioner(admin_runtime: Runtime
                 "metrics": {"latencyMs": 1},
             },
         )
-        text = actions.bulk(admin_runtime, PASSWORD, "caption with Claude", actions.SCOPE_SELECTED, [image_id],
-                            actions.make_query(), bedrock_client=client)
+        text = actions.bulk(
+            admin_runtime,
+            PASSWORD,
+            "caption with Claude",
+            actions.SCOPE_SELECTED,
+            [image_id],
+            actions.make_query(),
+            bedrock_client=client,
+        )
     record = admin_runtime.catalog.get(image_id)
     assert "Captioned 1 of 1" in text
     assert record.caption_source == "claude-live" and record.caption and "pickup" in record.caption

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from carmatch import export
+from carmatch import export, titan_export
 from carmatch.catalog import Catalog
 from carmatch.errors import InvalidInputError
 from carmatch.images import load_image
@@ -72,10 +72,10 @@ def test_csv_and_jsonl_hold_the_approved_pairs(catalog: Catalog, mixed: dict[str
 def test_token_estimate_is_conservative() -> None:
     caption = "a dark blue 2019 Toyota Corolla hatchback, seen from the front-left, parked on a wet street"
     words = len(caption.split())
-    assert export.approx_tokens(caption) >= words * 1.3  # real BPE tokenizers give ~1.3 tokens a word
-    assert export.titan_caption_problem("word " * 120) is not None  # 120 words: over 128 estimated tokens
-    assert export.titan_caption_problem("a red car") is None
-    assert "2560" in (export.titan_caption_problem("x" * 2561) or "").replace(",", "")
+    assert titan_export.approx_tokens(caption) >= words * 1.3  # real BPE tokenizers give ~1.3 tokens a word
+    assert titan_export.titan_caption_problem("word " * 120) is not None  # 120 words: over 128 estimated tokens
+    assert titan_export.titan_caption_problem("a red car") is None
+    assert "2560" in (titan_export.titan_caption_problem("x" * 2561) or "").replace(",", "")
 
 
 def test_titan_export_converts_skips_splits_and_warns(catalog: Catalog, tmp_path: Path) -> None:
@@ -88,10 +88,10 @@ def test_titan_export_converts_skips_splits_and_warns(catalog: Catalog, tmp_path
     thin = add(catalog, car(d / "thin.png", 44, size=(700, 150)), "a panoramic red sedan")
     wordy = add(catalog, car(d / "wordy.png", 45), "red " * 200)
     out = tmp_path / "titan"
-    report = export.export_titan(catalog, out, "s3://my-bucket/cars")
+    report = titan_export.export_titan(catalog, out, "s3://my-bucket/cars")
     train = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
     validation = [json.loads(x) for x in (out / "validation.jsonl").read_text().splitlines()]
-    assert len(train) + len(validation) == 23 and len(validation) >= export.TITAN_MIN_VALIDATION
+    assert len(train) + len(validation) == 23 and len(validation) >= titan_export.TITAN_MIN_VALIDATION
     refs = {rec["image-ref"] for rec in train + validation}
     assert f"s3://my-bucket/cars/{good[0]}.jpg" in refs
     assert f"s3://my-bucket/cars/{webp}.jpg" in refs and f"s3://my-bucket/cars/{bmp}.jpg" in refs
@@ -101,7 +101,7 @@ def test_titan_export_converts_skips_splits_and_warns(catalog: Catalog, tmp_path
     assert set(skipped) == {tiny, thin, wordy}
     assert "128 px" in skipped[tiny] and "aspect ratio" in skipped[thin] and "tokens" in skipped[wordy]
     with Image.open(out / "images" / f"{huge}.jpg") as img:
-        assert img.format == "JPEG" and max(img.size) == export.TITAN_MAX_SIDE_PX
+        assert img.format == "JPEG" and max(img.size) == titan_export.TITAN_MAX_SIDE_PX
     with Image.open(out / "images" / f"{webp}.jpg") as img:
         assert img.format == "JPEG"
     assert report.converted == 3
@@ -109,23 +109,23 @@ def test_titan_export_converts_skips_splits_and_warns(catalog: Catalog, tmp_path
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest["images"]) == 23 and len(manifest["skipped"]) == 3
 
-    again = export.export_titan(catalog, tmp_path / "titan2", "s3://my-bucket/cars/")
+    again = titan_export.export_titan(catalog, tmp_path / "titan2", "s3://my-bucket/cars/")
     assert (tmp_path / "titan2" / "validation.jsonl").read_text() == (out / "validation.jsonl").read_text()
     assert again.train == report.train  # the split is deterministic
 
 
 def test_titan_split_is_stable_per_image() -> None:
     ids = [f"{i:064x}" for i in range(2000)]
-    first = [export.titan_split(i) for i in ids]
-    assert first == [export.titan_split(i) for i in ids]
+    first = [titan_export.titan_split(i) for i in ids]
+    assert first == [titan_export.titan_split(i) for i in ids]
     assert 100 < first.count("validation") < 300
 
 
 def test_titan_needs_an_s3_prefix(catalog: Catalog, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="s3-prefix"):
-        export.export_titan(catalog, tmp_path, "")
+        titan_export.export_titan(catalog, tmp_path, "")
     with pytest.raises(InvalidInputError, match="not an S3 prefix"):
-        export.export_titan(catalog, tmp_path, "https://example.com/x/")
+        titan_export.export_titan(catalog, tmp_path, "https://example.com/x/")
 
 
 def test_titan_upload_copies_images_and_jsonl_and_skips_what_is_there(catalog: Catalog, tmp_path: Path) -> None:
@@ -137,17 +137,17 @@ def test_titan_upload_copies_images_and_jsonl_and_skips_what_is_there(catalog: C
         add(catalog, car(d / f"ok{i}.png", 60 + i), f"a red sedan {i}")
     add(catalog, car(d / "w.webp", 70), "a converted one")
     out = tmp_path / "titan"
-    export.export_titan(catalog, out, "s3://carmatch-test/titan/")
+    titan_export.export_titan(catalog, out, "s3://carmatch-test/titan/")
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="carmatch-test")
-        first = export.upload_titan(s3, out)
+        first = titan_export.upload_titan(s3, out)
         assert first.uploaded == 6 and first.present == 0  # 4 images + 2 JSONL
         keys = {o["Key"] for o in s3.list_objects_v2(Bucket="carmatch-test")["Contents"]}
         assert {"titan/train.jsonl", "titan/validation.jsonl"} <= keys and len(keys) == 6
         body = s3.get_object(Bucket="carmatch-test", Key="titan/train.jsonl")["Body"].read()
         assert body == (out / "train.jsonl").read_bytes()
-        second = export.upload_titan(s3, out)
+        second = titan_export.upload_titan(s3, out)
         assert second.uploaded == 0 and second.present == 6
         (out / "train.jsonl").write_text((out / "train.jsonl").read_text() + "\n")  # a changed JSONL is re-sent
-        assert export.upload_titan(s3, out).uploaded == 1
+        assert titan_export.upload_titan(s3, out).uploaded == 1

@@ -10,22 +10,25 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from PIL import Image
 
+from carmatch import bulk as bulk_ops
 from carmatch import curation
 from carmatch.access import READ_ONLY_NOTE, admin_enabled, check_admin, is_admin
 from carmatch.caption_import import apply_import, plan_from_state, plan_to_state, preview_import, read_import_file
 from carmatch.catalog import ATTRIBUTE_COLUMNS, ImageRecord
 from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
-from carmatch.export import export_csv, export_jsonl, export_titan
+from carmatch.export import export_csv, export_jsonl
 from carmatch.images import load_image
 from carmatch.runtime import Runtime
 from carmatch.thumbs import safe_thumbnail
+from carmatch.titan_export import export_titan
 from carmatch.uploads import add_uploads
 
 log = logging.getLogger(__name__)
@@ -232,8 +235,13 @@ def save(
         raise InvalidInputError("Select an image in the grid first.")
     try:
         curation.save_caption(
-            runtime.catalog, image_id, caption, _editor_attrs(attributes), int(version),
-            author=APP_AUTHOR, review_state=review_state,
+            runtime.catalog,
+            image_id,
+            caption,
+            _editor_attrs(attributes),
+            int(version),
+            author=APP_AUTHOR,
+            review_state=review_state,
         )
     except curation.CaptionConflict as conflict:
         return _stale_view(runtime, image_id, version, caption, attributes, conflict)
@@ -325,20 +333,22 @@ def bulk(
     else:
         ids = list(selected_ids or [])
     if not ids:
-        raise InvalidInputError("No images selected: tick some in the grid, or choose 'everything matching the filters'.")
+        raise InvalidInputError(
+            "No images selected: tick some in the grid, or choose 'everything matching the filters'."
+        )
     catalog = runtime.catalog
     if action == "approve":
-        return curation.bulk_review(catalog, ids, "approved", APP_AUTHOR, progress).summary()
+        return bulk_ops.bulk_review(catalog, ids, "approved", APP_AUTHOR, progress).summary()
     if action == "reject":
-        return curation.bulk_review(catalog, ids, "rejected", APP_AUTHOR, progress).summary()
+        return bulk_ops.bulk_review(catalog, ids, "rejected", APP_AUTHOR, progress).summary()
     if action == "delete":
         if not confirm_delete:
             raise InvalidInputError(f"Tick 'confirm delete' to remove {len(ids)} image(s) from the collection.")
         under = runtime.settings.uploads_dir if delete_files else None
-        return curation.bulk_delete(catalog, runtime.store, ids, under, progress).summary()
+        return bulk_ops.bulk_delete(catalog, runtime.store, ids, under, progress).summary()
     if action == "caption with Claude":
         # with no client passed in, the captioner makes a bedrock-runtime client (carmatch.aws.make_client)
-        return curation.caption_with_claude(catalog, runtime.settings, ids, bedrock_client, progress)
+        return bulk_ops.caption_with_claude(catalog, runtime.settings, ids, bedrock_client, progress)
     raise InvalidInputError(f"Unknown bulk action {action!r}; use one of {', '.join(BULK_ACTIONS)}.")
 
 
@@ -362,7 +372,9 @@ def import_apply(
     require_admin(runtime, session_password)
     if not plan:
         raise InvalidInputError("Nothing to apply: preview a captions file first.")
-    return apply_import(runtime.catalog, plan_from_state(plan), author=f"{APP_AUTHOR} import", progress=progress).summary()
+    return apply_import(
+        runtime.catalog, plan_from_state(plan), author=f"{APP_AUTHOR} import", progress=progress
+    ).summary()
 
 
 def export(
@@ -402,7 +414,10 @@ def export(
 
 
 def add_images(
-    runtime: Runtime, session_password: str | None, files: Sequence[str | Path] | None, progress: Progress = _no_progress
+    runtime: Runtime,
+    session_password: str | None,
+    files: Sequence[str | Path] | None,
+    progress: Progress = _no_progress,
 ) -> str:
     """Add uploaded images or zips to the collection (validated, deduplicated, embedded)."""
     require_admin(runtime, session_password)
@@ -412,4 +427,3 @@ def add_images(
 def filter_choices(runtime: Runtime) -> dict[str, list[str]]:
     """Dropdown choices for the attribute filters, from the catalog."""
     return {key: [ANY, *runtime.catalog.distinct_values(key)] for key in ("color", "body_type", "make", "viewpoint")}
-

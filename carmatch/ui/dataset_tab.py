@@ -77,7 +77,8 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
         source_f = gr.Dropdown([ANY, *curation.SOURCE_FILTERS], value=ANY, label="source", min_width=120)
         state_f = gr.Dropdown([ANY, *curation.STATE_FILTERS], value=ANY, label="review state", min_width=120)
         sort_f = gr.Dropdown(list(curation.SORTS), value=curation.DEFAULT_SORT, label="sort", min_width=140)
-    filters = [text_f, *attr_f.values(), source_f, state_f, sort_f]
+    dropdowns: list[gr.Dropdown] = [*attr_f.values(), source_f, state_f, sort_f]
+    filters = [text_f, *dropdowns]
     with gr.Row(equal_height=True):
         prev_btn = gr.Button("◀ Previous", size="sm")
         page_num = gr.Number(value=1, precision=0, label="page", minimum=1, min_width=80)
@@ -193,7 +194,7 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
 
         return handler
 
-    for component in filters[1:]:
+    for component in dropdowns:
         component.change(first_page, filters, grid_outputs, api_visibility="private")
     text_f.submit(first_page, filters, grid_outputs, api_visibility="private")
     prev_btn.click(shifted(-1), [page_num, *filters], grid_outputs, api_visibility="private")
@@ -247,26 +248,34 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
     refresh_after(caption.submit(on_approve, edit_inputs, editor_outputs, api_visibility="private"))
     refresh_after(
         reject_btn.click(
-            on_reject, [session_password, current_id, current_version, *filters], editor_outputs,
+            on_reject,
+            [session_password, current_id, current_version, *filters],
+            editor_outputs,
             api_visibility="private",
         )
     )
     skip_btn.click(on_skip, [current_id, *filters], editor_outputs, api_visibility="private")
     refresh_after(
-        undo_btn.click(on_undo, [session_password, current_id, current_version], editor_outputs, api_visibility="private")
+        undo_btn.click(
+            on_undo, [session_password, current_id, current_version], editor_outputs, api_visibility="private"
+        )
     )
     reload_btn.click(on_reload, [current_id], editor_outputs, api_visibility="private")
 
     # -- bulk --------------------------------------------------------------------------------
     @user_errors
     def on_bulk(
-        pw: str, what: str, where: str, ids: list[str], remove_files: bool, confirmed: bool, *values: Any,
+        pw: str,
+        what: str,
+        where: str,
+        ids: list[str],
+        remove_files: bool,
+        confirmed: bool,
+        *values: Any,
         progress: gr.Progress = gr.Progress(),
     ) -> str:
         query = actions.make_query(*values)
-        return actions.bulk(
-            runtime, pw, what, where, ids, query, remove_files, confirmed, progress_adapter(progress)
-        )
+        return actions.bulk(runtime, pw, what, where, ids, query, remove_files, confirmed, progress_adapter(progress))
 
     refresh_after(
         bulk_btn.click(
@@ -283,11 +292,14 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
         return actions.import_preview(runtime, pw, file)
 
     @user_errors
-    def on_apply(pw: str, planned: list[dict[str, Any]], progress: gr.Progress = gr.Progress()) -> tuple[str, list[Any]]:
+    def on_apply(
+        pw: str, planned: list[dict[str, Any]], progress: gr.Progress = gr.Progress()
+    ) -> tuple[str, list[Any]]:
         return actions.import_apply(runtime, pw, planned, progress_adapter(progress)), []
 
-    preview_btn.click(on_preview, [session_password, import_file], [preview_text, preview_table, plan],
-                      api_visibility="private")
+    preview_btn.click(
+        on_preview, [session_password, import_file], [preview_text, preview_table, plan], api_visibility="private"
+    )
     refresh_after(apply_btn.click(on_apply, [session_password, plan], [import_report, plan], api_visibility="private"))
 
     @user_errors
@@ -296,23 +308,26 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
     ) -> tuple[list[str], str]:
         return actions.export(runtime, pw, chosen, unreviewed, prefix, progress_adapter(progress))
 
-    export_btn.click(on_export, [session_password, fmt, include_unreviewed, s3_prefix], [export_files, export_report],
-                     api_visibility="private")
+    export_btn.click(
+        on_export,
+        [session_password, fmt, include_unreviewed, s3_prefix],
+        [export_files, export_report],
+        api_visibility="private",
+    )
 
     @user_errors
     def on_upload(pw: str, files: list[str] | None, progress: gr.Progress = gr.Progress()) -> str:
         return actions.add_images(runtime, pw, files, progress_adapter(progress))
 
-    refresh_after(upload_btn.click(on_upload, [session_password, upload_files], [upload_report],
-                                   api_visibility="private"))
+    refresh_after(
+        upload_btn.click(on_upload, [session_password, upload_files], [upload_report], api_visibility="private")
+    )
 
     # -- first load --------------------------------------------------------------------------
     def on_load() -> tuple[Any, ...]:
         try:
             choices = actions.filter_choices(runtime)
-            grid_values = _grid_values(
-                actions.load_page(runtime, curation.Query()), actions.counts_markdown(runtime)
-            )
+            grid_values = _grid_values(actions.load_page(runtime, curation.Query()), actions.counts_markdown(runtime))
         except CarmatchError as exc:
             log.warning("Dataset tab could not load: %s", exc)
             choices = {key: [ANY] for key in FILTER_ATTRIBUTES}
