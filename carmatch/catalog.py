@@ -145,6 +145,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX images_live_state ON images(deleted_at, review_state, added_at, id);
     CREATE INDEX images_rel_path ON images(rel_path);
     """,
+    CREATE INDEX images_live_path ON images(deleted_at, path, id);
 ]
 
 

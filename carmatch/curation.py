@@ -143,8 +143,8 @@ def state_counts(catalog: Catalog) -> dict[str, int]:
         counts[row[0]] = int(row[1])
     counts[FAILED] = int(
         catalog.execute(
-            "SELECT COUNT(DISTINCT f.image_id) FROM caption_failures f JOIN images i ON i.id=f.image_id"
-            " WHERE i.deleted_at IS NULL AND i.caption IS NULL"
+            "SELECT COUNT(*) FROM images WHERE deleted_at IS NULL AND caption IS NULL"
+            " AND EXISTS (SELECT 1 FROM caption_failures f WHERE f.image_id=images.id)"
         )[0][0]
     )
     counts["uncaptioned"] = int(
