@@ -14,7 +14,7 @@ from typing import Any
 from tqdm import tqdm
 
 from carmatch import registry
-from carmatch.errors import InvalidInputError
+from carmatch.errors import CancelledError, InvalidInputError
 from carmatch.evaluation import comparison_rows, format_table
 
 from .common import TqdmProgress, runtime_for
@@ -164,6 +164,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             with ctrl_c_cancels(cancel, "training"):
                 result = run_training(runtime.catalog, args.settings, run_id, report, cancel)
+        except CancelledError as exc:
+            print(str(exc), file=sys.stderr)
+            return 130
         finally:
             if bar is not None:
                 bar.close()
