@@ -81,7 +81,12 @@ def test_source_dir_holds_carmatch_and_the_entry_point() -> None:
     with tarfile.open(fileobj=io.BytesIO(sagemaker.package_source()), mode="r:gz") as tar:
         names = set(tar.getnames())
         entry = tar.extractfile(sagemaker.ENTRY_POINT).read().decode()  # type: ignore[union-attr]
-    assert {"carmatch/training.py", "carmatch/training_data.py", "carmatch/evaluation.py", "requirements.txt"} <= names
+    assert {
+        "carmatch/training.py",
+        "carmatch/training_config.py",
+        "carmatch/training_data.py",
+        "requirements.txt",
+    } <= names
     assert "from carmatch.training import main" in entry
     assert not any(n.startswith("carmatch/ui/") or "__pycache__" in n for n in names)
 
