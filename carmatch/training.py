@@ -93,6 +93,7 @@ class Trainer:
         except (OSError, ValueError, TypeError) as exc:
             raise InvalidInputError(f"{self.run_dir} is not a training run ({exc}).") from exc
         self.pairs = read_pairs_jsonl(self.run_dir / PAIRS_FILE)
+        self._session_start = time.monotonic()
 
     def run(self) -> TrainResult:
         """Train to the last epoch (resuming from last.pt when present); raises CancelledError when cancelled."""
@@ -195,6 +196,7 @@ class Trainer:
         autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         workers = cfg.num_workers if cfg.num_workers >= 0 else (4 if device.startswith("cuda") else 0)
         session_start, session_start_step = time.monotonic(), state["step"]
+        self._session_start = session_start
         last_save = time.monotonic()
         try:
             while state["epoch"] < cfg.epochs:
@@ -384,7 +386,7 @@ class Trainer:
             lr,
             val_loss,
             dict(metrics or {}),
-            state["elapsed_s"],
+            state["elapsed_s"] + time.monotonic() - self._session_start,
             eta,
             message,
         )
