@@ -11,10 +11,11 @@ import json
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -144,8 +145,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX images_live_caption_at ON images(deleted_at, caption_at, id);
     CREATE INDEX images_live_state ON images(deleted_at, review_state, added_at, id);
     CREATE INDEX images_rel_path ON images(rel_path);
-    """,
     CREATE INDEX images_live_path ON images(deleted_at, path, id);
+    """,
 ]
 
 
@@ -179,7 +180,7 @@ class ImageRecord:
     deleted_at: str | None = None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "ImageRecord":
+    def from_row(cls, row: sqlite3.Row) -> ImageRecord:
         """Build from a row of the images table."""
         attrs = json.loads(row["attributes"]) if row["attributes"] else {}
         return cls(
@@ -288,7 +289,7 @@ class Catalog:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "Catalog":
+    def __enter__(self) -> Catalog:
         return self
 
     def __exit__(self, *exc: object) -> None:
