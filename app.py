@@ -18,7 +18,7 @@ import gradio as gr  # noqa: E402
 from carmatch.config import load_dotenv_file, load_settings  # noqa: E402
 from carmatch.errors import CarmatchError  # noqa: E402
 from carmatch.runtime import Runtime  # noqa: E402
-from carmatch.ui import dataset_tab, search_tab  # noqa: E402
+from carmatch.ui import dataset_tab, search_tab, training_tab  # noqa: E402
 
 log = logging.getLogger("carmatch.app")
 
@@ -36,6 +36,8 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
             search_tab.build(demo, runtime)
         with gr.Tab("Dataset", id="dataset"):
             dataset_tab.build(demo, runtime)
+        with gr.Tab("Training", id="training"):
+            training_tab.build(demo, runtime)
     return demo
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .catalog import Catalog
 from .config import Settings
@@ -54,6 +55,7 @@ class Runtime:
         self._embedder_error: CarmatchError | None = None
         self._index: VectorIndex | None = None
         self._index_generation: str | None = None
+        self._installing: str | None = None  # model key whose index is being built for a swap
 
     # -- model ------------------------------------------------------------------------------
     def active_model(self) -> ActiveModel:
@@ -104,10 +106,23 @@ class Runtime:
             self._index_generation = None
 
     def install_model(self, embedder: Embedder, active: ActiveModel | None, build: Callable[[], object]) -> None:
-        """Run ``build`` (which saves the new model's index as current), then swap models, with no search between."""
+        """Run ``build`` (which saves the new model's index as current), then swap models.
+
+        Searches keep being answered during ``build``: until the swap, :meth:`index` keeps serving
+        the old in-memory index whenever the newly saved one belongs to the model being installed.
+        """
         with self._lock:
+            try:
+                self.index()  # hold the serving index in memory so searches can use it during the build
+            except CarmatchError:
+                pass  # nothing usable is serving now (no index, or another model's): nothing to keep
+            self._installing = embedder.model_key
+        try:
             build()
             self.swap_model(embedder, active)
+        finally:
+            with self._lock:
+                self._installing = None
 
     # -- index ------------------------------------------------------------------------------
     def index(self) -> VectorIndex:
@@ -122,19 +137,18 @@ class Runtime:
                     )
                 raise IndexMissingError("No search index yet. Build it: python -m admin index rebuild")
             if self._index is None or generation != self._index_generation:
+                if self._index is not None and self._installing is not None:
+                    if self.store.read_manifest().model_key == self._installing:
+                        return self._index  # the new model's index is saved but not swapped in yet
                 self._index = self.store.load(self.embedder.model_key)
                 self._index_generation = generation
             return self._index
 
     def searcher(self) -> Searcher:
-        """A Searcher over the active model and current index."""
-        return Searcher(
-            self.embedder,
-            self.index(),
-            self.catalog,
-            self.settings.max_image_bytes,
-            self.settings.max_image_pixels,
-        )
+        """A Searcher over the active model and current index (read together, never mid-swap)."""
+        with self._lock:
+            embedder, index = self.embedder, self.index()
+        return Searcher(embedder, index, self.catalog, self.settings.max_image_bytes, self.settings.max_image_pixels)
 
     def search(
         self,

@@ -135,3 +135,25 @@ def test_a_second_activation_during_a_rebuild_is_busy(indexed: Runtime, run_id: 
     registry.activate(indexed, run_id, try_again)
     assert errors and "is running" in str(errors[0])
     assert indexed.active_model().run_id == run_id
+
+
+def test_search_from_another_thread_is_answered_between_index_save_and_model_swap(
+    indexed: Runtime, run_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base_key = indexed.embedder.model_key
+    seen: list[tuple[str | None, str, str | None]] = []
+    real_swap = indexed.swap_model
+
+    def swap_after_a_search(embedder, active):  # type: ignore[no-untyped-def]
+        # The run's index is already saved as current; a visitor's search must not block or fail.
+        assert indexed.store.read_manifest().model_key == embedder.model_key
+        worker = threading.Thread(target=lambda: seen.append(_serving(indexed)))
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "search blocked during the swap"
+        real_swap(embedder, active)
+
+    monkeypatch.setattr(indexed, "swap_model", swap_after_a_search)
+    registry.activate(indexed, run_id)
+    assert seen and seen[0][0] is None and seen[0][1] == base_key
+    assert _serving(indexed)[0] == run_id

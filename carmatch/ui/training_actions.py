@@ -1,0 +1,206 @@
+"""The Training tab's logic as plain functions (tests call these without a browser).
+
+One TrainingJob runs at a time per app; the tab polls its snapshot on a timer. Every action that
+starts, stops or activates anything re-checks the admin password held in the session.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from carmatch import registry, training_jobs
+from carmatch.access import check_admin
+from carmatch.errors import BusyError, InvalidInputError
+from carmatch.ingest import Progress
+from carmatch.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+RECALL_KEYS = {"t2i_r1": "R@1", "t2i_r5": "R@5", "t2i_r10": "R@10"}
+
+
+@dataclass
+class TrainingState:
+    """What the app remembers between polls: the current job and a running activation's cancel flag."""
+
+    job: training_jobs.TrainingJob | None = None
+    activation_cancel: threading.Event | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def summary_markdown(runtime: Runtime) -> str:
+    """Dataset pairs by split, approved count, and the device with what to expect."""
+    s = training_jobs.summary_for_tab(runtime)
+    source = {"approved": "approved pairs", "non-rejected": "all non-rejected captioned pairs"}.get(
+        s["source"], s["source"]
+    )
+    lines = [
+        f"**{s['pairs']} training pairs** ({source}): train {s.get('train', 0)} · validation "
+        f"{s.get('val', 0)} · test {s.get('test', 0)} · approved {s['approved']}",
+        f"**Device:** {s['message']}",
+    ]
+    if s["pairs"] == 0:
+        lines.append("No captioned images yet: caption and approve images in the Dataset tab first.")
+    active = runtime.active_model()
+    lines.append(f"**Active model:** {active.run_id or 'base'} (`{active.spec.name}`)")
+    return "\n\n".join(lines)
+
+
+def defaults(runtime: Runtime) -> dict[str, Any]:
+    """Hyperparameter defaults suited to the device found."""
+    return dict(training_jobs.device_summary(runtime.settings.device)["defaults"])
+
+
+def start(
+    runtime: Runtime,
+    state: TrainingState,
+    session_password: str | None,
+    epochs: float,
+    batch_size: float,
+    lr: float,
+    unfreeze: float,
+    accum_steps: float,
+    resume: str | None = None,
+) -> str:
+    """Start (or resume) a run in the background; returns a status line."""
+    check_admin(runtime.settings, session_password)
+    with state.lock:
+        if state.job is not None and state.job.running:
+            raise BusyError(f"Run {state.job.run_id} is still training; cancel it or wait for it to finish.")
+        if resume:
+            job = training_jobs.start_training(runtime, resume=resume)
+        else:
+            if epochs is None or batch_size is None or lr is None:
+                raise InvalidInputError("Set epochs, batch size and learning rate before starting.")
+            job = training_jobs.start_training(
+                runtime,
+                epochs=int(epochs),
+                batch_size=int(batch_size),
+                lr=float(lr),
+                unfreeze=int(unfreeze),
+                accum_steps=max(1, int(accum_steps or 1)),
+            )
+        state.job = job
+    return f"Run **{job.run_id}** {'resumed' if resume else 'started'}."
+
+
+def cancel(runtime: Runtime, state: TrainingState, session_password: str | None) -> str:
+    """Ask the running job to stop after its current step (it keeps a resumable checkpoint)."""
+    check_admin(runtime.settings, session_password)
+    if state.job is None or not state.job.running:
+        return "No training run is in progress."
+    state.job.cancel()
+    return f"Cancelling run **{state.job.run_id}** after the current step; resume it later from the list."
+
+
+def poll(state: TrainingState) -> dict[str, Any]:
+    """Everything to draw for the current job: status line, curves, log, before/after."""
+    job = state.job
+    if job is None:
+        return {
+            "status": "No training run started in this app session.",
+            "loss": pd.DataFrame({"step": [], "loss": []}),
+            "recall": pd.DataFrame({"epoch": [], "value": [], "metric": []}),
+            "log": "",
+            "before_after": None,
+        }
+    snap = job.snapshot()
+    loss = pd.DataFrame(snap["loss_curve"] or [], columns=["step", "epoch", "loss", "lr"])[["step", "loss"]]
+    rows = [
+        {"epoch": row["epoch"], "value": row.get(key), "metric": label}
+        for row in snap["val_curve"]
+        for key, label in RECALL_KEYS.items()
+        if row.get(key) is not None
+    ]
+    recall = pd.DataFrame(rows or [], columns=["epoch", "value", "metric"])
+    status = f"Run **{snap['run_id']}**: {snap['status']}"
+    if snap["total_steps"]:
+        status += f" · step {snap['step']}/{snap['total_steps']} · epoch {snap['epoch']}"
+    if snap["eta_s"] is not None and snap["status"] == "running":
+        status += f" · ETA {format_seconds(snap['eta_s'])}"
+    if snap["error"]:
+        status += f"\n\n⚠️ {snap['error']}"
+    before_after = None
+    if snap["before_after"]:
+        header, *body = snap["before_after"]
+        before_after = pd.DataFrame(body, columns=header)
+    log_text = "\n".join(snap["log_tail"])
+    return {"status": status, "loss": loss, "recall": recall, "log": log_text, "before_after": before_after}
+
+
+def format_seconds(seconds: float) -> str:
+    """Seconds as a short h/m/s string."""
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s"
+
+
+def models_table(runtime: Runtime) -> pd.DataFrame:
+    """Registered models (and base) with status, key metrics and which one is active."""
+    rows = registry.model_table(runtime)
+    columns = ["id", "created_at", "status", "active", "test R@5 before", "test R@5 after", "checkpoint"]
+    out = []
+    for row in rows:
+        metrics = row.get("metrics") or {}
+        before = (metrics.get("test_before") or {}).get("t2i_r5")
+        after = (metrics.get("test_after") or {}).get("t2i_r5")
+        out.append(
+            [
+                row.get("id"),
+                row.get("created_at"),
+                row.get("status"),
+                "✔" if row.get("active") else "",
+                None if before is None else round(float(before), 3),
+                None if after is None else round(float(after), 3),
+                row.get("checkpoint"),
+            ]
+        )
+    return pd.DataFrame(out, columns=columns)
+
+
+def model_choices(runtime: Runtime) -> list[str]:
+    """Ids that can be activated: base plus every finished run."""
+    return ["base", *[r.id for r in registry.list_models(runtime.catalog) if r.status == "ready"]]
+
+
+def resumable_runs(runtime: Runtime) -> list[str]:
+    """Runs that stopped before finishing (cancelled, failed, or interrupted)."""
+    return [r.id for r in registry.list_models(runtime.catalog) if r.status in ("cancelled", "failed", "running")]
+
+
+def activate(
+    runtime: Runtime,
+    state: TrainingState,
+    session_password: str | None,
+    run_id: str | None,
+    progress: Progress,
+) -> str:
+    """Activate a model and rebuild the index beside the live one; search keeps serving meanwhile."""
+    check_admin(runtime.settings, session_password)
+    if not run_id:
+        raise InvalidInputError("Choose a model to activate.")
+    cancel_event = threading.Event()
+    state.activation_cancel = cancel_event
+    try:
+        result = registry.activate(runtime, run_id, progress=progress, cancel=cancel_event)
+    finally:
+        state.activation_cancel = None
+    if not result.rebuilt:
+        return f"**{run_id}** is already active and its index is current."
+    failed = f" ({len(result.failures)} images could not be read)" if result.failures else ""
+    return f"**{run_id}** is now active: {result.indexed} images indexed{failed}."
+
+
+def cancel_activation(runtime: Runtime, state: TrainingState, session_password: str | None) -> str:
+    """Stop a running activation; the previous model and index keep serving."""
+    check_admin(runtime.settings, session_password)
+    if state.activation_cancel is None:
+        return "No activation is running."
+    state.activation_cancel.set()
+    return "Cancelling the rebuild; the current model keeps answering searches."

@@ -1,0 +1,138 @@
+"""The Training tab (admin): fine-tune CLIP on the curated pairs and activate the result.
+
+Layout and wiring only; the logic is in :mod:`carmatch.ui.training_actions`. Training runs in a
+background thread, so the Search tab keeps answering other visitors while it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gradio as gr
+
+from carmatch.errors import CarmatchError
+from carmatch.runtime import Runtime
+
+from . import dataset_actions
+from . import training_actions as actions
+from .common import progress_adapter, user_errors
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 2.0
+
+
+def build(demo: gr.Blocks, runtime: Runtime) -> None:
+    """Lay out the Training tab inside the current gr.Blocks context and wire its events."""
+    state = actions.TrainingState()
+    session_password = gr.State("")
+    with gr.Row(equal_height=True):
+        password = gr.Textbox(
+            label="Admin password", type="password", scale=3, max_length=200, elem_id="train-password"
+        )
+        unlock_btn = gr.Button("Unlock training", scale=1)
+    access = gr.Markdown(dataset_actions.access_note(runtime))
+    summary = gr.Markdown("Loading…")
+
+    defaults = actions.defaults(runtime)
+    with gr.Row():
+        epochs = gr.Number(defaults["epochs"], label="epochs", precision=0, minimum=1)
+        batch = gr.Number(defaults["batch_size"], label="batch size", precision=0, minimum=2)
+        accum = gr.Number(defaults["accum_steps"], label="gradient accumulation", precision=0, minimum=1)
+        lr = gr.Number(defaults["lr"], label="learning rate")
+        unfreeze = gr.Number(defaults["unfreeze"], label="unfreeze last K blocks (-1 = all)", precision=0)
+    with gr.Row():
+        start_btn = gr.Button("Start training", variant="primary")
+        cancel_btn = gr.Button("Cancel", variant="stop")
+        resume_run = gr.Dropdown([], label="resume an unfinished run", allow_custom_value=False, scale=2)
+        resume_btn = gr.Button("Resume")
+    status = gr.Markdown(elem_id="train-status")
+    with gr.Row():
+        loss_plot = gr.LinePlot(x="step", y="loss", title="training loss", height=260)
+        recall_plot = gr.LinePlot(
+            x="epoch", y="value", color="metric", title="validation text→image recall", height=260
+        )
+    before_after = gr.Dataframe(label="test split: before → after", interactive=False)
+    log_box = gr.Textbox(label="log", lines=8, max_lines=8, interactive=False, autoscroll=True)
+
+    gr.Markdown("### Models")
+    models = gr.Dataframe(label="registered models", interactive=False)
+    with gr.Row():
+        model_pick = gr.Dropdown(["base"], value="base", label="model", scale=2)
+        activate_btn = gr.Button("Activate this model and rebuild the index", variant="primary", scale=2)
+        cancel_activate_btn = gr.Button("Cancel rebuild", scale=1)
+    activate_msg = gr.Markdown()
+
+    def on_unlock(pw: str) -> tuple[str, str, str]:
+        value, message = dataset_actions.unlock(runtime, pw)
+        return value, message, ""
+
+    unlock_btn.click(on_unlock, [password], [session_password, access, password], api_visibility="private")
+    password.submit(on_unlock, [password], [session_password, access, password], api_visibility="private")
+
+    def refresh() -> tuple[Any, ...]:
+        try:
+            text = actions.summary_markdown(runtime)
+            table = actions.models_table(runtime)
+            choices = actions.model_choices(runtime)
+            resumable = actions.resumable_runs(runtime)
+        except CarmatchError as exc:
+            return f"⚠️ {exc}", None, gr.update(), gr.update()
+        return text, table, gr.update(choices=choices), gr.update(choices=resumable)
+
+    refresh_outputs = [summary, models, model_pick, resume_run]
+
+    def draw() -> tuple[Any, ...]:
+        view = actions.poll(state)
+        return view["status"], view["loss"], view["recall"], view["before_after"], view["log"]
+
+    draw_outputs = [status, loss_plot, recall_plot, before_after, log_box]
+
+    @user_errors
+    def on_start(pw: str, e: float, b: float, lr_: float, k: float, a: float) -> str:
+        return actions.start(runtime, state, pw, e, b, lr_, k, a)
+
+    @user_errors
+    def on_resume(pw: str, run_id: str | None) -> str:
+        if not run_id:
+            raise gr.Error("Choose an unfinished run to resume.")
+        return actions.start(runtime, state, pw, 0, 0, 0, 0, 1, resume=run_id)
+
+    @user_errors
+    def on_cancel(pw: str) -> str:
+        return actions.cancel(runtime, state, pw)
+
+    @user_errors
+    def on_activate(pw: str, run_id: str, progress: gr.Progress = gr.Progress()) -> str:
+        return actions.activate(runtime, state, pw, run_id, progress_adapter(progress))
+
+    @user_errors
+    def on_cancel_activate(pw: str) -> str:
+        return actions.cancel_activation(runtime, state, pw)
+
+    hp = [epochs, batch, lr, unfreeze, accum]
+    start_btn.click(on_start, [session_password, *hp], [status], api_visibility="private").then(
+        refresh, None, refresh_outputs
+    )
+    resume_btn.click(on_resume, [session_password, resume_run], [status], api_visibility="private")
+    cancel_btn.click(on_cancel, [session_password], [status], api_visibility="private")
+    activate_btn.click(
+        on_activate, [session_password, model_pick], [activate_msg], api_visibility="private", concurrency_limit=1
+    ).then(refresh, None, refresh_outputs)
+    cancel_activate_btn.click(on_cancel_activate, [session_password], [activate_msg], api_visibility="private")
+
+    seen: dict[str, tuple[str, str] | None] = {"status": None}
+
+    def refresh_when_job_changes() -> tuple[Any, ...]:
+        """Re-read the summary and model list only when the job's status changed (cheap ticks)."""
+        current = (state.job.run_id, state.job.status) if state.job is not None else None
+        if current == seen["status"]:
+            return tuple(gr.update() for _ in refresh_outputs)
+        seen["status"] = current
+        return refresh()
+
+    timer = gr.Timer(POLL_SECONDS)
+    timer.tick(draw, None, draw_outputs, api_visibility="private", show_progress="hidden")
+    timer.tick(refresh_when_job_changes, None, refresh_outputs, api_visibility="private", show_progress="hidden")
+    demo.load(refresh, None, refresh_outputs, api_visibility="private")
