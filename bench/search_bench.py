@@ -166,9 +166,13 @@ def bench_index(sizes: list[int], dim: int, queries: int, kind: str) -> None:
 
 def bench_crossover(dim: int) -> None:
     """Exact numpy vs hnswlib query time at small sizes: where the automatic switch should sit."""
-    for n in (1_000, 2_000, 5_000, 10_000, 20_000):
+    for n in (1_000, 5_000, 10_000, 20_000, 30_000, 50_000):
         vectors = clustered(n, dim, seed=3)
-        index = VectorIndex(IndexManifest("x", "x", "none", "0", dim), exact_max=0)
+        defaults = Settings()
+        index = VectorIndex(
+            IndexManifest("x", "x", "none", "0", dim), exact_max=0, m=defaults.hnsw_m,
+            ef_construction=defaults.hnsw_ef_construction, ef_search=defaults.hnsw_ef_search,
+        )
         index.add([str(i) for i in range(n)], vectors)
         index._ensure_hnsw()
         qs = clustered(50, dim, seed=4)
@@ -193,13 +197,15 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--skip-crossover", action="store_true")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--skip-model", action="store_true", help="only benchmark the index")
     parser.add_argument("--data", nargs="*", default=["real", "stress"], choices=["real", "stress"])
     args = parser.parse_args()
     if not args.skip_model:
         bench_encoder_and_ingest(args)
-    bench_crossover(args.dim)
+    if not args.skip_crossover:
+        bench_crossover(args.dim)
     for kind in args.data:
         bench_index(args.sizes, args.dim, queries=200, kind=kind)
 

@@ -33,7 +33,7 @@ class Settings:
     batch_size: int = 32  # CARMATCH_BATCH_SIZE: images per embedding batch
     max_image_bytes: int = 50 * 1024 * 1024  # CARMATCH_MAX_IMAGE_BYTES
     max_image_pixels: int = 64_000_000  # CARMATCH_MAX_IMAGE_PIXELS (width * height)
-    exact_search_max: int = 5_000  # CARMATCH_EXACT_SEARCH_MAX: below this, exact numpy search
+    exact_search_max: int = 40_000  # CARMATCH_EXACT_SEARCH_MAX: up to this, exact numpy search (bench crossover)
     hnsw_m: int = 16  # CARMATCH_HNSW_M
     hnsw_ef_construction: int = 200  # CARMATCH_HNSW_EF_CONSTRUCTION
     hnsw_ef_search: int = 1024  # CARMATCH_HNSW_EF_SEARCH: keeps recall@10 >= 0.99 at 100k (bench)

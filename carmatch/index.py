@@ -61,7 +61,7 @@ class VectorIndex:
     def __init__(
         self,
         manifest: IndexManifest,
-        exact_max: int = 5_000,
+        exact_max: int = 40_000,
         m: int = 16,
         ef_construction: int = 200,
         ef_search: int = 1024,
@@ -269,7 +269,7 @@ class VectorIndex:
     def load_from(
         cls,
         folder: Path,
-        exact_max: int = 5_000,
+        exact_max: int = 40_000,
         m: int = 16,
         ef_construction: int = 200,
         ef_search: int = 1024,
@@ -324,7 +324,7 @@ class IndexStore:
     """The index folder: generations of saved indexes and a CURRENT pointer swapped atomically."""
 
     def __init__(
-        self, folder: Path, exact_max: int = 5_000, m: int = 16, ef_construction: int = 200, ef_search: int = 1024
+        self, folder: Path, exact_max: int = 40_000, m: int = 16, ef_construction: int = 200, ef_search: int = 1024
     ):
         self.folder = Path(folder)
         self.params = dict(exact_max=exact_max, m=m, ef_construction=ef_construction, ef_search=ef_search)

@@ -1,6 +1,6 @@
 """The Titan alternative: fine-tune ``amazon.titan-embed-image-v1`` with a Bedrock model customization job.
 
-Training data is the Titan multimodal JSONL exported by the Dataset tab (``carmatch.export``).
+Training data is the Titan multimodal JSONL exported by the Dataset tab (``carmatch.titan_export``).
 Hyperparameters are checked against Bedrock's documented ranges for Titan Multimodal Embeddings G1
 and sent as strings. Jobs are recorded in the catalog's ``models`` table (kind ``titan``).
 """

@@ -65,8 +65,8 @@ def catalog_pairs(catalog: Catalog, val_fraction: float = 0.1, test_fraction: fl
             log.warning("No approved captions yet; training on %d unreviewed captions", len(rows))
     if not rows:
         raise InvalidInputError(
-            "No captioned images to train on: caption images (Captions tab or `python -m admin caption`) "
-            "and approve the good captions in the Review tab first."
+            "No captioned images to train on: caption images (Dataset tab or `python -m admin caption live`) "
+            "and approve the good captions in the Dataset tab first."
         )
     pairs = [
         Pair(r["id"], r["path"], " ".join(str(r["caption"]).split()), split_of(r["id"], val_fraction, test_fraction))
