@@ -104,20 +104,22 @@ def poll(state: TrainingState) -> dict[str, Any]:
     if job is None:
         return {
             "status": "No training run started in this app session.",
-            "loss": pd.DataFrame({"step": [], "loss": []}),
-            "recall": pd.DataFrame({"epoch": [], "value": [], "metric": []}),
+            "loss": None,
+            "recall": None,
             "log": "",
             "before_after": None,
         }
     snap = job.snapshot()
-    loss = pd.DataFrame(snap["loss_curve"] or [], columns=["step", "epoch", "loss", "lr"])[["step", "loss"]]
+    steps = snap["loss_curve"]
+    loss = pd.DataFrame(steps, columns=["step", "epoch", "loss", "lr"])[["step", "loss"]] if steps else None
     rows = [
         {"epoch": row["epoch"], "value": row.get(key), "metric": label}
         for row in snap["val_curve"]
         for key, label in RECALL_KEYS.items()
         if row.get(key) is not None
     ]
-    recall = pd.DataFrame(rows or [], columns=["epoch", "value", "metric"])
+    # None, not an empty frame, until there is data: a plot first drawn empty keeps a broken legend
+    recall = pd.DataFrame(rows, columns=["epoch", "value", "metric"]) if rows else None
     status = f"Run **{snap['run_id']}**: {snap['status']}"
     if snap["total_steps"]:
         status += f" · step {snap['step']}/{snap['total_steps']} · epoch {snap['epoch']}"
