@@ -31,7 +31,8 @@ def draw_car(color: str = "red", body: str = "sedan", size: tuple[int, int] = (9
     base = int(h * 0.75)
     if body == "sedan":
         d.rectangle([x0, int(h * 0.45), x1, base], fill=fill)
-        roof = [(x0 + w * 0.2, h * 0.45), (x0 + w * 0.3, h * 0.25), (x1 - w * 0.25, h * 0.25), (x1 - w * 0.15, h * 0.45)]
+        top, bottom = h * 0.25, h * 0.45
+        roof = [(x0 + w * 0.2, bottom), (x0 + w * 0.3, top), (x1 - w * 0.25, top), (x1 - w * 0.15, bottom)]
         d.polygon(roof, fill=fill)
     elif body == "pickup":
         d.rectangle([x0, int(h * 0.5), x1, base], fill=fill)
