@@ -107,7 +107,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
         if args.all:
             ids = curation.matching_ids(runtime.catalog, curation.Query(state="unreviewed"))
         else:
-            ids = curation.resolve_ids(runtime.catalog, args.ids)
+            ids = runtime.catalog.resolve_ids(args.ids)
         report = bulk.bulk_review(runtime.catalog, ids, "approved", author=CLI_AUTHOR)
         print(report.summary())
         return 0
@@ -116,6 +116,6 @@ def cmd_approve(args: argparse.Namespace) -> int:
 def cmd_reject(args: argparse.Namespace) -> int:
     """Reject the given images (kept in the collection, excluded from training)."""
     with runtime_for(args) as runtime:
-        ids = curation.resolve_ids(runtime.catalog, args.ids)
+        ids = runtime.catalog.resolve_ids(args.ids)
         print(bulk.bulk_review(runtime.catalog, ids, "rejected", author=CLI_AUTHOR).summary())
         return 0

@@ -12,7 +12,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ from .caption_prompt import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT, CaptionR
 from .caption_retry import Sleep, call_with_retries, error_code, is_fatal
 from .catalog import Catalog
 from .config import Settings
-from .errors import AwsError, ImageError, InvalidInputError, NotFoundError
+from .errors import AwsError, ImageError, NotFoundError
 from .images import load_image
 from .ingest import Progress
 
@@ -100,27 +100,6 @@ def prepare_image(path: Path | str, settings: Settings, max_bytes: int = CONVERS
 
 
 # -- choosing images ------------------------------------------------------------------------
-def resolve_ids(catalog: Catalog, ids: Iterable[str]) -> list[str]:
-    """Full image ids for ids or unique id prefixes (as printed by the CLI); NotFoundError otherwise."""
-    out: list[str] = []
-    for raw in ids:
-        key = raw.strip().lower()
-        if not key:
-            continue
-        if not _HEX.fullmatch(key):
-            raise NotFoundError(f"No image with id {raw!r} in the collection (ids are hexadecimal).")
-        rows = catalog.execute(
-            "SELECT id FROM images WHERE deleted_at IS NULL AND id LIKE ? ORDER BY id LIMIT 2", (key + "%",)
-        )
-        if not rows:
-            raise NotFoundError(f"No image with id {raw!r} in the collection.")
-        if len(rows) > 1 and rows[0][0] != key:
-            raise InvalidInputError(f"Image id prefix {raw!r} matches several images; give more characters.")
-        if rows[0][0] not in out:
-            out.append(rows[0][0])
-    return out
-
-
 def select_images(
     catalog: Catalog,
     image_ids: Sequence[str] | None = None,
@@ -135,7 +114,7 @@ def select_images(
     the current prompt version (unless ``redo``), and with ``only_missing`` every image that has
     any caption.
     """
-    wanted = set(resolve_ids(catalog, image_ids)) if image_ids is not None else None
+    wanted = set(catalog.resolve_ids(image_ids)) if image_ids is not None else None
     rows = catalog.execute(
         "SELECT id, caption, caption_source, prompt_version FROM images WHERE deleted_at IS NULL ORDER BY added_at, id"
     )
@@ -372,7 +351,7 @@ def caption_selected(
             progress=progress,
             cancel=cancel,
         )
-    report.skipped_human += len(set(resolve_ids(catalog, image_ids))) - len(ids)
+    report.skipped_human += len(set(catalog.resolve_ids(image_ids))) - len(ids)
     return report
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -337,6 +338,27 @@ class Catalog:
                 f"SELECT * FROM images WHERE deleted_at IS NULL AND id IN ({marks})", chunk
             ):
                 out[row["id"]] = ImageRecord.from_row(row)
+        return out
+
+    def resolve_ids(self, ids: Iterable[str]) -> list[str]:
+        """Full ids of live images from ids or unique id prefixes (as the CLI prints them), in order."""
+        out: list[str] = []
+        for raw in ids:
+            key = raw.strip().lower()
+            if not key:
+                continue
+            if not re.fullmatch(r"[0-9a-f]{1,64}", key):
+                raise NotFoundError(f"No image with id {raw!r} in the collection (ids are hexadecimal).")
+            rows = self.execute(
+                "SELECT id FROM images WHERE deleted_at IS NULL AND id >= ? AND id < ? ORDER BY id LIMIT 2",
+                (key, key + "g"),
+            )
+            if not rows:
+                raise NotFoundError(f"No image with id {raw!r} in the collection.")
+            if len(rows) > 1 and rows[0][0] != key:
+                raise InvalidInputError(f"Image id prefix {raw!r} matches several images; give more characters.")
+            if rows[0][0] not in out:
+                out.append(str(rows[0][0]))
         return out
 
     def find_by_path(self, path: str) -> ImageRecord | None:

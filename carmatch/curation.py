@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import ATTRIBUTE_COLUMNS, CAPTION_SOURCES, REVIEW_STATES, Catalog, HistoryEntry, ImageRecord
-from .errors import ConflictError, InvalidInputError, NotFoundError
+from .errors import ConflictError, InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -175,28 +175,6 @@ def next_unreviewed(catalog: Catalog, query: Query, after_id: str | None = None)
         f"SELECT id FROM images WHERE {where} AND id != ? ORDER BY {order} LIMIT 1", [*params, after_id or ""]
     )
     return str(rows[0][0]) if rows else None
-
-
-def resolve_ids(catalog: Catalog, ids: Iterable[str]) -> list[str]:
-    """Full ids of live images from ids or unique prefixes (as the CLI prints them)."""
-    out: list[str] = []
-    for raw in ids:
-        key = raw.strip().lower()
-        if not key:
-            continue
-        if not re.fullmatch(r"[0-9a-f]{1,64}", key):
-            raise InvalidInputError(f"{raw!r} is not an image id (64 hex characters, or a unique prefix).")
-        rows = catalog.execute(
-            "SELECT id FROM images WHERE deleted_at IS NULL AND id >= ? AND id < ? ORDER BY id LIMIT 2",
-            (key, key + "g"),
-        )
-        if not rows:
-            raise NotFoundError(f"No image with id {raw!r} in the collection.")
-        if len(rows) > 1 and rows[0][0] != key:
-            raise InvalidInputError(f"Image id prefix {raw!r} matches several images; give more characters.")
-        if rows[0][0] not in out:
-            out.append(str(rows[0][0]))
-    return out
 
 
 # -- one image -------------------------------------------------------------------------------

@@ -35,6 +35,17 @@ def thumbnail_path(thumbs_dir: Path, image_id: str, source: Path | str, side: in
     return target
 
 
+def placeholder_path(thumbs_dir: Path) -> Path:
+    """A grey square shown where an image's file is gone or unreadable."""
+    path = Path(thumbs_dir) / "missing.png"
+    if not path.exists():
+        from PIL import Image
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64, 64), (200, 200, 200)).save(path)
+    return path
+
+
 def safe_thumbnail(thumbs_dir: Path, image_id: str, source: Path | str, side: int = THUMB_SIDE) -> Path | None:
     """Like thumbnail_path, but None (logged) when the original is gone or unreadable."""
     try:

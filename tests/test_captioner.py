@@ -24,7 +24,6 @@ from carmatch.captioner import (
     fit_size,
     prepare_image,
     require_credentials,
-    resolve_ids,
     select_images,
 )
 from carmatch.catalog import Catalog
@@ -104,14 +103,14 @@ def test_select_skips_human_and_done_captions_and_honours_only_missing(tmp_path:
 
 def test_resolve_ids_accepts_unique_prefixes_only(tmp_path: Path, catalog: Catalog) -> None:
     ids = add_cars(catalog, tmp_path / "cars", 17, size=(32, 24))  # 17 ids: two share a first hex digit
-    assert resolve_ids(catalog, [ids[1][:8].upper(), ids[1]]) == [ids[1]]
+    assert catalog.resolve_ids([ids[1][:8].upper(), ids[1]]) == [ids[1]]
     for bad in ("zzzz", "%", "_"):  # not hex; never a LIKE wildcard
         with pytest.raises(NotFoundError):
-            resolve_ids(catalog, [bad])
+            catalog.resolve_ids([bad])
     firsts = [i[0] for i in ids]
     shared = next(c for c in firsts if firsts.count(c) > 1)
     with pytest.raises(InvalidInputError, match="several"):
-        resolve_ids(catalog, [shared])
+        catalog.resolve_ids([shared])
 
 
 # -- live -----------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def test_reject_by_id_prefix_keeps_it_out_of_exports(
     )
     assert "Exported 3 pair(s)" in out
     code, _, err = run(capsys, "dataset", "approve", "--ids", "zz")
-    assert code == 1 and "not an image id" in err
+    assert code == 1 and "ids are hexadecimal" in err
 
 
 def test_import_shows_preview_and_asks_before_applying(

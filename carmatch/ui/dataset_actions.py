@@ -27,7 +27,7 @@ from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
 from carmatch.export import export_csv, export_jsonl
 from carmatch.images import load_image
 from carmatch.runtime import Runtime
-from carmatch.thumbs import safe_thumbnail
+from carmatch.thumbs import placeholder_path, safe_thumbnail
 from carmatch.titan_export import export_titan
 from carmatch.uploads import add_uploads
 
@@ -114,14 +114,6 @@ def _label(record: ImageRecord) -> str:
     return f"{STATE_MARKS.get(record.review_state, '')} {caption}"
 
 
-def _placeholder(runtime: Runtime) -> str:
-    path = runtime.settings.thumbs_dir / "missing.png"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (64, 64), (200, 200, 200)).save(path)
-    return str(path)
-
-
 @dataclass
 class PageView:
     """One page of the grid, ready for a gr.Gallery and a gr.CheckboxGroup."""
@@ -145,7 +137,7 @@ def load_page(runtime: Runtime, query: curation.Query, number: int = 1, page_siz
     gallery, choices = [], []
     for record in result.records:
         thumb = safe_thumbnail(runtime.settings.thumbs_dir, record.id, record.path)
-        gallery.append((str(thumb) if thumb else _placeholder(runtime), _label(record)))
+        gallery.append((str(thumb) if thumb else str(placeholder_path(runtime.settings.thumbs_dir)), _label(record)))
         choices.append((f"{record.id[:8]} {_label(record)[:40]}", record.id))
     return PageView(gallery, [r.id for r in result.records], choices, result.page, result.pages, result.total)
 

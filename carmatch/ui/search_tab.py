@@ -13,7 +13,7 @@ from carmatch.catalog import REVIEW_STATES
 from carmatch.errors import CarmatchError, EmptyCollectionError, InvalidInputError
 from carmatch.images import load_image
 from carmatch.runtime import Runtime
-from carmatch.thumbs import safe_thumbnail
+from carmatch.thumbs import placeholder_path, safe_thumbnail
 
 from .common import user_errors
 
@@ -90,19 +90,11 @@ def search(
         item["file"] = item.pop("path")
         results.append(item)
         label = f"{result.score:.3f} · {result.caption or Path(result.path).name}"
-        gallery.append((str(thumb) if thumb else _missing_placeholder(runtime), label))
+        gallery.append((str(thumb) if thumb else str(placeholder_path(runtime.settings.thumbs_dir)), label))
     notes = list(response.notes)
     if not results:
         notes.append("No matches.")
     return gallery, results, "\n\n".join(f"ℹ️ {n}" for n in notes)
-
-
-def _missing_placeholder(runtime: Runtime) -> str:
-    path = runtime.settings.thumbs_dir / "missing.png"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (64, 64), (200, 200, 200)).save(path)
-    return str(path)
 
 
 def detail(results: list[dict[str, Any]], index: int) -> tuple[Image.Image | None, str]:
