@@ -76,3 +76,20 @@ def test_search_is_callable_as_a_gradio_api(indexed: Runtime) -> None:
             client.predict("", None, 2, 0.5, "any", "any", "any", "any", "any", api_name="/search")
     finally:
         demo.close()
+
+
+def test_a_corrupt_upload_gets_a_clear_message_through_the_api(indexed: Runtime, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    import app
+
+    bad = tmp_path / "photo.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 definitely not a whole jpeg")
+    demo = app.build_demo(indexed)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        with pytest.raises(Exception, match="corrupt|not an image"):
+            client.predict("", handle_file(str(bad)), 2, 0.5, "any", "any", "any", "any", "any", api_name="/search")
+    finally:
+        demo.close()

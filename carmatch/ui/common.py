@@ -38,3 +38,20 @@ def progress_adapter(progress: Any) -> Callable[[int, int, str], None]:
             progress((done, total), desc=message)
 
     return report
+
+
+class PhotoInput(gr.Image):
+    """An image input that hands carmatch the uploaded file itself, undecoded.
+
+    Plain ``gr.Image`` decodes uploads with Pillow before the handler runs, so a corrupt file or a
+    decompression bomb fails inside Gradio with a generic error. carmatch validates and decodes
+    the file (size and pixel limits, clear messages) instead. Upload, webcam and clipboard all
+    arrive as uploaded files.
+    """
+
+    is_template = True  # rendered by Gradio's own Image component in the browser
+
+    def preprocess(self, payload: Any) -> Any:
+        """The uploaded file's path (type must be ``filepath``)."""
+        path = getattr(payload, "path", None) if payload is not None else None
+        return str(path) if path else super().preprocess(payload)

@@ -15,7 +15,7 @@ from carmatch.images import load_image
 from carmatch.runtime import Runtime
 from carmatch.thumbs import placeholder_path, safe_thumbnail
 
-from .common import user_errors
+from .common import PhotoInput, user_errors
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def build_where(
 def search(
     runtime: Runtime,
     text: str | None,
-    image: Image.Image | None,
+    image: Image.Image | str | None,
     k: float,
     image_weight: float,
     where: dict[str, str] | None = None,
@@ -121,9 +121,9 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
     status = gr.Markdown("Loading the model…", elem_id="search-status")
     with gr.Row():
         with gr.Column(scale=1):
-            image_in = gr.Image(
+            image_in = PhotoInput(
                 sources=["upload", "webcam", "clipboard"],
-                type="pil",
+                type="filepath",  # carmatch validates and decodes it (size limits, bombs), not Gradio
                 label="Photo of a car (drop, paste or take one)",
                 height=260,
             )
@@ -159,7 +159,7 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
     @user_errors
     def on_search(
         text: str,
-        image: Image.Image | None,
+        image: str | None,
         k: float,
         weight: float,
         color: str,
