@@ -47,6 +47,9 @@ class Settings:
     batch_max_records_per_file: int = 50_000  # CARMATCH_BATCH_MAX_RECORDS_PER_FILE
     batch_max_file_bytes: int = 1_000_000_000  # CARMATCH_BATCH_MAX_FILE_BYTES
     batch_max_job_bytes: int = 5_000_000_000  # CARMATCH_BATCH_MAX_JOB_BYTES
+    batch_bucket: str = ""  # CARMATCH_BATCH_BUCKET: default S3 bucket of the app's batch jobs panel
+    batch_prefix: str = "carmatch-batch"  # CARMATCH_BATCH_PREFIX: default folder in that bucket
+    batch_role_arn: str = ""  # CARMATCH_BATCH_ROLE_ARN: default service role Bedrock batch jobs assume
     offline: bool = False  # CARMATCH_OFFLINE (or HF_HUB_OFFLINE): never try downloads
 
     @property
@@ -109,6 +112,9 @@ _ENV_NAMES: dict[str, str] = {
     "batch_max_records_per_file": "CARMATCH_BATCH_MAX_RECORDS_PER_FILE",
     "batch_max_file_bytes": "CARMATCH_BATCH_MAX_FILE_BYTES",
     "batch_max_job_bytes": "CARMATCH_BATCH_MAX_JOB_BYTES",
+    "batch_bucket": "CARMATCH_BATCH_BUCKET",
+    "batch_prefix": "CARMATCH_BATCH_PREFIX",
+    "batch_role_arn": "CARMATCH_BATCH_ROLE_ARN",
     "offline": "CARMATCH_OFFLINE",
 }
 

@@ -16,6 +16,7 @@ from carmatch.catalog import ATTRIBUTE_COLUMNS
 from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
 
+from . import caption_jobs_panel
 from . import dataset_actions as actions
 from .common import progress_adapter, user_errors
 
@@ -168,6 +169,9 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
         upload_btn = gr.Button("Add to the collection", variant="primary")
         upload_report = gr.Textbox(label="Upload report", lines=4, interactive=False)
 
+    with gr.Accordion("Claude batch jobs", open=False):
+        batch_collected = caption_jobs_panel.build(runtime, session_password)
+
     grid_outputs = [grid, page_ids, selected, page_info, page_num, counts]
     editor_outputs = [current_id, current_version, big, meta, caption, *attr_boxes, history, message, conflict]
 
@@ -261,6 +265,8 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
         )
     )
     reload_btn.click(on_reload, [current_id], editor_outputs, api_visibility="private")
+
+    refresh_after(batch_collected)
 
     # -- bulk --------------------------------------------------------------------------------
     @user_errors
