@@ -19,6 +19,7 @@ from .errors import ConfigError, ModelLoadError
 log = logging.getLogger(__name__)
 
 PRETRAINED_NONE = "none"
+RANDOM_INIT_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,13 @@ def load_clip(name: str, pretrained: str, device: str = "auto", offline: bool = 
     if offline:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=weights, device=dev)
+        import torch
+
+        # Untrained weights are seeded, so `none` names one model: the same in every process, and
+        # an index built with it stays searchable. The caller's random state is left untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_INIT_SEED)
+            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=weights, device=dev)
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         raise ModelLoadError(_load_error_help(spec, exc)) from exc
     except Exception as exc:  # huggingface_hub raises its own hierarchy for offline / HTTP failures

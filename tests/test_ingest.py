@@ -159,3 +159,31 @@ def test_missing_folder_is_a_clear_error(runtime: Runtime, tmp_path: Path) -> No
 
 def test_cancelled_error_type_is_exported() -> None:
     assert issubclass(CancelledError, Exception)
+
+
+def test_ctrl_c_mid_ingest_keeps_committed_batches_and_the_cli_exits_130(
+    settings, car_folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from admin.cli import main
+    from carmatch.embedder import Embedder
+
+    monkeypatch.setenv("CARMATCH_BATCH_SIZE", "2")
+    real_encode = Embedder.encode_image_tensor
+    calls = {"n": 0}
+
+    def encode_then_ctrl_c(self: Embedder, batch):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
+        return real_encode(self, batch)
+
+    monkeypatch.setattr(Embedder, "encode_image_tensor", encode_then_ctrl_c)
+    assert main(["ingest", str(car_folder)]) == 130
+    out = capsys.readouterr().out
+    assert "2 embedded" in out and "run the same command again to resume" in out
+    monkeypatch.setattr(Embedder, "encode_image_tensor", real_encode)
+    assert main(["ingest", str(car_folder)]) == 0
+    out = capsys.readouterr().out
+    assert "4 embedded" in out
+    assert main(["info", "--json"]) == 0
+    assert '"index_size": 6' in capsys.readouterr().out

@@ -153,3 +153,11 @@ def test_query_by_pil_image_and_bytes(indexed: Runtime) -> None:
     b = indexed.search(image=buf.getvalue(), k=3).results
     assert [r.id for r in a] == [r.id for r in b]
     assert np.isclose(a[0].score, b[0].score)
+
+
+def test_untrained_model_is_the_same_in_every_load(tiny_model: tuple[str, str]) -> None:
+    from carmatch.embedder import load_clip
+
+    first = load_clip(tiny_model[0], "none", "cpu")
+    second = load_clip(tiny_model[0], "none", "cpu")
+    assert first.model_key == second.model_key  # an index built with `none` stays searchable

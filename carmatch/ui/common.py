@@ -40,18 +40,21 @@ def progress_adapter(progress: Any) -> Callable[[int, int, str], None]:
     return report
 
 
-class PhotoInput(gr.Image):
-    """An image input that hands carmatch the uploaded file itself, undecoded.
+def photo_input(**kwargs: Any) -> gr.Image:
+    """A ``gr.Image`` (type ``filepath``) that hands carmatch the uploaded file itself, undecoded.
 
     Plain ``gr.Image`` decodes uploads with Pillow before the handler runs, so a corrupt file or a
     decompression bomb fails inside Gradio with a generic error. carmatch validates and decodes
     the file (size and pixel limits, clear messages) instead. Upload, webcam and clipboard all
-    arrive as uploaded files.
+    arrive as uploaded files. (An instance override, not a subclass: Gradio writes a .pyi stub
+    beside the source of every Component subclass.)
     """
+    component = gr.Image(type="filepath", **kwargs)
+    decode = component.preprocess
 
-    is_template = True  # rendered by Gradio's own Image component in the browser
-
-    def preprocess(self, payload: Any) -> Any:
-        """The uploaded file's path (type must be ``filepath``)."""
+    def preprocess(payload: Any) -> Any:
         path = getattr(payload, "path", None) if payload is not None else None
-        return str(path) if path else super().preprocess(payload)
+        return str(path) if path else decode(payload)
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component

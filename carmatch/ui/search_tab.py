@@ -15,7 +15,7 @@ from carmatch.images import load_image
 from carmatch.runtime import Runtime
 from carmatch.thumbs import placeholder_path, safe_thumbnail
 
-from .common import PhotoInput, user_errors
+from .common import photo_input, user_errors
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +121,8 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
     status = gr.Markdown("Loading the model…", elem_id="search-status")
     with gr.Row():
         with gr.Column(scale=1):
-            image_in = PhotoInput(
+            image_in = photo_input(
                 sources=["upload", "webcam", "clipboard"],
-                type="filepath",  # carmatch validates and decodes it (size limits, bombs), not Gradio
                 label="Photo of a car (drop, paste or take one)",
                 height=260,
             )
