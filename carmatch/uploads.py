@@ -15,6 +15,7 @@ import tempfile
 import threading
 import uuid
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -119,7 +120,14 @@ def extract_zip(
                 if not target.resolve().is_relative_to(dest.resolve()):
                     report.refused.append((info.filename, "unsafe path in the zip"))
                     continue
-                written = _copy_capped(zf, info, target, max_member_bytes)
+                try:
+                    written = _copy_capped(zf, info, target, max_member_bytes)
+                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                    report.refused.append((info.filename, f"corrupt entry in the zip ({exc})"))
+                    continue
+                except RuntimeError as exc:  # zipfile's error for an encrypted member
+                    report.refused.append((info.filename, f"cannot extract ({exc})"))
+                    continue
                 if written is None:
                     report.refused.append((info.filename, f"over the {max_member_bytes / 1e6:.0f} MB limit"))
                     continue

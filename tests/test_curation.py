@@ -331,3 +331,28 @@ def test_catalog_migration_v2_upgrades_a_v1_file(tmp_path: Path) -> None:
         assert cat.schema_version == len(MIGRATIONS)
         names = {r[0] for r in cat.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {"images_live_added", "images_rel_path"} <= names
+
+
+def test_corrupt_or_encrypted_zip_members_are_refused_and_the_rest_extracted(tmp_path: Path) -> None:
+    from carmatch.uploads import UploadReport, extract_zip
+
+    archive = tmp_path / "mixed.zip"
+    good, broken = png_bytes("red", 21), png_bytes("blue", 22)
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("broken.png", broken)
+        zf.writestr("locked.png", png_bytes("green", 23))
+        zf.writestr("good.png", good)
+    raw = bytearray(archive.read_bytes())
+    central = raw.index(b"PK\x01\x02", raw.index(b"PK\x01\x02") + 4)  # locked.png's central directory entry
+    raw[central + 8] |= 0x1  # marked encrypted: zipfile wants a password to read it
+    start = 30 + len("broken.png")  # the first member's deflate data follows its local header
+    for i in range(start + 2, start + 40):
+        raw[i] ^= 0xFF
+    archive.write_bytes(bytes(raw))
+    report = UploadReport(folder=tmp_path)
+    extracted = extract_zip(archive, tmp_path / "out", 10_000_000, report)
+    assert [p.name for p in extracted] == ["good.png"] and extracted[0].read_bytes() == good
+    refused = dict(report.refused)
+    assert set(refused) == {"broken.png", "locked.png"}
+    assert "corrupt" in refused["broken.png"] and "encrypted" in refused["locked.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]  # no temp files left
