@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .catalog import ATTRIBUTE_COLUMNS, Catalog, ImageRecord
+from .errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,12 @@ class AtomicText:
         self.path = Path(path)
 
     def __enter__(self) -> IO[str]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        _check_writable_target(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        except OSError as exc:
+            raise _unwritable(self.path, exc) from exc
         self.fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
         return self.fh
 
@@ -92,20 +97,37 @@ class AtomicText:
             self.fh.close()
             if exc_type is None:
                 os.replace(self.tmp, self.path)
+        except OSError as error:
+            raise _unwritable(self.path, error) from error
         finally:
             if os.path.exists(self.tmp):
                 os.unlink(self.tmp)
 
 
+def _check_writable_target(path: Path) -> None:
+    if path.is_dir():
+        raise InvalidInputError(f"{path} is a folder; give the file to write, e.g. {path / 'pairs.csv'}.")
+
+
+def _unwritable(path: Path, exc: OSError) -> InvalidInputError:
+    return InvalidInputError(f"Cannot write {path}: {exc.strerror or exc}. Choose another output path.")
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _check_writable_target(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

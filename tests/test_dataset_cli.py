@@ -109,3 +109,18 @@ def test_titan_export_needs_prefix_and_upload_only_for_titan(
     )
     assert code == 0 and "WARNING" in out and "Bedrock will refuse" in out
     assert (tmp_path / "t" / "train.jsonl").exists() and (tmp_path / "t" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "titan"])
+def test_export_to_an_unwritable_path_exits_1_with_a_message(
+    home: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    extra = ["--include-unreviewed", "--s3-prefix", "s3://bucket/cars/"] if fmt == "titan" else []
+    code, _, err = run(capsys, "dataset", "export", "--format", fmt, "--out", str(blocker / "out"), *extra)
+    assert code == 1 and "error: Cannot write" in err and "Traceback" not in err
+    assert blocker.read_text() == "not a folder"
+    if fmt != "titan":
+        code, _, err = run(capsys, "dataset", "export", "--format", fmt, "--out", str(tmp_path), *extra)
+        assert code == 1 and "is a folder" in err
