@@ -11,9 +11,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import shutil
 import tarfile
+import tempfile
 import threading
 import time
+import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,14 +309,34 @@ def wait_for_job(
 
 
 def _safe_extract(data: bytes, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    root = dest.resolve()
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        for member in tar.getmembers():
-            target = (dest / member.name).resolve()
-            if not (member.isfile() or member.isdir()) or (target != root and root not in target.parents):
-                raise InvalidInputError(f"model.tar.gz holds an unsafe entry {member.name!r}; refusing to unpack it.")
-        tar.extractall(dest)  # every member was checked above
+    """Unpack model.tar.gz into ``dest`` via a staging folder: a bad or interrupted unpack leaves ``dest`` as it was."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        root = staging.resolve()
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+                for member in tar.getmembers():
+                    target = (staging / member.name).resolve()
+                    if not (member.isfile() or member.isdir()) or (target != root and root not in target.parents):
+                        raise InvalidInputError(
+                            f"model.tar.gz holds an unsafe entry {member.name!r}; refusing to unpack it."
+                        )
+                tar.extractall(staging)  # every member was checked above
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise InvalidInputError(
+                f"model.tar.gz is corrupt or truncated ({exc}); download it again or rerun the job."
+            ) from exc
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}-old-{uuid.uuid4().hex[:8]}")
+            os.replace(dest, old)
+            os.replace(staging, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def collect_job(

@@ -238,6 +238,26 @@ def test_collect_polls_downloads_and_registers_the_model(
     assert registry.activate(runtime, name).rebuilt  # usable like a local run
 
 
+def test_a_corrupt_model_tarball_is_refused_and_leaves_the_earlier_download(
+    runtime: Runtime, tiny_model: tuple[str, str], aws: tuple[Any, Any]
+) -> None:
+    sm, s3 = aws
+    name = "carmatch-job-8"
+    registry.register_model(runtime.catalog, name, "sagemaker", tiny_model[0], tiny_model[1], "submitted")
+    earlier = runtime.settings.runs_dir / name / "best.pt"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"an earlier download")
+    whole = _model_tarball(tiny_model)
+    s3.put_object(Bucket=BUCKET, Key=f"carmatch/jobs/{name}/output/{name}/output/model.tar.gz", Body=whole[:-300])
+    with Stubber(sm) as stub:
+        stub.add_response("describe_training_job", _describe(name, "Completed", "Completed", 640))
+        with pytest.raises(InvalidInputError, match="corrupt or truncated"):
+            sagemaker.collect_job(sm, s3, runtime.catalog, runtime.settings.runs_dir, name, sleep=lambda s: None)
+    assert registry.get_model(runtime.catalog, name).status == "submitted"
+    assert earlier.read_bytes() == b"an earlier download"
+    assert sorted(p.name for p in runtime.settings.runs_dir.iterdir()) == [name]  # no staging folder left
+
+
 def test_failed_job_is_reported_and_marked_failed(
     runtime: Runtime, tiny_model: tuple[str, str], aws: tuple[Any, Any]
 ) -> None:
