@@ -157,8 +157,10 @@ def test_missing_folder_is_a_clear_error(runtime: Runtime, tmp_path: Path) -> No
         runtime.ingestor().ingest_folder(tmp_path / "nope")
 
 
-def test_cancelled_error_type_is_exported() -> None:
-    assert issubclass(CancelledError, Exception)
+def test_a_cancellation_reaches_the_user_as_a_carmatch_message() -> None:
+    from carmatch.errors import CarmatchError
+
+    assert issubclass(CancelledError, CarmatchError)  # the CLI and the app turn only CarmatchError into a message
 
 
 def test_ctrl_c_mid_ingest_keeps_committed_batches_and_the_cli_exits_130(
