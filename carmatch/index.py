@@ -263,7 +263,9 @@ class VectorIndex:
             else:
                 graph = compact._ensure_hnsw()
             graph.save_index(str(folder / "hnsw.bin"))  # type: ignore[attr-defined]
+            _fsync_file(folder / "hnsw.bin")  # hnswlib writes without fsync: flush it before CURRENT can point here
         _write_bytes(folder / "manifest.json", json.dumps(asdict(self.manifest), indent=2).encode())
+        _fsync_dir(folder)
 
     @classmethod
     def load_from(
@@ -306,6 +308,11 @@ def _write_bytes(path: Path, data: bytes) -> None:
     with open(path, "wb") as fh:
         fh.write(data)
         fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as fh:
         os.fsync(fh.fileno())
 
 
