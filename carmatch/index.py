@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import fsync_dir
 from .catalog import now_iso
 from .errors import IndexMissingError, InvalidInputError, ModelMismatchError
 
@@ -265,7 +266,7 @@ class VectorIndex:
             graph.save_index(str(folder / "hnsw.bin"))  # type: ignore[attr-defined]
             _fsync_file(folder / "hnsw.bin")  # hnswlib writes without fsync: flush it before CURRENT can point here
         _write_bytes(folder / "manifest.json", json.dumps(asdict(self.manifest), indent=2).encode())
-        _fsync_dir(folder)
+        fsync_dir(folder)
 
     @classmethod
     def load_from(
@@ -314,17 +315,6 @@ def _write_bytes(path: Path, data: bytes) -> None:
 def _fsync_file(path: Path) -> None:
     with open(path, "rb+") as fh:
         os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class IndexStore:
@@ -386,11 +376,11 @@ class IndexStore:
         try:
             index.save_to(staging)
             os.replace(staging, self.folder / gen)
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
             pointer = self.folder / f".{CURRENT_FILE}.{uuid.uuid4().hex[:8]}.tmp"
             _write_bytes(pointer, gen.encode())
             os.replace(pointer, self.folder / CURRENT_FILE)
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -370,7 +370,12 @@ def collect_job(
     checkpoint = run_dir / "best.pt"
     if not checkpoint.is_file():
         raise InvalidInputError(f"{status.model_artifacts} holds no best.pt; the job did not finish training.")
-    summary = json.loads((run_dir / SUMMARY_FILE).read_text()) if (run_dir / SUMMARY_FILE).exists() else {}
+    summary: dict[str, Any] = {}
+    if (run_dir / SUMMARY_FILE).exists():
+        try:
+            summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+        except (OSError, ValueError) as exc:  # metrics are a nice-to-have; the weights are what count
+            log.warning("Ignoring unreadable %s from %s: %s", SUMMARY_FILE, status.model_artifacts, exc)
     metrics = {k: summary.get(k) for k in ("test_before", "test_after", "best_epoch", "split_hash")}
     metrics["billable_seconds"] = status.billable_seconds
     return registry.register_model(

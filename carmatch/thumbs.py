@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
+from .atomic import atomic_open
 from .errors import ImageError
 from .images import load_image
 
@@ -23,14 +22,10 @@ def thumbnail_path(thumbs_dir: Path, image_id: str, source: Path | str, side: in
     loaded = load_image(Path(source))
     thumb = loaded.image.copy()
     thumb.thumbnail((side, side))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".thumb-", suffix=".jpg", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_open(target, "wb") as fh:
             thumb.save(fh, format="JPEG", quality=85)
-        os.replace(tmp, target)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ImageError(f"Cannot write thumbnail {target}: {exc}") from exc
     return target
 
@@ -41,8 +36,8 @@ def placeholder_path(thumbs_dir: Path) -> Path:
     if not path.exists():
         from PIL import Image
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (64, 64), (200, 200, 200)).save(path)
+        with atomic_open(path, "wb") as fh:
+            Image.new("RGB", (64, 64), (200, 200, 200)).save(fh, format="PNG")
     return path
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_open
 from .errors import CarmatchError, ConfigError, InvalidInputError
 from .training_data import Pair, check_split, write_pairs_jsonl
 
@@ -191,23 +192,17 @@ def resolve_precision(precision: str, device: str) -> str:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save to ``path`` atomically (a crash keeps the previous checkpoint)."""
     import torch
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_open(path, "wb") as fh:
         torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def atomic_json(data: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    """Write JSON to ``path`` atomically."""
+    with atomic_open(path, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def new_run_id() -> str:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .atomic import atomic_open
 from .errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -117,17 +118,12 @@ def split_hash(pairs: Iterable[Pair]) -> str:
 
 def write_pairs_jsonl(pairs: Sequence[Pair], path: Path, relative_to: Path | None = None) -> None:
     """Write pairs as JSONL atomically (image paths made relative to ``relative_to`` when given)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_open(path, "w", encoding="utf-8") as fh:
         for pair in pairs:
             record = asdict(pair)
             if relative_to is not None:
                 record["path"] = os.path.relpath(pair.path, relative_to)
             fh.write(json.dumps(record) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def read_pairs_jsonl(path: Path, images_root: Path | None = None) -> list[Pair]:
