@@ -17,7 +17,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -218,15 +218,7 @@ class Trainer:
                     lr = lr_at(state["step"], total_steps, warmup, cfg.lr, min_lr)
                     for param_group in optimizer.param_groups:
                         param_group["lr"] = lr
-                    loss_sum = 0.0
-                    for images, tokens in group:
-                        images, tokens = images.to(device, non_blocking=True), tokens.to(device, non_blocking=True)
-                        with torch.autocast("cuda", dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                            image_features = model.encode_image(images, normalize=True)
-                            text_features = model.encode_text(tokens, normalize=True)
-                            loss = loss_fn(image_features, text_features, model.logit_scale.exp())
-                        scaler.scale(loss / len(group)).backward()
-                        loss_sum += float(loss.detach())
+                    mean_loss = backward_group(model, group, loss_fn, scaler.scale, device, autocast_dtype)
                     if cfg.grad_clip > 0:
                         scaler.unscale_(optimizer)
                         torch.nn.utils.clip_grad_norm_([p for _, p in params], cfg.grad_clip)
@@ -237,7 +229,6 @@ class Trainer:
                         model.logit_scale.clamp_(0, math.log(100))
                     state["step"] += 1
                     state["batch_pos"] = pos
-                    mean_loss = loss_sum / len(group)
                     state["step_log"].append({"step": state["step"], "epoch": epoch, "loss": mean_loss, "lr": lr})
                     group = []
                     self._emit(
@@ -394,6 +385,51 @@ class Trainer:
             self.on_event(event)
         except Exception:  # a broken progress display must not kill a training run
             log.exception("Training progress callback failed")
+
+
+def backward_group(
+    model: Any,
+    group: Sequence[tuple[Any, Any]],
+    loss_fn: Any,
+    scale: Callable[[Any], Any],
+    device: str,
+    autocast_dtype: Any = None,
+) -> float:
+    """Backpropagate the contrastive loss of one optimizer step; returns the loss.
+
+    With several micro-batches (gradient accumulation) every image is contrasted with every
+    caption of the whole effective batch, as open_clip's ``accum_freq`` does: features of all
+    micro-batches are computed without gradients first, then each micro-batch is recomputed with
+    gradients and its slice swapped into the full set. The summed gradients equal those of one
+    big batch, so a small GPU gets the negatives of a large batch, not just a steadier step.
+    """
+    import torch
+
+    def features(images: Any, tokens: Any) -> tuple[Any, Any]:
+        with torch.autocast("cuda", dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            return model.encode_image(images, normalize=True), model.encode_text(tokens, normalize=True)
+
+    batches = [(i.to(device, non_blocking=True), t.to(device, non_blocking=True)) for i, t in group]
+    if len(batches) == 1:
+        image_features, text_features = features(*batches[0])
+        with torch.autocast("cuda", dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            loss = loss_fn(image_features, text_features, model.logit_scale.exp())
+        scale(loss).backward()
+        return float(loss.detach())
+    with torch.no_grad():
+        cached = [features(images, tokens) for images, tokens in batches]
+    loss_value = 0.0
+    for j, (images, tokens) in enumerate(batches):
+        image_j, text_j = features(images, tokens)
+        all_images = torch.cat([image_j if k == j else c[0] for k, c in enumerate(cached)])
+        all_texts = torch.cat([text_j if k == j else c[1] for k, c in enumerate(cached)])
+        # the temperature takes its gradient once per step, not once per micro-batch
+        logit_scale = model.logit_scale.exp() if j == 0 else model.logit_scale.exp().detach()
+        with torch.autocast("cuda", dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            loss = loss_fn(all_images, all_texts, logit_scale)
+        scale(loss).backward()
+        loss_value = float(loss.detach())
+    return loss_value
 
 
 def _recall_score(metrics: dict[str, float]) -> float:

@@ -235,3 +235,35 @@ def test_cuda_out_of_memory_becomes_advice(home: Runtime, monkeypatch: pytest.Mo
     with pytest.raises(TrainingOutOfMemoryError, match="--batch-size 8 --accum-steps 2"):
         run_training(home.catalog, home.settings, run_id)
     assert registry.get_model(home.catalog, run_id).status == "failed"
+
+
+def test_gradient_accumulation_contrasts_the_whole_effective_batch(embedder) -> None:  # type: ignore[no-untyped-def]
+    """Two micro-batches of 4 give the same gradients as one batch of 8 (not two batches of 4)."""
+    import copy
+
+    import torch
+    from open_clip.loss import ClipLoss
+
+    from carmatch.training import backward_group
+
+    from .drawing import draw_car
+
+    colors, bodies = ["red", "blue", "green", "yellow"], ["sedan", "pickup"]
+    images = torch.stack(
+        [embedder.preprocess(draw_car(c, b, seed=n)) for n, (c, b) in enumerate((c, b) for c in colors for b in bodies)]
+    )
+    tokens = embedder.tokenizer([f"a {c} {b}" for c in colors for b in bodies])
+
+    def grads(group: list) -> tuple[float, dict[str, torch.Tensor]]:  # type: ignore[type-arg]
+        model = copy.deepcopy(embedder.model).train()
+        loss = backward_group(model, group, ClipLoss(), lambda x: x, "cpu")
+        return loss, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    full_loss, full = grads([(images, tokens)])
+    accum_loss, accum = grads([(images[:4], tokens[:4]), (images[4:], tokens[4:])])
+    assert accum_loss == pytest.approx(full_loss, rel=1e-4)
+    assert full.keys() == accum.keys()
+    for name in full:
+        assert torch.allclose(full[name], accum[name], rtol=1e-3, atol=1e-6), name
+    _, split = grads([(images[:4], tokens[:4])])  # a lone micro-batch sees only 4 captions: different
+    assert any(not torch.allclose(full[n], split[n], rtol=1e-3, atol=1e-6) for n in full)
