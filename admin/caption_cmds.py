@@ -13,6 +13,7 @@ from carmatch.caption_results import collect_job, refresh_jobs, wait_for_jobs
 from carmatch.captioner import caption_live, require_credentials, select_images
 from carmatch.catalog import Catalog
 from carmatch.config import Settings
+from carmatch.errors import InvalidInputError
 
 from .common import TqdmProgress, runtime_for
 
@@ -29,10 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     batch = sub.add_parser("batch", help="caption thousands of images with Bedrock batch inference (about half price)")
     bsub = batch.add_subparsers(dest="batch_command", metavar="ACTION", required=True)
     submit = bsub.add_parser("submit", help="write the JSONL, upload it to S3 and create the batch job(s)")
-    submit.add_argument("--bucket", required=True, help="S3 bucket for the job input and output")
-    submit.add_argument("--prefix", default="carmatch-batch", help="folder in the bucket (default carmatch-batch)")
+    submit.add_argument("--bucket", help="S3 bucket for the job input and output (default CARMATCH_BATCH_BUCKET)")
+    submit.add_argument("--prefix", help="folder in the bucket (default CARMATCH_BATCH_PREFIX, carmatch-batch)")
     submit.add_argument(
-        "--role-arn", required=True, help="IAM service role Bedrock assumes to read and write the bucket"
+        "--role-arn",
+        help="IAM service role Bedrock assumes to read and write the bucket (default CARMATCH_BATCH_ROLE_ARN)",
     )
     _add_selection(submit)
     submit.set_defaults(func=cmd_batch_submit)
@@ -112,9 +114,9 @@ def cmd_batch_submit(args: argparse.Namespace) -> int:
                 s3,
                 settings,
                 ids,
-                bucket=args.bucket,
-                prefix=args.prefix,
-                role_arn=args.role_arn,
+                bucket=_required(args.bucket or settings.batch_bucket, "--bucket", "CARMATCH_BATCH_BUCKET"),
+                prefix=args.prefix or settings.batch_prefix,
+                role_arn=_required(args.role_arn or settings.batch_role_arn, "--role-arn", "CARMATCH_BATCH_ROLE_ARN"),
                 overwrite_human=args.overwrite_human,
                 progress=progress,
             )
@@ -186,3 +188,10 @@ def cmd_batch_wait(args: argparse.Namespace) -> int:
         for report in reports:
             print(report.summary())
         return 0
+
+
+def _required(value: str | None, option: str, variable: str) -> str:
+    """A value given as an option or a setting; InvalidInputError naming both when neither is set."""
+    if not value:
+        raise InvalidInputError(f"Give {option} (or set {variable}).")
+    return value

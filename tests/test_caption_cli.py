@@ -93,3 +93,18 @@ def test_batch_status_lists_ended_jobs_without_calling_aws(
     assert main(["caption", "batch", "status"]) == 0  # no credentials needed: nothing is running
     out = capsys.readouterr().out
     assert "job-1" in out and "Failed" in out and "role cannot read the bucket" in out and "2 images" in out
+
+
+def test_batch_submit_takes_bucket_and_role_from_settings_or_says_which_is_missing(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with_cars(home, tmp_path, 3)
+    fake_aws(monkeypatch, {"bedrock": stubbed("bedrock")[0], "s3": stubbed("s3")[0]})
+    assert main(["caption", "batch", "submit"]) == 1
+    assert "Give --bucket (or set CARMATCH_BATCH_BUCKET)" in capsys.readouterr().err
+    monkeypatch.setenv("CARMATCH_BATCH_BUCKET", "b")
+    assert main(["caption", "batch", "submit"]) == 1
+    assert "Give --role-arn (or set CARMATCH_BATCH_ROLE_ARN)" in capsys.readouterr().err
+    monkeypatch.setenv("CARMATCH_BATCH_ROLE_ARN", "arn:aws:iam::123456789012:role/r")
+    assert main(["caption", "batch", "submit"]) == 1  # both from settings: on to the real check
+    assert "python -m admin caption live" in capsys.readouterr().err
