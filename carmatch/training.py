@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import random
 import threading
 import time
@@ -311,8 +312,8 @@ class Trainer:
         import torch
 
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError, EOFError) as exc:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:  # weights_only refuses code
             raise InvalidInputError(f"The checkpoint {path} is unreadable ({exc}); start a new run.") from exc
         if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
             raise InvalidInputError(f"{path} is not a carmatch training checkpoint; start a new run.")
