@@ -134,6 +134,8 @@ def extract_zip(
                 total += written
                 if total > max_total_bytes:
                     target.unlink(missing_ok=True)
+                    for extracted in out:  # the zip is refused whole: leave nothing half-added behind
+                        extracted.unlink(missing_ok=True)
                     raise InvalidInputError(
                         f"{archive.name} expands to more than {max_total_bytes / 1e9:.0f} GB; upload smaller zips."
                     )

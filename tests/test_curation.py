@@ -356,3 +356,19 @@ def test_corrupt_or_encrypted_zip_members_are_refused_and_the_rest_extracted(tmp
     assert set(refused) == {"broken.png", "locked.png"}
     assert "corrupt" in refused["broken.png"] and "encrypted" in refused["locked.png"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]  # no temp files left
+
+
+def test_zip_over_the_total_limit_is_refused_whole_and_leaves_no_files(tmp_path: Path) -> None:
+    from carmatch.uploads import UploadReport, extract_zip
+
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for n in range(3):
+            buf = io.BytesIO()
+            draw_car("red", "van", seed=n).save(buf, format="PNG")
+            zf.writestr(f"car{n}.png", buf.getvalue())
+    one_image = len(zipfile.ZipFile(archive).read("car0.png"))
+    out = tmp_path / "out"
+    with pytest.raises(InvalidInputError, match="expands to more than"):
+        extract_zip(archive, out, 10_000_000, UploadReport(folder=tmp_path), max_total_bytes=int(one_image * 1.5))
+    assert not [p for p in out.rglob("*") if p.is_file()]
