@@ -72,6 +72,8 @@ def _select(catalog: Catalog, args: argparse.Namespace) -> list[str]:
 
 def _client(service: str, settings: Settings) -> Any:
     require_credentials()
+    if service == "bedrock-runtime":  # live captioning retries itself, with backoff and jitter
+        return make_client(service, settings.aws_region, total_attempts=1)
     return make_client(service, settings.aws_region)
 
 

@@ -21,12 +21,13 @@ CREDENTIALS_HELP = (
 )
 
 
-def make_client(service: str, region: str, **kwargs: Any) -> Any:
-    """A boto3 client for ``service`` in ``region`` with adaptive retries."""
+def make_client(service: str, region: str, total_attempts: int = 4, **kwargs: Any) -> Any:
+    """A boto3 client for ``service`` in ``region``, trying each call at most ``total_attempts`` times."""
     import boto3
     from botocore.config import Config
 
-    config = Config(region_name=region, retries={"max_attempts": 3, "mode": "adaptive"}, read_timeout=300)
+    retries = {"total_max_attempts": total_attempts, "mode": "adaptive"}
+    config = Config(region_name=region, retries=retries, read_timeout=300)  # type: ignore[arg-type]
     return boto3.client(service, config=config, **kwargs)
 
 

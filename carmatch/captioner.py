@@ -325,7 +325,8 @@ def bedrock_runtime_client(settings: Settings) -> Any:
     from .aws import make_client
 
     require_credentials()
-    return make_client("bedrock-runtime", settings.aws_region)
+    # one try per call: caption_retry already backs off with jitter, and stacking both multiplies calls
+    return make_client("bedrock-runtime", settings.aws_region, total_attempts=1)
 
 
 def caption_selected(

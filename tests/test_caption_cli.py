@@ -39,7 +39,7 @@ def with_cars(home: Path, tmp_path: Path, count: int) -> list[str]:
 
 def fake_aws(monkeypatch: pytest.MonkeyPatch, clients: dict[str, Any]) -> None:
     monkeypatch.setattr(caption_cmds, "require_credentials", lambda: None)
-    monkeypatch.setattr(caption_cmds, "make_client", lambda service, region: clients[service])
+    monkeypatch.setattr(caption_cmds, "make_client", lambda service, region, **_: clients[service])
 
 
 def test_live_without_credentials_says_how_to_give_them(

@@ -330,3 +330,14 @@ def test_caption_selected_redoes_claude_captions_but_keeps_human_ones(tmp_path: 
     stubber.assert_no_pending_responses()
     assert (report.captioned, report.skipped_human) == (1, 1)
     assert catalog.get(claude).attributes["color"] == "green" and catalog.get(mine).caption == "my car"
+
+
+def test_live_client_leaves_retrying_to_the_captioner(monkeypatch: pytest.MonkeyPatch) -> None:
+    from carmatch.captioner import bedrock_runtime_client
+    from carmatch.config import load_settings
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    client = bedrock_runtime_client(load_settings({"AWS_REGION": "eu-west-1"}))
+    assert client.meta.region_name == "eu-west-1"
+    assert client.meta.config.retries["total_max_attempts"] == 1  # boto's own retries would multiply ours
