@@ -151,6 +151,20 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def split_sql(script: str) -> list[str]:
+    """Split a SQL script into complete statements (semicolons in strings and triggers included)."""
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"Incomplete SQL statement in migration: {pending.strip()[:80]}")
+    return statements
+
+
 def now_iso() -> str:
     """The current UTC time as an ISO-8601 string."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -256,9 +270,8 @@ class Catalog:
                 log.info("Migrating catalog %s to schema %d", self.path, version + 1)
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for statement in MIGRATIONS[version].split(";"):
-                        if statement.strip():
-                            self._conn.execute(statement)
+                    for statement in split_sql(MIGRATIONS[version]):
+                        self._conn.execute(statement)
                     self._conn.execute(f"PRAGMA user_version={version + 1}")
                     self._conn.execute("COMMIT")
                 except sqlite3.Error:

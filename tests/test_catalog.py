@@ -115,3 +115,21 @@ def test_failed_transaction_leaves_nothing(catalog: Catalog) -> None:
             )
             raise RuntimeError("crash mid-write")
     assert catalog.count() == 0
+
+
+def test_migration_scripts_split_on_statements_not_on_every_semicolon() -> None:
+    from carmatch.catalog import split_sql
+
+    script = """
+    CREATE TABLE t (a TEXT DEFAULT 'x;y');
+    CREATE TRIGGER t_ai AFTER INSERT ON t BEGIN
+        UPDATE t SET a = a || ';' WHERE rowid = new.rowid;
+    END;
+    """
+    statements = split_sql(script)
+    assert len(statements) == 2 and statements[1].startswith("CREATE TRIGGER")
+    conn = sqlite3.connect(":memory:")
+    for statement in statements:
+        conn.execute(statement)
+    conn.execute("INSERT INTO t DEFAULT VALUES")
+    assert conn.execute("SELECT a FROM t").fetchone()[0] == "x;y;"
