@@ -30,3 +30,4 @@ lint: install-dev
 
 bench: install
 	$(PY) bench/search_bench.py
+	$(PY) bench/train_bench.py
