@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from tqdm import tqdm
 
 from carmatch.errors import InvalidInputError
-from carmatch.ingest import Progress
+from carmatch.progress import Progress
 from carmatch.runtime import Runtime
 
 

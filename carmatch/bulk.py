@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,17 +12,13 @@ from typing import Any
 from .catalog import REVIEW_STATES, Catalog
 from .curation import DEFAULT_AUTHOR
 from .errors import InvalidInputError
+from .progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None]
 
 BULK_CHUNK = 500
 _INDEX_WRITE_LOCK = threading.Lock()
-
-
-def _no_progress(done: int, total: int, message: str) -> None:
-    return None
 
 
 @dataclass
@@ -60,7 +56,7 @@ def bulk_review(
     image_ids: Sequence[str],
     state: str,
     author: str = DEFAULT_AUTHOR,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> BulkReport:
     """Set the review state of many images (approving skips uncaptioned ones); each gets a history row."""
     if state not in REVIEW_STATES:
@@ -92,7 +88,7 @@ def bulk_delete(
     store: Any,
     image_ids: Sequence[str],
     delete_files_under: Path | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> BulkReport:
     """Remove images from the collection and the saved index at once (files kept unless asked).
 
@@ -136,7 +132,7 @@ def remove_from_index(store: Any, image_ids: Sequence[str]) -> int:
 
 
 def caption_with_claude(
-    catalog: Catalog, settings: Any, image_ids: Sequence[str], client: Any = None, progress: Progress = _no_progress
+    catalog: Catalog, settings: Any, image_ids: Sequence[str], client: Any = None, progress: Progress = no_progress
 ) -> str:
     """Re-caption images live with Claude on Bedrock (human captions kept); returns the summary."""
     from .captioner import caption_selected

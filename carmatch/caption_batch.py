@@ -28,7 +28,7 @@ from .captioner import PreparedImage, prepare_image
 from .catalog import Catalog
 from .config import Settings
 from .errors import ImageError, InvalidInputError
-from .ingest import Progress
+from .progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,6 @@ ROLE_ARN_PATTERN = re.compile(r"arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+")
 
 class BatchTooSmallError(InvalidInputError):
     """Fewer images than a Bedrock batch job accepts; caption them live instead."""
-
-
-def _no_progress(done: int, total: int, message: str) -> None:
-    return None
 
 
 # -- records and splitting ------------------------------------------------------------------
@@ -223,7 +219,7 @@ def submit_batch(
     prefix: str,
     role_arn: str,
     overwrite_human: bool = False,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     now: datetime | None = None,
 ) -> SubmitReport:
     """Write, upload and submit batch captioning jobs for ``image_ids``; records every job in the catalog."""

@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -21,18 +20,14 @@ from .bulk import BulkReport
 from .catalog import ATTRIBUTE_COLUMNS, Catalog, ImageRecord
 from .curation import MAX_CAPTION_CHARS, merge_attributes
 from .errors import ConflictError, InvalidInputError, NotFoundError
+from .progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None]
 
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
 MAX_IMPORT_ROWS = 500_000
 KNOWN_COLUMNS = ("id", "file", "caption", "attributes", *ATTRIBUTE_COLUMNS)
-
-
-def _no_progress(done: int, total: int, message: str) -> None:
-    return None
 
 
 @dataclass
@@ -258,7 +253,7 @@ def preview_import(catalog: Catalog, rows: list[ImportRow], ignored_columns: lis
 
 
 def apply_import(
-    catalog: Catalog, preview: ImportPreview, author: str = "import", progress: Progress = _no_progress
+    catalog: Catalog, preview: ImportPreview, author: str = "import", progress: Progress = no_progress
 ) -> BulkReport:
     """Apply a preview's changes as ``imported`` captions (unreviewed); rows changed since are skipped."""
     report = BulkReport("Import", requested=len(preview.changes))

@@ -27,7 +27,7 @@ from .catalog import Catalog
 from .config import Settings
 from .errors import AwsError, ImageError, NotFoundError
 from .images import load_image
-from .ingest import Progress
+from .progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,6 @@ MAX_CONSECUTIVE_AWS_ERRORS = 5  # per-image AWS errors in a row before the run s
 
 _HEX = re.compile(r"[0-9a-f]{1,64}")
 Cancel = Callable[[], bool]
-
-
-def _no_progress(done: int, total: int, message: str) -> None:
-    return None
 
 
 def _never() -> bool:
@@ -230,7 +226,7 @@ def caption_live(
     settings: Settings,
     *,
     overwrite_human: bool = False,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     cancel: Cancel = _never,
     sleep: Sleep = time.sleep,
     rng: random.Random | None = None,
@@ -336,7 +332,7 @@ def caption_selected(
     *,
     overwrite_human: bool = False,
     client: Any = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     cancel: Cancel = _never,
 ) -> LiveReport:
     """Caption images a person picked (the app's "Caption with Claude"), even ones Claude captioned before."""

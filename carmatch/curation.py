@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,6 @@ from .errors import ConflictError, InvalidInputError
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None]
 
 FAILED = "failed"  # review-state filter: captioning failed and the image has no caption
 STATE_FILTERS = (*REVIEW_STATES, FAILED)
@@ -37,10 +36,6 @@ MAX_PAGE_SIZE = 500
 MAX_CAPTION_CHARS = 10_000
 DEFAULT_AUTHOR = "admin"
 _UNDO_MARK = re.compile(r"\(undo to v(\d+)\)$")
-
-
-def _no_progress(done: int, total: int, message: str) -> None:
-    return None
 
 
 # -- browsing --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import csv
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,15 +31,9 @@ from .images import (
     read_image_bytes,
 )
 from .index import IndexManifest, IndexStore, VectorIndex
+from .progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
-
-# progress(done, total, message): called as work advances (tqdm in the CLI, gr.Progress in the app)
-Progress = Callable[[int, int, str], None]
-
-
-def _no_progress(done: int, total: int, message: str) -> None:
-    return None
 
 
 @dataclass
@@ -139,7 +133,7 @@ class Ingestor:
         self,
         folder: Path,
         captions_csv: Path | None = None,
-        progress: Progress = _no_progress,
+        progress: Progress = no_progress,
         cancel: threading.Event | None = None,
     ) -> IngestReport:
         """Ingest every image under ``folder`` (and optional captions); resumable."""
@@ -154,7 +148,7 @@ class Ingestor:
         paths: Sequence[Path],
         root: Path | None = None,
         caption_rows: Sequence[tuple[str, str]] = (),
-        progress: Progress = _no_progress,
+        progress: Progress = no_progress,
         cancel: threading.Event | None = None,
     ) -> IngestReport:
         """Ingest the given image files; ``root`` makes caption-CSV paths relative."""
@@ -343,7 +337,7 @@ def embed_missing(
     catalog: Catalog,
     embedder: Embedder,
     batch_size: int = 32,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     cancel: threading.Event | None = None,
     limits: Limits = Limits(),
 ) -> tuple[int, list[tuple[str, str]]]:
@@ -376,7 +370,7 @@ def rebuild_index(
     embedder: Embedder,
     store: IndexStore,
     batch_size: int = 32,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     cancel: threading.Event | None = None,
     limits: Limits = Limits(),
 ) -> tuple[VectorIndex, list[tuple[str, str]]]:

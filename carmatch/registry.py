@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from .catalog import Catalog, now_iso
 from .embedder import ModelSpec, load_clip
 from .errors import BusyError, CarmatchError, InvalidInputError, NotFoundError
-from .ingest import Progress, embed_missing, rebuild_index
+from .ingest import embed_missing, rebuild_index
+from .progress import Progress, no_progress
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -217,7 +218,7 @@ def activate(
         if not runtime.store.exists():
             log.warning("No index exists; building one for %s", run_id)
         active = None if run_id == BASE else ActiveModel(spec, run_id)
-        report = progress or (lambda done, total, message: None)
+        report = progress or no_progress
         # The slow part (encoding every image) runs while searches go on against the old index...
         embed_missing(runtime.catalog, embedder, runtime.settings.batch_size, report, cancel)
         built: dict[str, Any] = {}

@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,10 @@ from PIL import Image, UnidentifiedImageError
 from .catalog import Catalog, ImageRecord
 from .errors import InvalidInputError
 from .export import AtomicText, ExportReport, count_exportable, iter_exportable, write_bytes_atomic
+from .progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None]
 
 TITAN_MAX_CAPTION_CHARS = 2_560
 TITAN_MAX_CAPTION_TOKENS = 128
@@ -44,10 +43,6 @@ TITAN_MAX_VALIDATION = 50_000
 TITAN_FORMATS = {"PNG": "png", "JPEG": "jpg"}
 TITAN_SPLIT_SALT = "carmatch-titan-split-v1"
 DEFAULT_VALIDATION_FRACTION = 0.1
-
-
-def _no_progress(done: int, total: int, message: str) -> None:
-    return None
 
 
 _TOKEN_PIECES = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
@@ -189,7 +184,7 @@ def export_titan(
     s3_prefix: str,
     include_unreviewed: bool = False,
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> ExportReport:
     """Write ``train.jsonl``, ``validation.jsonl`` and ``manifest.json`` (local files to upload) in ``out_dir``.
 
@@ -294,7 +289,7 @@ class UploadReport:
         return f"Uploaded {self.uploaded} object(s) to S3; {self.present} already there were skipped."
 
 
-def upload_titan(s3_client: Any, out_dir: Path, progress: Progress = _no_progress) -> UploadReport:
+def upload_titan(s3_client: Any, out_dir: Path, progress: Progress = no_progress) -> UploadReport:
     """Copy an export's images and JSONL files to its S3 prefix, skipping objects already present."""
     from .aws import explain_aws_error
 

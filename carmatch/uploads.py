@@ -16,7 +16,7 @@ import threading
 import uuid
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -25,19 +25,15 @@ from typing import Any
 from .catalog import Catalog
 from .errors import InvalidInputError
 from .images import is_image_path
+from .progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None]
 
 MAX_ZIP_MEMBERS = 20_000
 MAX_ZIP_TOTAL_BYTES = 10 * 1024**3
 MAX_COMPRESSION_RATIO = 200
 COPY_CHUNK_BYTES = 1024 * 1024
-
-
-def _no_progress(done: int, total: int, message: str) -> None:
-    return None
 
 
 @dataclass
@@ -208,7 +204,7 @@ def stage_uploads(
 _UPLOAD_LOCK = threading.Lock()
 
 
-def add_uploads(runtime: Any, files: Sequence[Path | str], progress: Progress = _no_progress) -> UploadReport:
+def add_uploads(runtime: Any, files: Sequence[Path | str], progress: Progress = no_progress) -> UploadReport:
     """Store uploaded images/zips under ``settings.uploads_dir`` and ingest them (validate, dedupe, embed)."""
     settings = runtime.settings
     if not files:

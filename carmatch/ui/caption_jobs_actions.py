@@ -9,7 +9,6 @@ Functions return (report text, jobs table rows); :mod:`carmatch.ui.caption_jobs_
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from carmatch import caption_jobs as jobs_db
@@ -20,21 +19,17 @@ from carmatch.caption_jobs import BatchJob
 from carmatch.caption_results import collect_job, refresh_jobs
 from carmatch.captioner import require_credentials, select_images
 from carmatch.errors import InvalidInputError
+from carmatch.progress import Progress, no_progress
 from carmatch.runtime import Runtime
 
 from .dataset_actions import require_admin
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None]
 Rows = list[list[Any]]
 
 JOBS_HEADERS = ["name", "status", "message", "records", "created", "collected"]
 LIVE_ADVICE = "In the app: open Bulk actions, choose 'everything matching the filters' and 'caption with Claude'."
-
-
-def _no_progress(done: int, total: int, message: str) -> None:
-    return None
 
 
 def _client(service: str, runtime: Runtime, given: Any) -> Any:
@@ -110,7 +105,7 @@ def submit(
     bucket: str,
     prefix: str,
     role_arn: str,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     *,
     bedrock: Any = None,
     s3: Any = None,
@@ -184,7 +179,7 @@ def refresh(runtime: Runtime, session_password: str | None, *, bedrock: Any = No
 def collect(
     runtime: Runtime,
     session_password: str | None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     *,
     bedrock: Any = None,
     s3: Any = None,

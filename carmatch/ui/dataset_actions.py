@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +26,7 @@ from carmatch.catalog import ATTRIBUTE_COLUMNS, ImageRecord
 from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
 from carmatch.export import export_csv, export_jsonl
 from carmatch.images import load_image
+from carmatch.progress import Progress, no_progress
 from carmatch.runtime import Runtime
 from carmatch.thumbs import placeholder_path, safe_thumbnail
 from carmatch.titan_export import export_titan
@@ -33,7 +34,6 @@ from carmatch.uploads import add_uploads
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None]
 
 ANY = "any"
 APP_AUTHOR = "app"
@@ -44,10 +44,6 @@ BULK_ACTIONS = ("approve", "reject", "delete", "caption with Claude")
 SCOPE_SELECTED = "selected on this page"
 SCOPE_MATCHING = "everything matching the filters"
 HISTORY_HEADERS = ["version", "when", "who", "source", "state", "caption"]
-
-
-def _no_progress(done: int, total: int, message: str) -> None:
-    return None
 
 
 # -- access ----------------------------------------------------------------------------------
@@ -315,7 +311,7 @@ def bulk(
     query: curation.Query,
     delete_files: bool = False,
     confirm_delete: bool = False,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     bedrock_client: Any = None,
 ) -> str:
     """Run a bulk action on the checked images or on everything matching the filters; returns a report."""
@@ -358,7 +354,7 @@ def import_preview(
 
 
 def import_apply(
-    runtime: Runtime, session_password: str | None, plan: list[dict[str, Any]] | None, progress: Progress = _no_progress
+    runtime: Runtime, session_password: str | None, plan: list[dict[str, Any]] | None, progress: Progress = no_progress
 ) -> str:
     """Apply a previewed import (rows changed since the preview are skipped)."""
     require_admin(runtime, session_password)
@@ -375,7 +371,7 @@ def export(
     fmt: str,
     include_unreviewed: bool = False,
     s3_prefix: str | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> tuple[list[str], str]:
     """Export under ``<home>/exports``; returns (download copies in a temp folder, summary)."""
     require_admin(runtime, session_password)
@@ -409,7 +405,7 @@ def add_images(
     runtime: Runtime,
     session_password: str | None,
     files: Sequence[str | Path] | None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> str:
     """Add uploaded images or zips to the collection (validated, deduplicated, embedded)."""
     require_admin(runtime, session_password)

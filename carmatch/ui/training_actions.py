@@ -16,7 +16,7 @@ import pandas as pd
 from carmatch import registry, training_jobs
 from carmatch.access import check_admin
 from carmatch.errors import BusyError, InvalidInputError
-from carmatch.ingest import Progress
+from carmatch.progress import Progress
 from carmatch.runtime import Runtime
 
 log = logging.getLogger(__name__)
