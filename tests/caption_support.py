@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.stub import Stubber
+import pytest
+from botocore.stub import ANY, Stubber
 
 from carmatch.catalog import Catalog
 from carmatch.config import Settings
@@ -93,3 +94,34 @@ def throttling(stubber: Stubber, operation: str, code: str = "ThrottlingExceptio
     stubber.add_client_error(
         operation, service_error_code=code, service_message="Too many requests", http_status_code=status
     )
+
+
+def create_job_params() -> dict[str, Any]:
+    """The create_model_invocation_job request carmatch sends (names and URIs vary per job)."""
+    return {
+        "jobName": ANY,
+        "roleArn": ROLE_ARN,
+        "clientRequestToken": ANY,
+        "modelId": MODEL,
+        "inputDataConfig": {"s3InputDataConfig": {"s3InputFormat": "JSONL", "s3Uri": ANY}},
+        "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": ANY}},
+        "modelInvocationType": "InvokeModel",
+    }
+
+
+def clear_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No AWS credentials anywhere boto3 looks (environment, files, container, instance metadata)."""
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a missing download fails at once, never hangs
@@ -82,3 +83,14 @@ def car_folder(tmp_path: Path) -> Path:
     save_car(root / "sub" / "deeper" / "black_pickup.jpeg", "black", "pickup", seed=5)
     save_car(root / "white_van.png", "white", "van", seed=6)
     return root
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Train with one torch thread: the machine is shared, and results must not depend on thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -11,7 +11,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import ANY
 from moto import mock_aws
 from PIL import Image
 
@@ -32,7 +31,16 @@ from carmatch.captioner import select_images
 from carmatch.catalog import Catalog
 from carmatch.errors import AwsError, InvalidInputError
 
-from .caption_support import MODEL, ROLE_ARN, add_cars, caption_settings, messages_output, reply_json, stubbed
+from .caption_support import (
+    MODEL,
+    ROLE_ARN,
+    add_cars,
+    caption_settings,
+    create_job_params,
+    messages_output,
+    reply_json,
+    stubbed,
+)
 
 BUCKET = "carmatch-test"
 ACCOUNT_ARN = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/"
@@ -55,18 +63,6 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Any:
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
         yield client
-
-
-def create_job_params() -> dict[str, Any]:
-    return {
-        "jobName": ANY,
-        "roleArn": ROLE_ARN,
-        "clientRequestToken": ANY,
-        "modelId": MODEL,
-        "inputDataConfig": {"s3InputDataConfig": {"s3InputFormat": "JSONL", "s3Uri": ANY}},
-        "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": ANY}},
-        "modelInvocationType": "InvokeModel",
-    }
 
 
 def job_status_response(job: jobs_db.BatchJob, status: str, message: str = "", processed: int = 0) -> dict[str, Any]:

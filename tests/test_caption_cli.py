@@ -13,7 +13,7 @@ from admin.cli import main
 from carmatch import caption_jobs as jobs_db
 from carmatch.catalog import Catalog
 
-from .caption_support import MODEL, add_cars, converse_response, reply_json, stubbed
+from .caption_support import MODEL, add_cars, clear_aws_credentials, converse_response, reply_json, stubbed
 
 
 @pytest.fixture
@@ -24,11 +24,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CARMATCH_HOME", str(home))
     monkeypatch.setenv("CARMATCH_CAPTION_MODEL", MODEL)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    clear_aws_credentials(monkeypatch, tmp_path)
     return home
 
 

@@ -23,7 +23,17 @@ from carmatch.runtime import Runtime
 from carmatch.ui import caption_jobs_actions as actions
 from carmatch.ui import dataset_tab
 
-from .caption_support import MODEL, ROLE_ARN, add_cars, caption_settings, messages_output, reply_json, stubbed
+from .caption_support import (
+    MODEL,
+    ROLE_ARN,
+    add_cars,
+    caption_settings,
+    clear_aws_credentials,
+    create_job_params,
+    messages_output,
+    reply_json,
+    stubbed,
+)
 
 PASSWORD = "s3cret-pass"
 BUCKET = "carmatch-panel"
@@ -34,20 +44,7 @@ SMALL = dict(batch_min_records=2, batch_max_records_per_job=3, batch_max_records
 @pytest.fixture
 def no_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No AWS credentials anywhere boto3 looks (environment, files, instance metadata)."""
-    for var in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    clear_aws_credentials(monkeypatch, tmp_path)
 
 
 @pytest.fixture
@@ -151,15 +148,7 @@ def test_submit_creates_a_job_for_the_images_the_cli_would_pick(runtime: Runtime
     stubber.add_response(
         "create_model_invocation_job",
         {"jobArn": JOB_ARN},
-        {
-            "jobName": ANY,
-            "roleArn": ROLE_ARN,
-            "clientRequestToken": ANY,
-            "modelId": MODEL,
-            "inputDataConfig": {"s3InputDataConfig": {"s3InputFormat": "JSONL", "s3Uri": ANY}},
-            "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": ANY}},
-            "modelInvocationType": "InvokeModel",
-        },
+        create_job_params(),
     )
     text, rows = actions.submit(runtime, PASSWORD, f"s3://{BUCKET}/", "/panel/", ROLE_ARN, bedrock=bedrock, s3=s3)
     stubber.assert_no_pending_responses()

@@ -29,7 +29,16 @@ from carmatch.captioner import (
 from carmatch.catalog import Catalog
 from carmatch.errors import AwsError, InvalidInputError, NotFoundError
 
-from .caption_support import MODEL, add_cars, caption_settings, converse_response, reply_json, stubbed, throttling
+from .caption_support import (
+    MODEL,
+    add_cars,
+    caption_settings,
+    clear_aws_credentials,
+    converse_response,
+    reply_json,
+    stubbed,
+    throttling,
+)
 
 
 @pytest.fixture
@@ -285,30 +294,10 @@ def test_live_records_unreadable_images_as_failures(tmp_path: Path, catalog: Cat
     assert report.failed == 1 and "image unreadable" in report.failures[0][1]
 
 
-def _no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    for var in (
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
 def test_missing_credentials_give_a_clear_message(
     tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _no_aws_credentials(monkeypatch, tmp_path)
+    clear_aws_credentials(monkeypatch, tmp_path)
     with pytest.raises(AwsError, match="AWS_ACCESS_KEY_ID"):
         require_credentials()
     settings = caption_settings(tmp_path)

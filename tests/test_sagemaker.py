@@ -12,7 +12,6 @@ from typing import Any
 
 import boto3
 import pytest
-import torch
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
@@ -28,12 +27,7 @@ BUCKET = "carmatch-test-bucket"
 ROLE = "arn:aws:iam::123456789012:role/carmatch-sagemaker"
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,14 +26,7 @@ from carmatch.training_jobs import prepare_run, run_training, start_training, tr
 
 from .training_support import fast_config, fill_with_cars
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Train with one thread: the machine is shared, and results must not depend on thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
