@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -185,12 +185,12 @@ class VectorIndex:
 
     # -- search -----------------------------------------------------------------------------
     def search(
-        self, query: np.ndarray, k: int = 10, allowed: Callable[[str], bool] | None = None
+        self, query: np.ndarray, k: int = 10, allowed: Collection[str] | None = None
     ) -> list[tuple[str, float]]:
         """The ``k`` nearest live images to ``query`` as (id, cosine similarity), best first.
 
-        ``allowed`` restricts results to ids for which it returns True; k results come back
-        whenever k allowed images exist.
+        ``allowed`` restricts results to those ids; k results come back whenever k allowed
+        images exist.
         """
         if k <= 0:
             return []
@@ -199,7 +199,9 @@ class VectorIndex:
             raise InvalidInputError(f"Query has {q.shape[0]} dimensions, the index has {self.dim}")
         mask = self._alive
         if allowed is not None:
-            mask = mask & np.fromiter((allowed(i) for i in self._ids), dtype=bool, count=len(self._ids))
+            chosen = np.zeros(len(self._ids), dtype=bool)  # cost follows the filter's size, not the index's
+            chosen[[label for i in allowed if (label := self._labels.get(i)) is not None]] = True
+            mask = mask & chosen
         live = int(mask.sum())
         if live == 0:
             return []

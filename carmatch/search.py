@@ -131,12 +131,9 @@ class Searcher:
         query = sum(weight * vec for weight, vec in parts)
         if float(np.linalg.norm(query)) < 1e-8:  # e.g. weight 0 on the only informative part
             query = parts[-1][1]
-        allowed = None
-        if where:
-            matching = self.catalog.filter_ids(where)
-            allowed = matching.__contains__
-            if not matching:
-                notes.append("No image matches the filters.")
+        allowed = self.catalog.filter_ids(where) if where else None
+        if allowed is not None and not allowed:
+            notes.append("No image matches the filters.")
         hits = self.index.search(np.asarray(query, dtype=np.float32), int(k), allowed)
         records = self.catalog.get_many([image_id for image_id, _ in hits])
         results = [
