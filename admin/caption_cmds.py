@@ -6,16 +6,15 @@ import argparse
 import json
 from typing import Any
 
+from admin.common import TqdmProgress, runtime_for
 from carmatch.aws import make_client
-from carmatch.caption_batch import submit_batch
-from carmatch.caption_jobs import BatchJob, list_jobs
-from carmatch.caption_results import collect_job, refresh_jobs, wait_for_jobs
-from carmatch.captioner import caption_live, require_credentials, select_images
+from carmatch.captions.batch_collect import collect_job, refresh_jobs, wait_for_jobs
+from carmatch.captions.batch_jobs import BatchJob, list_jobs
+from carmatch.captions.batch_submit import submit_batch
+from carmatch.captions.live import caption_live, require_credentials, select_images
 from carmatch.catalog import Catalog
 from carmatch.config import Settings
 from carmatch.errors import InvalidInputError
-
-from .common import TqdmProgress, runtime_for
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -7,10 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from admin.common import TqdmProgress, parse_where, runtime_for
 from carmatch.errors import InvalidInputError
-from carmatch.ingest import rebuild_index
-
-from .common import TqdmProgress, parse_where, runtime_for
+from carmatch.search.ingest import rebuild_index
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,13 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from carmatch import bulk, curation
-from carmatch.caption_import import apply_import, preview_import, read_import_file
+from admin.common import TqdmProgress, runtime_for
+from carmatch.dataset import bulk, curation
+from carmatch.dataset.export import EXPORT_FORMATS, export_csv, export_jsonl
+from carmatch.dataset.export_titan import export_titan, upload_titan
+from carmatch.dataset.import_captions import apply_import, preview_import, read_import_file
 from carmatch.errors import InvalidInputError
-from carmatch.export import EXPORT_FORMATS, export_csv, export_jsonl
-from carmatch.titan_export import export_titan, upload_titan
-
-from .common import TqdmProgress, runtime_for
 
 CLI_AUTHOR = "cli"
 

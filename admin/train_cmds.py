@@ -13,11 +13,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from carmatch import registry
+from admin.common import TqdmProgress, runtime_for
 from carmatch.errors import CancelledError, InvalidInputError
-from carmatch.evaluation import comparison_rows, format_table
-
-from .common import TqdmProgress, runtime_for
+from carmatch.training import registry
+from carmatch.training.evaluation import comparison_rows, format_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -130,8 +129,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Fine-tune locally (or on SageMaker) and print the before → after table."""
-    from carmatch.training import TrainEvent
-    from carmatch.training_jobs import default_config, prepare_run, run_training
+    from carmatch.training.loop import TrainEvent
+    from carmatch.training.runs import default_config, prepare_run, run_training
 
     if args.sagemaker or args.sagemaker_job:
         return _train_sagemaker(args)
@@ -177,8 +176,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_sagemaker(args: argparse.Namespace) -> int:
-    from carmatch import sagemaker
-    from carmatch.training_jobs import default_config
+    from carmatch.training import sagemaker
+    from carmatch.training.runs import default_config
 
     if args.sagemaker_job is None and (not args.role_arn or not args.bucket):
         raise InvalidInputError("--sagemaker needs --role-arn ARN and --bucket BUCKET.")
@@ -278,8 +277,8 @@ def cmd_model_activate(args: argparse.Namespace) -> int:
 
 def cmd_titan_finetune(args: argparse.Namespace) -> int:
     """Start a Titan Multimodal Embeddings customization job."""
-    from carmatch import titan
     from carmatch.aws import make_client
+    from carmatch.training import titan_finetune as titan
 
     hp = titan.TitanHyperparameters(args.epochs, args.batch_size, args.lr)
     hp.validate()  # refuse bad values before touching AWS
@@ -304,8 +303,8 @@ def cmd_titan_finetune(args: argparse.Namespace) -> int:
 
 def cmd_titan_status(args: argparse.Namespace) -> int:
     """Print the status of Titan customization jobs."""
-    from carmatch import titan
     from carmatch.aws import make_client
+    from carmatch.training import titan_finetune as titan
 
     region = args.settings.aws_region
     with runtime_for(args) as runtime:

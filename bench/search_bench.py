@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from carmatch.config import Settings  # noqa: E402
-from carmatch.embedder import load_clip  # noqa: E402
-from carmatch.index import IndexManifest, VectorIndex  # noqa: E402
 from carmatch.runtime import Runtime  # noqa: E402
+from carmatch.search.embedder import load_clip  # noqa: E402
+from carmatch.search.index import IndexManifest, VectorIndex  # noqa: E402
 from tests.drawing import COLORS, draw_car  # noqa: E402
 
 

@@ -5,7 +5,7 @@ Usage: python bench/train_bench.py [--device cpu|cuda] [--batch-size 32] [--thre
 Each configuration runs in its own process (so peak memory is its own) with random weights
 (pretrained=none: speed does not depend on the weights) on random 3×S×S images and captions of
 typical length. One step = forward of both towers, CLIP loss, backward, gradient clipping and
-AdamW, exactly the operations of ``carmatch.training``. Prints a table and the expected time for
+AdamW, exactly the operations of ``carmatch.training.loop``. Prints a table and the expected time for
 10k pairs × 5 epochs. Never asserted by tests.
 """
 
@@ -37,8 +37,8 @@ def measure(model_name: str, unfreeze: int, batch_size: int, device: str, steps:
     from open_clip.loss import ClipLoss
 
     sys.path.insert(0, str(ROOT))
-    from carmatch.embedder import load_clip
-    from carmatch.training import freeze_all_but_last, resolve_precision
+    from carmatch.search.embedder import load_clip
+    from carmatch.training.loop import freeze_all_but_last, resolve_precision
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

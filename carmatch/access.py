@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hmac
 
-from .config import Settings
-from .errors import AccessDeniedError
+from carmatch.config import Settings
+from carmatch.errors import AccessDeniedError
 
 READ_ONLY_NOTE = (
     "Editing is disabled: this instance has no admin password. Set CARMATCH_ADMIN_PASSWORD "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .errors import AwsError
+from carmatch.errors import AwsError
 
 log = logging.getLogger(__name__)
 

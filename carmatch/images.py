@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from carmatch.errors import ImageError
 
 log = logging.getLogger(__name__)
 

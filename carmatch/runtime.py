@@ -14,14 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import Catalog
-from .config import Settings
-from .embedder import Embedder, ModelSpec, load_clip
-from .errors import CarmatchError, EmptyCollectionError, IndexMissingError
-from .images import ImageSource
-from .index import IndexStore, VectorIndex
-from .ingest import Ingestor, Limits
-from .search import DEFAULT_IMAGE_WEIGHT, Searcher, SearchResponse
+from carmatch.catalog import Catalog
+from carmatch.config import Settings
+from carmatch.errors import CarmatchError, EmptyCollectionError, IndexMissingError
+from carmatch.images import ImageSource
+from carmatch.search.embedder import Embedder, ModelSpec, load_clip
+from carmatch.search.index import IndexStore, VectorIndex
+from carmatch.search.ingest import Ingestor, Limits
+from carmatch.search.searcher import DEFAULT_IMAGE_WEIGHT, Searcher, SearchResponse
 
 log = logging.getLogger(__name__)
 

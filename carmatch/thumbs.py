@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .atomic import atomic_open
-from .errors import ImageError
-from .images import load_image
+from carmatch.atomic import atomic_open
+from carmatch.errors import ImageError
+from carmatch.images import load_image
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,7 @@ from botocore.stub import ANY, Stubber
 from carmatch.catalog import Catalog
 from carmatch.config import Settings
 from carmatch.images import sha256_bytes
-
-from .drawing import BODIES, COLORS, draw_car
+from tests.drawing import BODIES, COLORS, draw_car
 
 REGION = "us-east-1"
 MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"

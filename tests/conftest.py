@@ -13,10 +13,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import pytest  # noqa: E402
 
 from carmatch.config import Settings, load_settings  # noqa: E402
-from carmatch.embedder import Embedder, load_clip  # noqa: E402
 from carmatch.runtime import Runtime  # noqa: E402
-
-from .drawing import save_car  # noqa: E402
+from carmatch.search.embedder import Embedder, load_clip  # noqa: E402
+from tests.drawing import save_car  # noqa: E402
 
 TINY_CONFIG = {
     "embed_dim": 32,
@@ -31,7 +30,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     import open_clip
     import torch
 
-    from carmatch.embedder import register_model_config
+    from carmatch.search.embedder import register_model_config
 
     folder = tmp_path_factory.mktemp("tiny-model")
     config = folder / "tiny-clip.json"

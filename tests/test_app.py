@@ -9,8 +9,7 @@ import pytest
 from carmatch.errors import InvalidInputError
 from carmatch.runtime import Runtime
 from carmatch.ui import search_tab
-
-from .drawing import draw_car
+from tests.drawing import draw_car
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from PIL import Image
 
 from carmatch.errors import ImageError
 from carmatch.images import decode_image, load_image
-
-from .drawing import draw_car
+from tests.drawing import draw_car
 
 
 def encode(img: Image.Image, fmt: str) -> bytes:

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from carmatch.runtime import Runtime
-from carmatch.training import TrainConfig
-from carmatch.training_jobs import default_config
-
-from .drawing import BODIES, COLORS, save_car
+from carmatch.training.loop import TrainConfig
+from carmatch.training.runs import default_config
+from tests.drawing import BODIES, COLORS, save_car
 
 BODY_WORDS = {"sedan": "sedan", "pickup": "pickup truck", "van": "van"}
 

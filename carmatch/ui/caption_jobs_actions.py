@@ -11,18 +11,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from carmatch import caption_jobs as jobs_db
 from carmatch.access import is_admin
 from carmatch.aws import make_client
-from carmatch.caption_batch import ROLE_ARN_PATTERN, BatchLimits, BatchTooSmallError, plan_jobs, submit_batch
-from carmatch.caption_jobs import BatchJob
-from carmatch.caption_results import collect_job, refresh_jobs
-from carmatch.captioner import require_credentials, select_images
+from carmatch.captions import batch_jobs as jobs_db
+from carmatch.captions.batch_collect import collect_job, refresh_jobs
+from carmatch.captions.batch_jobs import BatchJob
+from carmatch.captions.batch_submit import ROLE_ARN_PATTERN, BatchLimits, BatchTooSmallError, plan_jobs, submit_batch
+from carmatch.captions.live import require_credentials, select_images
 from carmatch.errors import InvalidInputError
 from carmatch.progress import Progress, no_progress
 from carmatch.runtime import Runtime
-
-from .dataset_actions import require_admin
+from carmatch.ui.dataset_actions import require_admin
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,8 @@ from typing import Any
 import gradio as gr
 
 from carmatch.runtime import Runtime
-
-from . import caption_jobs_actions as actions
-from .common import progress_adapter, user_errors
+from carmatch.ui import caption_jobs_actions as actions
+from carmatch.ui.common import progress_adapter, user_errors
 
 INTRO = (
     "Caption thousands of images with Bedrock batch inference (about half the price of live captioning, "

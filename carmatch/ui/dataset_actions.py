@@ -18,19 +18,25 @@ from typing import Any
 
 from PIL import Image
 
-from carmatch import bulk as bulk_ops
-from carmatch import curation
 from carmatch.access import READ_ONLY_NOTE, admin_enabled, check_admin, is_admin
-from carmatch.caption_import import apply_import, plan_from_state, plan_to_state, preview_import, read_import_file
 from carmatch.catalog import ATTRIBUTE_COLUMNS, ImageRecord
+from carmatch.dataset import bulk as bulk_ops
+from carmatch.dataset import curation
+from carmatch.dataset.export import export_csv, export_jsonl
+from carmatch.dataset.export_titan import export_titan
+from carmatch.dataset.import_captions import (
+    apply_import,
+    plan_from_state,
+    plan_to_state,
+    preview_import,
+    read_import_file,
+)
 from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
-from carmatch.export import export_csv, export_jsonl
 from carmatch.images import load_image
 from carmatch.progress import Progress, no_progress
 from carmatch.runtime import Runtime
+from carmatch.search.uploads import add_uploads
 from carmatch.thumbs import placeholder_path, safe_thumbnail
-from carmatch.titan_export import export_titan
-from carmatch.uploads import add_uploads
 
 log = logging.getLogger(__name__)
 

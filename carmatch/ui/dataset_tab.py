@@ -11,14 +11,13 @@ from typing import Any
 
 import gradio as gr
 
-from carmatch import curation
 from carmatch.catalog import ATTRIBUTE_COLUMNS
+from carmatch.dataset import curation
 from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
-
-from . import caption_jobs_panel
-from . import dataset_actions as actions
-from .common import progress_adapter, user_errors
+from carmatch.ui import caption_jobs_panel
+from carmatch.ui import dataset_actions as actions
+from carmatch.ui.common import progress_adapter, user_errors
 
 log = logging.getLogger(__name__)
 

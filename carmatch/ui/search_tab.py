@@ -14,8 +14,7 @@ from carmatch.errors import CarmatchError, EmptyCollectionError, InvalidInputErr
 from carmatch.images import load_image
 from carmatch.runtime import Runtime
 from carmatch.thumbs import placeholder_path, safe_thumbnail
-
-from .common import photo_input, user_errors
+from carmatch.ui.common import photo_input, user_errors
 
 log = logging.getLogger(__name__)
 

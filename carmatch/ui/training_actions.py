@@ -13,11 +13,12 @@ from typing import Any
 
 import pandas as pd
 
-from carmatch import registry, training_jobs
 from carmatch.access import check_admin
 from carmatch.errors import BusyError, InvalidInputError
 from carmatch.progress import Progress
 from carmatch.runtime import Runtime
+from carmatch.training import registry
+from carmatch.training import runs as training_jobs
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,9 @@ import gradio as gr
 
 from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
-
-from . import dataset_actions
-from . import training_actions as actions
-from .common import progress_adapter, user_errors
+from carmatch.ui import dataset_actions
+from carmatch.ui import training_actions as actions
+from carmatch.ui.common import progress_adapter, user_errors
 
 log = logging.getLogger(__name__)
 

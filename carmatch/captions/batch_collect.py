@@ -1,0 +1,269 @@
+"""Following Bedrock batch captioning jobs: status polling, collecting the results, waiting.
+
+``refresh_jobs`` asks Bedrock for each running job's status, ``collect_job`` reads
+``<output>/<job-id>/*.jsonl.out`` (lines in any order, matched by ``recordId``) and stores the
+captions, ``wait_for_jobs`` polls with a growing pause until every job has ended, then collects.
+Collecting twice changes nothing. The bedrock and s3 clients are passed in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from carmatch.aws import explain_aws_error
+from carmatch.captions import batch_jobs as jobs_db
+from carmatch.captions.batch_jobs import ACTIVE_STATUSES, BatchJob
+from carmatch.captions.batch_submit import SOURCE_BATCH, split_s3_uri
+from carmatch.captions.prompt import PROMPT_VERSION, CaptionReplyError, parse_caption_reply
+from carmatch.captions.retry import Sleep
+from carmatch.catalog import Catalog
+from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 60.0
+MAX_POLL_SECONDS = 900.0
+COPY_CHUNK_BYTES = 1 << 20
+
+
+class BatchWaitTimeout(CarmatchError):
+    """Batch jobs were still running when ``wait`` gave up."""
+
+
+# -- status ---------------------------------------------------------------------------------
+def refresh_jobs(
+    catalog: Catalog, bedrock: Any, job_ids: Iterable[str] | None = None, region: str = ""
+) -> list[BatchJob]:
+    """Ask Bedrock for the status of every job still running (or those named); returns all of them."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    named = list(job_ids) if job_ids is not None else None
+    for job in jobs_db.list_jobs(catalog, named):
+        if not job.arn or (named is None and not job.is_active):
+            continue
+        try:
+            reply = bedrock.get_model_invocation_job(jobIdentifier=job.arn)
+        except (ClientError, BotoCoreError) as exc:
+            raise explain_aws_error(exc, f"get the status of batch job {job.id}", region) from exc
+        params = dict(job.params)
+        params["progress"] = {
+            key: reply[key]
+            for key in ("totalRecordCount", "processedRecordCount", "successRecordCount", "errorRecordCount")
+            if key in reply
+        }
+        jobs_db.update_job(catalog, job.id, status=reply["status"], message=reply.get("message") or "", params=params)
+    return jobs_db.list_jobs(catalog, named)
+
+
+# -- collect --------------------------------------------------------------------------------
+@dataclass
+class CollectReport:
+    """What collecting one job stored."""
+
+    job_id: str
+    captioned: int = 0
+    failed: int = 0
+    kept_human: int = 0
+    deleted: int = 0
+    missing: int = 0
+    already: int = 0
+    unknown: int = 0
+    malformed: int = 0
+    files: int = 0
+    skipped: bool = False  # collected before; nothing read
+
+    def summary(self) -> str:
+        """One line for the CLI and the app."""
+        if self.skipped:
+            return f"{self.job_id}: already collected."
+        text = f"{self.job_id}: {self.captioned} captioned, {self.failed} failed"
+        extras = [
+            (self.kept_human, "kept their human caption"),
+            (self.missing, "had no output (run again to retry them)"),
+            (self.deleted, "were deleted meanwhile"),
+            (self.already, "were collected before"),
+            (self.unknown, "output lines had an unknown recordId"),
+            (self.malformed, "output lines were not JSON"),
+        ]
+        return text + "".join(f", {n} {what}" for n, what in extras if n) + f" ({self.files} file(s))."
+
+
+def reply_from_messages(output: dict[str, Any]) -> str:
+    """The text of an Anthropic Messages response; CaptionReplyError when refused or cut off."""
+    blocks = output.get("content") or []
+    text = "".join(b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "text")
+    stop = output.get("stop_reason")
+    if stop == "refusal":
+        raise CaptionReplyError("model declined (refusal)", text, refusal=True)
+    if stop == "max_tokens":
+        raise CaptionReplyError("reply cut off (max_tokens); raise CARMATCH_CAPTION_MAX_TOKENS", text)
+    return text
+
+
+def collect_job(catalog: Catalog, s3: Any, job_id: str, *, force: bool = False, region: str = "") -> CollectReport:
+    """Store the captions of one ended job from its ``.jsonl.out`` files; collecting twice changes nothing."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    job = jobs_db.get_job(catalog, job_id)
+    report = CollectReport(job_id)
+    if job.status in ACTIVE_STATUSES or job.status == "Submitting":
+        raise InvalidInputError(
+            f"Batch job {job_id} is {job.status}; collect it when it has ended (python -m admin caption batch wait)."
+        )
+    if job.collected_at and not force:
+        report.skipped = True
+        return report
+    if job.arn and job.output_uri and job.status != "Failed":  # a failed job wrote no records
+        bucket, prefix = split_s3_uri(job.output_uri)
+        prefix = f"{prefix.rstrip('/')}/{job.bedrock_job_id}/" if prefix.strip("/") else f"{job.bedrock_job_id}/"
+        try:
+            keys = _output_keys(s3, bucket, prefix)
+            with tempfile.TemporaryDirectory(prefix="collect-") as tmp:
+                for key in keys:
+                    local = Path(tmp) / "part.jsonl.out"
+                    _download(s3, bucket, key, local)
+                    with local.open("rb") as lines:
+                        for line in lines:
+                            if line.strip():
+                                _store_line(catalog, job, line, report)
+                    report.files += 1
+        except (ClientError, BotoCoreError) as exc:
+            raise explain_aws_error(exc, f"read the output of batch job {job_id}", region) from exc
+    report.missing = jobs_db.mark_unanswered(catalog, job_id, "missing")
+    jobs_db.update_job(catalog, job_id, collected=True)
+    log.info("Collected %s", report.summary())
+    return report
+
+
+def _output_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if token:
+            kwargs["ContinuationToken"] = token
+        page = s3.list_objects_v2(**kwargs)
+        keys.extend(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".jsonl.out"))
+        if not page.get("IsTruncated"):
+            return sorted(keys)  # manifest.json.out is left out: it holds counts only
+        token = page["NextContinuationToken"]
+
+
+def _download(s3: Any, bucket: str, key: str, path: Path) -> None:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    with path.open("wb") as out:
+        for chunk in body.iter_chunks(COPY_CHUNK_BYTES):
+            out.write(chunk)
+
+
+def _store_line(catalog: Catalog, job: BatchJob, line: bytes, report: CollectReport) -> None:
+    try:
+        data = json.loads(line)
+        record_id = data["recordId"]
+    except (ValueError, KeyError, TypeError):
+        report.malformed += 1
+        log.warning("Job %s: skipping an output line that is not a JSON record", job.id)
+        return
+    model = job.params.get("model")
+    prompt_version = job.params.get("prompt_version", PROMPT_VERSION)
+    with catalog.transaction() as conn:  # look up and store under one write lock: no double store
+        found = jobs_db.record_lookup(catalog, job.id, str(record_id))
+        if found is None:
+            report.unknown += 1
+            return
+        image_id, status = found
+        if status not in (jobs_db.RECORD_PENDING, "missing"):
+            report.already += 1
+            return
+        try:
+            output = data.get("modelOutput")
+            if not isinstance(output, dict):
+                error = data.get("error") or {"errorMessage": "no modelOutput in the output line"}
+                raise CaptionReplyError(_describe_error(error), json.dumps(error))
+            parsed = parse_caption_reply(reply_from_messages(output))
+        except CaptionReplyError as exc:
+            catalog.record_caption_failure(
+                image_id,
+                SOURCE_BATCH,
+                str(exc),
+                raw=exc.raw,
+                model=model,
+                prompt_version=prompt_version,
+                job_id=job.id,
+            )
+            jobs_db.set_record_status(conn, job.id, record_id, "failed")
+            report.failed += 1
+            return
+        try:
+            version = catalog.set_caption(
+                image_id,
+                parsed.caption,
+                SOURCE_BATCH,
+                attributes=parsed.attributes,
+                model=model,
+                prompt_version=prompt_version,
+                overwrite_human=bool(job.params.get("overwrite_human")),
+            )
+        except NotFoundError:
+            jobs_db.set_record_status(conn, job.id, record_id, "deleted")
+            report.deleted += 1
+            return
+        if version is None:
+            jobs_db.set_record_status(conn, job.id, record_id, "kept-human")
+            report.kept_human += 1
+        else:
+            jobs_db.set_record_status(conn, job.id, record_id, "done")
+            report.captioned += 1
+
+
+def _describe_error(error: Any) -> str:
+    if isinstance(error, dict):
+        code = error.get("errorCode", "")
+        message = error.get("errorMessage") or error.get("message") or json.dumps(error)
+        return f"batch record error {code}: {message}".replace("  ", " ")
+    return f"batch record error: {error}"
+
+
+# -- wait -----------------------------------------------------------------------------------
+def wait_for_jobs(
+    catalog: Catalog,
+    bedrock: Any,
+    s3: Any,
+    job_ids: Iterable[str] | None = None,
+    *,
+    region: str = "",
+    sleep: Sleep = time.sleep,
+    poll_seconds: float = POLL_SECONDS,
+    max_poll_seconds: float = MAX_POLL_SECONDS,
+    timeout_seconds: float | None = None,
+    on_status: Callable[[list[BatchJob]], None] | None = None,
+) -> list[CollectReport]:
+    """Poll the uncollected jobs (or those named) with a growing pause until all ended, then collect them."""
+    named = list(job_ids) if job_ids is not None else None
+    targets = named or [j.id for j in jobs_db.list_jobs(catalog) if j.arn and not j.collected_at]
+    if not targets:
+        return []
+    delay, waited = poll_seconds, 0.0
+    while True:
+        jobs = refresh_jobs(catalog, bedrock, targets, region)
+        if on_status is not None:
+            on_status(jobs)
+        if not any(job.is_active for job in jobs):
+            break
+        if timeout_seconds is not None and waited >= timeout_seconds:
+            running = ", ".join(f"{j.id} ({j.status})" for j in jobs if j.is_active)
+            raise BatchWaitTimeout(
+                f"Gave up waiting after {waited:.0f}s; still running: {running}. "
+                "Run `python -m admin caption batch wait` again later: nothing is lost."
+            )
+        sleep(delay)
+        waited += delay
+        delay = min(max_poll_seconds, delay * 1.5)
+    return [collect_job(catalog, s3, job.id, region=region) for job in jobs if job.arn]

@@ -1,0 +1,18 @@
+"""The catalog: one SQLite file holding images, captions and their history, embeddings, jobs, models.
+
+Every SQL statement carmatch runs lives in this package: ``schema`` (tables and migrations),
+``connection`` (the file, transactions, meta), and one module per table family, combined here.
+"""
+
+from carmatch.catalog.captions import CaptionsMixin
+from carmatch.catalog.embeddings import EmbeddingsMixin
+from carmatch.catalog.images import ImagesMixin
+from carmatch.catalog.records import HistoryEntry, ImageRecord
+from carmatch.catalog.schema import ATTRIBUTE_COLUMNS, CAPTION_SOURCES, REVIEW_STATES, now_iso
+
+
+class Catalog(ImagesMixin, CaptionsMixin, EmbeddingsMixin):
+    """SQLite-backed catalog; safe to share between threads (one connection, one lock)."""
+
+
+__all__ = ["ATTRIBUTE_COLUMNS", "CAPTION_SOURCES", "REVIEW_STATES", "Catalog", "HistoryEntry", "ImageRecord", "now_iso"]

@@ -1,0 +1,346 @@
+"""Titan Multimodal Embeddings fine-tuning data: ``{"image-ref": "s3://…", "caption": "…"}`` JSONL.
+
+Checked against Titan's documented limits (Bedrock user guide, "Prepare the datasets"): captions
+at most 2,560 characters and 128 tokens, images PNG/JPEG of at most 5 MB with sides 128–4,096 px
+and aspect ratio 0.25–4, 1,000–500,000 training and 8–50,000 validation records. Images that break
+a limit are converted when possible, else skipped with the reason. The train/validation split
+depends on each image's content hash only, so it is the same on every export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from carmatch.catalog import Catalog, ImageRecord
+from carmatch.dataset.export import AtomicText, ExportReport, count_exportable, iter_exportable, write_bytes_atomic
+from carmatch.errors import InvalidInputError
+from carmatch.progress import Progress, no_progress
+
+log = logging.getLogger(__name__)
+
+
+TITAN_MAX_CAPTION_CHARS = 2_560
+TITAN_MAX_CAPTION_TOKENS = 128
+TITAN_MAX_IMAGE_BYTES = 5 * 1024 * 1024
+TITAN_MIN_SIDE_PX = 128
+TITAN_MAX_SIDE_PX = 4_096
+TITAN_MIN_ASPECT = 0.25
+TITAN_MAX_ASPECT = 4.0
+TITAN_MIN_TRAIN = 1_000
+TITAN_MAX_TRAIN = 500_000
+TITAN_MIN_VALIDATION = 8
+TITAN_MAX_VALIDATION = 50_000
+TITAN_FORMATS = {"PNG": "png", "JPEG": "jpg"}
+TITAN_SPLIT_SALT = "carmatch-titan-split-v1"
+DEFAULT_VALIDATION_FRACTION = 0.1
+
+
+_TOKEN_PIECES = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
+
+
+def approx_tokens(text: str) -> int:
+    """A deliberately high estimate of Titan's token count (its tokenizer is not public).
+
+    Every letter run counts one token per 3 letters (real subword tokenizers average ~4 characters
+    a token in English), every digit run one per 2 digits, every other symbol one token, so a
+    caption that passes here is very likely under the real limit.
+    """
+    total = 0
+    for piece in _TOKEN_PIECES.findall(text):
+        if piece[0].isalpha():
+            total += math.ceil(len(piece) / 3)
+        elif piece[0].isdigit():
+            total += math.ceil(len(piece) / 2)
+        else:
+            total += 1
+    return total
+
+
+def titan_caption_problem(caption: str) -> str | None:
+    """Why a caption breaks Titan's limits, or None when it fits."""
+    if len(caption) > TITAN_MAX_CAPTION_CHARS:
+        return f"caption is {len(caption)} characters, over Titan's {TITAN_MAX_CAPTION_CHARS}"
+    tokens = approx_tokens(caption)
+    if tokens > TITAN_MAX_CAPTION_TOKENS:
+        return f"caption is about {tokens} tokens (conservative estimate), over Titan's {TITAN_MAX_CAPTION_TOKENS}"
+    return None
+
+
+def titan_split(image_id: str, validation_fraction: float = DEFAULT_VALIDATION_FRACTION) -> str:
+    """``validation`` or ``train``, from the image's content hash alone (stable across exports)."""
+    return "validation" if _split_bucket(image_id) < validation_fraction else "train"
+
+
+def _split_bucket(image_id: str) -> float:
+    digest = hashlib.sha256(f"{TITAN_SPLIT_SALT}:{image_id}".encode()).hexdigest()
+    return int(digest[:12], 16) / float(16**12)
+
+
+@dataclass
+class TitanImage:
+    """An image ready for Titan: the bytes to upload come from ``local`` (the original or a converted copy)."""
+
+    image_id: str
+    local: Path
+    ext: str
+    converted: str | None = None  # what was done to it, when anything
+
+
+def prepare_titan_image(record: ImageRecord, images_dir: Path) -> TitanImage:
+    """Check an image against Titan's limits; convert it into ``images_dir`` when needed.
+
+    Raises InvalidInputError with the reason when it cannot be made to fit.
+    """
+    path = Path(record.path)
+    try:
+        size = path.stat().st_size
+        with Image.open(path) as img:
+            fmt = img.format or "?"
+            width, height = img.size
+            aspect = width / height if height else 0.0
+            if not TITAN_MIN_ASPECT <= aspect <= TITAN_MAX_ASPECT:
+                raise InvalidInputError(
+                    f"aspect ratio {aspect:.2f} is outside Titan's {TITAN_MIN_ASPECT}-{TITAN_MAX_ASPECT:g}"
+                )
+            if min(width, height) < TITAN_MIN_SIDE_PX:
+                raise InvalidInputError(f"{width}x{height} px: a side is under Titan's {TITAN_MIN_SIDE_PX} px minimum")
+            reasons = []
+            if fmt not in TITAN_FORMATS:
+                reasons.append(f"{fmt} to PNG/JPEG")
+            if max(width, height) > TITAN_MAX_SIDE_PX:
+                reasons.append(f"downscaled from {width}x{height}")
+            if size > TITAN_MAX_IMAGE_BYTES:
+                reasons.append(f"re-encoded from {size / 1e6:.1f} MB")
+            if not reasons:
+                return TitanImage(record.id, path, TITAN_FORMATS[fmt])
+            img.load()
+            data, ext = _convert_for_titan(img)
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"image file is missing ({path})") from exc
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise InvalidInputError(f"image cannot be read ({exc})") from exc
+    target = images_dir / f"{record.id}.{ext}"
+    write_bytes_atomic(target, data)
+    return TitanImage(record.id, target, ext, ", ".join(reasons))
+
+
+def _convert_for_titan(img: Image.Image) -> tuple[bytes, str]:
+    """PNG when the image has transparency or is small enough, else JPEG; within size and side limits."""
+    work = img.copy()
+    if max(work.size) > TITAN_MAX_SIDE_PX:
+        work.thumbnail((TITAN_MAX_SIDE_PX, TITAN_MAX_SIDE_PX), Image.Resampling.LANCZOS)
+    has_alpha = work.mode in ("RGBA", "LA") or (work.mode == "P" and "transparency" in work.info)
+    if has_alpha:
+        buf = io.BytesIO()
+        work.convert("RGBA").save(buf, format="PNG", optimize=True)
+        if buf.tell() <= TITAN_MAX_IMAGE_BYTES:
+            return buf.getvalue(), "png"
+    rgb = work.convert("RGB")
+    for quality in (95, 90, 85, 75, 65):
+        buf = io.BytesIO()
+        rgb.save(buf, format="JPEG", quality=quality)
+        if buf.tell() <= TITAN_MAX_IMAGE_BYTES:
+            return buf.getvalue(), "jpg"
+    while True:  # still too big: shrink until it fits (aspect is within 0.25-4, so sides stay >= 128)
+        rgb = rgb.resize((max(TITAN_MIN_SIDE_PX, rgb.width * 3 // 4), max(TITAN_MIN_SIDE_PX, rgb.height * 3 // 4)))
+        buf = io.BytesIO()
+        rgb.save(buf, format="JPEG", quality=85)
+        if buf.tell() <= TITAN_MAX_IMAGE_BYTES or min(rgb.size) <= TITAN_MIN_SIDE_PX:
+            return buf.getvalue(), "jpg"
+
+
+def normalise_s3_prefix(prefix: str | None) -> str:
+    """``s3://bucket/prefix/`` with its trailing slash; InvalidInputError when it is not an S3 URI."""
+    if not prefix or not prefix.strip():
+        raise InvalidInputError(
+            "Titan export needs an S3 prefix for its image-refs, e.g. --s3-prefix s3://my-bucket/carmatch/titan/"
+        )
+    prefix = prefix.strip()
+    match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(/.*)?", prefix)
+    if not match:
+        raise InvalidInputError(f"{prefix!r} is not an S3 prefix like s3://my-bucket/carmatch/titan/")
+    return prefix if prefix.endswith("/") else prefix + "/"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """(bucket, key) of ``s3://bucket/key``."""
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key
+
+
+def export_titan(
+    catalog: Catalog,
+    out_dir: Path,
+    s3_prefix: str,
+    include_unreviewed: bool = False,
+    validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
+    progress: Progress = no_progress,
+) -> ExportReport:
+    """Write ``train.jsonl``, ``validation.jsonl`` and ``manifest.json`` (local files to upload) in ``out_dir``.
+
+    Image-refs are ``<s3_prefix><image id>.<ext>``. Images Titan would refuse are converted into
+    ``out_dir/images`` when possible, else skipped with the reason. Record counts outside Titan's
+    limits give warnings: the files are written anyway, but Bedrock will refuse a job below the minimum.
+    """
+    prefix = normalise_s3_prefix(s3_prefix)
+    if not 0.0 < validation_fraction < 1.0:
+        raise InvalidInputError(f"The validation fraction must be between 0 and 1 (got {validation_fraction}).")
+    out_dir = Path(out_dir)
+    images_dir = out_dir / "images"
+    report = ExportReport()
+    total = count_exportable(catalog, include_unreviewed)
+    entries: list[tuple[float, str, dict[str, str], TitanImage]] = []
+    for n, record in enumerate(iter_exportable(catalog, include_unreviewed), 1):
+        caption = " ".join((record.caption or "").split())
+        problem = titan_caption_problem(caption)
+        if problem is None:
+            try:
+                image = prepare_titan_image(record, images_dir)
+                if image.converted:
+                    report.converted += 1
+                line = {"image-ref": f"{prefix}{record.id}.{image.ext}", "caption": caption}
+                entries.append((_split_bucket(record.id), record.id, line, image))
+            except InvalidInputError as exc:
+                problem = str(exc)
+        if problem is not None:
+            report.skipped.append((record.id, problem))
+        if n % 100 == 0 or n == total:
+            progress(n, total, "checking images")
+    train, validation = _split_entries(entries, validation_fraction, report)
+    for name, part in (("train.jsonl", train), ("validation.jsonl", validation)):
+        with AtomicText(out_dir / name) as fh:
+            for _bucket, _id, line, _image in part:
+                fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+        report.files.append(out_dir / name)
+    report.train, report.validation = len(train), len(validation)
+    report.records = report.train + report.validation
+    manifest = {
+        "s3_prefix": prefix,
+        "train": f"{prefix}train.jsonl",
+        "validation": f"{prefix}validation.jsonl",
+        "images": [
+            {"image_ref": line["image-ref"], "local": str(image.local), "converted": image.converted}
+            for _b, _i, line, image in sorted(train + validation, key=lambda e: e[1])
+        ],
+        "skipped": [{"id": i, "reason": r} for i, r in report.skipped],
+        "warnings": report.warnings,
+        "token_count_note": "caption tokens are a conservative estimate; Titan's tokenizer is not public",
+    }
+    write_bytes_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
+    report.files.append(out_dir / "manifest.json")
+    for warning in report.warnings:
+        log.warning("%s", warning)
+    return report
+
+
+def _split_entries(
+    entries: list[tuple[float, str, dict[str, str], TitanImage]], fraction: float, report: ExportReport
+) -> tuple[list[Any], list[Any]]:
+    """Split by hash bucket; top validation up to Titan's minimum from the lowest buckets; warn on limits."""
+    entries.sort(key=lambda e: (e[0], e[1]))
+    validation = [e for e in entries if e[0] < fraction]
+    train = [e for e in entries if e[0] >= fraction]
+    if len(validation) < TITAN_MIN_VALIDATION and len(train) > TITAN_MIN_VALIDATION:
+        needed = TITAN_MIN_VALIDATION - len(validation)
+        validation, train = validation + train[:needed], train[needed:]
+    if len(validation) > TITAN_MAX_VALIDATION:
+        train = sorted(train + validation[TITAN_MAX_VALIDATION:], key=lambda e: (e[0], e[1]))
+        validation = validation[:TITAN_MAX_VALIDATION]
+    if len(train) > TITAN_MAX_TRAIN:
+        report.warnings.append(
+            f"{len(train)} training records is over Titan's maximum of {TITAN_MAX_TRAIN}; "
+            f"only the first {TITAN_MAX_TRAIN} (by hash) were written."
+        )
+        train = train[:TITAN_MAX_TRAIN]
+    if len(train) < TITAN_MIN_TRAIN:
+        report.warnings.append(
+            f"Only {len(train)} training records: Titan fine-tuning needs at least {TITAN_MIN_TRAIN}, "
+            "so Bedrock will refuse this dataset. Approve more captions (or use --include-unreviewed)."
+        )
+    if len(validation) < TITAN_MIN_VALIDATION:
+        report.warnings.append(
+            f"Only {len(validation)} validation records: Titan needs at least {TITAN_MIN_VALIDATION}, "
+            "so Bedrock will refuse this dataset."
+        )
+    return train, validation
+
+
+# -- upload ----------------------------------------------------------------------------------
+@dataclass
+class UploadReport:
+    """What an S3 upload copied and skipped."""
+
+    uploaded: int = 0
+    present: int = 0
+    uris: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for the CLI and the app."""
+        return f"Uploaded {self.uploaded} object(s) to S3; {self.present} already there were skipped."
+
+
+def upload_titan(s3_client: Any, out_dir: Path, progress: Progress = no_progress) -> UploadReport:
+    """Copy an export's images and JSONL files to its S3 prefix, skipping objects already present."""
+    from carmatch.aws import explain_aws_error
+
+    manifest_path = Path(out_dir) / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(
+            f"No readable Titan export in {out_dir} ({exc}); export with --format titan first."
+        ) from exc
+    jobs = [(Path(item["local"]), item["image_ref"], False) for item in manifest["images"]]
+    jobs += [(Path(out_dir) / "train.jsonl", manifest["train"], True)]
+    jobs += [(Path(out_dir) / "validation.jsonl", manifest["validation"], True)]
+    report = UploadReport()
+    for n, (local, uri, overwrite_changed) in enumerate(jobs, 1):
+        bucket, key = split_s3_uri(uri)
+        try:
+            data = local.read_bytes()
+        except OSError as exc:
+            raise InvalidInputError(f"Cannot read {local} for upload ({exc.strerror or exc}); export again.") from exc
+        try:
+            if _already_there(s3_client, bucket, key, data, compare=overwrite_changed):
+                report.present += 1
+            else:
+                content_type = (
+                    "application/jsonl"
+                    if key.endswith(".jsonl")
+                    else ("image/png" if key.endswith(".png") else "image/jpeg")
+                )
+                s3_client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+                report.uploaded += 1
+                report.uris.append(uri)
+        except Exception as exc:  # noqa: BLE001 - botocore errors become AwsError with advice
+            if type(exc).__module__.startswith("botocore"):
+                raise explain_aws_error(exc, f"upload {uri}") from exc
+            raise
+        progress(n, len(jobs), "uploading")
+    return report
+
+
+def _already_there(s3_client: Any, bucket: str, key: str, data: bytes, compare: bool) -> bool:
+    """True when the object exists (and, with ``compare``, holds exactly ``data``)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = s3_client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    if not compare:
+        return True  # images are named by content hash: same key, same bytes
+    etag = str(head.get("ETag", "")).strip('"')
+    return head.get("ContentLength") == len(data) and etag == hashlib.md5(data).hexdigest()  # noqa: S324

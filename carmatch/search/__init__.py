@@ -1,0 +1,1 @@
+"""Search: CLIP embedder, vector index, searcher, ingest and uploads."""

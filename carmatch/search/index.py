@@ -1,0 +1,403 @@
+"""Vector index: hnswlib cosine search over unit vectors, keyed by image id, saved atomically.
+
+Small collections are searched exactly with numpy (faster there and always exact); above
+``exact_max`` live vectors the hnswlib graph answers. Each save writes a new *generation*
+folder and then atomically points ``CURRENT`` at it, so a crash or a cancelled rebuild leaves the
+previous index serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from carmatch.atomic import fsync_dir
+from carmatch.catalog import now_iso
+from carmatch.errors import IndexMissingError, InvalidInputError, ModelMismatchError
+
+log = logging.getLogger(__name__)
+
+INDEX_FORMAT_VERSION = 1
+CURRENT_FILE = "CURRENT"
+REBUILD_HINT = "python -m admin index rebuild"
+STALE_STAGING_SECONDS = 6 * 3600  # a staging folder this old belongs to no running save
+
+
+@dataclass
+class IndexManifest:
+    """What built an index: recorded beside it and checked on load."""
+
+    model_key: str
+    model: str
+    pretrained: str
+    weights_hash: str
+    dim: int
+    count: int = 0
+    created_at: str = field(default_factory=now_iso)
+    format_version: int = INDEX_FORMAT_VERSION
+    space: str = "cosine"
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors[None, :]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (vectors / norms).astype(np.float32)
+
+
+class VectorIndex:
+    """Nearest-neighbour search over image embeddings, exact when small, hnswlib when large."""
+
+    def __init__(
+        self,
+        manifest: IndexManifest,
+        exact_max: int = 40_000,
+        m: int = 16,
+        ef_construction: int = 200,
+        ef_search: int = 1024,
+    ):
+        self.manifest = manifest
+        self.dim = manifest.dim
+        self.exact_max = exact_max
+        self.m = m
+        self.ef_construction = ef_construction
+        self.ef_search = ef_search
+        self._ids: list[str] = []
+        self._labels: dict[str, int] = {}
+        self._vectors = np.zeros((0, self.dim), dtype=np.float32)
+        self._alive = np.zeros(0, dtype=bool)
+        self._hnsw: object | None = None  # hnswlib.Index, built lazily
+        self._hnsw_count = 0  # how many labels the graph holds
+
+    # -- contents ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self._alive.sum())
+
+    def __contains__(self, image_id: object) -> bool:
+        label = self._labels.get(image_id) if isinstance(image_id, str) else None
+        return label is not None and bool(self._alive[label])
+
+    @property
+    def ids(self) -> list[str]:
+        """Ids of the live vectors, in insertion order."""
+        return [i for i, alive in zip(self._ids, self._alive) if alive]
+
+    @property
+    def uses_hnsw(self) -> bool:
+        """True when searches go through the hnswlib graph rather than exact numpy."""
+        return len(self) > self.exact_max
+
+    def add(self, image_ids: Sequence[str], vectors: np.ndarray) -> int:
+        """Add or replace vectors for ``image_ids``; returns how many ids were new."""
+        if len(image_ids) == 0:
+            return 0
+        vectors = _normalise(vectors)
+        if vectors.shape != (len(image_ids), self.dim):
+            raise InvalidInputError(
+                f"Embeddings have shape {vectors.shape}, the index expects ({len(image_ids)}, {self.dim})"
+            )
+        new_ids, new_rows = [], []
+        for image_id, vec in zip(image_ids, vectors):
+            label = self._labels.get(image_id)
+            if label is None:
+                new_ids.append(image_id)
+                new_rows.append(vec)
+            else:
+                self._vectors[label] = vec
+                self._alive[label] = True
+                self._hnsw_update(label, vec)
+        if new_ids:
+            start = len(self._ids)
+            self._ids.extend(new_ids)
+            for offset, image_id in enumerate(new_ids):
+                self._labels[image_id] = start + offset
+            self._vectors = np.concatenate([self._vectors, np.stack(new_rows)], axis=0)
+            self._alive = np.concatenate([self._alive, np.ones(len(new_ids), dtype=bool)])
+            if self._hnsw is not None:
+                self._hnsw_add_new()
+        self.manifest.count = len(self)
+        return len(new_ids)
+
+    def remove(self, image_ids: Iterable[str]) -> int:
+        """Remove ids from search results; returns how many were present."""
+        removed = 0
+        for image_id in image_ids:
+            label = self._labels.get(image_id)
+            if label is not None and self._alive[label]:
+                self._alive[label] = False
+                if self._hnsw is not None and label < self._hnsw_count:
+                    self._hnsw.mark_deleted(label)  # type: ignore[attr-defined]
+                removed += 1
+        self.manifest.count = len(self)
+        return removed
+
+    def vector(self, image_id: str) -> np.ndarray:
+        """The stored unit vector of one image."""
+        if image_id not in self:
+            raise InvalidInputError(f"{image_id} is not in the index")
+        return self._vectors[self._labels[image_id]].copy()
+
+    # -- hnswlib graph ----------------------------------------------------------------------
+    def _ensure_hnsw(self) -> object:
+        if self._hnsw is None:
+            import hnswlib
+
+            graph = hnswlib.Index(space="cosine", dim=self.dim)
+            capacity = max(1024, int(len(self._ids) * 1.25))
+            graph.init_index(max_elements=capacity, ef_construction=self.ef_construction, M=self.m)
+            graph.set_num_threads(max(1, os.cpu_count() or 1))
+            if self._ids:
+                graph.add_items(self._vectors, np.arange(len(self._ids)))
+                for label in np.flatnonzero(~self._alive):
+                    graph.mark_deleted(int(label))
+            self._hnsw = graph
+            self._hnsw_count = len(self._ids)
+        return self._hnsw
+
+    def _hnsw_add_new(self) -> None:
+        graph = self._hnsw
+        assert graph is not None
+        start, end = self._hnsw_count, len(self._ids)
+        if end > graph.get_max_elements():  # type: ignore[attr-defined]
+            graph.resize_index(max(end, int(graph.get_max_elements() * 1.5)))  # type: ignore[attr-defined]
+        graph.add_items(self._vectors[start:end], np.arange(start, end))  # type: ignore[attr-defined]
+        self._hnsw_count = end
+
+    def _hnsw_update(self, label: int, vec: np.ndarray) -> None:
+        if self._hnsw is None or label >= self._hnsw_count:
+            return
+        try:
+            self._hnsw.unmark_deleted(label)  # type: ignore[attr-defined]
+        except RuntimeError:
+            pass  # label was not deleted
+        self._hnsw.add_items(vec[None, :], np.array([label]))  # type: ignore[attr-defined]
+
+    # -- search -----------------------------------------------------------------------------
+    def search(
+        self, query: np.ndarray, k: int = 10, allowed: Collection[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """The ``k`` nearest live images to ``query`` as (id, cosine similarity), best first.
+
+        ``allowed`` restricts results to those ids; k results come back whenever k allowed
+        images exist.
+        """
+        if k <= 0:
+            return []
+        q = _normalise(query)[0]
+        if q.shape[0] != self.dim:
+            raise InvalidInputError(f"Query has {q.shape[0]} dimensions, the index has {self.dim}")
+        mask = self._alive
+        if allowed is not None:
+            chosen = np.zeros(len(self._ids), dtype=bool)  # cost follows the filter's size, not the index's
+            chosen[[label for i in allowed if (label := self._labels.get(i)) is not None]] = True
+            mask = mask & chosen
+        live = int(mask.sum())
+        if live == 0:
+            return []
+        k = min(k, live)
+        if live <= self.exact_max or not self.uses_hnsw:
+            return self._exact(q, k, mask)
+        return self._approximate(q, k, mask if allowed is not None else None)
+
+    def search_exact(self, query: np.ndarray, k: int = 10) -> list[tuple[str, float]]:
+        """Brute-force search over every live vector (ground truth for recall)."""
+        q = _normalise(query)[0]
+        k = min(k, len(self))
+        return self._exact(q, k, self._alive) if k > 0 else []
+
+    def _exact(self, q: np.ndarray, k: int, mask: np.ndarray) -> list[tuple[str, float]]:
+        scores = self._vectors @ q  # one matrix-vector product over every row, no copies
+        if not mask.all():
+            scores = np.where(mask, scores, -np.inf)
+        if k < len(scores):
+            top = np.argpartition(-scores, k - 1)[:k]
+        else:
+            top = np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(self._ids[t], float(scores[t])) for t in top if mask[t]]
+
+    def _approximate(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> list[tuple[str, float]]:
+        graph = self._ensure_hnsw()
+        ef = max(self.ef_search, k)
+        filt = None
+        if mask is not None:
+            filt = lambda label: bool(mask[label])  # noqa: E731
+        for _attempt in range(3):
+            graph.set_ef(ef)  # type: ignore[attr-defined]
+            try:
+                labels, dists = graph.knn_query(q[None, :], k=k, filter=filt)  # type: ignore[attr-defined]
+                return [(self._ids[int(lab)], float(1.0 - d)) for lab, d in zip(labels[0], dists[0])]
+            except RuntimeError:
+                ef *= 4  # too few candidates reached under a selective filter: widen the search
+        log.info("hnswlib could not return %d results; falling back to exact search", k)
+        return self._exact(q, k, mask if mask is not None else self._alive)
+
+    # -- persistence ------------------------------------------------------------------------
+    def save_to(self, folder: Path) -> None:
+        """Write the index files into an (empty) folder, fsynced."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.manifest.count = len(self)
+        live = np.flatnonzero(self._alive)
+        ids = [self._ids[i] for i in live]
+        _write_bytes(folder / "ids.json", json.dumps(ids).encode())
+        with open(folder / "vectors.npy", "wb") as fh:
+            np.save(fh, self._vectors[live])
+            fh.flush()
+            os.fsync(fh.fileno())
+        if len(live) > self.exact_max:
+            compact = VectorIndex(self.manifest, self.exact_max, self.m, self.ef_construction, self.ef_search)
+            compact._ids = ids
+            compact._labels = {i: n for n, i in enumerate(ids)}
+            compact._vectors = self._vectors[live]
+            compact._alive = np.ones(len(ids), dtype=bool)
+            if self._hnsw is not None and len(live) == len(self._ids):
+                graph = self._hnsw
+            else:
+                graph = compact._ensure_hnsw()
+            graph.save_index(str(folder / "hnsw.bin"))  # type: ignore[attr-defined]
+            _fsync_file(folder / "hnsw.bin")  # hnswlib writes without fsync: flush it before CURRENT can point here
+        _write_bytes(folder / "manifest.json", json.dumps(asdict(self.manifest), indent=2).encode())
+        fsync_dir(folder)
+
+    @classmethod
+    def load_from(
+        cls,
+        folder: Path,
+        exact_max: int = 40_000,
+        m: int = 16,
+        ef_construction: int = 200,
+        ef_search: int = 1024,
+    ) -> VectorIndex:
+        """Read an index written by :meth:`save_to`."""
+        try:
+            manifest = IndexManifest(**json.loads((folder / "manifest.json").read_text()))
+            ids = json.loads((folder / "ids.json").read_text())
+            vectors = np.load(folder / "vectors.npy")
+        except (OSError, ValueError, TypeError) as exc:
+            raise IndexMissingError(
+                f"The index at {folder} is unreadable ({exc}). Rebuild it: {REBUILD_HINT}"
+            ) from exc
+        if manifest.format_version != INDEX_FORMAT_VERSION or vectors.shape != (len(ids), manifest.dim):
+            raise IndexMissingError(f"The index at {folder} is from another format. Rebuild it: {REBUILD_HINT}")
+        index = cls(manifest, exact_max, m, ef_construction, ef_search)
+        index._ids = list(ids)
+        index._labels = {i: n for n, i in enumerate(ids)}
+        index._vectors = vectors.astype(np.float32)
+        index._alive = np.ones(len(ids), dtype=bool)
+        graph_file = folder / "hnsw.bin"
+        if graph_file.exists() and len(ids) > exact_max:
+            import hnswlib
+
+            graph = hnswlib.Index(space="cosine", dim=manifest.dim)
+            graph.load_index(str(graph_file), max_elements=max(1024, int(len(ids) * 1.25)))
+            graph.set_num_threads(max(1, os.cpu_count() or 1))
+            index._hnsw = graph
+            index._hnsw_count = len(ids)
+        return index
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+class IndexStore:
+    """The index folder: generations of saved indexes and a CURRENT pointer swapped atomically."""
+
+    def __init__(
+        self, folder: Path, exact_max: int = 40_000, m: int = 16, ef_construction: int = 200, ef_search: int = 1024
+    ):
+        self.folder = Path(folder)
+        self.params = dict(exact_max=exact_max, m=m, ef_construction=ef_construction, ef_search=ef_search)
+
+    def new_index(self, manifest: IndexManifest) -> VectorIndex:
+        """An empty index with this store's parameters."""
+        return VectorIndex(manifest, **self.params)
+
+    def current_generation(self) -> str | None:
+        """Name of the generation CURRENT points to, or None when no index exists."""
+        try:
+            name = (self.folder / CURRENT_FILE).read_text().strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def exists(self) -> bool:
+        """True when a saved index exists."""
+        gen = self.current_generation()
+        return gen is not None and (self.folder / gen / "manifest.json").exists()
+
+    def read_manifest(self) -> IndexManifest:
+        """The manifest of the current index, without loading vectors."""
+        gen = self.current_generation()
+        if gen is None:
+            raise IndexMissingError(
+                f"No search index yet. Ingest images (python -m admin ingest DIR) or run {REBUILD_HINT}."
+            )
+        try:
+            return IndexManifest(**json.loads((self.folder / gen / "manifest.json").read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise IndexMissingError(f"The index manifest is unreadable ({exc}). Rebuild it: {REBUILD_HINT}") from exc
+
+    def load(self, expected_model_key: str | None = None) -> VectorIndex:
+        """Load the current index, refusing one built by another model than ``expected_model_key``."""
+        manifest = self.read_manifest()
+        if expected_model_key is not None and manifest.model_key != expected_model_key:
+            raise ModelMismatchError(
+                f"The search index was built with model {manifest.model} ({manifest.pretrained}, weights "
+                f"{manifest.weights_hash[:12]}), but the active model is {expected_model_key}. "
+                f"Embeddings from different models cannot be compared. Rebuild the index: {REBUILD_HINT}"
+            )
+        gen = self.current_generation()
+        assert gen is not None
+        return VectorIndex.load_from(self.folder / gen, **self.params)
+
+    def save(self, index: VectorIndex) -> str:
+        """Save ``index`` as a new generation and atomically make it current; returns its name."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        gen = f"gen-{now_iso().replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:8]}"
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.folder))
+        try:
+            index.save_to(staging)
+            os.replace(staging, self.folder / gen)
+            fsync_dir(self.folder)
+            pointer = self.folder / f".{CURRENT_FILE}.{uuid.uuid4().hex[:8]}.tmp"
+            _write_bytes(pointer, gen.encode())
+            os.replace(pointer, self.folder / CURRENT_FILE)
+            fsync_dir(self.folder)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self._prune(keep={gen})
+        log.info("Saved index generation %s (%d vectors)", gen, len(index))
+        return gen
+
+    def _prune(self, keep: set[str]) -> None:
+        """Remove old generations and abandoned staging folders, keeping the current one."""
+        import time
+
+        for child in self.folder.iterdir():
+            if not child.is_dir() or child.name in keep:
+                continue
+            age = time.time() - child.stat().st_mtime
+            stale_staging = child.name.startswith(".staging-") and age > STALE_STAGING_SECONDS
+            if child.name.startswith("gen-") or stale_staging:
+                shutil.rmtree(child, ignore_errors=True)

@@ -1,0 +1,144 @@
+"""Search: text, image, or a weighted blend of both, over the index, with catalog filters."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from carmatch.catalog import Catalog
+from carmatch.errors import EmptyCollectionError, InvalidInputError
+from carmatch.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageSource, load_image
+from carmatch.search.embedder import Embedder
+from carmatch.search.index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 2_000
+MAX_K = 200
+DEFAULT_IMAGE_WEIGHT = 0.5
+
+
+@dataclass
+class SearchResult:
+    """One match: the image, its similarity to the query and its caption."""
+
+    id: str
+    path: str
+    score: float
+    caption: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of a result: id, path, score, caption."""
+        return asdict(self)
+
+
+@dataclass
+class SearchResponse:
+    """Matches, best first, plus notes about how the query was read (e.g. truncation)."""
+
+    results: list[SearchResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def clean_text_query(text: str | None) -> str | None:
+    """Strip a text query; None when it holds nothing but whitespace."""
+    if text is None:
+        return None
+    text = " ".join(text.split())
+    return text or None
+
+
+class Searcher:
+    """Answers queries from an embedder, an index and the catalog, all passed in."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        index: VectorIndex,
+        catalog: Catalog,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    ):
+        if index.manifest.model_key != embedder.model_key:
+            from carmatch.errors import ModelMismatchError
+
+            raise ModelMismatchError(
+                f"The index was built by {index.manifest.model_key}, the model is {embedder.model_key}. "
+                "Rebuild the index: python -m admin index rebuild"
+            )
+        self.embedder = embedder
+        self.index = index
+        self.catalog = catalog
+        self.max_image_bytes = max_image_bytes
+        self.max_image_pixels = max_image_pixels
+
+    def text_vector(self, text: str) -> tuple[np.ndarray, list[str]]:
+        """Embed a text query; returns the vector and notes (e.g. it was truncated)."""
+        notes: list[str] = []
+        if len(text) > MAX_QUERY_CHARS:
+            text = text[:MAX_QUERY_CHARS]
+            notes.append(f"The description was cut to its first {MAX_QUERY_CHARS} characters.")
+        tokens = self.embedder.count_tokens(text)
+        if tokens > self.embedder.context_length:
+            notes.append(
+                f"The description is {tokens} tokens long; the model reads only the first "
+                f"{self.embedder.context_length}, so the rest was ignored."
+            )
+        return self.embedder.encode_texts([text])[0], notes
+
+    def image_vector(self, image: ImageSource) -> np.ndarray:
+        """Embed an image query (path, bytes or PIL image), validated first."""
+        loaded = load_image(image, self.max_image_pixels, self.max_image_bytes)
+        return self.embedder.encode_images([loaded.image])[0]
+
+    def search(
+        self,
+        text: str | None = None,
+        image: ImageSource | None = None,
+        k: int = 12,
+        image_weight: float = DEFAULT_IMAGE_WEIGHT,
+        where: dict[str, str] | None = None,
+    ) -> SearchResponse:
+        """Find the ``k`` images most similar to a text, an image, or both blended.
+
+        With both, the query is ``(1 - image_weight) * text + image_weight * image`` of the two
+        unit vectors, renormalised. ``where`` filters on catalog fields (see Catalog.filter_ids).
+        """
+        query_text = clean_text_query(text)
+        if text is not None and query_text is None and image is None:
+            raise InvalidInputError("The description is empty: type what the car looks like, or give a photo.")
+        if query_text is None and image is None:
+            raise InvalidInputError("Nothing to search for: give a description, a photo, or both.")
+        if not 1 <= int(k) <= MAX_K:
+            raise InvalidInputError(f"The number of results must be between 1 and {MAX_K} (got {k}).")
+        if not 0.0 <= float(image_weight) <= 1.0:
+            raise InvalidInputError(f"The image weight must be between 0 and 1 (got {image_weight}).")
+        if len(self.index) == 0:
+            raise EmptyCollectionError(
+                "The collection is empty: add images first (python -m admin ingest DIR, or the Dataset tab)."
+            )
+        notes: list[str] = []
+        parts: list[tuple[float, np.ndarray]] = []
+        if image is not None:
+            parts.append((float(image_weight) if query_text else 1.0, self.image_vector(image)))
+        if query_text is not None:
+            vec, text_notes = self.text_vector(query_text)
+            notes.extend(text_notes)
+            parts.append((1.0 - float(image_weight) if image is not None else 1.0, vec))
+        query = sum(weight * vec for weight, vec in parts)
+        if float(np.linalg.norm(query)) < 1e-8:  # e.g. weight 0 on the only informative part
+            query = parts[-1][1]
+        allowed = self.catalog.filter_ids(where) if where else None
+        if allowed is not None and not allowed:
+            notes.append("No image matches the filters.")
+        hits = self.index.search(np.asarray(query, dtype=np.float32), int(k), allowed)
+        records = self.catalog.get_many([image_id for image_id, _ in hits])
+        results = [
+            SearchResult(image_id, records[image_id].path, round(score, 4), records[image_id].caption)
+            for image_id, score in hits
+            if image_id in records
+        ]
+        return SearchResponse(results, notes)

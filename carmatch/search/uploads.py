@@ -1,0 +1,240 @@
+"""Images uploaded through the app (single files or zips) copied into the uploads folder, then ingested.
+
+Zips are read defensively: members with absolute paths or ``..`` are refused, only image files are
+extracted, each member is streamed with a byte cap (the header's size is not trusted), and the
+member count, total size and compression ratio are limited so a zip bomb cannot fill the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import tempfile
+import threading
+import uuid
+import zipfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from carmatch.catalog import Catalog
+from carmatch.errors import InvalidInputError
+from carmatch.images import is_image_path
+from carmatch.progress import Progress, no_progress
+
+log = logging.getLogger(__name__)
+
+
+MAX_ZIP_MEMBERS = 20_000
+MAX_ZIP_TOTAL_BYTES = 10 * 1024**3
+MAX_COMPRESSION_RATIO = 200
+COPY_CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass
+class UploadReport:
+    """What an upload did before and during ingest."""
+
+    folder: Path | None = None
+    files: int = 0
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    ingest: Any = None  # IngestReport
+    removed_duplicates: int = 0
+
+    def summary(self) -> str:
+        """Lines for the app: what was stored, ingested and refused."""
+        lines = [f"Received {self.files} image file(s)."]
+        if self.ingest is not None:
+            lines.append(self.ingest.summary())
+        if self.removed_duplicates:
+            lines.append(
+                f"{self.removed_duplicates} uploaded file(s) were not kept (already in the collection, or unreadable)."
+            )
+        for name, reason in self.refused[:30]:
+            lines.append(f"  refused {name}: {reason}")
+        if len(self.refused) > 30:
+            lines.append(f"  ... and {len(self.refused) - 30} more refused")
+        return "\n".join(lines)
+
+
+def safe_member_path(name: str) -> PurePosixPath | None:
+    """The relative path a zip member may be extracted to, or None when it is unsafe."""
+    name = name.replace("\\", "/")
+    if not name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return None
+    parts = [p for p in PurePosixPath(name).parts if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        return None
+    if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+        return None
+    return PurePosixPath(*parts)
+
+
+def extract_zip(
+    archive: Path,
+    dest: Path,
+    max_member_bytes: int,
+    report: UploadReport,
+    max_members: int = MAX_ZIP_MEMBERS,
+    max_total_bytes: int = MAX_ZIP_TOTAL_BYTES,
+) -> list[Path]:
+    """Extract the image members of ``archive`` under ``dest`` safely; returns their paths."""
+    out: list[Path] = []
+    total = 0
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = zf.infolist()
+            if len(members) > max_members:
+                raise InvalidInputError(
+                    f"{archive.name} holds {len(members)} entries; upload at most {max_members} per zip."
+                )
+            for info in members:
+                if info.is_dir():
+                    continue
+                rel = safe_member_path(info.filename)
+                if rel is None:
+                    report.refused.append((info.filename, "unsafe path in the zip (absolute, '..' or hidden)"))
+                    continue
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    report.refused.append((info.filename, "symbolic link"))
+                    continue
+                if not is_image_path(Path(rel.name)):
+                    report.refused.append((info.filename, "not a JPEG, PNG, WebP or BMP file"))
+                    continue
+                if info.file_size > max_member_bytes:
+                    report.refused.append((info.filename, f"over the {max_member_bytes / 1e6:.0f} MB limit"))
+                    continue
+                if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
+                    report.refused.append((info.filename, "compression ratio too high (possible zip bomb)"))
+                    continue
+                target = dest.joinpath(*rel.parts)
+                if not target.resolve().is_relative_to(dest.resolve()):
+                    report.refused.append((info.filename, "unsafe path in the zip"))
+                    continue
+                try:
+                    written = _copy_capped(zf, info, target, max_member_bytes)
+                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                    report.refused.append((info.filename, f"corrupt entry in the zip ({exc})"))
+                    continue
+                except RuntimeError as exc:  # zipfile's error for an encrypted member
+                    report.refused.append((info.filename, f"cannot extract ({exc})"))
+                    continue
+                if written is None:
+                    report.refused.append((info.filename, f"over the {max_member_bytes / 1e6:.0f} MB limit"))
+                    continue
+                total += written
+                if total > max_total_bytes:
+                    target.unlink(missing_ok=True)
+                    for extracted in out:  # the zip is refused whole: leave nothing half-added behind
+                        extracted.unlink(missing_ok=True)
+                    raise InvalidInputError(
+                        f"{archive.name} expands to more than {max_total_bytes / 1e9:.0f} GB; upload smaller zips."
+                    )
+                out.append(target)
+    except zipfile.BadZipFile as exc:
+        raise InvalidInputError(f"{archive.name} is not a valid zip file ({exc}).") from exc
+    return out
+
+
+def _copy_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, cap: int) -> int | None:
+    """Stream one member to ``target`` atomically; None (nothing written) when it exceeds ``cap``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
+    written = 0
+    try:
+        with zf.open(info) as src, os.fdopen(fd, "wb") as dst:
+            while chunk := src.read(COPY_CHUNK_BYTES):
+                written += len(chunk)
+                if written > cap:
+                    raise OverflowError
+                dst.write(chunk)
+        os.replace(tmp, _unique(target))
+        return written
+    except OverflowError:
+        Path(tmp).unlink(missing_ok=True)
+        return None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _unique(target: Path) -> Path:
+    if not target.exists():
+        return target
+    return target.with_name(f"{target.stem}-{uuid.uuid4().hex[:6]}{target.suffix}")
+
+
+def stage_uploads(
+    files: Sequence[Path | str], uploads_dir: Path, max_image_bytes: int
+) -> tuple[list[Path], UploadReport]:
+    """Copy uploaded images (and the images inside uploaded zips) into a new folder under ``uploads_dir``."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    folder = Path(uploads_dir) / f"{stamp}-{uuid.uuid4().hex[:6]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    report = UploadReport(folder=folder)
+    paths: list[Path] = []
+    for raw in files:
+        source = Path(raw)
+        name = source.name
+        if source.suffix.lower() == ".zip":
+            paths.extend(extract_zip(source, folder / source.stem, max_image_bytes, report))
+        elif is_image_path(source):
+            try:
+                size = source.stat().st_size
+            except OSError as exc:
+                report.refused.append((name, f"cannot read ({exc.strerror or exc})"))
+                continue
+            if size > max_image_bytes:
+                report.refused.append((name, f"over the {max_image_bytes / 1e6:.0f} MB limit"))
+                continue
+            target = _unique(folder / name)
+            shutil.copyfile(source, target)
+            paths.append(target)
+        else:
+            report.refused.append((name, "not an image (JPEG, PNG, WebP, BMP) or a .zip of images"))
+    report.files = len(paths)
+    return paths, report
+
+
+_UPLOAD_LOCK = threading.Lock()
+
+
+def add_uploads(runtime: Any, files: Sequence[Path | str], progress: Progress = no_progress) -> UploadReport:
+    """Store uploaded images/zips under ``settings.uploads_dir`` and ingest them (validate, dedupe, embed)."""
+    settings = runtime.settings
+    if not files:
+        raise InvalidInputError("Choose image files or a .zip of images to upload.")
+    with _UPLOAD_LOCK:
+        paths, report = stage_uploads(files, settings.uploads_dir, settings.max_image_bytes)
+        if paths:
+            root = settings.uploads_dir.resolve()
+            report.ingest = runtime.ingestor().ingest_paths(paths, root=root, progress=progress)
+            report.removed_duplicates = _drop_unused_copies(runtime.catalog, paths)
+        _remove_empty_dirs(report.folder)
+    return report
+
+
+def _drop_unused_copies(catalog: Catalog, paths: Sequence[Path]) -> int:
+    """Delete uploaded copies that the catalog does not point to (duplicates, refused files)."""
+    removed = 0
+    for path in paths:
+        resolved = path.resolve()
+        if catalog.find_by_path(str(resolved)) is None and resolved.exists():
+            resolved.unlink()
+            removed += 1
+    return removed
+
+
+def _remove_empty_dirs(folder: Path | None) -> None:
+    if folder is None or not folder.exists():
+        return
+    for dirpath, _dirnames, _files in sorted(os.walk(folder), key=lambda t: -len(t[0])):
+        try:
+            Path(dirpath).rmdir()
+        except OSError:
+            pass  # not empty

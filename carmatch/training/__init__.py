@@ -1,0 +1,1 @@
+"""Fine-tuning: config, data, loop, evaluation, runs, registry, SageMaker and Titan."""

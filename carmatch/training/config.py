@@ -1,0 +1,221 @@
+"""Fine-tuning settings and the small pure pieces of the loop: config, events, ``lr_at``, freezing, run folders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from carmatch.atomic import atomic_open
+from carmatch.errors import CarmatchError, ConfigError, InvalidInputError
+from carmatch.training.data import Pair, check_split, write_pairs_jsonl
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+PAIRS_FILE = "pairs.jsonl"
+
+
+class TrainingOutOfMemoryError(CarmatchError):
+    """The GPU ran out of memory during training."""
+
+
+# -- config -------------------------------------------------------------------------------------
+@dataclass
+class TrainConfig:
+    """Every setting of a fine-tuning run; saved with each checkpoint."""
+
+    model: str  # open_clip name or model-config JSON path
+    pretrained: str  # tag, checkpoint path, or "none"
+    epochs: int = 5
+    batch_size: int = 32  # pairs per micro-batch (the contrastive batch)
+    accum_steps: int = 1  # micro-batches per optimizer step
+    lr: float = 1e-5
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = -1  # -1: 10% of all steps, at most 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0  # 0 disables clipping
+    unfreeze: int = 2  # last K blocks of each tower train (plus heads); -1 trains everything
+    seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    crop_scale_min: float = 0.8
+    color_jitter: float = 0.0  # off by default: see AugmentConfig
+    device: str = "auto"
+    precision: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    num_workers: int = -1  # -1: 0 on CPU, 4 on CUDA
+    eval_batch_size: int = 64
+    checkpoint_minutes: float = 10.0  # also save last.pt this often within an epoch
+
+    def validate(self) -> None:
+        """Refuse nonsensical values with a message saying what to use instead."""
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"--epochs {self.epochs}: train for at least 1 epoch")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            problems.append(f"--lr {self.lr}: the learning rate must be positive (1e-5 is a good start for CLIP)")
+        elif self.lr > 1e-2:
+            log.warning("Learning rate %g is very high for fine-tuning CLIP; 1e-5 is typical", self.lr)
+        if self.batch_size < 2:
+            problems.append(f"--batch-size {self.batch_size}: contrastive training needs at least 2 pairs a batch")
+        if self.accum_steps < 1:
+            problems.append(f"--accum-steps {self.accum_steps}: use 1 or more")
+        if self.unfreeze < -1:
+            problems.append(f"--unfreeze {self.unfreeze}: use a number of blocks, or -1 for the whole model")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            problems.append("weight decay and gradient clipping must not be negative")
+        if not (
+            0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1
+        ):
+            problems.append("validation and test fractions must be in (0, 1) and sum below 1")
+        if not 0 < self.crop_scale_min <= 1 or not 0 <= self.color_jitter < 1:
+            problems.append("crop scale must be in (0, 1] and colour jitter in [0, 1)")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            problems.append(f"precision {self.precision!r}: use auto, fp32, bf16 or fp16")
+        if problems:
+            raise InvalidInputError("Invalid training settings: " + "; ".join(problems) + ".")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a saved dict, ignoring unknown keys."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class TrainEvent:
+    """A progress report: after each optimizer step ("step"), each epoch ("epoch"), and at the end."""
+
+    kind: str  # "step" | "epoch" | "done" | "cancelled"
+    run_id: str
+    epoch: int  # epochs completed (for "epoch": the one just finished, 1-based)
+    step: int  # optimizer steps done
+    total_steps: int
+    loss: float | None = None
+    lr: float | None = None
+    val_loss: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # validation recall etc. on "epoch"
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    message: str = ""
+
+
+EventCallback = Callable[[TrainEvent], None]
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    run_id: str
+    run_dir: Path
+    best_checkpoint: Path
+    best_epoch: int
+    history: list[dict[str, Any]]
+    test_before: dict[str, float]
+    test_after: dict[str, float]
+    config: TrainConfig
+    split_hash: str
+
+
+# -- schedule, freezing, precision -------------------------------------------------------------
+def lr_at(step: int, total_steps: int, warmup_steps: int, max_lr: float, min_lr: float) -> float:
+    """Learning rate at optimizer step ``step``: linear warmup, then cosine decay to ``min_lr``."""
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step >= total_steps:
+        return min_lr
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (max_lr - min_lr)
+
+
+_BLOCK = re.compile(r"^(?P<tower>visual\.|text\.)?(?:transformer|trunk)\.(?:resblocks|blocks)\.(?P<n>\d+)\.")
+_HEAD_PARAMS = ("visual.proj", "text_projection", "logit_scale", "logit_bias", "text.text_projection")
+_HEAD_MODULES = ("visual.ln_post.", "ln_final.", "text.ln_final.", "visual.head.", "visual.attn_pool.", "text.proj.")
+
+
+def freeze_all_but_last(model: Any, k: int) -> tuple[int, int]:
+    """Train only the last ``k`` blocks of each tower plus the heads (k=-1: all); returns (trainable, total)."""
+    names = [name for name, _ in model.named_parameters()]
+    depth: dict[str, int] = {}
+    for name in names:
+        match = _BLOCK.match(name)
+        if match:
+            tower = "visual" if match["tower"] == "visual." else "text"
+            depth[tower] = max(depth.get(tower, 0), int(match["n"]) + 1)
+    if k >= 0 and set(depth) != {"visual", "text"}:
+        raise ConfigError(
+            "--unfreeze K works with transformer towers only; use --unfreeze -1 to train the whole model."
+        )
+    trainable = total = 0
+    for name, param in model.named_parameters():
+        if k < 0:
+            wanted = True
+        else:
+            match = _BLOCK.match(name)
+            if match:
+                tower = "visual" if match["tower"] == "visual." else "text"
+                wanted = int(match["n"]) >= depth[tower] - k
+            else:
+                wanted = name in _HEAD_PARAMS or name.startswith(_HEAD_MODULES)
+        param.requires_grad_(wanted)
+        total += param.numel()
+        trainable += param.numel() if wanted else 0
+    return trainable, total
+
+
+def model_fingerprint(model: Any) -> str:
+    """A hash of parameter names and shapes: checkpoints only load into the same architecture."""
+    digest = hashlib.blake2b(digest_size=12)
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name}:{tuple(tensor.shape)};".encode())
+    return digest.hexdigest()
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """fp32 on CPU; on CUDA bf16 where supported, else fp16 (with a gradient scaler)."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return "fp32"
+    if precision != "auto":
+        return precision
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save to ``path`` atomically (a crash keeps the previous checkpoint)."""
+    import torch
+
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
+
+
+def atomic_json(data: Any, path: Path) -> None:
+    """Write JSON to ``path`` atomically."""
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, default=str)
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id such as ``run-20250101-120000-ab12``."""
+    return time.strftime("run-%Y%m%d-%H%M%S-", time.gmtime()) + os.urandom(2).hex()
+
+
+def create_run(run_dir: Path, config: TrainConfig, pairs: Sequence[Pair]) -> None:
+    """Write a new run folder: validated config plus the data snapshot it will train on."""
+    config.validate()
+    check_split(pairs, config.batch_size)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise InvalidInputError(f"{run_dir} already holds a run; resume it instead.")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_pairs_jsonl(pairs, run_dir / PAIRS_FILE)
+    atomic_json(asdict(config), run_dir / CONFIG_FILE)

@@ -1,0 +1,262 @@
+"""Model registry: fine-tuned runs in the catalog's ``models`` table, and activating one (or the base model).
+
+Activating re-embeds the collection with the chosen model (cached embeddings for that model are
+reused), builds the new index *beside* the live one and swaps it in atomically; searches keep being
+answered from the old index meanwhile, and a failed or cancelled rebuild leaves it serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from carmatch.catalog import Catalog, now_iso
+from carmatch.errors import BusyError, CarmatchError, InvalidInputError, NotFoundError
+from carmatch.progress import Progress, no_progress
+from carmatch.search.embedder import ModelSpec, load_clip
+from carmatch.search.ingest import embed_missing, rebuild_index
+
+if TYPE_CHECKING:
+    from carmatch.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+BASE = "base"
+MODEL_STATUSES = ("running", "ready", "cancelled", "failed", "submitted")
+_REBUILD_LOCK = threading.Lock()
+
+
+@dataclass
+class ModelRecord:
+    """One registered model: a local or SageMaker fine-tune, or a Titan customization job."""
+
+    id: str
+    created_at: str
+    kind: str  # "local" | "sagemaker" | "titan"
+    base_model: str
+    base_pretrained: str
+    checkpoint: str | None
+    status: str
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, active: bool = False) -> dict[str, Any]:
+        """JSON-friendly view (for ``model list --json`` and the app)."""
+        return {
+            "id": self.id,
+            "created_at": self.created_at,
+            "kind": self.kind,
+            "base_model": self.base_model,
+            "base_pretrained": self.base_pretrained,
+            "checkpoint": self.checkpoint,
+            "status": self.status,
+            "metrics": self.metrics,
+            "config": self.config,
+            "active": active,
+        }
+
+
+def _row_to_record(row: Any) -> ModelRecord:
+    return ModelRecord(
+        id=row["id"],
+        created_at=row["created_at"],
+        kind=row["kind"],
+        base_model=row["base_model"],
+        base_pretrained=row["base_pretrained"],
+        checkpoint=row["checkpoint"],
+        status=row["status"],
+        config=json.loads(row["config"]) if row["config"] else {},
+        metrics=json.loads(row["metrics"]) if row["metrics"] else {},
+    )
+
+
+def register_model(
+    catalog: Catalog,
+    run_id: str,
+    kind: str,
+    base_model: str,
+    base_pretrained: str,
+    status: str,
+    checkpoint: str | None = None,
+    config: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> ModelRecord:
+    """Insert or update one model row (created_at is kept on update)."""
+    if status not in MODEL_STATUSES:
+        raise InvalidInputError(f"Unknown model status {status!r}; use one of {MODEL_STATUSES}")
+    with catalog.transaction() as conn:
+        row = conn.execute("SELECT created_at FROM models WHERE id=?", (run_id,)).fetchone()
+        created = row["created_at"] if row else now_iso()
+        conn.execute(
+            "INSERT OR REPLACE INTO models (id, created_at, kind, base_model, base_pretrained, checkpoint, config,"
+            " metrics, status) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                run_id,
+                created,
+                kind,
+                base_model,
+                base_pretrained,
+                checkpoint,
+                json.dumps(config or {}, default=str),
+                json.dumps(metrics or {}, default=str),
+                status,
+            ),
+        )
+    return get_model(catalog, run_id)
+
+
+def set_status(catalog: Catalog, run_id: str, status: str, metrics: dict[str, Any] | None = None) -> None:
+    """Change a model's status (and optionally its metrics)."""
+    record = get_model(catalog, run_id)
+    register_model(
+        catalog,
+        run_id,
+        record.kind,
+        record.base_model,
+        record.base_pretrained,
+        status,
+        record.checkpoint,
+        record.config,
+        metrics if metrics is not None else record.metrics,
+    )
+
+
+def get_model(catalog: Catalog, run_id: str) -> ModelRecord:
+    """One registered model; NotFoundError listing the known ids when unknown."""
+    rows = catalog.execute("SELECT * FROM models WHERE id=?", (run_id,))
+    if not rows:
+        known = [r["id"] for r in catalog.execute("SELECT id FROM models ORDER BY created_at DESC LIMIT 5")]
+        hint = f" Known runs: {', '.join(known)}." if known else " No runs are registered yet."
+        raise NotFoundError(f"No model run {run_id!r}.{hint} See: python -m admin model list")
+    return _row_to_record(rows[0])
+
+
+def list_models(catalog: Catalog) -> list[ModelRecord]:
+    """Every registered model, newest first."""
+    return [_row_to_record(r) for r in catalog.execute("SELECT * FROM models ORDER BY created_at DESC, id DESC")]
+
+
+def model_table(runtime: Runtime) -> list[dict[str, Any]]:
+    """Rows for ``model list``/the app: the base model first, then each run, with an ``active`` flag."""
+    active = runtime.active_model().run_id
+    rows: list[dict[str, Any]] = [
+        {
+            "id": BASE,
+            "created_at": "",
+            "kind": "base",
+            "base_model": runtime.settings.model,
+            "base_pretrained": runtime.settings.pretrained,
+            "checkpoint": None,
+            "status": "ready",
+            "metrics": {},
+            "config": {},
+            "active": active is None,
+        }
+    ]
+    rows += [record.to_dict(active=record.id == active) for record in list_models(runtime.catalog)]
+    return rows
+
+
+def spec_for(runtime: Runtime, run_id: str) -> ModelSpec:
+    """The model spec that ``run_id`` (or ``base``) names; refuses runs that cannot serve searches."""
+    if run_id == BASE:
+        return ModelSpec(runtime.settings.model, runtime.settings.pretrained)
+    record = get_model(runtime.catalog, run_id)
+    if record.kind == "titan":
+        raise InvalidInputError(
+            f"{run_id} is a Titan custom model: it is used through Bedrock, not carmatch's local index."
+        )
+    if record.status != "ready":
+        raise InvalidInputError(
+            f"Run {run_id} is {record.status}, not ready to activate."
+            + (f" Resume it: python -m admin train --resume {run_id}" if record.status == "cancelled" else "")
+        )
+    if not record.checkpoint or not Path(record.checkpoint).is_file():
+        raise NotFoundError(f"The checkpoint of run {run_id} is missing ({record.checkpoint}); it cannot be activated.")
+    return ModelSpec(record.base_model, record.checkpoint)
+
+
+@dataclass
+class ActivationResult:
+    """What activating a model did."""
+
+    run_id: str  # "base" for the base model
+    model_key: str
+    indexed: int
+    rebuilt: bool
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def activate(
+    runtime: Runtime,
+    run_id: str,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> ActivationResult:
+    """Make ``run_id`` (or ``base``) the model answering searches, rebuilding its index beside the live one."""
+    from carmatch.runtime import ActiveModel
+
+    spec = spec_for(runtime, run_id)  # unknown or unusable runs fail here, before anything changes
+    if not _REBUILD_LOCK.acquire(blocking=False):
+        raise BusyError("Another model activation or index rebuild is running; wait for it to finish.")
+    try:
+        current = runtime.active_model()
+        embedder = runtime.embedder_if_loaded()
+        if embedder is None or embedder.spec != spec:
+            embedder = load_clip(spec.name, spec.pretrained, runtime.settings.device, runtime.settings.offline)
+        if (
+            current.spec == spec
+            and runtime.store.exists()
+            and runtime.store.read_manifest().model_key == embedder.model_key
+        ):
+            log.info("%s is already active and its index is current", run_id)
+            return ActivationResult(run_id, embedder.model_key, runtime.store.read_manifest().count, False)
+        if not runtime.store.exists():
+            log.warning("No index exists; building one for %s", run_id)
+        active = None if run_id == BASE else ActiveModel(spec, run_id)
+        report = progress or no_progress
+        # The slow part (encoding every image) runs while searches go on against the old index...
+        embed_missing(runtime.catalog, embedder, runtime.settings.batch_size, report, cancel)
+        built: dict[str, Any] = {}
+
+        def build() -> None:  # ...then assembling from cached embeddings and the swap happen together.
+            index, failures = rebuild_index(
+                runtime.catalog, embedder, runtime.store, runtime.settings.batch_size, report, cancel
+            )
+            built.update(index=index, failures=failures)
+
+        runtime.install_model(embedder, active, build)
+        log.info("Activated %s (%s): %d images indexed", run_id, embedder.model_key, len(built["index"]))
+        return ActivationResult(run_id, embedder.model_key, len(built["index"]), True, built["failures"])
+    except CarmatchError:
+        log.warning("Activating %s failed; the previous model and index keep serving", run_id)
+        raise
+    finally:
+        _REBUILD_LOCK.release()
+
+
+def evaluate_models(
+    runtime: Runtime, model_ids: list[str], split: str = "test", val_fraction: float = 0.1, test_fraction: float = 0.1
+) -> dict[str, dict[str, float]]:
+    """Retrieval metrics of each model (``base`` or a run id) on one split of the catalog's pairs."""
+    from carmatch.training.data import SPLITS, catalog_pairs
+    from carmatch.training.evaluation import evaluate_model
+
+    if split not in (*SPLITS, "all"):
+        raise InvalidInputError(f"Unknown split {split!r}; use train, val, test or all.")
+    specs = {model_id: spec_for(runtime, model_id) for model_id in model_ids}  # unknown ids fail before any work
+    pairs, _ = catalog_pairs(runtime.catalog, val_fraction, test_fraction)
+    chosen = [p for p in pairs if split == "all" or p.split == split]
+    if len(chosen) < 2:
+        raise InvalidInputError(f"The {split} split has {len(chosen)} captioned images; evaluation needs at least 2.")
+    results = {}
+    for model_id, spec in specs.items():
+        loaded = runtime.embedder_if_loaded()
+        if loaded is None or loaded.spec != spec:
+            loaded = load_clip(spec.name, spec.pretrained, runtime.settings.device, runtime.settings.offline)
+        results[model_id] = evaluate_model(loaded.model, loaded.preprocess, loaded.tokenizer, chosen, loaded.device)
+    return results

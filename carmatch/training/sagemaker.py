@@ -1,0 +1,398 @@
+"""Fine-tune on SageMaker: upload the pairs and images, ship carmatch's own training code, run, collect.
+
+The job runs ``carmatch/training.py`` unchanged inside a PyTorch training container (script mode):
+the ``training`` channel holds ``pairs.jsonl`` (and a model-config JSON when the model is one), the
+``images`` channel the images, content-addressed so later jobs upload only new ones, and the
+optional ``base`` channel a local base checkpoint. Clients are passed in (tests use Stubber/moto).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from carmatch.catalog import Catalog
+from carmatch.errors import AwsError, CancelledError, InvalidInputError
+from carmatch.training import registry
+from carmatch.training.data import Pair, catalog_pairs, check_split
+from carmatch.training.loop import SUMMARY_FILE, TrainConfig, new_run_id
+
+log = logging.getLogger(__name__)
+
+PYTORCH_VERSION = "2.3.0"
+DEFAULT_DLC_ACCOUNT = "763104351884"
+DLC_ACCOUNTS = {  # regions whose deep-learning-container registry is not the default account
+    "af-south-1": "626614931356",
+    "ap-east-1": "871362719292",
+    "ap-northeast-3": "364406365360",
+    "ap-southeast-3": "907027046896",
+    "eu-south-1": "692866216735",
+    "il-central-1": "780543022126",
+    "me-central-1": "914824155844",
+    "me-south-1": "217643126080",
+    "cn-north-1": "727897471807",
+    "cn-northwest-1": "727897471807",
+}
+ENTRY_POINT = "train_entry.py"
+POLL_SECONDS = 30
+TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
+MAX_RUNTIME_SECONDS = 24 * 3600
+SOURCE_REQUIREMENTS = "open_clip_torch>=2.24\nftfy\nregex\n"
+ENTRY_SOURCE = (
+    '"""SageMaker entry point: carmatch\'s own training loop."""\n'
+    "from carmatch.training.loop import main\n\nraise SystemExit(main())\n"
+)
+
+
+def training_image_uri(region: str, instance_type: str) -> str:
+    """The AWS PyTorch training container for ``region`` (GPU build for ml.g*/ml.p* instances)."""
+    family = instance_type.split(".")[1] if instance_type.count(".") >= 2 else ""
+    gpu = family[:1] in ("g", "p")
+    account = DLC_ACCOUNTS.get(region, DEFAULT_DLC_ACCOUNT)
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    tag = (
+        f"{PYTORCH_VERSION}-gpu-py311-cu121-ubuntu20.04-sagemaker"
+        if gpu
+        else f"{PYTORCH_VERSION}-cpu-py311-ubuntu20.04-sagemaker"
+    )
+    return f"{account}.dkr.ecr.{region}.{domain}/pytorch-training:{tag}"
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into (bucket, key)."""
+    if not uri.startswith("s3://") or "/" not in uri[5:] and not uri[5:]:
+        raise InvalidInputError(f"{uri!r} is not an s3://bucket/key URI")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket:
+        raise InvalidInputError(f"{uri!r} is not an s3://bucket/key URI")
+    return bucket, key
+
+
+def _aws(action: str, region: str | None = None) -> Callable[[BaseException], AwsError]:
+    from carmatch.aws import explain_aws_error
+
+    return lambda exc: explain_aws_error(exc, action, region)
+
+
+# -- packaging ----------------------------------------------------------------------------------
+def package_source() -> bytes:
+    """A sourcedir.tar.gz: the carmatch package, the entry script and requirements.txt."""
+    package = Path(__file__).resolve().parents[1]  # the carmatch package
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for path in sorted(package.rglob("*.py")):
+            if "__pycache__" in path.parts or "ui" in path.relative_to(package).parts:
+                continue
+            tar.add(path, arcname=f"carmatch/{path.relative_to(package).as_posix()}")
+        for name, text in ((ENTRY_POINT, ENTRY_SOURCE), ("requirements.txt", SOURCE_REQUIREMENTS)):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def upload_dataset(
+    s3: Any,
+    pairs: list[Pair],
+    bucket: str,
+    prefix: str,
+    job_name: str,
+    model_config: Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict[str, str]:
+    """Upload images (only those not already there) and the job's pairs JSONL; returns channel name → S3 URI."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    images_prefix = f"{prefix}/images/"
+    job_prefix = f"{prefix}/jobs/{job_name}/training/"
+    try:
+        existing: set[str] = set()
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=images_prefix):
+            existing.update(obj["Key"] for obj in page.get("Contents", []))
+        records = []
+        for n, pair in enumerate(pairs, 1):
+            name = f"{pair.image_id}{Path(pair.path).suffix.lower() or '.jpg'}"
+            if images_prefix + name not in existing:
+                with open(pair.path, "rb") as fh:
+                    s3.put_object(Bucket=bucket, Key=images_prefix + name, Body=fh.read())
+            records.append({"image_id": pair.image_id, "path": name, "caption": pair.caption, "split": pair.split})
+            if progress:
+                progress(n, len(pairs), "uploading")
+        body = "".join(json.dumps(r) + "\n" for r in records).encode()
+        s3.put_object(Bucket=bucket, Key=job_prefix + "pairs.jsonl", Body=body)
+        if model_config is not None:
+            s3.put_object(Bucket=bucket, Key=job_prefix + model_config.name, Body=model_config.read_bytes())
+    except OSError as exc:
+        raise InvalidInputError(f"Cannot read an image to upload: {exc}") from exc
+    except (BotoCoreError, ClientError) as exc:
+        raise _aws(f"upload the dataset to s3://{bucket}/{prefix}")(exc) from exc
+    return {"training": f"s3://{bucket}/{job_prefix}", "images": f"s3://{bucket}/{images_prefix}"}
+
+
+def hyperparameters(config: TrainConfig, source_uri: str, region: str) -> dict[str, str]:
+    """Script-mode hyperparameters: values JSON-encoded as the SageMaker SDK does, names as training.main reads."""
+    values: dict[str, Any] = {
+        "sagemaker_program": ENTRY_POINT,
+        "sagemaker_submit_directory": source_uri,
+        "sagemaker_region": region,
+        "sagemaker_container_log_level": 20,
+    }
+    for key, value in config.__dict__.items():
+        if key == "device":
+            continue
+        if key in ("model", "pretrained") and (str(value).endswith(".json") or Path(str(value)).is_file()):
+            value = Path(str(value)).name  # shipped in a channel; training.main finds it there
+        values[key.replace("_", "-")] = value
+    return {k: json.dumps(v) for k, v in values.items()}
+
+
+# -- the job ------------------------------------------------------------------------------------
+@dataclass
+class JobStatus:
+    """What describe_training_job says about a job."""
+
+    name: str
+    status: str  # InProgress | Completed | Failed | Stopping | Stopped
+    secondary: str
+    billable_seconds: int
+    failure_reason: str | None
+    model_artifacts: str | None
+
+    @property
+    def done(self) -> bool:
+        """True once the job can change no more."""
+        return self.status in TERMINAL_STATUSES
+
+
+def submit_training(
+    sm: Any,
+    s3: Any,
+    catalog: Catalog,
+    config: TrainConfig,
+    role_arn: str,
+    bucket: str,
+    region: str,
+    instance_type: str = "ml.g5.xlarge",
+    prefix: str = "carmatch",
+    image_uri: str | None = None,
+    max_runtime_s: int = MAX_RUNTIME_SECONDS,
+    job_name: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> str:
+    """Upload data and code, create the training job, and register it as submitted; returns the job name."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    config.validate()
+    if not role_arn.startswith("arn:"):
+        raise InvalidInputError(f"--role-arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME).")
+    pairs, source = catalog_pairs(catalog, config.val_fraction, config.test_fraction)
+    check_split(pairs, config.batch_size)
+    job_name = job_name or "carmatch-" + new_run_id()[4:].replace("_", "-")
+    prefix = prefix.strip("/")
+    model_config = Path(config.model) if config.model.endswith(".json") else None
+    channels = upload_dataset(s3, pairs, bucket, prefix, job_name, model_config, progress)
+    try:
+        source_key = f"{prefix}/jobs/{job_name}/source/sourcedir.tar.gz"
+        s3.put_object(Bucket=bucket, Key=source_key, Body=package_source())
+        if config.pretrained != "none" and Path(config.pretrained).is_file():
+            base_key = f"{prefix}/jobs/{job_name}/base/{Path(config.pretrained).name}"
+            with open(config.pretrained, "rb") as fh:
+                s3.put_object(Bucket=bucket, Key=base_key, Body=fh.read())
+            channels["base"] = f"s3://{bucket}/{prefix}/jobs/{job_name}/base/"
+    except (BotoCoreError, ClientError) as exc:
+        raise _aws("upload the training code", region)(exc) from exc
+    request = {
+        "TrainingJobName": job_name,
+        "AlgorithmSpecification": {
+            "TrainingImage": image_uri or training_image_uri(region, instance_type),
+            "TrainingInputMode": "File",
+        },
+        "RoleArn": role_arn,
+        "HyperParameters": hyperparameters(config, f"s3://{bucket}/{source_key}", region),
+        "InputDataConfig": [
+            {
+                "ChannelName": name,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+            for name, uri in channels.items()
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{prefix}/jobs/{job_name}/output/"},
+        "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 50},
+        "StoppingCondition": {"MaxRuntimeInSeconds": int(max_runtime_s)},
+        "Tags": [{"Key": "app", "Value": "carmatch"}],
+    }
+    try:
+        arn = sm.create_training_job(**request)["TrainingJobArn"]
+    except (BotoCoreError, ClientError) as exc:
+        raise _aws(f"create SageMaker training job {job_name}", region)(exc) from exc
+    registry.register_model(
+        catalog,
+        job_name,
+        "sagemaker",
+        config.model,
+        config.pretrained,
+        "submitted",
+        config={
+            **config.__dict__,
+            "arn": arn,
+            "instance_type": instance_type,
+            "data_source": source,
+            "bucket": bucket,
+            "prefix": prefix,
+        },
+    )
+    log.info("Created SageMaker training job %s (%s)", job_name, arn)
+    return job_name
+
+
+def describe_job(sm: Any, job_name: str) -> JobStatus:
+    """The job's status, secondary status and billable seconds."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        d = sm.describe_training_job(TrainingJobName=job_name)
+    except (BotoCoreError, ClientError) as exc:
+        raise _aws(f"describe SageMaker training job {job_name}")(exc) from exc
+    return JobStatus(
+        job_name,
+        d["TrainingJobStatus"],
+        d.get("SecondaryStatus", ""),
+        int(d.get("BillableTimeInSeconds") or 0),
+        d.get("FailureReason"),
+        (d.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
+    )
+
+
+def wait_for_job(
+    sm: Any,
+    job_name: str,
+    on_status: Callable[[JobStatus], None] | None = None,
+    cancel: threading.Event | None = None,
+    poll_seconds: float = POLL_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> JobStatus:
+    """Poll until the job ends; reports each status change. Cancelling stops polling, not the job."""
+    previous = None
+    while True:
+        status = describe_job(sm, job_name)
+        if on_status and (status.status, status.secondary, status.billable_seconds) != previous:
+            on_status(status)
+        previous = (status.status, status.secondary, status.billable_seconds)
+        if status.done:
+            return status
+        if cancel is not None and cancel.is_set():
+            raise CancelledError(
+                f"Stopped waiting; SageMaker job {job_name} keeps running. Collect it later with "
+                f"python -m admin train --sagemaker-job {job_name}, or stop it in the SageMaker console."
+            )
+        sleep(poll_seconds)
+
+
+def _safe_extract(data: bytes, dest: Path) -> None:
+    """Unpack model.tar.gz into ``dest`` via a staging folder: a bad or interrupted unpack leaves ``dest`` as it was."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        root = staging.resolve()
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+                for member in tar.getmembers():
+                    target = (staging / member.name).resolve()
+                    if not (member.isfile() or member.isdir()) or (target != root and root not in target.parents):
+                        raise InvalidInputError(
+                            f"model.tar.gz holds an unsafe entry {member.name!r}; refusing to unpack it."
+                        )
+                tar.extractall(staging)  # every member was checked above
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise InvalidInputError(
+                f"model.tar.gz is corrupt or truncated ({exc}); download it again or rerun the job."
+            ) from exc
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}-old-{uuid.uuid4().hex[:8]}")
+            os.replace(dest, old)
+            os.replace(staging, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def collect_job(
+    sm: Any,
+    s3: Any,
+    catalog: Catalog,
+    runs_dir: Path,
+    job_name: str,
+    on_status: Callable[[JobStatus], None] | None = None,
+    cancel: threading.Event | None = None,
+    poll_seconds: float = POLL_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> registry.ModelRecord:
+    """Wait for a submitted job, download model.tar.gz into runs/<job>/ and register it like a local run."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    record = registry.get_model(catalog, job_name)
+    status = wait_for_job(sm, job_name, on_status, cancel, poll_seconds, sleep)
+    if status.status != "Completed" or not status.model_artifacts:
+        registry.set_status(catalog, job_name, "failed" if status.status == "Failed" else "cancelled")
+        raise AwsError(
+            f"SageMaker job {job_name} ended {status.status}: {status.failure_reason or 'no model produced'}."
+        )
+    bucket, key = parse_s3_uri(status.model_artifacts)
+    try:
+        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (BotoCoreError, ClientError) as exc:
+        raise _aws(f"download {status.model_artifacts}")(exc) from exc
+    run_dir = runs_dir / job_name
+    _safe_extract(data, run_dir)
+    checkpoint = run_dir / "best.pt"
+    if not checkpoint.is_file():
+        raise InvalidInputError(f"{status.model_artifacts} holds no best.pt; the job did not finish training.")
+    summary: dict[str, Any] = {}
+    if (run_dir / SUMMARY_FILE).exists():
+        try:
+            summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+        except (OSError, ValueError) as exc:  # metrics are a nice-to-have; the weights are what count
+            log.warning("Ignoring unreadable %s from %s: %s", SUMMARY_FILE, status.model_artifacts, exc)
+    metrics = {k: summary.get(k) for k in ("test_before", "test_after", "best_epoch", "split_hash")}
+    metrics["billable_seconds"] = status.billable_seconds
+    return registry.register_model(
+        catalog,
+        job_name,
+        "sagemaker",
+        record.base_model,
+        record.base_pretrained,
+        "ready",
+        checkpoint=str(checkpoint.resolve()),
+        config=record.config,
+        metrics=metrics,
+    )
+
+
+def sagemaker_clients(region: str) -> tuple[Any, Any]:
+    """(sagemaker, s3) boto3 clients for ``region``."""
+    from carmatch.aws import make_client
+
+    return make_client("sagemaker", region), make_client("s3", region)

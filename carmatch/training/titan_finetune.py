@@ -1,0 +1,192 @@
+"""The Titan alternative: fine-tune ``amazon.titan-embed-image-v1`` with a Bedrock model customization job.
+
+Training data is the Titan multimodal JSONL exported by the Dataset tab (``carmatch.dataset.export_titan``).
+Hyperparameters are checked against Bedrock's documented ranges for Titan Multimodal Embeddings G1
+and sent as strings. Jobs are recorded in the catalog's ``models`` table (kind ``titan``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from carmatch.catalog import Catalog
+from carmatch.errors import InvalidInputError, NotFoundError
+from carmatch.training import registry
+
+log = logging.getLogger(__name__)
+
+TITAN_BASE_MODEL = "amazon.titan-embed-image-v1"
+EPOCHS_RANGE = (1, 100)  # no default: Bedrock requires epochCount
+BATCH_SIZE_RANGE = (256, 9216)
+DEFAULT_BATCH_SIZE = 576
+LEARNING_RATE_RANGE = (5e-8, 1.0)
+DEFAULT_LEARNING_RATE = 5e-5
+HIGH_LR_FACTOR = 20  # warn when the learning rate is this many times Titan's default or more
+STATUS_MAP = {
+    "InProgress": "running",
+    "Completed": "ready",
+    "Failed": "failed",
+    "Stopping": "running",
+    "Stopped": "cancelled",
+}
+
+
+@dataclass(frozen=True)
+class TitanHyperparameters:
+    """Titan Multimodal Embeddings G1 customization hyperparameters."""
+
+    epoch_count: int
+    batch_size: int = DEFAULT_BATCH_SIZE
+    learning_rate: float = DEFAULT_LEARNING_RATE
+
+    def validate(self) -> list[str]:
+        """Raise InvalidInputError outside Bedrock's ranges; return warnings for legal but risky values."""
+        problems = []
+        if not EPOCHS_RANGE[0] <= self.epoch_count <= EPOCHS_RANGE[1]:
+            problems.append(f"epochCount {self.epoch_count} must be {EPOCHS_RANGE[0]}–{EPOCHS_RANGE[1]}")
+        if not BATCH_SIZE_RANGE[0] <= self.batch_size <= BATCH_SIZE_RANGE[1]:
+            problems.append(
+                f"batchSize {self.batch_size} must be {BATCH_SIZE_RANGE[0]}–{BATCH_SIZE_RANGE[1]:,} "
+                f"(default {DEFAULT_BATCH_SIZE})"
+            )
+        if not (
+            math.isfinite(self.learning_rate) and LEARNING_RATE_RANGE[0] <= self.learning_rate <= LEARNING_RATE_RANGE[1]
+        ):
+            problems.append(
+                f"learningRate {self.learning_rate:g} must be {LEARNING_RATE_RANGE[0]:g}–"
+                f"{LEARNING_RATE_RANGE[1]:g} (default {DEFAULT_LEARNING_RATE:g})"
+            )
+        if problems:
+            raise InvalidInputError("Invalid Titan hyperparameters: " + "; ".join(problems) + ".")
+        warnings = []
+        if self.learning_rate >= DEFAULT_LEARNING_RATE * HIGH_LR_FACTOR:
+            warnings.append(
+                f"learningRate {self.learning_rate:g} is {self.learning_rate / DEFAULT_LEARNING_RATE:.0f}× Titan's "
+                f"default of {DEFAULT_LEARNING_RATE:g}; such a rate usually wrecks a pretrained embedding model. "
+                f"Start from {DEFAULT_LEARNING_RATE:g}."
+            )
+        return warnings
+
+    def as_api(self) -> dict[str, str]:
+        """The ``hyperParameters`` map Bedrock expects (every value a string)."""
+        return {
+            "epochCount": str(self.epoch_count),
+            "batchSize": str(self.batch_size),
+            "learningRate": f"{self.learning_rate:g}",
+        }
+
+
+def _check_s3(uri: str, what: str) -> None:
+    if not uri.startswith("s3://") or len(uri) <= 5:
+        raise InvalidInputError(f"{what} must be an s3:// URI, got {uri!r}.")
+
+
+def start_finetune(
+    bedrock: Any,
+    catalog: Catalog,
+    train_uri: str,
+    role_arn: str,
+    hyperparameters: TitanHyperparameters,
+    validation_uri: str | None = None,
+    output_uri: str | None = None,
+    job_name: str | None = None,
+    custom_model_name: str | None = None,
+    region: str | None = None,
+) -> tuple[str, list[str]]:
+    """Create the customization job and record it; returns (job ARN, warnings)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from carmatch.aws import explain_aws_error
+
+    warnings = hyperparameters.validate()
+    for warning in warnings:
+        log.warning(warning)
+    _check_s3(train_uri, "--train")
+    if validation_uri:
+        _check_s3(validation_uri, "--validation")
+    if not role_arn.startswith("arn:"):
+        raise InvalidInputError(f"--role-arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME).")
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    job_name = job_name or f"carmatch-titan-{stamp}"
+    custom_model_name = custom_model_name or f"carmatch-titan-{stamp}"
+    output_uri = output_uri or train_uri.rsplit("/", 1)[0] + f"/titan-output/{job_name}/"
+    _check_s3(output_uri, "--output")
+    request: dict[str, Any] = {
+        "jobName": job_name,
+        "customModelName": custom_model_name,
+        "roleArn": role_arn,
+        "baseModelIdentifier": TITAN_BASE_MODEL,
+        "customizationType": "FINE_TUNING",
+        "trainingDataConfig": {"s3Uri": train_uri},
+        "outputDataConfig": {"s3Uri": output_uri},
+        "hyperParameters": hyperparameters.as_api(),
+    }
+    if validation_uri:
+        request["validationDataConfig"] = {"validators": [{"s3Uri": validation_uri}]}
+    try:
+        arn = bedrock.create_model_customization_job(**request)["jobArn"]
+    except (BotoCoreError, ClientError) as exc:
+        raise explain_aws_error(exc, f"start Titan fine-tuning job {job_name}", region) from exc
+    registry.register_model(
+        catalog,
+        job_name,
+        "titan",
+        TITAN_BASE_MODEL,
+        "bedrock",
+        "submitted",
+        config={
+            "jobArn": arn,
+            "customModelName": custom_model_name,
+            "train": train_uri,
+            "validation": validation_uri,
+            "output": output_uri,
+            "hyperParameters": hyperparameters.as_api(),
+        },
+    )
+    log.info("Started Titan customization job %s (%s)", job_name, arn)
+    return arn, warnings
+
+
+def job_status(
+    bedrock: Any, catalog: Catalog, job: str | None = None, region: str | None = None
+) -> list[dict[str, Any]]:
+    """Bedrock's status of one Titan job (name or ARN) or of every recorded one; updates the registry."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from carmatch.aws import explain_aws_error
+
+    records = [r for r in registry.list_models(catalog) if r.kind == "titan"]
+    if job is not None:
+        records = [r for r in records if job in (r.id, r.config.get("jobArn"))]
+        if not records:
+            raise NotFoundError(
+                f"No Titan job {job!r} was started from this carmatch home. See: python -m admin titan status"
+            )
+    out = []
+    for record in records:
+        try:
+            d = bedrock.get_model_customization_job(jobIdentifier=record.config.get("jobArn") or record.id)
+        except (BotoCoreError, ClientError) as exc:
+            raise explain_aws_error(exc, f"get the status of Titan job {record.id}", region) from exc
+        status = d.get("status", "InProgress")
+        info = {
+            "job": record.id,
+            "status": status,
+            "custom_model_arn": d.get("outputModelArn"),
+            "custom_model_name": d.get("outputModelName"),
+            "failure": d.get("failureMessage"),
+            "training_metrics": d.get("trainingMetrics"),
+            "validation_metrics": d.get("validationMetrics"),
+        }
+        registry.set_status(
+            catalog,
+            record.id,
+            STATUS_MAP.get(status, "running"),
+            metrics={k: v for k, v in info.items() if v is not None and k != "job"},
+        )
+        out.append(info)
+    return out

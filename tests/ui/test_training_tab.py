@@ -1,0 +1,84 @@
+"""The Training tab's actions: admin-only, background run with curves, cancel/resume, activate."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from carmatch.errors import AccessDeniedError, BusyError
+from carmatch.runtime import Runtime
+from carmatch.ui import training_actions as actions
+from tests.training_support import fill_with_cars
+
+PASSWORD = "let-me-train"
+
+
+@pytest.fixture
+def admin_runtime(runtime: Runtime, tmp_path: Path) -> Runtime:
+    runtime.settings = replace(runtime.settings, admin_password=PASSWORD)
+    fill_with_cars(runtime, tmp_path / "cars", seeds=3)
+    return runtime
+
+
+def start_small(runtime: Runtime, state: actions.TrainingState, password: str = PASSWORD) -> str:
+    return actions.start(runtime, state, password, epochs=2, batch_size=16, lr=2e-3, unfreeze=-1, accum_steps=1)
+
+
+def test_training_needs_the_admin_password(admin_runtime: Runtime) -> None:
+    state = actions.TrainingState()
+    for password in ("", "wrong"):
+        with pytest.raises(AccessDeniedError):
+            start_small(admin_runtime, state, password)
+        with pytest.raises(AccessDeniedError):
+            actions.activate(admin_runtime, state, password, "base", lambda d, t, m: None)
+    assert state.job is None
+    assert actions.models_table(admin_runtime)["id"].tolist() == ["base"]
+
+
+def test_without_a_configured_password_training_is_read_only(runtime: Runtime) -> None:
+    with pytest.raises(AccessDeniedError, match="CARMATCH_ADMIN_PASSWORD"):
+        start_small(runtime, actions.TrainingState(), "anything")
+
+
+def test_summary_shows_pairs_by_split_and_device(admin_runtime: Runtime) -> None:
+    text = actions.summary_markdown(admin_runtime)
+    assert "54 training pairs" in text and "approved 54" in text
+    assert "CPU: expect hours" in text
+
+
+def test_a_run_trains_in_the_background_and_reports_curves_and_before_after(admin_runtime: Runtime) -> None:
+    state = actions.TrainingState()
+    message = start_small(admin_runtime, state)
+    assert "started" in message
+    with pytest.raises(BusyError):
+        start_small(admin_runtime, state)  # one job at a time
+    assert state.job is not None and state.job.wait(timeout=240)
+    view = actions.poll(state)
+    assert "finished" in view["status"]
+    assert len(view["loss"]) > 0 and view["loss"]["loss"].notna().all()
+    assert set(view["recall"]["metric"]) == {"R@1", "R@5", "R@10"}
+    assert view["before_after"] is not None and list(view["before_after"].columns)[1:] == ["base", state.job.run_id]
+    run_id = state.job.run_id
+    assert run_id in actions.model_choices(admin_runtime)
+
+    result = actions.activate(admin_runtime, state, PASSWORD, run_id, lambda d, t, m: None)
+    assert "now active" in result
+    assert admin_runtime.active_model().run_id == run_id
+    assert admin_runtime.search(text="a red van", k=3).results  # search answers with the new model
+    table = actions.models_table(admin_runtime)
+    assert table.loc[table["id"] == run_id, "active"].item() == "✔"
+
+
+def test_cancel_leaves_a_run_that_can_be_resumed(admin_runtime: Runtime) -> None:
+    state = actions.TrainingState()
+    actions.start(admin_runtime, state, PASSWORD, epochs=30, batch_size=16, lr=1e-3, unfreeze=-1, accum_steps=1)
+    assert "Cancelling" in actions.cancel(admin_runtime, state, PASSWORD)
+    assert state.job is not None and state.job.wait(timeout=240)
+    assert "cancelled" in actions.poll(state)["status"]
+    run_id = state.job.run_id
+    assert run_id in actions.resumable_runs(admin_runtime)
+    assert "resumed" in actions.start(admin_runtime, state, PASSWORD, 0, 0, 0, 0, 1, resume=run_id)
+    actions.cancel(admin_runtime, state, PASSWORD)
+    assert state.job.wait(timeout=240)
