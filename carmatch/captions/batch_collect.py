@@ -173,7 +173,7 @@ def _store_line(catalog: Catalog, job: BatchJob, line: bytes, report: CollectRep
         return
     model = job.params.get("model")
     prompt_version = job.params.get("prompt_version", PROMPT_VERSION)
-    with catalog.transaction() as conn:  # look up and store under one write lock: no double store
+    with catalog.transaction():  # look up and store under one write lock: no double store
         found = jobs_db.record_lookup(catalog, job.id, str(record_id))
         if found is None:
             report.unknown += 1
@@ -198,7 +198,7 @@ def _store_line(catalog: Catalog, job: BatchJob, line: bytes, report: CollectRep
                 prompt_version=prompt_version,
                 job_id=job.id,
             )
-            jobs_db.set_record_status(conn, job.id, record_id, "failed")
+            jobs_db.set_record_status(catalog, job.id, record_id, "failed")
             report.failed += 1
             return
         try:
@@ -212,14 +212,14 @@ def _store_line(catalog: Catalog, job: BatchJob, line: bytes, report: CollectRep
                 overwrite_human=bool(job.params.get("overwrite_human")),
             )
         except NotFoundError:
-            jobs_db.set_record_status(conn, job.id, record_id, "deleted")
+            jobs_db.set_record_status(catalog, job.id, record_id, "deleted")
             report.deleted += 1
             return
         if version is None:
-            jobs_db.set_record_status(conn, job.id, record_id, "kept-human")
+            jobs_db.set_record_status(catalog, job.id, record_id, "kept-human")
             report.kept_human += 1
         else:
-            jobs_db.set_record_status(conn, job.id, record_id, "done")
+            jobs_db.set_record_status(catalog, job.id, record_id, "done")
             report.captioned += 1
 
 

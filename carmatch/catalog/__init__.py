@@ -7,11 +7,13 @@ Every SQL statement carmatch runs lives in this package: ``schema`` (tables and 
 from carmatch.catalog.captions import CaptionsMixin
 from carmatch.catalog.embeddings import EmbeddingsMixin
 from carmatch.catalog.images import ImagesMixin
+from carmatch.catalog.jobs import JobsMixin
+from carmatch.catalog.models import ModelsMixin
 from carmatch.catalog.records import HistoryEntry, ImageRecord
 from carmatch.catalog.schema import ATTRIBUTE_COLUMNS, CAPTION_SOURCES, REVIEW_STATES, now_iso
 
 
-class Catalog(ImagesMixin, CaptionsMixin, EmbeddingsMixin):
+class Catalog(ImagesMixin, CaptionsMixin, EmbeddingsMixin, JobsMixin, ModelsMixin):
     """SQLite-backed catalog; safe to share between threads (one connection, one lock)."""
 
 

@@ -7,14 +7,14 @@ answered from the old index meanwhile, and a failed or cancelled rebuild leaves 
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from carmatch.catalog import Catalog, now_iso
+from carmatch.catalog import Catalog
+from carmatch.catalog.models import ModelRecord
 from carmatch.errors import BusyError, CarmatchError, InvalidInputError, NotFoundError
 from carmatch.progress import Progress, no_progress
 from carmatch.search.embedder import ModelSpec, load_clip
@@ -28,50 +28,6 @@ log = logging.getLogger(__name__)
 BASE = "base"
 MODEL_STATUSES = ("running", "ready", "cancelled", "failed", "submitted")
 _REBUILD_LOCK = threading.Lock()
-
-
-@dataclass
-class ModelRecord:
-    """One registered model: a local or SageMaker fine-tune, or a Titan customization job."""
-
-    id: str
-    created_at: str
-    kind: str  # "local" | "sagemaker" | "titan"
-    base_model: str
-    base_pretrained: str
-    checkpoint: str | None
-    status: str
-    config: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self, active: bool = False) -> dict[str, Any]:
-        """JSON-friendly view (for ``model list --json`` and the app)."""
-        return {
-            "id": self.id,
-            "created_at": self.created_at,
-            "kind": self.kind,
-            "base_model": self.base_model,
-            "base_pretrained": self.base_pretrained,
-            "checkpoint": self.checkpoint,
-            "status": self.status,
-            "metrics": self.metrics,
-            "config": self.config,
-            "active": active,
-        }
-
-
-def _row_to_record(row: Any) -> ModelRecord:
-    return ModelRecord(
-        id=row["id"],
-        created_at=row["created_at"],
-        kind=row["kind"],
-        base_model=row["base_model"],
-        base_pretrained=row["base_pretrained"],
-        checkpoint=row["checkpoint"],
-        status=row["status"],
-        config=json.loads(row["config"]) if row["config"] else {},
-        metrics=json.loads(row["metrics"]) if row["metrics"] else {},
-    )
 
 
 def register_model(
@@ -88,25 +44,7 @@ def register_model(
     """Insert or update one model row (created_at is kept on update)."""
     if status not in MODEL_STATUSES:
         raise InvalidInputError(f"Unknown model status {status!r}; use one of {MODEL_STATUSES}")
-    with catalog.transaction() as conn:
-        row = conn.execute("SELECT created_at FROM models WHERE id=?", (run_id,)).fetchone()
-        created = row["created_at"] if row else now_iso()
-        conn.execute(
-            "INSERT OR REPLACE INTO models (id, created_at, kind, base_model, base_pretrained, checkpoint, config,"
-            " metrics, status) VALUES (?,?,?,?,?,?,?,?,?)",
-            (
-                run_id,
-                created,
-                kind,
-                base_model,
-                base_pretrained,
-                checkpoint,
-                json.dumps(config or {}, default=str),
-                json.dumps(metrics or {}, default=str),
-                status,
-            ),
-        )
-    return get_model(catalog, run_id)
+    return catalog.save_model(run_id, kind, base_model, base_pretrained, status, checkpoint, config, metrics)
 
 
 def set_status(catalog: Catalog, run_id: str, status: str, metrics: dict[str, Any] | None = None) -> None:
@@ -127,17 +65,17 @@ def set_status(catalog: Catalog, run_id: str, status: str, metrics: dict[str, An
 
 def get_model(catalog: Catalog, run_id: str) -> ModelRecord:
     """One registered model; NotFoundError listing the known ids when unknown."""
-    rows = catalog.execute("SELECT * FROM models WHERE id=?", (run_id,))
-    if not rows:
-        known = [r["id"] for r in catalog.execute("SELECT id FROM models ORDER BY created_at DESC LIMIT 5")]
+    record = catalog.find_model(run_id)
+    if record is None:
+        known = catalog.recent_model_ids(5)
         hint = f" Known runs: {', '.join(known)}." if known else " No runs are registered yet."
         raise NotFoundError(f"No model run {run_id!r}.{hint} See: python -m admin model list")
-    return _row_to_record(rows[0])
+    return record
 
 
 def list_models(catalog: Catalog) -> list[ModelRecord]:
     """Every registered model, newest first."""
-    return [_row_to_record(r) for r in catalog.execute("SELECT * FROM models ORDER BY created_at DESC, id DESC")]
+    return catalog.models()
 
 
 def model_table(runtime: Runtime) -> list[dict[str, Any]]:
