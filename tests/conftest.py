@@ -49,17 +49,40 @@ def embedder(tiny_model: tuple[str, str]) -> Embedder:
     return load_clip(tiny_model[0], tiny_model[1], "cpu")
 
 
-@pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: tuple[str, str]) -> Settings:
-    """Settings of an isolated carmatch home using the tiny model."""
-    monkeypatch.setenv("CARMATCH_HOME", str(tmp_path / "home"))
+def isolate_environment(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Run in ``folder`` with its own CARMATCH_HOME and no CARMATCH_* / AWS_* setting from outside.
+
+    The working directory moves too, so no ``.env`` of the checkout is found and no relative
+    ``data/`` folder of the checkout is touched.
+    """
+    for var in list(os.environ):
+        if var.startswith(("CARMATCH_", "AWS_")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("CARMATCH_HOME", str(folder / "home"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(folder / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never wait on instance metadata
+    monkeypatch.chdir(folder)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test: its own CARMATCH_HOME and working directory, no developer variables or ``.env``."""
+    isolate_environment(monkeypatch, tmp_path)
+
+
+def tiny_model_environment(monkeypatch: pytest.MonkeyPatch, tiny_model: tuple[str, str]) -> None:
+    """Point CARMATCH_MODEL / CARMATCH_PRETRAINED at the tiny model, on cpu, small batches."""
     monkeypatch.setenv("CARMATCH_MODEL", tiny_model[0])
     monkeypatch.setenv("CARMATCH_PRETRAINED", tiny_model[1])
     monkeypatch.setenv("CARMATCH_DEVICE", "cpu")
     monkeypatch.setenv("CARMATCH_BATCH_SIZE", "8")
-    monkeypatch.delenv("CARMATCH_ADMIN_PASSWORD", raising=False)
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch, tiny_model: tuple[str, str]) -> Settings:
+    """Settings of the test's isolated carmatch home using the tiny model."""
+    tiny_model_environment(monkeypatch, tiny_model)
     return load_settings()
 
 
@@ -74,7 +97,11 @@ def runtime(settings: Settings, embedder: Embedder) -> Runtime:
 @pytest.fixture
 def car_folder(tmp_path: Path) -> Path:
     """A folder of drawn cars in several formats and subfolders (6 distinct images)."""
-    root = tmp_path / "cars"
+    return draw_car_folder(tmp_path / "cars")
+
+
+def draw_car_folder(root: Path) -> Path:
+    """Draw the 6 distinct cars of :func:`car_folder` into ``root``."""
     save_car(root / "red_sedan.jpg", "red", "sedan", seed=1)
     save_car(root / "blue_pickup.png", "blue", "pickup", seed=2)
     save_car(root / "sub" / "green_van.webp", "green", "van", seed=3)
