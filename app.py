@@ -49,7 +49,8 @@ def _warm_up(runtime: Runtime) -> None:
         log.warning("Model not available: %s", exc)
 
 
-load_dotenv_file()
+if __name__ == "__main__":  # python app.py, gradio app.py and a Space; importing app reads no .env
+    load_dotenv_file()
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 runtime = Runtime(load_settings())
 demo = build_demo(runtime)

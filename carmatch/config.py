@@ -1,7 +1,8 @@
 """Settings: one dataclass read once from ``CARMATCH_*`` environment variables.
 
-Entry points (``app.py``, ``python -m admin``) call :func:`load_dotenv_file`
-first so a ``.env`` file in the working directory can supply the same variables.
+Entry points call :func:`load_dotenv_file` first, when run as programs (``python app.py``,
+``gradio app.py``, a Space, ``python -m admin``), so a ``.env`` file in the working directory can
+supply the same variables. Importing ``app`` or ``carmatch`` never reads a ``.env``.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 
 def load_dotenv_file(path: Path | None = None) -> None:
-    """Load a ``.env`` file into the environment (entry points only; existing vars win)."""
+    """Load a ``.env`` file into the environment (entry points run as programs only; existing vars win)."""
     from dotenv import load_dotenv
 
     load_dotenv(dotenv_path=path or Path.cwd() / ".env", override=False)

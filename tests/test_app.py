@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from carmatch.config import load_settings
 from carmatch.errors import InvalidInputError
 from carmatch.runtime import Runtime
+from carmatch.search.embedder import Embedder
 from carmatch.ui import search_tab
+from tests.conftest import draw_car_folder, isolate_environment, tiny_model_environment
 from tests.drawing import draw_car
 
 
@@ -55,40 +61,62 @@ def test_filters_from_ui_become_where_clauses() -> None:
     assert search_tab.build_where("red", "any", None, "", "approved") == {"color": "red", "review_state": "approved"}
 
 
-def test_search_is_callable_as_a_gradio_api(indexed: Runtime) -> None:
-    from gradio_client import Client, handle_file
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: tuple[str, str], embedder: Embedder
+) -> Iterator[tuple[Runtime, str]]:
+    """One app server over an indexed collection, shared by the HTTP tests: (its runtime, its URL)."""
+    folder = tmp_path_factory.mktemp("served")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        isolate_environment(monkeypatch, folder)
+        tiny_model_environment(monkeypatch, tiny_model)
+        import app
 
-    import app
-
-    demo = app.build_demo(indexed)
+        runtime = Runtime(load_settings(), embedder=embedder)
+    runtime.ingestor().ingest_folder(draw_car_folder(folder / "cars"))
+    demo = app.build_demo(runtime)
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
-        client = Client(demo.local_url, verbose=False)
-        photo = Path(indexed.catalog.get(indexed.catalog.ids()[0]).path)
-        gallery, results, notes = client.predict(
-            "", handle_file(str(photo)), 2, 0.5, "any", "any", "any", "any", "any", api_name="/search"
-        )
-        assert len(results) == 2
-        assert results[0]["file"] == str(photo)
-        assert len(gallery) == 2
-        with pytest.raises(Exception, match="description"):
-            client.predict("", None, 2, 0.5, "any", "any", "any", "any", "any", api_name="/search")
+        yield runtime, demo.local_url
     finally:
         demo.close()
+        runtime.close()
 
 
-def test_a_corrupt_upload_gets_a_clear_message_through_the_api(indexed: Runtime, tmp_path: Path) -> None:
+def test_search_is_callable_as_a_gradio_api(served: tuple[Runtime, str]) -> None:
     from gradio_client import Client, handle_file
 
-    import app
+    runtime, url = served
+    client = Client(url, verbose=False)
+    photo = Path(runtime.catalog.get(runtime.catalog.ids()[0]).path)
+    gallery, results, notes = client.predict(
+        "", handle_file(str(photo)), 2, 0.5, "any", "any", "any", "any", "any", api_name="/search"
+    )
+    assert len(results) == 2
+    assert results[0]["file"] == str(photo)
+    assert len(gallery) == 2
+    with pytest.raises(Exception, match="description"):
+        client.predict("", None, 2, 0.5, "any", "any", "any", "any", "any", api_name="/search")
+
+
+def test_a_corrupt_upload_gets_a_clear_message_through_the_api(served: tuple[Runtime, str], tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
 
     bad = tmp_path / "photo.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 definitely not a whole jpeg")
-    demo = app.build_demo(indexed)
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    client = Client(served[1], verbose=False)
+    with pytest.raises(Exception, match="corrupt|not an image"):
+        client.predict("", handle_file(str(bad)), 2, 0.5, "any", "any", "any", "any", "any", api_name="/search")
+
+
+def test_importing_app_reads_no_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only running the app (python app.py, gradio app.py, a Space) reads .env; importing it does not."""
+    (tmp_path / ".env").write_text("CARMATCH_ADMIN_PASSWORD=from-dotenv\n")  # tmp_path is the working directory
+    monkeypatch.delitem(sys.modules, "app", raising=False)  # a fresh import; the earlier module comes back after
+    import app
+
     try:
-        client = Client(demo.local_url, verbose=False)
-        with pytest.raises(Exception, match="corrupt|not an image"):
-            client.predict("", handle_file(str(bad)), 2, 0.5, "any", "any", "any", "any", "any", api_name="/search")
+        assert os.environ.get("CARMATCH_ADMIN_PASSWORD") is None
+        assert app.runtime.settings.admin_password == ""
     finally:
-        demo.close()
+        app.runtime.close()
