@@ -98,6 +98,11 @@ class VectorIndex:
         """True when searches go through the hnswlib graph rather than exact numpy."""
         return len(self) > self.exact_max
 
+    @property
+    def graph_built(self) -> bool:
+        """True once the hnswlib graph exists in memory (an index searched only exactly never builds one)."""
+        return self._hnsw is not None
+
     def add(self, image_ids: Sequence[str], vectors: np.ndarray) -> int:
         """Add or replace vectors for ``image_ids``; returns how many ids were new."""
         if len(image_ids) == 0:

@@ -51,7 +51,7 @@ def test_small_collections_are_searched_exactly() -> None:
     index, vectors = make_index(200, exact_max=1000)
     assert not index.uses_hnsw
     assert index.search(vectors[5], 1)[0] == ("img5", pytest.approx(1.0, abs=1e-5))
-    assert index._hnsw is None  # no graph built for an exact-only index
+    assert not index.graph_built  # no graph built for an exact-only index
 
 
 def test_removed_ids_never_come_back_in_either_mode() -> None:

@@ -107,8 +107,8 @@ def test_empty_collection_says_how_to_add_images(runtime: Runtime) -> None:
 def test_missing_index_says_how_to_rebuild(indexed: Runtime) -> None:
     import shutil
 
+    indexed.search(text="red car")  # the index is loaded in memory now
     shutil.rmtree(indexed.settings.index_dir)
-    indexed._index = None
     with pytest.raises(IndexMissingError, match="index rebuild"):
         indexed.search(text="red car")
 
