@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import struct
+import zlib
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -50,3 +52,13 @@ def save_car(path: Path, color: str = "red", body: str = "sedan", seed: int = 0,
     path.parent.mkdir(parents=True, exist_ok=True)
     draw_car(color, body, seed=seed).save(path, format=fmt)
     return path
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A few-byte PNG whose header claims ``width`` x ``height`` pixels (its pixel data is a stub)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")

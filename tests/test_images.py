@@ -10,7 +10,7 @@ from PIL import Image
 
 from carmatch.errors import ImageError
 from carmatch.images import decode_image, load_image
-from tests.drawing import draw_car
+from tests.drawing import draw_car, png_claiming
 
 
 def encode(img: Image.Image, fmt: str) -> bytes:
@@ -36,6 +36,15 @@ def test_oversized_file_is_refused_before_decoding(tmp_path: Path) -> None:
     path.write_bytes(encode(draw_car(), "PNG"))
     with pytest.raises(ImageError, match="over the"):
         load_image(path, max_bytes=100)
+
+
+@pytest.mark.parametrize(
+    "size,reason",
+    [((30_000, 30_000), "decompression bomb"), ((9_000, 8_000), "too large"), ((25_000, 10), "too large")],
+)
+def test_huge_dimensions_in_the_header_are_refused_before_decoding(size: tuple[int, int], reason: str) -> None:
+    with pytest.raises(ImageError, match=reason):
+        decode_image(png_claiming(*size), "huge.png")
 
 
 def test_palette_and_alpha_images_become_rgb() -> None:

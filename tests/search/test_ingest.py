@@ -7,11 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from carmatch.errors import CancelledError, InvalidInputError
 from carmatch.runtime import Runtime
-from tests.drawing import save_car
+from tests.drawing import png_claiming, save_car
 
 
 def test_ingest_adds_every_image_and_indexes_it(runtime: Runtime, car_folder: Path) -> None:
@@ -76,8 +75,7 @@ def test_bad_files_are_skipped_with_a_reason(
 def test_huge_dimensions_are_refused_before_decoding(
     runtime: Runtime, car_folder: Path, size: tuple[int, int], reason: str
 ) -> None:
-    # a tiny PNG file that claims a huge pixel count
-    Image.new("1", size).save(car_folder / "huge.png", optimize=True)
+    (car_folder / "huge.png").write_bytes(png_claiming(*size))  # a tiny PNG file that claims a huge pixel count
     report = runtime.ingestor().ingest_folder(car_folder)
     assert report.added == 6
     assert len(report.skipped) == 1 and reason in report.skipped[0][1]
