@@ -2,7 +2,8 @@
 
 The Bedrock Runtime client is passed in (tests hand in one wrapped by ``botocore.stub.Stubber``).
 Batch captioning for thousands of images lives in :mod:`carmatch.captions.batch_submit`; both share the
-image preparation, the image selection and the retry policy defined here.
+image preparation defined here, the image selection (:mod:`carmatch.captions.select`) and the retry
+policy (:mod:`carmatch.captions.retry`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from PIL import Image
 from carmatch.aws import explain_aws_error
 from carmatch.captions.prompt import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT, CaptionReplyError, parse_caption_reply
 from carmatch.captions.retry import Sleep, call_with_retries, error_code, is_fatal
+from carmatch.captions.select import select_images
 from carmatch.catalog import Catalog
 from carmatch.config import Settings
 from carmatch.errors import AwsError, ImageError, NotFoundError
@@ -32,7 +34,6 @@ from carmatch.progress import Progress, no_progress
 log = logging.getLogger(__name__)
 
 SOURCE_LIVE = "claude-live"
-CLAUDE_SOURCES = ("claude-live", "claude-batch")
 
 # Claude's recommendation: long side <= 1568 px and about 1.15 megapixels (larger is scaled down
 # by the service anyway, costing latency, not accuracy). Converse refuses images over 3.75 MB or
@@ -93,40 +94,6 @@ def prepare_image(path: Path | str, settings: Settings, max_bytes: int = CONVERS
             width, height = int(width * 0.8), int(height * 0.8)
         else:
             raise ImageError(f"{Path(path).name}: cannot be shrunk under {max_bytes / 1e6:.2f} MB")
-
-
-# -- choosing images ------------------------------------------------------------------------
-def select_images(
-    catalog: Catalog,
-    image_ids: Sequence[str] | None = None,
-    *,
-    only_missing: bool = False,
-    overwrite_human: bool = False,
-    redo: bool = False,
-) -> list[str]:
-    """The images a captioning run should send, in catalog order.
-
-    Skipped: human captions (unless ``overwrite_human``), images already captioned by Claude with
-    the current prompt version (unless ``redo``), and with ``only_missing`` every image that has
-    any caption.
-    """
-    wanted = set(catalog.resolve_ids(image_ids)) if image_ids is not None else None
-    rows = catalog.execute(
-        "SELECT id, caption, caption_source, prompt_version FROM images WHERE deleted_at IS NULL ORDER BY added_at, id"
-    )
-    chosen: list[str] = []
-    for row in rows:
-        if wanted is not None and row["id"] not in wanted:
-            continue
-        has_caption = bool(row["caption"])
-        if row["caption_source"] == "human" and has_caption and not overwrite_human:
-            continue
-        if only_missing and has_caption:
-            continue
-        if not redo and row["caption_source"] in CLAUDE_SOURCES and row["prompt_version"] == PROMPT_VERSION:
-            continue
-        chosen.append(row["id"])
-    return chosen
 
 
 # -- live -----------------------------------------------------------------------------------

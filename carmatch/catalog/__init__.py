@@ -4,6 +4,7 @@ Every SQL statement carmatch runs lives in this package: ``schema`` (tables and 
 ``connection`` (the file, transactions, meta), and one module per table family, combined here.
 """
 
+from carmatch.catalog.browse import BrowseMixin
 from carmatch.catalog.captions import CaptionsMixin
 from carmatch.catalog.embeddings import EmbeddingsMixin
 from carmatch.catalog.images import ImagesMixin
@@ -13,7 +14,7 @@ from carmatch.catalog.records import HistoryEntry, ImageRecord
 from carmatch.catalog.schema import ATTRIBUTE_COLUMNS, CAPTION_SOURCES, REVIEW_STATES, now_iso
 
 
-class Catalog(ImagesMixin, CaptionsMixin, EmbeddingsMixin, JobsMixin, ModelsMixin):
+class Catalog(ImagesMixin, BrowseMixin, CaptionsMixin, EmbeddingsMixin, JobsMixin, ModelsMixin):
     """SQLite-backed catalog; safe to share between threads (one connection, one lock)."""
 
 

@@ -7,7 +7,7 @@ import sqlite3
 from typing import Any
 
 from carmatch.catalog.connection import CatalogBase
-from carmatch.catalog.records import HistoryEntry, ImageRecord, attr_value
+from carmatch.catalog.records import CaptionState, HistoryEntry, ImageRecord, attr_value
 from carmatch.catalog.schema import ATTRIBUTE_COLUMNS, CAPTION_SOURCES, REVIEW_STATES, now_iso
 from carmatch.errors import ConflictError, InvalidInputError, NotFoundError
 
@@ -40,10 +40,7 @@ class CaptionsMixin(CatalogBase):
         if review_state is not None and review_state not in REVIEW_STATES:
             raise InvalidInputError(f"Unknown review state {review_state!r}; use one of {REVIEW_STATES}")
         with self.transaction() as conn:
-            row = conn.execute("SELECT * FROM images WHERE id=? AND deleted_at IS NULL", (image_id,)).fetchone()
-            if row is None:
-                raise NotFoundError(f"No image with id {image_id} in the collection.")
-            current = ImageRecord.from_row(row)
+            current = self._live_record(conn, image_id)
             if expected_version is not None and current.version != expected_version:
                 raise ConflictError(
                     f"The caption of {image_id[:12]} was changed by someone else since you opened it "
@@ -86,7 +83,7 @@ class CaptionsMixin(CatalogBase):
         if state not in REVIEW_STATES:
             raise InvalidInputError(f"Unknown review state {state!r}; use one of {REVIEW_STATES}")
         with self.transaction() as conn:
-            record = self.get(image_id)
+            record = self._live_record(conn, image_id)
             if expected_version is not None and record.version != expected_version:
                 raise ConflictError(
                     f"{image_id[:12]} was changed by someone else since you opened it "
@@ -107,6 +104,13 @@ class CaptionsMixin(CatalogBase):
                 author,
             )
             return version
+
+    @staticmethod
+    def _live_record(conn: sqlite3.Connection, image_id: str) -> ImageRecord:
+        row = conn.execute("SELECT * FROM images WHERE id=? AND deleted_at IS NULL", (image_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"No image with id {image_id} in the collection.")
+        return ImageRecord.from_row(row)
 
     @staticmethod
     def _add_history(
@@ -186,6 +190,14 @@ class CaptionsMixin(CatalogBase):
     def import_caption(self, image_id: str, caption: str, attributes: dict[str, Any] | None = None) -> bool:
         """Store an imported caption unless a human already wrote one; True when stored."""
         return self.set_caption(image_id, caption, "imported", attributes=attributes, overwrite_human=False) is not None
+
+    def caption_states(self) -> list[CaptionState]:
+        """The caption source and prompt version of every live image, oldest first."""
+        rows = self.execute(
+            "SELECT id, caption, caption_source, prompt_version FROM images WHERE deleted_at IS NULL"
+            " ORDER BY added_at, id"
+        )
+        return [CaptionState(r["id"], bool(r["caption"]), r["caption_source"], r["prompt_version"]) for r in rows]
 
     def filter_ids(self, where: dict[str, str] | None = None) -> set[str]:
         """Ids of live images matching every ``key=value`` filter.

@@ -84,6 +84,20 @@ class ImagesMixin(CatalogBase):
         rows = self.execute("SELECT * FROM images WHERE path=? AND deleted_at IS NULL LIMIT 1", (path,))
         return ImageRecord.from_row(rows[0]) if rows else None
 
+    def images_with_id_prefix(self, prefix: str, limit: int = 2) -> list[ImageRecord]:
+        """Live images whose id starts with ``prefix`` (lower-cased), in id order, at most ``limit``."""
+        key = prefix.strip().lower()
+        rows = self.execute(
+            "SELECT * FROM images WHERE deleted_at IS NULL AND id >= ? AND id < ? ORDER BY id LIMIT ?",
+            (key, key + "g", limit),
+        )
+        return [ImageRecord.from_row(r) for r in rows]
+
+    def images_with_rel_path(self, rel_path: str, limit: int = 3) -> list[ImageRecord]:
+        """Live images ingested under ``rel_path`` (relative to their ingested folder), at most ``limit``."""
+        rows = self.execute("SELECT * FROM images WHERE rel_path=? AND deleted_at IS NULL LIMIT ?", (rel_path, limit))
+        return [ImageRecord.from_row(r) for r in rows]
+
     def ids(self, include_deleted: bool = False) -> list[str]:
         """Every image id, oldest first."""
         where = "" if include_deleted else "WHERE deleted_at IS NULL"

@@ -75,6 +75,16 @@ class HistoryEntry:
     created_at: str
 
 
+@dataclass(frozen=True)
+class CaptionState:
+    """Where an image's caption came from: enough to decide whether to caption it (again)."""
+
+    image_id: str
+    has_caption: bool
+    source: str | None
+    prompt_version: str | None
+
+
 def attr_value(attrs: dict[str, Any], key: str) -> str | None:
     value = attrs.get(key)
     if value is None or value == "":

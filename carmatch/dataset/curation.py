@@ -1,8 +1,9 @@
 """Curation: page through the collection with filters, edit and review captions one at a time.
 
-Every query is SQL over indexed columns with LIMIT/OFFSET, so the Dataset tab stays fast at
-50,000 images. Edits go through the catalog's versioned ``set_caption``/``set_review_state``:
-each save is a history row, and a save against a stale version raises :class:`CaptionConflict`.
+Paging is the catalog's (:mod:`carmatch.catalog.browse`): SQL over indexed columns with
+LIMIT/OFFSET, so the Dataset tab stays fast at 50,000 images. Edits go through the catalog's
+versioned ``set_caption``/``set_review_state``: each save is a history row, and a save against a
+stale version raises :class:`CaptionConflict`.
 """
 
 from __future__ import annotations
@@ -10,27 +11,39 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from carmatch.catalog import ATTRIBUTE_COLUMNS, CAPTION_SOURCES, REVIEW_STATES, Catalog, HistoryEntry, ImageRecord
+from carmatch.catalog import ATTRIBUTE_COLUMNS, CAPTION_SOURCES, Catalog, HistoryEntry, ImageRecord
+from carmatch.catalog.browse import DEFAULT_SORT, FAILED, SORTS, SOURCE_FILTERS, SOURCE_NONE, STATE_FILTERS
+from carmatch.catalog.browse import BrowseQuery as Query  # what the grid shows is the catalog's browse query
 from carmatch.errors import ConflictError, InvalidInputError
 
 log = logging.getLogger(__name__)
 
+__all__ = [  # the grid's filters and sorts are the catalog's, re-exported for the Dataset tab
+    "DEFAULT_SORT",
+    "FAILED",
+    "SORTS",
+    "SOURCE_FILTERS",
+    "SOURCE_NONE",
+    "STATE_FILTERS",
+    "CaptionConflict",
+    "Detail",
+    "Page",
+    "Query",
+    "detail",
+    "matching_ids",
+    "merge_attributes",
+    "next_unreviewed",
+    "page",
+    "save_caption",
+    "set_review",
+    "state_counts",
+    "undo",
+    "undo_target",
+]
 
-FAILED = "failed"  # review-state filter: captioning failed and the image has no caption
-STATE_FILTERS = (*REVIEW_STATES, FAILED)
-SOURCE_NONE = "none"
-SOURCE_FILTERS = (*CAPTION_SOURCES, SOURCE_NONE)
-# name -> (ORDER BY clause, key expression and direction for "the next one after this")
-SORTS: dict[str, tuple[str, str, str]] = {
-    "newest": ("added_at DESC, id DESC", "added_at", "DESC"),
-    "oldest": ("added_at ASC, id ASC", "added_at", "ASC"),
-    "recently captioned": ("caption_at DESC, id DESC", "COALESCE(caption_at, '')", "DESC"),
-    "file name": ("path ASC, id ASC", "path", "ASC"),
-}
-DEFAULT_SORT = "newest"
 DEFAULT_PAGE_SIZE = 48
 MAX_PAGE_SIZE = 500
 MAX_CAPTION_CHARS = 10_000
@@ -39,57 +52,6 @@ _UNDO_MARK = re.compile(r"\(undo to v(\d+)\)$")
 
 
 # -- browsing --------------------------------------------------------------------------------
-@dataclass
-class Query:
-    """What the grid shows: caption words, attribute values, caption source, review state, order."""
-
-    text: str = ""
-    attributes: dict[str, str] = field(default_factory=dict)
-    source: str | None = None
-    state: str | None = None
-    sort: str = DEFAULT_SORT
-
-    def where(self) -> tuple[str, list[Any]]:
-        """The SQL WHERE clause (over ``images``) and its parameters."""
-        clauses, params = ["deleted_at IS NULL"], []
-        for word in self.text.split():
-            clauses.append("caption LIKE ? ESCAPE '\\'")
-            params.append("%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-        for key, value in self.attributes.items():
-            if key not in ATTRIBUTE_COLUMNS:
-                raise InvalidInputError(f"Unknown attribute {key!r}; use one of {', '.join(ATTRIBUTE_COLUMNS)}")
-            if value and value.strip():
-                clauses.append(f"attr_{key}=?")
-                params.append(value.strip().lower())
-        if self.source:
-            source = self.source.strip().lower()
-            if source == SOURCE_NONE:
-                clauses.append("caption_source IS NULL")
-            elif source in CAPTION_SOURCES:
-                clauses.append("caption_source=?")
-                params.append(source)
-            else:
-                raise InvalidInputError(f"Unknown caption source {self.source!r}; use one of {SOURCE_FILTERS}")
-        if self.state:
-            state = self.state.strip().lower()
-            if state == FAILED:
-                clauses.append(
-                    "caption IS NULL AND EXISTS (SELECT 1 FROM caption_failures f WHERE f.image_id=images.id)"
-                )
-            elif state in REVIEW_STATES:
-                clauses.append("review_state=?")
-                params.append(state)
-            else:
-                raise InvalidInputError(f"Unknown review state {self.state!r}; use one of {STATE_FILTERS}")
-        return " AND ".join(clauses), params
-
-    def order_by(self) -> str:
-        """The SQL ORDER BY clause of the chosen sort."""
-        if self.sort not in SORTS:
-            raise InvalidInputError(f"Unknown sort {self.sort!r}; use one of {', '.join(SORTS)}")
-        return SORTS[self.sort][0]
-
-
 @dataclass
 class Page:
     """One page of the grid plus the number of matching images."""
@@ -109,67 +71,26 @@ def page(catalog: Catalog, query: Query, number: int = 1, page_size: int = DEFAU
     """The ``number``-th page (1-based, clamped) of images matching ``query``."""
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise InvalidInputError(f"Page size must be between 1 and {MAX_PAGE_SIZE} (got {page_size}).")
-    where, params = query.where()
-    order = query.order_by()
-    total = int(catalog.execute(f"SELECT COUNT(*) FROM images WHERE {where}", params)[0][0])
+    total = catalog.count_matching(query)
     pages = max(1, -(-total // page_size))
     number = min(max(1, int(number)), pages)
-    # ids first through the covering index, then the rows: deep pages stay cheap
-    rows = catalog.execute(
-        f"SELECT * FROM images WHERE id IN (SELECT id FROM images WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?)"
-        f" ORDER BY {order}",
-        [*params, page_size, (number - 1) * page_size],
-    )
-    return Page([ImageRecord.from_row(r) for r in rows], total, number, page_size)
+    return Page(catalog.page_records(query, page_size, (number - 1) * page_size), total, number, page_size)
 
 
 def matching_ids(catalog: Catalog, query: Query) -> list[str]:
     """Ids of every image matching ``query``, in its order (ids only, for bulk actions)."""
-    where, params = query.where()
-    return [r[0] for r in catalog.execute(f"SELECT id FROM images WHERE {where} ORDER BY {query.order_by()}", params)]
+    return catalog.matching_ids(query)
 
 
 def state_counts(catalog: Catalog) -> dict[str, int]:
     """Live images per review state, plus ``failed`` (captioning failed, no caption), uncaptioned, total."""
-    counts = {state: 0 for state in STATE_FILTERS}
-    for row in catalog.execute(
-        "SELECT review_state, COUNT(*) FROM images WHERE deleted_at IS NULL GROUP BY review_state"
-    ):
-        counts[row[0]] = int(row[1])
-    counts[FAILED] = int(
-        catalog.execute(
-            "SELECT COUNT(*) FROM images WHERE deleted_at IS NULL AND caption IS NULL"
-            " AND EXISTS (SELECT 1 FROM caption_failures f WHERE f.image_id=images.id)"
-        )[0][0]
-    )
-    counts["uncaptioned"] = int(
-        catalog.execute("SELECT COUNT(*) FROM images WHERE deleted_at IS NULL AND caption IS NULL")[0][0]
-    )
-    counts["total"] = sum(counts[s] for s in REVIEW_STATES)
-    return counts
+    return catalog.state_counts()
 
 
 def next_unreviewed(catalog: Catalog, query: Query, after_id: str | None = None) -> str | None:
     """The next unreviewed image after ``after_id`` in the query's order (wrapping), or None."""
-    base = Query(query.text, dict(query.attributes), query.source, "unreviewed", query.sort)
-    where, params = base.where()
-    order = base.order_by()
-    _, key, direction = SORTS[base.sort]
-    if after_id:
-        current = catalog.execute(f"SELECT {key} AS k, id FROM images WHERE id=?", (after_id,))
-        if current:
-            op = "<" if direction == "DESC" else ">"
-            rows = catalog.execute(
-                f"SELECT id FROM images WHERE {where} AND ({key} {op} ? OR ({key} = ? AND id {op} ?))"
-                f" ORDER BY {order} LIMIT 1",
-                [*params, current[0]["k"], current[0]["k"], after_id],
-            )
-            if rows:
-                return str(rows[0][0])
-    rows = catalog.execute(
-        f"SELECT id FROM images WHERE {where} AND id != ? ORDER BY {order} LIMIT 1", [*params, after_id or ""]
-    )
-    return str(rows[0][0]) if rows else None
+    unreviewed = Query(query.text, dict(query.attributes), query.source, "unreviewed", query.sort)
+    return catalog.next_matching(unreviewed, after_id)
 
 
 # -- one image -------------------------------------------------------------------------------

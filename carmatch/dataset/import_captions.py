@@ -181,15 +181,12 @@ def find_image(catalog: Catalog, row: ImportRow) -> ImageRecord:
     """The live image a row names; NotFoundError or InvalidInputError with the reason."""
     if row.id:
         key = row.id.strip().lower()
-        rows = catalog.execute(
-            "SELECT * FROM images WHERE deleted_at IS NULL AND id >= ? AND id < ? ORDER BY id LIMIT 2",
-            (key, key + "g"),
-        )
-        if not rows:
+        matches = catalog.images_with_id_prefix(key, limit=2)
+        if not matches:
             raise NotFoundError("no image with this id in the collection")
-        if len(rows) > 1 and rows[0]["id"] != key:
+        if len(matches) > 1 and matches[0].id != key:
             raise InvalidInputError("id prefix matches several images")
-        return ImageRecord.from_row(rows[0])
+        return matches[0]
     if not row.file:
         raise InvalidInputError("no file or id")
     given = Path(row.file).expanduser()
@@ -200,12 +197,12 @@ def find_image(catalog: Catalog, row: ImportRow) -> ImageRecord:
                 return record
         raise NotFoundError("no ingested image has this path")
     rel = str(PurePosixPath(*[p for p in PurePosixPath(row.file.replace("\\", "/")).parts if p != "."]))
-    rows = catalog.execute("SELECT * FROM images WHERE rel_path=? AND deleted_at IS NULL LIMIT 3", (rel,))
-    if not rows:
+    found = catalog.images_with_rel_path(rel, limit=3)
+    if not found:
         raise NotFoundError("no ingested image has this path (relative to its ingested folder)")
-    if len({r["id"] for r in rows}) > 1:
+    if len({r.id for r in found}) > 1:
         raise InvalidInputError("this relative path exists in several ingested folders; use the absolute path or id")
-    return ImageRecord.from_row(rows[0])
+    return found[0]
 
 
 def preview_import(catalog: Catalog, rows: list[ImportRow], ignored_columns: list[str] | None = None) -> ImportPreview:

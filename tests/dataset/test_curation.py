@@ -100,15 +100,7 @@ def test_pages_are_sorted_and_clamped(curated: Runtime) -> None:
 
 
 def test_paging_queries_use_indexes_not_full_sorts(curated: Runtime) -> None:
-    where, params = curation.Query(state="unreviewed").where()
-    plan = " ".join(
-        str(row[3])
-        for row in curated.catalog.execute(
-            f"EXPLAIN QUERY PLAN SELECT id FROM images WHERE {where}"
-            " ORDER BY added_at DESC, id DESC LIMIT 48 OFFSET 960",
-            params,
-        )
-    )
+    plan = curated.catalog.explain_page(curation.Query(state="unreviewed"), limit=48, offset=960)
     assert "USING" in plan and "INDEX" in plan and "TEMP B-TREE" not in plan
     assert curated.catalog.schema_version >= 2
 
