@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -110,12 +111,23 @@ def test_embeddings_are_cached_per_model(catalog: Catalog) -> None:
 
 def test_failed_transaction_leaves_nothing(catalog: Catalog) -> None:
     with pytest.raises(RuntimeError):
-        with catalog.transaction() as conn:
-            conn.execute(
-                "INSERT INTO images (id, path, width, height, added_at) VALUES ('z', '/z', 1, 1, 'now')"
-            )
+        with catalog.transaction():
+            add(catalog)
             raise RuntimeError("crash mid-write")
     assert catalog.count() == 0
+
+
+def test_catalog_migration_v2_upgrades_a_v1_file(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute("PRAGMA user_version=1")
+    conn.close()
+    with Catalog(path) as cat:
+        assert cat.schema_version == len(MIGRATIONS)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"images_live_added", "images_rel_path"} <= names
 
 
 def test_migration_scripts_split_on_statements_not_on_every_semicolon() -> None:

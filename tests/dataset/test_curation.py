@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from carmatch.catalog import Catalog
 from carmatch.dataset import bulk, curation
 from carmatch.dataset.import_captions import apply_import, preview_import, read_import_file
 from carmatch.errors import ConflictError, InvalidInputError
@@ -20,7 +19,8 @@ from tests.drawing import draw_car
 
 def ids_by_name(runtime: Runtime) -> dict[str, str]:
     """Image id by file name."""
-    return {Path(r["path"]).name: r["id"] for r in runtime.catalog.execute("SELECT id, path FROM images")}
+    cat = runtime.catalog
+    return {Path(cat.get(i, include_deleted=True).path).name: i for i in cat.ids(include_deleted=True)}
 
 
 @pytest.fixture
@@ -306,22 +306,6 @@ def test_safe_member_path_rejects_unsafe_names() -> None:
     assert str(safe_member_path("a/b.png")) == "a/b.png"
     for bad in ("../x.png", "a/../../x.png", "/etc/x.png", "C:/x.png", "a\\..\\..\\x.png", ".hidden/x.png", ""):
         assert safe_member_path(bad) is None, bad
-
-
-def test_catalog_migration_v2_upgrades_a_v1_file(tmp_path: Path) -> None:
-    import sqlite3
-
-    from carmatch.catalog.schema import MIGRATIONS
-
-    path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    conn.executescript(MIGRATIONS[0])
-    conn.execute("PRAGMA user_version=1")
-    conn.close()
-    with Catalog(path) as cat:
-        assert cat.schema_version == len(MIGRATIONS)
-        names = {r[0] for r in cat.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-        assert {"images_live_added", "images_rel_path"} <= names
 
 
 def test_corrupt_or_encrypted_zip_members_are_refused_and_the_rest_extracted(tmp_path: Path) -> None:
