@@ -70,5 +70,6 @@ def test_caption_edited_in_dataset_tab_shows_up_in_search(served: str, runtime: 
             expect(page.locator("#results")).to_contain_text(NEW_CAPTION)
         finally:
             browser.close()
-    edited = runtime.catalog.execute("SELECT review_state, caption_source FROM images WHERE caption=?", (NEW_CAPTION,))
-    assert [tuple(r) for r in edited] == [("approved", "human")]
+    records = runtime.catalog.get_many(runtime.catalog.ids()).values()
+    edited = [(r.review_state, r.caption_source) for r in records if r.caption == NEW_CAPTION]
+    assert edited == [("approved", "human")]
