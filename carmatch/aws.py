@@ -1,15 +1,17 @@
-"""AWS plumbing shared by captioning, SageMaker training and Titan: clients and clear errors.
+"""AWS plumbing shared by captioning, SageMaker training and Titan: clients, S3 URIs and clear errors.
 
-Clients are created here but always passed into the functions that use them, so tests hand in
-clients wrapped by ``botocore.stub.Stubber``.
+Clients are created here (and only here) but always passed into the functions that use them, so
+tests hand in clients wrapped by ``botocore.stub.Stubber``. Every ``s3://`` URI, bucket name and
+key prefix a user types goes through the parser below.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
-from carmatch.errors import AwsError
+from carmatch.errors import AwsError, InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +21,133 @@ CREDENTIALS_HELP = (
     "in the environment or .env, AWS_PROFILE naming a profile in ~/.aws/credentials, or an "
     "instance/role profile when running on AWS. See the README's 'AWS set-up' section."
 )
+
+
+S3_SCHEME = "s3://"
+BUCKET_NAME_MIN_CHARS = 3
+BUCKET_NAME_MAX_CHARS = 63
+BUCKET_NAME_RULES = (
+    f"{BUCKET_NAME_MIN_CHARS}-{BUCKET_NAME_MAX_CHARS} lowercase letters, digits, dots and hyphens, "
+    "starting and ending with a letter or digit"
+)
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.\-]*[a-z0-9]")
+_IP_ADDRESS = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+
+# What an S3UriError says went wrong (its ``kind``).
+S3_EMPTY = "empty"
+S3_NOT_S3 = "not-s3"
+S3_BAD_BUCKET = "bucket"
+S3_NO_KEY = "no-key"
+S3_HAS_FOLDER = "folder"
+
+
+class S3UriError(InvalidInputError):
+    """An S3 URI, bucket name or prefix that cannot be used; ``kind`` says which rule it broke.
+
+    Like every library error it carries ``field`` (the input's name), ``value`` (as given) and the
+    reason, so the CLI names the field by its flag and the app by its on-screen label.
+    """
+
+    def __init__(self, kind: str, *, field: str, value: str, reason: str, label: str = "", hint: str = ""):
+        self.kind = kind
+        super().__init__(field=field, value=value, reason=reason, label=label, hint=hint)
+
+
+class S3Uri(NamedTuple):
+    """An ``s3://bucket/key`` location, split; unpacks as ``bucket, key``."""
+
+    bucket: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{S3_SCHEME}{self.bucket}/{self.key}"
+
+
+def check_bucket_name(name: str, *, field: str = "bucket", label: str = "S3 bucket", value: str | None = None) -> str:
+    """``name`` when it follows S3's bucket naming rules; S3UriError (kind ``bucket``) otherwise.
+
+    ``value`` is the whole input when the name came out of a URI, so the error shows what was typed.
+    """
+    valid = (
+        BUCKET_NAME_MIN_CHARS <= len(name) <= BUCKET_NAME_MAX_CHARS
+        and _BUCKET_NAME.fullmatch(name) is not None
+        and ".." not in name
+        and _IP_ADDRESS.fullmatch(name) is None
+    )
+    if valid:
+        return name
+    if value is None:  # the input is the bucket name itself
+        reason = f"is not a valid S3 bucket name ({BUCKET_NAME_RULES}; got {name!r})"
+    else:  # the input is a URI holding it
+        reason = f"names bucket {name!r}, which breaks S3's naming rules ({BUCKET_NAME_RULES})"
+    raise S3UriError(S3_BAD_BUCKET, field=field, label=label, value=name if value is None else value, reason=reason)
+
+
+def normalise_bucket(text: str | None, *, field: str = "bucket", label: str = "S3 bucket", hint: str = "") -> str:
+    """The bucket name in ``my-bucket`` or `` s3://my-bucket/ ``; S3UriError when empty, a path or misnamed."""
+    raw = text or ""
+    name = raw.strip().removeprefix(S3_SCHEME).strip("/")
+    if not name:
+        raise S3UriError(S3_EMPTY, field=field, label=label, value=raw, reason="is missing", hint=hint)
+    if "/" in name:
+        raise S3UriError(
+            S3_HAS_FOLDER,
+            field=field,
+            label=label,
+            value=raw,
+            reason=f"must be the bucket name only, with the folder given as the prefix (got {raw.strip()!r})",
+        )
+    return check_bucket_name(name, field=field, label=label)
+
+
+def normalise_prefix(text: str | None) -> str:
+    """A key prefix without surrounding whitespace or slashes (``" /a/b/ "`` -> ``"a/b"``); may be empty."""
+    return (text or "").strip().strip("/")
+
+
+def parse_s3_uri(
+    uri: str | None,
+    *,
+    require_key: bool = True,
+    field: str = "s3_uri",
+    label: str = "S3 URI",
+    noun: str = "an S3 URI",
+    example: str = "s3://my-bucket/path/file",
+) -> S3Uri:
+    """Split ``s3://bucket/key`` (whitespace around it ignored) into (bucket, key); S3UriError when unusable.
+
+    With ``require_key`` the key must name an object (not empty, not ending in ``/``). ``field`` and
+    ``label`` name the input in the error; ``noun`` and ``example`` say what was expected.
+    """
+    raw = uri or ""
+    text = raw.strip()
+
+    def refuse(kind: str, reason: str) -> S3UriError:
+        return S3UriError(kind, field=field, label=label, value=raw, reason=reason)
+
+    if not text:
+        raise refuse(S3_EMPTY, f"is missing: give {noun} like {example}")
+    bucket, _, key = text.removeprefix(S3_SCHEME).partition("/")
+    if not text.startswith(S3_SCHEME) or not bucket:
+        raise refuse(S3_NOT_S3, f"is not {noun} like {example} (got {text!r})")
+    check_bucket_name(bucket, field=field, label=label, value=raw)
+    if require_key and (not key or key.endswith("/")):
+        raise refuse(S3_NO_KEY, f"names a folder, not a file: give {noun} like {example} (got {text!r})")
+    return S3Uri(bucket, key)
+
+
+def s3_prefix_uri(
+    text: str | None,
+    *,
+    field: str = "s3_prefix",
+    label: str = "S3 prefix",
+    noun: str = "an S3 prefix",
+    example: str = "s3://my-bucket/path/",
+) -> str:
+    """``s3://bucket/prefix/`` with exactly one trailing slash (``s3://bucket/`` for a whole bucket)."""
+    bucket, key = parse_s3_uri(text, require_key=False, field=field, label=label, noun=noun, example=example)
+    key = key.rstrip("/")
+    return f"{S3_SCHEME}{bucket}/{key}/" if key else f"{S3_SCHEME}{bucket}/"
 
 
 def make_client(service: str, region: str, total_attempts: int = 4, **kwargs: Any) -> Any:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from carmatch.aws import explain_aws_error
+from carmatch.aws import explain_aws_error, parse_s3_uri
 from carmatch.captions import batch_jobs as jobs_db
 from carmatch.captions.batch_jobs import ACTIVE_STATUSES, BatchJob
-from carmatch.captions.batch_submit import SOURCE_BATCH, split_s3_uri
+from carmatch.captions.batch_submit import SOURCE_BATCH
 from carmatch.captions.prompt import PROMPT_VERSION, CaptionReplyError, parse_caption_reply
 from carmatch.captions.retry import Sleep
 from carmatch.catalog import Catalog
@@ -121,7 +121,8 @@ def collect_job(catalog: Catalog, s3: Any, job_id: str, *, force: bool = False, 
         report.skipped = True
         return report
     if job.arn and job.output_uri and job.status != "Failed":  # a failed job wrote no records
-        bucket, prefix = split_s3_uri(job.output_uri)
+        label = "The job's output URI"
+        bucket, prefix = parse_s3_uri(job.output_uri, require_key=False, field="output_uri", label=label)
         prefix = f"{prefix.rstrip('/')}/{job.bedrock_job_id}/" if prefix.strip("/") else f"{job.bedrock_job_id}/"
         try:
             keys = _output_keys(s3, bucket, prefix)

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from carmatch.aws import explain_aws_error
+from carmatch.aws import explain_aws_error, normalise_bucket, normalise_prefix
 from carmatch.captions import batch_jobs as jobs_db
 from carmatch.captions.live import PreparedImage, prepare_image
 from carmatch.captions.prompt import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT
@@ -178,14 +178,6 @@ def check_job_name(name: str) -> None:
         raise InvalidInputError(f"{name!r} is not a valid Bedrock job name (letters, digits and dashes, ≤ 63).")
 
 
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """(bucket, key prefix) of an ``s3://bucket/key`` URI."""
-    if not uri.startswith("s3://"):
-        raise InvalidInputError(f"{uri!r} is not an s3:// URI")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
-
-
 # -- submit ---------------------------------------------------------------------------------
 @dataclass
 class SubmitReport:
@@ -224,10 +216,8 @@ def submit_batch(
 ) -> SubmitReport:
     """Write, upload and submit batch captioning jobs for ``image_ids``; records every job in the catalog."""
     limits = BatchLimits.from_settings(settings)
-    bucket = bucket.removeprefix("s3://").strip("/")
-    prefix = prefix.strip("/")
-    if not bucket or "/" in bucket:
-        raise InvalidInputError(f"--bucket {bucket!r}: give a bucket name only, and the folder with --prefix.")
+    bucket = normalise_bucket(bucket)  # S3UriError: empty, a folder path, or a name S3 refuses
+    prefix = normalise_prefix(prefix)
     if not ROLE_ARN_PATTERN.fullmatch(role_arn):
         raise InvalidInputError(
             f"--role-arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME); "

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from carmatch.aws import parse_s3_uri
 from carmatch.catalog import Catalog
 from carmatch.errors import InvalidInputError, NotFoundError
 from carmatch.training import registry
@@ -80,9 +81,10 @@ class TitanHyperparameters:
         }
 
 
-def _check_s3(uri: str, what: str) -> None:
-    if not uri.startswith("s3://") or len(uri) <= 5:
-        raise InvalidInputError(f"{what} must be an s3:// URI, got {uri!r}.")
+def _s3_uri(uri: str, field: str, label: str, require_key: bool = True) -> str:
+    """``uri`` checked by the one S3 parser (S3UriError names ``field``), whitespace removed."""
+    example = "s3://my-bucket/titan/train.jsonl" if require_key else "s3://my-bucket/titan/output/"
+    return str(parse_s3_uri(uri, require_key=require_key, field=field, label=label, example=example))
 
 
 def start_finetune(
@@ -105,16 +107,16 @@ def start_finetune(
     warnings = hyperparameters.validate()
     for warning in warnings:
         log.warning(warning)
-    _check_s3(train_uri, "--train")
+    train_uri = _s3_uri(train_uri, "train", "The training data URI")
     if validation_uri:
-        _check_s3(validation_uri, "--validation")
+        validation_uri = _s3_uri(validation_uri, "validation", "The validation data URI")
     if not role_arn.startswith("arn:"):
         raise InvalidInputError(f"--role-arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME).")
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     job_name = job_name or f"carmatch-titan-{stamp}"
     custom_model_name = custom_model_name or f"carmatch-titan-{stamp}"
     output_uri = output_uri or train_uri.rsplit("/", 1)[0] + f"/titan-output/{job_name}/"
-    _check_s3(output_uri, "--output")
+    output_uri = _s3_uri(output_uri, "output", "The output URI", require_key=False)
     request: dict[str, Any] = {
         "jobName": job_name,
         "customModelName": custom_model_name,

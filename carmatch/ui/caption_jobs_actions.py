@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from carmatch.access import is_admin
-from carmatch.aws import make_client
+from carmatch.aws import make_client, normalise_bucket
 from carmatch.captions import batch_jobs as jobs_db
 from carmatch.captions.batch_collect import collect_job, refresh_jobs
 from carmatch.captions.batch_jobs import BatchJob
@@ -82,14 +82,9 @@ def on_unlock(
 # -- submit ----------------------------------------------------------------------------------
 def _check_destination(bucket: str, role_arn: str) -> tuple[str, str]:
     """The bucket name and role ARN as typed, checked with messages that name the panel's boxes."""
-    bucket = (bucket or "").strip().removeprefix("s3://").strip("/")
     role_arn = (role_arn or "").strip()
-    if not bucket:
-        raise InvalidInputError(
-            "Enter the S3 bucket that holds the batch input and output (or set CARMATCH_BATCH_BUCKET)."
-        )
-    if "/" in bucket:
-        raise InvalidInputError(f"S3 bucket {bucket!r}: enter the bucket name only, and the folder as the prefix.")
+    hint = "Enter the bucket that holds the batch input and output, or set CARMATCH_BATCH_BUCKET."
+    bucket = normalise_bucket(bucket, hint=hint)
     if not ROLE_ARN_PATTERN.fullmatch(role_arn):
         raise InvalidInputError(
             f"Service role {role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME); "

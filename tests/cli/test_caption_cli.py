@@ -71,7 +71,7 @@ def test_batch_submit_below_minimum_suggests_live(
     with_cars(home, tmp_path, 3)
     bedrock, _ = stubbed("bedrock")
     fake_aws(monkeypatch, {"bedrock": bedrock, "s3": stubbed("s3")[0]})
-    args = ["caption", "batch", "submit", "--bucket", "b", "--role-arn", "arn:aws:iam::123456789012:role/r"]
+    args = ["caption", "batch", "submit", "--bucket", "my-bucket", "--role-arn", "arn:aws:iam::123456789012:role/r"]
     assert main(args) == 1
     assert "python -m admin caption live" in capsys.readouterr().err
 
@@ -97,7 +97,7 @@ def test_batch_submit_takes_bucket_and_role_from_settings_or_says_which_is_missi
     fake_aws(monkeypatch, {"bedrock": stubbed("bedrock")[0], "s3": stubbed("s3")[0]})
     assert main(["caption", "batch", "submit"]) == 1
     assert "Give --bucket (or set CARMATCH_BATCH_BUCKET)" in capsys.readouterr().err
-    monkeypatch.setenv("CARMATCH_BATCH_BUCKET", "b")
+    monkeypatch.setenv("CARMATCH_BATCH_BUCKET", "my-bucket")
     assert main(["caption", "batch", "submit"]) == 1
     assert "Give --role-arn (or set CARMATCH_BATCH_ROLE_ARN)" in capsys.readouterr().err
     monkeypatch.setenv("CARMATCH_BATCH_ROLE_ARN", "arn:aws:iam::123456789012:role/r")

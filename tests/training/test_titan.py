@@ -36,9 +36,9 @@ def _job(status: str, **extra: Any) -> dict[str, Any]:
         "roleArn": ROLE,
         "creationTime": datetime(2025, 1, 1, tzinfo=timezone.utc),
         "baseModelArn": "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-image-v1:0",
-        "trainingDataConfig": {"s3Uri": "s3://b/titan/train.jsonl"},
-        "validationDataConfig": {"validators": [{"s3Uri": "s3://b/titan/val.jsonl"}]},
-        "outputDataConfig": {"s3Uri": "s3://b/titan/out/"},
+        "trainingDataConfig": {"s3Uri": "s3://bucket/titan/train.jsonl"},
+        "validationDataConfig": {"validators": [{"s3Uri": "s3://bucket/titan/val.jsonl"}]},
+        "outputDataConfig": {"s3Uri": "s3://bucket/titan/out/"},
         "status": status,
         **extra,
     }
@@ -76,9 +76,9 @@ def test_finetune_request_shape_and_registration(runtime: Runtime, bedrock: Any)
         "roleArn": ROLE,
         "baseModelIdentifier": "amazon.titan-embed-image-v1",
         "customizationType": "FINE_TUNING",
-        "trainingDataConfig": {"s3Uri": "s3://b/titan/train.jsonl"},
-        "validationDataConfig": {"validators": [{"s3Uri": "s3://b/titan/val.jsonl"}]},
-        "outputDataConfig": {"s3Uri": "s3://b/titan/titan-output/carmatch-titan-1/"},
+        "trainingDataConfig": {"s3Uri": "s3://bucket/titan/train.jsonl"},
+        "validationDataConfig": {"validators": [{"s3Uri": "s3://bucket/titan/val.jsonl"}]},
+        "outputDataConfig": {"s3Uri": "s3://bucket/titan/titan-output/carmatch-titan-1/"},
         "hyperParameters": {"epochCount": "5", "batchSize": "1024", "learningRate": "0.0001"},
     }
     with Stubber(bedrock) as stub:
@@ -86,10 +86,10 @@ def test_finetune_request_shape_and_registration(runtime: Runtime, bedrock: Any)
         arn, warnings = titan.start_finetune(
             bedrock,
             runtime.catalog,
-            "s3://b/titan/train.jsonl",
+            "s3://bucket/titan/train.jsonl",
             ROLE,
             titan.TitanHyperparameters(5, 1024, 1e-4),
-            "s3://b/titan/val.jsonl",
+            "s3://bucket/titan/val.jsonl",
             job_name="carmatch-titan-1",
             custom_model_name="carmatch-titan-1",
         )
@@ -127,7 +127,7 @@ def test_access_denied_is_explained(runtime: Runtime, bedrock: Any) -> None:
     with Stubber(bedrock) as stub:
         stub.add_client_error("create_model_customization_job", "AccessDeniedException", "not authorized")
         with pytest.raises(AwsError, match="access denied"):
-            titan.start_finetune(bedrock, runtime.catalog, "s3://b/t.jsonl", ROLE, titan.TitanHyperparameters(3))
+            titan.start_finetune(bedrock, runtime.catalog, "s3://bucket/t.jsonl", ROLE, titan.TitanHyperparameters(3))
     assert registry.list_models(runtime.catalog) == []
 
 
@@ -137,9 +137,9 @@ def test_cli_warns_about_a_high_learning_rate_and_refuses_bad_values(
     monkeypatch.setattr("carmatch.aws.make_client", lambda service, region, **kw: bedrock)
     with Stubber(bedrock) as stub:
         stub.add_response("create_model_customization_job", {"jobArn": JOB_ARN})
-        code = main(["titan", "finetune", "--train", "s3://b/t.jsonl", "--role-arn", ROLE, "--lr", "0.01"])
+        code = main(["titan", "finetune", "--train", "s3://bucket/t.jsonl", "--role-arn", ROLE, "--lr", "0.01"])
     out = capsys.readouterr()
     assert code == 0 and JOB_ARN in out.out and "200× Titan's default" in out.err
     with Stubber(bedrock):  # no response queued: any AWS call would fail the test
-        assert main(["titan", "finetune", "--train", "s3://b/t.jsonl", "--role-arn", ROLE, "--batch-size", "64"]) == 1
+        assert main(["titan", "finetune", "--train", "s3://bucket/t.jsonl", "--role-arn", ROLE, "--batch-size", "64"]) == 1
     assert "batchSize 64 must be 256" in capsys.readouterr().err
