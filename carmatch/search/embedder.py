@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from carmatch.errors import ConfigError, ModelLoadError
+from carmatch.search.vectors import unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class Embedder:
         """Embed an already preprocessed batch; returns (N, dim) float32 unit vectors."""
         with self._inference():
             feats = self.model.encode_image(batch.to(self.device))
-        return _normalise(feats.float().cpu().numpy())
+        return unit_rows(feats.float().cpu().numpy())
 
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Embed RGB images; returns an (N, dim) float32 array of unit vectors."""
@@ -151,7 +152,7 @@ class Embedder:
         tokens = self.tokenizer(list(texts))
         with self._inference():
             feats = self.model.encode_text(tokens.to(self.device))
-        return _normalise(feats.float().cpu().numpy())
+        return unit_rows(feats.float().cpu().numpy())
 
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` takes, start and end tokens included."""
@@ -163,12 +164,6 @@ class Embedder:
                 pass
         tokens = self.tokenizer([text])[0]
         return int((tokens != 0).sum())
-
-
-def _normalise(arr: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return (arr / norms).astype(np.float32)
 
 
 def resolve_device(device: str) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 from carmatch.atomic import fsync_dir
 from carmatch.catalog import now_iso
 from carmatch.errors import IndexMissingError, InvalidInputError, ModelMismatchError
+from carmatch.search.vectors import unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +46,6 @@ class IndexManifest:
     created_at: str = field(default_factory=now_iso)
     format_version: int = INDEX_FORMAT_VERSION
     space: str = "cosine"
-
-
-def _normalise(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if vectors.ndim == 1:
-        vectors = vectors[None, :]
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return (vectors / norms).astype(np.float32)
 
 
 class VectorIndex:
@@ -107,7 +99,7 @@ class VectorIndex:
         """Add or replace vectors for ``image_ids``; returns how many ids were new."""
         if len(image_ids) == 0:
             return 0
-        vectors = _normalise(vectors)
+        vectors = unit_rows(vectors)
         if vectors.shape != (len(image_ids), self.dim):
             raise InvalidInputError(
                 f"Embeddings have shape {vectors.shape}, the index expects ({len(image_ids)}, {self.dim})"
@@ -199,7 +191,7 @@ class VectorIndex:
         """
         if k <= 0:
             return []
-        q = _normalise(query)[0]
+        q = unit_rows(query)[0]
         if q.shape[0] != self.dim:
             raise InvalidInputError(f"Query has {q.shape[0]} dimensions, the index has {self.dim}")
         mask = self._alive
@@ -217,7 +209,7 @@ class VectorIndex:
 
     def search_exact(self, query: np.ndarray, k: int = 10) -> list[tuple[str, float]]:
         """Brute-force search over every live vector (ground truth for recall)."""
-        q = _normalise(query)[0]
+        q = unit_rows(query)[0]
         k = min(k, len(self))
         return self._exact(q, k, self._alive) if k > 0 else []
 
