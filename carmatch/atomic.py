@@ -1,10 +1,18 @@
-"""Atomic file writes: a crash mid-write leaves the previous file, never a half-written one."""
+"""Atomic writes: a crash mid-write leaves the previous file (or folder), never a half-written one.
+
+The one writer for files that matter (exports, the index, checkpoints, thumbnails, uploads): write
+to a temp file in the same folder, fsync it, ``os.replace`` it over the target, fsync the folder.
+Whole folders (an index generation, an unpacked model) are built in a staging folder and swapped
+in with :func:`replace_dir`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -22,6 +30,12 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def fsync_file(path: Path | str) -> None:
+    """Flush a file another library wrote (without fsync) to disk."""
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
 
 
 @contextlib.contextmanager
@@ -49,3 +63,33 @@ def write_bytes(path: Path | str, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_open(path, "wb") as fh:
         fh.write(data)
+
+
+@contextlib.contextmanager
+def staging_dir(parent: Path | str, prefix: str = ".staging-") -> Iterator[Path]:
+    """A new empty folder in ``parent`` to build a folder's contents in; removed unless moved away by then."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield staging
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def replace_dir(staging: Path, dest: Path) -> None:
+    """Move a fully written ``staging`` folder to ``dest`` (same parent), replacing any folder there.
+
+    ``dest`` is always either the old folder or the new one; the rename is flushed to disk.
+    """
+    fsync_dir(staging)
+    if not dest.exists():
+        os.replace(staging, dest)
+        fsync_dir(dest.parent)
+        return
+    old = dest.with_name(f".{dest.name}-old-{uuid.uuid4().hex[:8]}")
+    os.replace(dest, old)
+    os.replace(staging, dest)
+    fsync_dir(dest.parent)
+    shutil.rmtree(old, ignore_errors=True)

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from carmatch.atomic import fsync_dir
+from carmatch.atomic import atomic_open, fsync_dir, fsync_file, replace_dir, staging_dir, write_bytes
 from carmatch.catalog import now_iso
 from carmatch.errors import IndexMissingError, InvalidInputError, ModelMismatchError
 from carmatch.search.vectors import unit_rows
@@ -30,6 +29,7 @@ log = logging.getLogger(__name__)
 INDEX_FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
 REBUILD_HINT = "python -m admin index rebuild"
+STAGING_PREFIX = ".staging-"
 STALE_STAGING_SECONDS = 6 * 3600  # a staging folder this old belongs to no running save
 
 
@@ -247,11 +247,9 @@ class VectorIndex:
         self.manifest.count = len(self)
         live = np.flatnonzero(self._alive)
         ids = [self._ids[i] for i in live]
-        _write_bytes(folder / "ids.json", json.dumps(ids).encode())
-        with open(folder / "vectors.npy", "wb") as fh:
+        write_bytes(folder / "ids.json", json.dumps(ids).encode())
+        with atomic_open(folder / "vectors.npy", "wb") as fh:
             np.save(fh, self._vectors[live])
-            fh.flush()
-            os.fsync(fh.fileno())
         if len(live) > self.exact_max:
             compact = VectorIndex(self.manifest, self.exact_max, self.m, self.ef_construction, self.ef_search)
             compact._ids = ids
@@ -263,8 +261,8 @@ class VectorIndex:
             else:
                 graph = compact._ensure_hnsw()
             graph.save_index(str(folder / "hnsw.bin"))  # type: ignore[attr-defined]
-            _fsync_file(folder / "hnsw.bin")  # hnswlib writes without fsync: flush it before CURRENT can point here
-        _write_bytes(folder / "manifest.json", json.dumps(asdict(self.manifest), indent=2).encode())
+            fsync_file(folder / "hnsw.bin")  # hnswlib writes without fsync: flush it before CURRENT can point here
+        write_bytes(folder / "manifest.json", json.dumps(asdict(self.manifest), indent=2).encode())
         fsync_dir(folder)
 
     @classmethod
@@ -302,18 +300,6 @@ class VectorIndex:
             index._hnsw = graph
             index._hnsw_count = len(ids)
         return index
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
 
 
 class IndexStore:
@@ -369,20 +355,11 @@ class IndexStore:
 
     def save(self, index: VectorIndex) -> str:
         """Save ``index`` as a new generation and atomically make it current; returns its name."""
-        self.folder.mkdir(parents=True, exist_ok=True)
         gen = f"gen-{now_iso().replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:8]}"
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.folder))
-        try:
+        with staging_dir(self.folder, STAGING_PREFIX) as staging:
             index.save_to(staging)
-            os.replace(staging, self.folder / gen)
-            fsync_dir(self.folder)
-            pointer = self.folder / f".{CURRENT_FILE}.{uuid.uuid4().hex[:8]}.tmp"
-            _write_bytes(pointer, gen.encode())
-            os.replace(pointer, self.folder / CURRENT_FILE)
-            fsync_dir(self.folder)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            replace_dir(staging, self.folder / gen)
+        write_bytes(self.folder / CURRENT_FILE, gen.encode())  # the swap: CURRENT names the new generation
         self._prune(keep={gen})
         log.info("Saved index generation %s (%d vectors)", gen, len(index))
         return gen
@@ -395,6 +372,6 @@ class IndexStore:
             if not child.is_dir() or child.name in keep:
                 continue
             age = time.time() - child.stat().st_mtime
-            stale_staging = child.name.startswith(".staging-") and age > STALE_STAGING_SECONDS
+            stale_staging = child.name.startswith(STAGING_PREFIX) and age > STALE_STAGING_SECONDS
             if child.name.startswith("gen-") or stale_staging:
                 shutil.rmtree(child, ignore_errors=True)
