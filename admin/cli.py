@@ -1,6 +1,7 @@
 """``python -m admin``: argparse front end; each command group lives in its own module.
 
-Errors raised by the library (CarmatchError) become one line on stderr and exit status 1.
+Errors raised by the library (CarmatchError) become one line on stderr and exit status 1, with
+each field the library names (``batch_size``) called by the flag that sets it (``--batch-size``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from carmatch.config import load_dotenv_file, load_settings
 from carmatch.errors import CarmatchError
@@ -32,6 +33,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def option_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    """The options of the command ``args`` ran, by the field each sets: ``{"batch_size": "--batch-size"}``."""
+    flags: dict[str, str] = {}
+    current: argparse.ArgumentParser | None = parser
+    while current is not None:
+        chosen: argparse.ArgumentParser | None = None
+        for action in current._actions:  # argparse offers no public list of a parser's options
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            elif action.option_strings:
+                flags[action.dest] = max(action.option_strings, key=len)
+        current = chosen
+    return flags
+
+
+def cli_message(exc: CarmatchError, flags: Mapping[str, str]) -> str:
+    """The error as one line for a terminal, each field named by its flag where the command has one."""
+    text = exc.describe(flags) if exc.problems else str(exc)
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one admin command; returns the process exit status."""
     load_dotenv_file()
@@ -49,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.settings = load_settings()
         return handler(args)
     except CarmatchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {cli_message(exc, option_flags(parser, args))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: work already committed is kept; run the command again to resume.", file=sys.stderr)

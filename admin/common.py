@@ -53,7 +53,7 @@ def parse_where(items: list[str] | None) -> dict[str, str]:
     where: dict[str, str] = {}
     for item in items or []:
         if "=" not in item:
-            raise InvalidInputError(f"--where {item!r}: use key=value, e.g. --where color=red")
+            raise InvalidInputError(field="where", value=item, reason=f"{item!r}: use key=value, e.g. color=red")
         key, value = item.split("=", 1)
         where[key.strip()] = value.strip()
     return where

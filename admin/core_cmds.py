@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from admin.common import TqdmProgress, parse_where, runtime_for
-from carmatch.errors import InvalidInputError
+from carmatch.catalog.schema import FILTER_KEYS
 from carmatch.search.ingest import rebuild_index
+from carmatch.search.searcher import check_query
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--image", type=Path, help="photo to search by")
     p.add_argument("--k", type=int, default=12, help="number of results (default 12)")
     p.add_argument("--image-weight", type=float, default=0.5, help="weight of the photo when both are given (0-1)")
-    p.add_argument("--where", action="append", metavar="KEY=VALUE", help="filter, e.g. color=red (repeatable)")
+    p.add_argument(
+        "--where",
+        action="append",
+        metavar="KEY=VALUE",
+        help=f"filter on {', '.join(FILTER_KEYS)}, e.g. color=red (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list of {id, path, score, caption}")
     p.set_defaults(func=cmd_search)
 
@@ -52,8 +58,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Search by text, image or both; prints results best first."""
-    if args.text is None and args.image is None:
-        raise InvalidInputError("Give a description, --image PHOTO, or both.")
+    check_query(args.text, args.image, args.k, args.image_weight)  # before the model loads
     with runtime_for(args) as runtime:
         response = runtime.search(
             text=args.text,

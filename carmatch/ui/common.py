@@ -1,4 +1,4 @@
-"""Helpers shared by the app's tabs: turning library errors into gr.Error."""
+"""Helpers shared by the app's tabs: library errors as gr.Error, progress, the photo input."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import gradio as gr
 
 from carmatch.errors import CarmatchError
+from carmatch.ui.phrasing import for_browser
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(fn: F) -> F:
-    """Decorate an event handler so a CarmatchError reaches the browser as a clear gr.Error."""
+    """Decorate an event handler so a CarmatchError reaches the browser as a gr.Error in on-screen labels."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -25,7 +26,7 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except CarmatchError as exc:
             log.info("%s: %s", fn.__name__, exc)
-            raise gr.Error(str(exc), print_exception=False) from exc
+            raise gr.Error(for_browser(exc), print_exception=False) from exc
 
     return wrapper  # type: ignore[return-value]
 

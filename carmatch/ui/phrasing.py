@@ -1,0 +1,67 @@
+"""Library errors phrased for the browser: each field named by the label on screen.
+
+The library raises errors carrying which field was wrong (see :mod:`carmatch.errors`); the
+tabs lay out their inputs with the labels below, and :func:`phrased` re-raises an action's
+error with those labels, so the message names what the person sees. No Gradio here:
+:func:`carmatch.ui.common.user_errors` turns the phrased message into ``gr.Error``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from carmatch.errors import CarmatchError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Library field name -> the label of the input that sets it, in whichever tab has it.
+FIELD_LABELS = {
+    # Search
+    "text": "Description",
+    "k": "Results",
+    "image_weight": "Photo weight",
+    # Dataset
+    "caption": "Caption",
+    "bucket": "S3 bucket",
+    "prefix": "Prefix (folder)",
+    "role_arn": "Batch service role ARN",
+    "s3_prefix": "S3 prefix (titan)",
+    # Training
+    "epochs": "epochs",
+    "batch_size": "batch size",
+    "accum_steps": "gradient accumulation",
+    "lr": "learning rate",
+    "unfreeze": "unfreeze last K blocks",
+}
+
+# Library field name -> what to do in the app, replacing the library's hint (which names CLI commands).
+FIELD_HINTS = {
+    "batch_records": (
+        "Caption them live instead: in the app, open Bulk actions, choose 'everything matching the filters' "
+        "and 'caption with Claude'."
+    ),
+}
+
+
+def for_browser(exc: CarmatchError) -> str:
+    """The error's message with every field named by its on-screen label and the app's hint."""
+    if not exc.problems:
+        return str(exc)
+    return exc.describe(FIELD_LABELS, FIELD_HINTS.get(exc.field or ""))
+
+
+def phrased(fn: F) -> F:
+    """Decorate an action so the CarmatchError it raises (same type and data) speaks in on-screen labels."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CarmatchError as exc:
+            if not exc.problems:
+                raise
+            raise exc.rephrased(FIELD_LABELS, FIELD_HINTS.get(exc.field or "")) from exc
+
+    return wrapper  # type: ignore[return-value]
