@@ -46,6 +46,17 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+def too_large(name: str, size: int, max_bytes: int) -> ImageError:
+    """The error for a file of ``size`` bytes over the ``max_bytes`` limit."""
+    return ImageError(
+        field="image_bytes",
+        value=size,
+        limit=max_bytes,
+        label=f"{name}:",
+        reason=f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit",
+    )
+
+
 def read_image_bytes(path: Path, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> bytes:
     """Read a file's bytes, refusing empty, missing or over-large files."""
     try:
@@ -55,7 +66,7 @@ def read_image_bytes(path: Path, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> by
     if size == 0:
         raise ImageError(f"{path.name}: empty file (0 bytes)")
     if size > max_bytes:
-        raise ImageError(f"{path.name}: file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+        raise too_large(path.name, size, max_bytes)
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -72,7 +83,7 @@ def decode_image(
     if not data:
         raise ImageError(f"{name}: empty file (0 bytes)")
     if len(data) > max_bytes:
-        raise ImageError(f"{name}: file is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+        raise too_large(name, len(data), max_bytes)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -85,8 +96,12 @@ def decode_image(
                     raise ImageError(f"{name}: image has no pixels")
                 if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE or width * height > max_pixels:
                     raise ImageError(
-                        f"{name}: {width}x{height} pixels is too large "
-                        f"(limit {max_pixels / 1e6:.0f} megapixels, {MAX_IMAGE_SIDE} px a side)"
+                        field="image_pixels",
+                        value=(width, height),
+                        limit=max_pixels,
+                        label=f"{name}:",
+                        reason=f"{width}x{height} pixels is too large "
+                        f"(limit {max_pixels / 1e6:.0f} megapixels, {MAX_IMAGE_SIDE} px a side)",
                     )
                 probe.verify()
             with Image.open(io.BytesIO(data)) as opened:

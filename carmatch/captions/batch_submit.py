@@ -38,6 +38,7 @@ ANTHROPIC_VERSION = "bedrock-2023-05-31"
 JOB_NAME_PATTERN = re.compile(r"[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9\+\-\.]){0,63}")
 JOB_NAME_MAX_CHARS = 63
 ROLE_ARN_PATTERN = re.compile(r"arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+")
+FOLLOW_WITH_CLI = "Follow them with: python -m admin caption batch status"
 
 
 class BatchTooSmallError(InvalidInputError):
@@ -112,9 +113,13 @@ def plan_jobs(sizes: Sequence[int], limits: BatchLimits) -> list[list[list[int]]
     total = len(sizes)
     if total < limits.min_records:
         raise BatchTooSmallError(
-            f"A Bedrock batch job needs at least {limits.min_records} records and there are only {total} "
-            "images to caption. Caption them live instead: python -m admin caption live "
-            "(or lower CARMATCH_BATCH_MIN_RECORDS if your account's quota allows)."
+            field="batch_records",
+            value=total,
+            limit=(limits.min_records, None),
+            label="A Bedrock batch job",
+            reason=f"needs at least {limits.min_records} records and there are only {total} images to caption",
+            hint="Caption them live instead: python -m admin caption live "
+            "(or lower CARMATCH_BATCH_MIN_RECORDS if your account's quota allows).",
         )
     for i, size in enumerate(sizes):
         if size > min(limits.max_file_bytes, limits.max_job_bytes):
@@ -179,6 +184,23 @@ def check_job_name(name: str) -> None:
 
 
 # -- submit ---------------------------------------------------------------------------------
+def check_destination(bucket: str | None, role_arn: str | None) -> tuple[str, str]:
+    """(bucket name, role ARN) a batch job writes to and runs as; errors name the ``bucket`` / ``role_arn`` field."""
+    bucket = normalise_bucket(
+        bucket, hint="Give the bucket for the batch input and output, or set CARMATCH_BATCH_BUCKET."
+    )
+    role_arn = (role_arn or "").strip()
+    if not ROLE_ARN_PATTERN.fullmatch(role_arn):
+        raise InvalidInputError(
+            field="role_arn",
+            value=role_arn,
+            label="Service role",
+            reason=f"{role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)",
+            hint="See the README for the service role batch jobs need (or set CARMATCH_BATCH_ROLE_ARN).",
+        )
+    return bucket, role_arn
+
+
 @dataclass
 class SubmitReport:
     """What ``submit_batch`` sent."""
@@ -189,15 +211,15 @@ class SubmitReport:
     bytes: int = 0
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
-    def summary(self) -> str:
-        """One paragraph for the CLI and the app."""
+    def summary(self, follow: str = FOLLOW_WITH_CLI) -> str:
+        """One paragraph; ``follow`` says how to follow the jobs (the app names its buttons)."""
         text = (
             f"Submitted {self.records} images in {len(self.jobs)} batch job(s), {self.files} file(s), "
             f"{self.bytes / 1e6:.1f} MB: {', '.join(self.jobs)}."
         )
         if self.unreadable:
             text += f" {len(self.unreadable)} unreadable images were left out (recorded as failures)."
-        return text + " Follow them with: python -m admin caption batch status"
+        return f"{text} {follow}"
 
 
 def submit_batch(
@@ -216,13 +238,8 @@ def submit_batch(
 ) -> SubmitReport:
     """Write, upload and submit batch captioning jobs for ``image_ids``; records every job in the catalog."""
     limits = BatchLimits.from_settings(settings)
-    bucket = normalise_bucket(bucket)  # S3UriError: empty, a folder path, or a name S3 refuses
+    bucket, role_arn = check_destination(bucket, role_arn)
     prefix = normalise_prefix(prefix)
-    if not ROLE_ARN_PATTERN.fullmatch(role_arn):
-        raise InvalidInputError(
-            f"--role-arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME); "
-            "see the README for the service role batch jobs need."
-        )
     busy = jobs_db.busy_image_ids(catalog)
     ids = [i for i in dict.fromkeys(image_ids) if i not in busy]
     if len(image_ids) and len(ids) < len(set(image_ids)):

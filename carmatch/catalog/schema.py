@@ -12,6 +12,10 @@ from datetime import datetime, timezone
 CAPTION_SOURCES = ("imported", "claude-live", "claude-batch", "human")
 REVIEW_STATES = ("unreviewed", "approved", "rejected")
 ATTRIBUTE_COLUMNS = ("color", "body_type", "make", "model", "viewpoint")
+# The one list of filters: attributes with a dropdown in the Search and Dataset tabs (``model``,
+# nearly unique per image, is filtered by typing), and every key ``--where`` / filter_ids accept.
+FILTER_ATTRIBUTES = ("color", "body_type", "make", "viewpoint")
+FILTER_KEYS = (*ATTRIBUTE_COLUMNS, "source", "review_state")
 
 MIGRATIONS: list[str] = [
     # v1: the whole first schema.

@@ -70,7 +70,7 @@ class Page:
 def page(catalog: Catalog, query: Query, number: int = 1, page_size: int = DEFAULT_PAGE_SIZE) -> Page:
     """The ``number``-th page (1-based, clamped) of images matching ``query``."""
     if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidInputError(f"Page size must be between 1 and {MAX_PAGE_SIZE} (got {page_size}).")
+        raise InvalidInputError(field="page_size", value=page_size, limit=(1, MAX_PAGE_SIZE), label="Page size")
     total = catalog.count_matching(query)
     pages = max(1, -(-total // page_size))
     number = min(max(1, int(number)), pages)
@@ -165,9 +165,20 @@ def save_caption(
     """
     text = " ".join((caption or "").split())
     if not text:
-        raise InvalidInputError("The caption is empty: write one, or reject the image to keep it out of training.")
+        raise InvalidInputError(
+            field="caption",
+            value=text,
+            label="The caption",
+            reason="is empty: write one, or reject the image to keep it out of training",
+        )
     if len(text) > MAX_CAPTION_CHARS:
-        raise InvalidInputError(f"The caption is {len(text)} characters; keep it under {MAX_CAPTION_CHARS}.")
+        raise InvalidInputError(
+            field="caption",
+            value=len(text),
+            limit=MAX_CAPTION_CHARS,
+            label="The caption",
+            reason=f"is {len(text)} characters; keep it under {MAX_CAPTION_CHARS}",
+        )
     current = catalog.get(image_id)
     attrs = merge_attributes(current.attributes, attributes)
     if current.version != expected_version:

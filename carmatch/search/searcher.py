@@ -51,6 +51,25 @@ def clean_text_query(text: str | None) -> str | None:
     return text or None
 
 
+def check_query(text: str | None, image: object | None, k: int, image_weight: float) -> str | None:
+    """Refuse a query that cannot be answered, before any model is loaded; returns the cleaned text."""
+    query_text = clean_text_query(text)
+    if text is not None and query_text is None and image is None:
+        raise InvalidInputError(
+            field="text",
+            value=text,
+            label="The description",
+            reason="is empty: type what the car looks like, or give a photo",
+        )
+    if query_text is None and image is None:
+        raise InvalidInputError("Nothing to search for: give a description, a photo, or both.")
+    if not 1 <= int(k) <= MAX_K:
+        raise InvalidInputError(field="k", value=k, limit=(1, MAX_K), label="The number of results")
+    if not 0.0 <= float(image_weight) <= 1.0:
+        raise InvalidInputError(field="image_weight", value=image_weight, limit=(0, 1), label="The image weight")
+    return query_text
+
+
 class Searcher:
     """Answers queries from an embedder, an index and the catalog, all passed in."""
 
@@ -107,15 +126,7 @@ class Searcher:
         With both, the query is ``(1 - image_weight) * text + image_weight * image`` of the two
         unit vectors, renormalised. ``where`` filters on catalog fields (see Catalog.filter_ids).
         """
-        query_text = clean_text_query(text)
-        if text is not None and query_text is None and image is None:
-            raise InvalidInputError("The description is empty: type what the car looks like, or give a photo.")
-        if query_text is None and image is None:
-            raise InvalidInputError("Nothing to search for: give a description, a photo, or both.")
-        if not 1 <= int(k) <= MAX_K:
-            raise InvalidInputError(f"The number of results must be between 1 and {MAX_K} (got {k}).")
-        if not 0.0 <= float(image_weight) <= 1.0:
-            raise InvalidInputError(f"The image weight must be between 0 and 1 (got {image_weight}).")
+        query_text = check_query(text, image, k, image_weight)
         if len(self.index) == 0:
             raise EmptyCollectionError(
                 "The collection is empty: add images first (python -m admin ingest DIR, or the Dataset tab)."

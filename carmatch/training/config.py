@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from carmatch.atomic import atomic_open
-from carmatch.errors import CarmatchError, ConfigError, InvalidInputError
+from carmatch.errors import CarmatchError, ConfigError, InvalidInputError, Problem
 from carmatch.training.data import Pair, check_split, write_pairs_jsonl
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PAIRS_FILE = "pairs.jsonl"
 
 
@@ -57,31 +58,52 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Refuse nonsensical values with a message saying what to use instead."""
-        problems = []
-        if self.epochs < 1:
-            problems.append(f"--epochs {self.epochs}: train for at least 1 epoch")
-        if not self.lr > 0 or not math.isfinite(self.lr):
-            problems.append(f"--lr {self.lr}: the learning rate must be positive (1e-5 is a good start for CLIP)")
-        elif self.lr > 1e-2:
+        lr_ok = self.lr > 0 and math.isfinite(self.lr)
+        if lr_ok and self.lr > 1e-2:
             log.warning("Learning rate %g is very high for fine-tuning CLIP; 1e-5 is typical", self.lr)
-        if self.batch_size < 2:
-            problems.append(f"--batch-size {self.batch_size}: contrastive training needs at least 2 pairs a batch")
-        if self.accum_steps < 1:
-            problems.append(f"--accum-steps {self.accum_steps}: use 1 or more")
-        if self.unfreeze < -1:
-            problems.append(f"--unfreeze {self.unfreeze}: use a number of blocks, or -1 for the whole model")
+        flags = [  # (refused?, field = the train command's flag, value, lowest allowed, what to use)
+            (self.epochs < 1, "epochs", self.epochs, 1, "train for at least 1 epoch"),
+            (not lr_ok, "lr", self.lr, 0, "the learning rate must be positive (1e-5 is a good start for CLIP)"),
+            (
+                self.batch_size < 2,
+                "batch_size",
+                self.batch_size,
+                2,
+                "contrastive training needs at least 2 pairs a batch",
+            ),
+            (self.accum_steps < 1, "accum_steps", self.accum_steps, 1, "use 1 or more"),
+            (self.unfreeze < -1, "unfreeze", self.unfreeze, -1, "use a number of blocks, or -1 for the whole model"),
+        ]
+        problems = [
+            Problem(name, value, (low, None), f"{value}: {why}", f"--{name.replace('_', '-')}")
+            for refused, name, value, low, why in flags
+            if refused
+        ]
         if self.weight_decay < 0 or self.grad_clip < 0:
-            problems.append("weight decay and gradient clipping must not be negative")
-        if not (
-            0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1
-        ):
-            problems.append("validation and test fractions must be in (0, 1) and sum below 1")
+            problems.append(
+                Problem("regularisation", reason="must not be negative", label="weight decay and gradient clipping")
+            )
+        val, test = self.val_fraction, self.test_fraction
+        if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
+            problems.append(
+                Problem(
+                    "fractions",
+                    (val, test),
+                    (0, 1),
+                    "must be in (0, 1) and sum below 1",
+                    "validation and test fractions",
+                )
+            )
         if not 0 < self.crop_scale_min <= 1 or not 0 <= self.color_jitter < 1:
-            problems.append("crop scale must be in (0, 1] and colour jitter in [0, 1)")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            problems.append(f"precision {self.precision!r}: use auto, fp32, bf16 or fp16")
+            problems.append(
+                Problem("augmentation", reason="must be in (0, 1] and colour jitter in [0, 1)", label="crop scale")
+            )
+        if self.precision not in PRECISIONS:
+            problems.append(
+                Problem("precision", self.precision, PRECISIONS, f"{self.precision!r}: use auto, fp32, bf16 or fp16")
+            )
         if problems:
-            raise InvalidInputError("Invalid training settings: " + "; ".join(problems) + ".")
+            raise InvalidInputError("Invalid training settings", problems=problems)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

@@ -15,7 +15,7 @@ from typing import Any
 
 from carmatch.aws import parse_s3_uri
 from carmatch.catalog import Catalog
-from carmatch.errors import InvalidInputError, NotFoundError
+from carmatch.errors import InvalidInputError, NotFoundError, Problem
 from carmatch.training import registry
 
 log = logging.getLogger(__name__)
@@ -48,21 +48,20 @@ class TitanHyperparameters:
         """Raise InvalidInputError outside Bedrock's ranges; return warnings for legal but risky values."""
         problems = []
         if not EPOCHS_RANGE[0] <= self.epoch_count <= EPOCHS_RANGE[1]:
-            problems.append(f"epochCount {self.epoch_count} must be {EPOCHS_RANGE[0]}–{EPOCHS_RANGE[1]}")
+            reason = f"{self.epoch_count} must be {EPOCHS_RANGE[0]}–{EPOCHS_RANGE[1]}"
+            problems.append(Problem("epochCount", self.epoch_count, EPOCHS_RANGE, reason))
         if not BATCH_SIZE_RANGE[0] <= self.batch_size <= BATCH_SIZE_RANGE[1]:
-            problems.append(
-                f"batchSize {self.batch_size} must be {BATCH_SIZE_RANGE[0]}–{BATCH_SIZE_RANGE[1]:,} "
-                f"(default {DEFAULT_BATCH_SIZE})"
-            )
+            smallest, largest = BATCH_SIZE_RANGE
+            reason = f"{self.batch_size} must be {smallest}–{largest:,} (default {DEFAULT_BATCH_SIZE})"
+            problems.append(Problem("batchSize", self.batch_size, BATCH_SIZE_RANGE, reason))
         if not (
             math.isfinite(self.learning_rate) and LEARNING_RATE_RANGE[0] <= self.learning_rate <= LEARNING_RATE_RANGE[1]
         ):
-            problems.append(
-                f"learningRate {self.learning_rate:g} must be {LEARNING_RATE_RANGE[0]:g}–"
-                f"{LEARNING_RATE_RANGE[1]:g} (default {DEFAULT_LEARNING_RATE:g})"
-            )
-        if problems:
-            raise InvalidInputError("Invalid Titan hyperparameters: " + "; ".join(problems) + ".")
+            low, high = LEARNING_RATE_RANGE
+            reason = f"{self.learning_rate:g} must be {low:g}–{high:g} (default {DEFAULT_LEARNING_RATE:g})"
+            problems.append(Problem("learningRate", self.learning_rate, LEARNING_RATE_RANGE, reason))
+        if problems:  # each field is named as Bedrock names the hyperparameter
+            raise InvalidInputError("Invalid Titan hyperparameters", problems=problems)
         warnings = []
         if self.learning_rate >= DEFAULT_LEARNING_RATE * HIGH_LR_FACTOR:
             warnings.append(

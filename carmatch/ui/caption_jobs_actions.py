@@ -4,6 +4,7 @@ Each function takes the runtime, the session's password (checked again on every 
 anything else) and optional boto3 clients; tests pass clients wrapped by ``botocore.stub.Stubber``
 or backed by moto, the app passes none and gets real ones once AWS credentials are found.
 Functions return (report text, jobs table rows); :mod:`carmatch.ui.caption_jobs_panel` shows them.
+The library checks the bucket, role and batch size; its errors are phrased with the panel's labels.
 """
 
 from __future__ import annotations
@@ -12,23 +13,23 @@ import logging
 from typing import Any
 
 from carmatch.access import is_admin
-from carmatch.aws import make_client, normalise_bucket
+from carmatch.aws import make_client
 from carmatch.captions import batch_jobs as jobs_db
-from carmatch.captions.batch_collect import collect_job, refresh_jobs
+from carmatch.captions.batch_collect import collect_finished, refresh_jobs
 from carmatch.captions.batch_jobs import BatchJob
-from carmatch.captions.batch_submit import ROLE_ARN_PATTERN, BatchLimits, BatchTooSmallError, plan_jobs, submit_batch
+from carmatch.captions.batch_submit import BatchLimits, check_destination, plan_jobs, submit_batch
 from carmatch.captions.live import require_credentials, select_images
-from carmatch.errors import InvalidInputError
 from carmatch.progress import Progress, no_progress
 from carmatch.runtime import Runtime
 from carmatch.ui.dataset_actions import require_admin
+from carmatch.ui.phrasing import phrased
 
 log = logging.getLogger(__name__)
 
 Rows = list[list[Any]]
 
 JOBS_HEADERS = ["name", "status", "message", "records", "created", "collected"]
-LIVE_ADVICE = "In the app: open Bulk actions, choose 'everything matching the filters' and 'caption with Claude'."
+FOLLOW_IN_APP = "Press 'Refresh status' to follow them, then 'Collect finished jobs' once they have ended."
 
 
 def _client(service: str, runtime: Runtime, given: Any) -> Any:
@@ -80,19 +81,7 @@ def on_unlock(
 
 
 # -- submit ----------------------------------------------------------------------------------
-def _check_destination(bucket: str, role_arn: str) -> tuple[str, str]:
-    """The bucket name and role ARN as typed, checked with messages that name the panel's boxes."""
-    role_arn = (role_arn or "").strip()
-    hint = "Enter the bucket that holds the batch input and output, or set CARMATCH_BATCH_BUCKET."
-    bucket = normalise_bucket(bucket, hint=hint)
-    if not ROLE_ARN_PATTERN.fullmatch(role_arn):
-        raise InvalidInputError(
-            f"Service role {role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME); "
-            "see the README for the role batch jobs need (or set CARMATCH_BATCH_ROLE_ARN)."
-        )
-    return bucket, role_arn
-
-
+@phrased
 def submit(
     runtime: Runtime,
     session_password: str | None,
@@ -106,7 +95,7 @@ def submit(
 ) -> tuple[str, Rows]:
     """Submit batch jobs for the images `caption batch submit` would pick; returns (report, jobs rows)."""
     require_admin(runtime, session_password)
-    bucket, role_arn = _check_destination(bucket, role_arn)
+    bucket, role_arn = check_destination(bucket, role_arn)  # before anything else, in the panel's labels
     catalog, settings = runtime.catalog, runtime.settings
     ids = select_images(catalog)
     if not ids:
@@ -124,27 +113,20 @@ def submit(
             "press 'Refresh status', then 'Collect finished jobs' once they have ended.",
             job_rows(runtime),
         )
-    try:
-        if len(free) < settings.batch_min_records:  # refuse before asking for AWS credentials
-            plan_jobs([0] * len(free), BatchLimits.from_settings(settings))
-        report = submit_batch(
-            catalog,
-            _client("bedrock", runtime, bedrock),
-            _client("s3", runtime, s3),
-            settings,
-            free,
-            bucket=bucket,
-            prefix=(prefix or "").strip(),
-            role_arn=role_arn,
-            progress=progress,
-        )
-    except BatchTooSmallError as exc:
-        raise BatchTooSmallError(f"{exc} {LIVE_ADVICE}") from exc
-    text = report.summary().replace(
-        "Follow them with: python -m admin caption batch status",
-        "Press 'Refresh status' to follow them, then 'Collect finished jobs' once they have ended.",
+    if len(free) < settings.batch_min_records:  # refuse before asking for AWS credentials
+        plan_jobs([0] * len(free), BatchLimits.from_settings(settings))
+    report = submit_batch(
+        catalog,
+        _client("bedrock", runtime, bedrock),
+        _client("s3", runtime, s3),
+        settings,
+        free,
+        bucket=bucket,
+        prefix=(prefix or "").strip(),
+        role_arn=role_arn,
+        progress=progress,
     )
-    return text, job_rows(runtime)
+    return report.summary(follow=FOLLOW_IN_APP), job_rows(runtime)
 
 
 # -- refresh / collect -----------------------------------------------------------------------
@@ -180,22 +162,11 @@ def collect(
 ) -> tuple[str, Rows]:
     """Refresh running jobs, then store the captions of every ended, uncollected job; returns (report, rows)."""
     require_admin(runtime, session_password)
-    catalog, region = runtime.catalog, runtime.settings.aws_region
-    jobs = jobs_db.list_jobs(catalog)
-    if any(job.is_active for job in jobs):
-        jobs = refresh_jobs(catalog, _client("bedrock", runtime, bedrock), region=region)
-    names = [j.id for j in jobs if j.arn and not j.is_active and not j.collected_at]
-    if not names:
-        running = sum(1 for j in jobs if j.is_active)
-        text = f"No finished jobs to collect; {running} still running." if running else "No finished jobs to collect."
-        return text, job_rows(runtime)
-    client = _client("s3", runtime, s3)
-    lines, stored, failed = [], 0, 0
-    for done, name in enumerate(names, 1):
-        report = collect_job(catalog, client, name, region=region)
-        stored += report.captioned
-        failed += report.failed
-        lines.append(report.summary())
-        progress(done, len(names), f"collected {done}/{len(names)} jobs")
-    head = f"Stored {stored} caption(s), {failed} failed, from {len(names)} job(s). New captions start unreviewed."
-    return "\n".join([head, *lines]), job_rows(runtime)
+    run = collect_finished(
+        runtime.catalog,
+        lambda: _client("s3", runtime, s3),
+        bedrock=lambda: _client("bedrock", runtime, bedrock),
+        region=runtime.settings.aws_region,
+        progress=progress,
+    )
+    return run.summary(), job_rows(runtime)
