@@ -25,16 +25,16 @@ def home(settings: Settings, car_folder: Path, capsys: pytest.CaptureFixture[str
     """An ingested home with captions on four of its six images."""
     assert run(capsys, "ingest", str(car_folder))[0] == 0
     with Catalog(settings.db_path) as cat:
-        for row in cat.execute("SELECT id, path FROM images"):
-            name = Path(row["path"]).stem
+        for record in cat.get_many(cat.ids()).values():
+            name = Path(record.path).stem
             if "sedan" in name or "pickup" in name:
-                cat.set_caption(row["id"], name.replace("_", " "), "claude-batch", {"color": name.split("_")[0]})
+                cat.set_caption(record.id, name.replace("_", " "), "claude-batch", {"color": name.split("_")[0]})
     return settings
 
 
 def states(settings: Settings) -> dict[str, str]:
     with Catalog(settings.db_path) as cat:
-        return {Path(r["path"]).name: r["review_state"] for r in cat.execute("SELECT path, review_state FROM images")}
+        return {Path(r.path).name: r.review_state for r in cat.get_many(cat.ids()).values()}
 
 
 def test_approve_all_then_export_csv_and_jsonl(
@@ -60,7 +60,7 @@ def test_reject_by_id_prefix_keeps_it_out_of_exports(
     home: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     with Catalog(home.db_path) as cat:
-        red = next(r["id"] for r in cat.execute("SELECT id, path FROM images") if "red_sedan" in r["path"])
+        red = next(r.id for r in cat.get_many(cat.ids()).values() if "red_sedan" in r.path)
     code, out, _ = run(capsys, "dataset", "reject", "--ids", red[:10])
     assert code == 0 and "1 changed of 1" in out and states(home)["red_sedan.jpg"] == "rejected"
     code, out, _ = run(
@@ -80,7 +80,7 @@ def test_import_shows_preview_and_asks_before_applying(
     code, out, _ = run(capsys, "dataset", "import", str(path))
     assert code == 1 and "2 caption(s) will change" in out and "nope.jpg" in out and "Nothing changed." in out
     with Catalog(home.db_path) as cat:
-        assert cat.execute("SELECT COUNT(*) FROM images WHERE caption_source='imported'")[0][0] == 0
+        assert not [r for r in cat.get_many(cat.ids()).values() if r.caption_source == "imported"]
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
     code, out, _ = run(capsys, "dataset", "import", str(path))
     assert code == 0 and "Import: 2 changed of 2" in out

@@ -18,7 +18,7 @@ PASSWORD = "s3cret-pass"
 
 
 def ids_by_name(runtime: Runtime) -> dict[str, str]:
-    return {Path(r["path"]).name: r["id"] for r in runtime.catalog.execute("SELECT id, path FROM images")}
+    return {Path(r.path).name: r.id for r in runtime.catalog.get_many(runtime.catalog.ids()).values()}
 
 
 @pytest.fixture
