@@ -8,7 +8,7 @@ from typing import Any
 
 from admin.common import TqdmProgress, runtime_for
 from carmatch.aws import make_client
-from carmatch.captions.batch_collect import collect_job, refresh_jobs, wait_for_jobs
+from carmatch.captions.batch_collect import collect_finished, refresh_jobs, wait_for_jobs
 from carmatch.captions.batch_jobs import BatchJob, list_jobs
 from carmatch.captions.batch_submit import submit_batch
 from carmatch.captions.live import caption_live, require_credentials, select_images
@@ -157,15 +157,13 @@ def cmd_batch_collect(args: argparse.Namespace) -> int:
     """Collect the results of ended jobs into the catalog."""
     settings: Settings = args.settings
     with runtime_for(args) as runtime:
-        names = args.job or [
-            j.id for j in list_jobs(runtime.catalog) if j.arn and not j.is_active and (args.force or not j.collected_at)
-        ]
-        if not names:
+        run = collect_finished(
+            runtime.catalog, lambda: _client("s3", settings), args.job, force=args.force, region=settings.aws_region
+        )
+        if not run.reports:
             print("No ended, uncollected batch jobs. See: python -m admin caption batch status")
-            return 0
-        s3 = _client("s3", settings)
-        for name in names:
-            print(collect_job(runtime.catalog, s3, name, force=args.force, region=settings.aws_region).summary())
+        for report in run.reports:
+            print(report.summary())
         return 0
 
 

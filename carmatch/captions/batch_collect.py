@@ -2,8 +2,9 @@
 
 ``refresh_jobs`` asks Bedrock for each running job's status, ``collect_job`` reads
 ``<output>/<job-id>/*.jsonl.out`` (lines in any order, matched by ``recordId``) and stores the
-captions, ``wait_for_jobs`` polls with a growing pause until every job has ended, then collects.
-Collecting twice changes nothing. The bedrock and s3 clients are passed in.
+captions of one job. ``collect_finished`` is the one way to collect: the CLI's ``collect``, the
+Dataset tab's button and ``wait_for_jobs`` (which polls with a growing pause until every job has
+ended) all call it. Collecting twice changes nothing. The bedrock and s3 clients are passed in.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from carmatch.captions.prompt import PROMPT_VERSION, CaptionReplyError, parse_ca
 from carmatch.captions.retry import Sleep
 from carmatch.catalog import Catalog
 from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
+from carmatch.progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +234,72 @@ def _describe_error(error: Any) -> str:
     return f"batch record error: {error}"
 
 
+# -- collect every finished job --------------------------------------------------------------
+ClientFactory = Callable[[], Any]  # makes a client when one is needed (no credentials asked otherwise)
+
+
+@dataclass
+class CollectRun:
+    """What ``collect_finished`` did: one CollectReport per job collected, and how many still run."""
+
+    reports: list[CollectReport] = field(default_factory=list)
+    running: int = 0
+
+    @property
+    def captioned(self) -> int:
+        """Captions stored, over every job."""
+        return sum(r.captioned for r in self.reports)
+
+    @property
+    def failed(self) -> int:
+        """Records that failed, over every job."""
+        return sum(r.failed for r in self.reports)
+
+    def summary(self) -> str:
+        """A head line with the totals, then one line per job."""
+        if not self.reports:
+            still = f"; {self.running} still running" if self.running else ""
+            return f"No finished jobs to collect{still}."
+        head = (
+            f"Stored {self.captioned} caption(s), {self.failed} failed, from {len(self.reports)} job(s). "
+            "New captions start unreviewed."
+        )
+        return "\n".join([head, *(r.summary() for r in self.reports)])
+
+
+def collect_finished(
+    catalog: Catalog,
+    s3: ClientFactory,
+    job_ids: Iterable[str] | None = None,
+    *,
+    bedrock: ClientFactory | None = None,
+    force: bool = False,
+    region: str = "",
+    progress: Progress = no_progress,
+) -> CollectRun:
+    """Collect every ended job not collected yet (all ended ones with ``force``), or exactly the jobs named.
+
+    With ``bedrock`` the status of running jobs is refreshed first. Each factory is called only when
+    its client is needed: nothing running means no Bedrock call, nothing to collect no S3 client.
+    """
+    named = list(job_ids) if job_ids is not None else None
+    jobs = jobs_db.list_jobs(catalog, named)
+    if bedrock is not None and any(job.is_active for job in jobs):
+        jobs = refresh_jobs(catalog, bedrock(), named, region)
+    if named is not None:
+        targets = named  # collect_job says why a named job cannot be collected yet
+    else:
+        targets = [j.id for j in jobs if j.arn and not j.is_active and (force or not j.collected_at)]
+    run = CollectRun(running=sum(1 for job in jobs if job.is_active))
+    if not targets:
+        return run
+    client = s3()
+    for done, job_id in enumerate(targets, 1):
+        run.reports.append(collect_job(catalog, client, job_id, force=force, region=region))
+        progress(done, len(targets), f"collected {done}/{len(targets)} jobs")
+    return run
+
+
 # -- wait -----------------------------------------------------------------------------------
 def wait_for_jobs(
     catalog: Catalog,
@@ -267,4 +335,4 @@ def wait_for_jobs(
         sleep(delay)
         waited += delay
         delay = min(max_poll_seconds, delay * 1.5)
-    return [collect_job(catalog, s3, job.id, region=region) for job in jobs if job.arn]
+    return collect_finished(catalog, lambda: s3, [job.id for job in jobs if job.arn], region=region).reports
