@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import gradio as gr
 
 from carmatch.errors import CarmatchError
+from carmatch.runtime import Runtime
+from carmatch.ui.dataset_actions import access_note, unlock
 from carmatch.ui.phrasing import for_browser
 
 log = logging.getLogger(__name__)
@@ -59,3 +61,25 @@ def photo_input(**kwargs: Any) -> gr.Image:
 
     component.preprocess = preprocess  # type: ignore[method-assign]
     return component
+
+
+def unlock_row(runtime: Runtime, button: str, prefix: str) -> gr.State:
+    """Lay out the admin password box, its unlock button and the access note; returns the session's password state.
+
+    The password is kept server-side in the returned ``gr.State``; every write re-checks it.
+    """
+    session_password = gr.State("")
+    with gr.Row(equal_height=True):
+        password = gr.Textbox(
+            label="Admin password", type="password", scale=3, elem_id=f"{prefix}-password", max_length=200
+        )
+        unlock_btn = gr.Button(button, scale=1, elem_id=f"{prefix}-unlock")
+    access = gr.Markdown(access_note(runtime), elem_id=f"{prefix}-access")
+
+    def on_unlock(given: str) -> tuple[str, str, Any]:
+        stored, note = unlock(runtime, given)
+        return stored, note, gr.update(value="")
+
+    unlock_btn.click(on_unlock, [password], [session_password, access, password], api_visibility="private")
+    password.submit(on_unlock, [password], [session_password, access, password], api_visibility="private")
+    return session_password

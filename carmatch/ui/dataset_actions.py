@@ -8,11 +8,8 @@ Functions return plain data; :mod:`carmatch.ui.dataset_tab` turns it into compon
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +17,15 @@ from PIL import Image
 
 from carmatch.access import READ_ONLY_NOTE, admin_enabled, check_admin, is_admin
 from carmatch.catalog import ATTRIBUTE_COLUMNS, ImageRecord
+from carmatch.catalog.schema import FILTER_ATTRIBUTES
 from carmatch.dataset import bulk as bulk_ops
 from carmatch.dataset import curation
-from carmatch.dataset.export import export_csv, export_jsonl
-from carmatch.dataset.export_titan import export_titan
-from carmatch.dataset.import_captions import (
-    apply_import,
-    plan_from_state,
-    plan_to_state,
-    preview_import,
-    read_import_file,
-)
 from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
 from carmatch.images import load_image
 from carmatch.progress import Progress, no_progress
 from carmatch.runtime import Runtime
-from carmatch.search.uploads import add_uploads
 from carmatch.thumbs import placeholder_path, safe_thumbnail
+from carmatch.ui.phrasing import phrased
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +39,7 @@ BULK_ACTIONS = ("approve", "reject", "delete", "caption with Claude")
 SCOPE_SELECTED = "selected on this page"
 SCOPE_MATCHING = "everything matching the filters"
 HISTORY_HEADERS = ["version", "when", "who", "source", "state", "caption"]
+QUERY_INPUTS = ("text", *FILTER_ATTRIBUTES, "source", "state", "sort")  # the filter row, left to right
 
 
 # -- access ----------------------------------------------------------------------------------
@@ -77,27 +67,28 @@ def require_admin(runtime: Runtime, session_password: str | None) -> None:
 # -- browsing --------------------------------------------------------------------------------
 def make_query(
     text: str | None = "",
-    color: str | None = ANY,
-    body_type: str | None = ANY,
-    make: str | None = ANY,
-    viewpoint: str | None = ANY,
     source: str | None = ANY,
     state: str | None = ANY,
     sort: str | None = curation.DEFAULT_SORT,
+    **attributes: str | None,
 ) -> curation.Query:
-    """The filters chosen in the UI as a curation Query (``any`` and blanks ignored)."""
-    attrs = {"color": color, "body_type": body_type, "make": make, "viewpoint": viewpoint}
+    """The filters chosen in the UI as a curation Query (``any`` and blanks ignored); attributes by name."""
 
     def chosen(value: str | None) -> str | None:
         return value if value and value != ANY else None
 
     return curation.Query(
         text=(text or "").strip(),
-        attributes={k: v for k, v in attrs.items() if chosen(v)},  # type: ignore[misc]
+        attributes={k: v for k, v in attributes.items() if chosen(v)},  # type: ignore[misc]
         source=chosen(source),
         state=chosen(state),
         sort=sort or curation.DEFAULT_SORT,
     )
+
+
+def query_from_inputs(values: Sequence[Any]) -> curation.Query:
+    """The filter inputs' values, in the tab's ``QUERY_INPUTS`` order, as a curation Query."""
+    return make_query(**dict(zip(QUERY_INPUTS, values)))
 
 
 def counts_markdown(runtime: Runtime) -> str:
@@ -133,6 +124,7 @@ class PageView:
         return f"Page {self.page} of {self.pages} · {self.total} matching"
 
 
+@phrased
 def load_page(runtime: Runtime, query: curation.Query, number: int = 1, page_size: int = PAGE_SIZE) -> PageView:
     """The grid's page ``number`` for ``query``, with cached thumbnails."""
     result = curation.page(runtime.catalog, query, int(number or 1), page_size)
@@ -209,6 +201,7 @@ def _editor_attrs(values: Sequence[str | None]) -> dict[str, str | None]:
     return dict(zip(ATTRIBUTE_COLUMNS, values))
 
 
+@phrased
 def save(
     runtime: Runtime,
     session_password: str | None,
@@ -243,6 +236,7 @@ def save(
     return _after_action(runtime, image_id, query, advance, f"✅ {done} {image_id[:12]}.")
 
 
+@phrased
 def review(
     runtime: Runtime,
     session_password: str | None,
@@ -269,6 +263,7 @@ def skip(runtime: Runtime, image_id: str, query: curation.Query) -> EditorView:
     return open_image(runtime, curation.next_unreviewed(runtime.catalog, query, image_id or None), "Skipped.")
 
 
+@phrased
 def undo(runtime: Runtime, session_password: str | None, image_id: str, version: int) -> EditorView:
     """Restore the previous caption version (recorded as a new version)."""
     require_admin(runtime, session_password)
@@ -308,6 +303,7 @@ def _stale_view(
 
 
 # -- bulk ------------------------------------------------------------------------------------
+@phrased
 def bulk(
     runtime: Runtime,
     session_password: str | None,
@@ -346,78 +342,6 @@ def bulk(
     raise InvalidInputError(f"Unknown bulk action {action!r}; use one of {', '.join(BULK_ACTIONS)}.")
 
 
-# -- import / export / upload ----------------------------------------------------------------
-def import_preview(
-    runtime: Runtime, session_password: str | None, file: str | Path | None
-) -> tuple[str, list[list[Any]], list[dict[str, Any]]]:
-    """Preview an uploaded captions file: (summary, table rows, plan kept for apply). Changes nothing."""
-    require_admin(runtime, session_password)
-    if not file:
-        raise InvalidInputError("Choose a captions CSV or JSONL file first.")
-    rows, ignored = read_import_file(Path(file))
-    preview = preview_import(runtime.catalog, rows, ignored)
-    return preview.summary(), preview.table(), plan_to_state(preview)
-
-
-def import_apply(
-    runtime: Runtime, session_password: str | None, plan: list[dict[str, Any]] | None, progress: Progress = no_progress
-) -> str:
-    """Apply a previewed import (rows changed since the preview are skipped)."""
-    require_admin(runtime, session_password)
-    if not plan:
-        raise InvalidInputError("Nothing to apply: preview a captions file first.")
-    return apply_import(
-        runtime.catalog, plan_from_state(plan), author=f"{APP_AUTHOR} import", progress=progress
-    ).summary()
-
-
-def export(
-    runtime: Runtime,
-    session_password: str | None,
-    fmt: str,
-    include_unreviewed: bool = False,
-    s3_prefix: str | None = None,
-    progress: Progress = no_progress,
-) -> tuple[list[str], str]:
-    """Export under ``<home>/exports``; returns (download copies in a temp folder, summary)."""
-    require_admin(runtime, session_password)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    folder = runtime.settings.home / "exports" / stamp
-    catalog = runtime.catalog
-    if fmt == "csv":
-        report = export_csv(catalog, folder / "pairs.csv", include_unreviewed)
-    elif fmt == "jsonl":
-        report = export_jsonl(catalog, folder / "pairs.jsonl", include_unreviewed)
-    elif fmt == "titan":
-        report = export_titan(catalog, folder / "titan", s3_prefix or "", include_unreviewed, progress=progress)
-    else:
-        raise InvalidInputError(f"Unknown export format {fmt!r}; use csv, jsonl or titan.")
-    downloads = Path(tempfile.mkdtemp(prefix="carmatch-export-"))
-    copies = []
-    for path in report.files:
-        target = downloads / (f"titan-{path.name}" if fmt == "titan" else path.name)
-        shutil.copyfile(path, target)
-        copies.append(str(target))
-    text = report.summary()
-    if fmt == "titan":
-        text += (
-            f"\n\nFiles and converted images are in `{folder / 'titan'}`. Upload images and JSONL to S3 with:\n"
-            f"`python -m admin dataset export --format titan --out DIR --s3-prefix {s3_prefix} --upload`"
-        )
-    return copies, text
-
-
-def add_images(
-    runtime: Runtime,
-    session_password: str | None,
-    files: Sequence[str | Path] | None,
-    progress: Progress = no_progress,
-) -> str:
-    """Add uploaded images or zips to the collection (validated, deduplicated, embedded)."""
-    require_admin(runtime, session_password)
-    return add_uploads(runtime, [Path(f) for f in (files or [])], progress).summary()
-
-
 def filter_choices(runtime: Runtime) -> dict[str, list[str]]:
     """Dropdown choices for the attribute filters, from the catalog."""
-    return {key: [ANY, *runtime.catalog.distinct_values(key)] for key in ("color", "body_type", "make", "viewpoint")}
+    return {key: [ANY, *runtime.catalog.distinct_values(key)] for key in FILTER_ATTRIBUTES}

@@ -1,6 +1,8 @@
 """The Dataset tab: browse, review and edit captions, bulk actions, import/export, add images.
 
-Layout and wiring only; the logic is in :mod:`carmatch.ui.dataset_actions` (plain functions).
+Layout and wiring only; the logic is in :mod:`carmatch.ui.dataset_actions` (plain functions), and
+the tab's panels keep the same rule: :mod:`~carmatch.ui.dataset_files_panel` (import, export, add
+images) and :mod:`~carmatch.ui.caption_jobs_panel` (Claude batch jobs), each with its ``_actions``.
 Browsing is open to everyone; every write re-checks the password held in the session's gr.State.
 """
 
@@ -12,17 +14,18 @@ from typing import Any
 import gradio as gr
 
 from carmatch.catalog import ATTRIBUTE_COLUMNS
+from carmatch.catalog.schema import FILTER_ATTRIBUTES
 from carmatch.dataset import curation
 from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
-from carmatch.ui import caption_jobs_panel
+from carmatch.ui import caption_jobs_panel, dataset_files_panel
 from carmatch.ui import dataset_actions as actions
-from carmatch.ui.common import progress_adapter, user_errors
+from carmatch.ui.common import progress_adapter, unlock_row, user_errors
+from carmatch.ui.phrasing import FIELD_LABELS
 
 log = logging.getLogger(__name__)
 
 ANY = actions.ANY
-FILTER_ATTRIBUTES = ("color", "body_type", "make", "viewpoint")
 
 
 def _editor_values(view: actions.EditorView) -> tuple[Any, ...]:
@@ -52,40 +55,103 @@ def _grid_values(view: actions.PageView, counts: str) -> tuple[Any, ...]:
     )
 
 
-def build(demo: gr.Blocks, runtime: Runtime) -> None:
-    """Lay out the Dataset tab inside the current gr.Blocks context and wire its events."""
-    session_password = gr.State("")
-    page_ids = gr.State([])
-    current_id = gr.State("")
-    current_version = gr.State(-1)
-    plan = gr.State([])
-
-    with gr.Row(equal_height=True):
-        password = gr.Textbox(
-            label="Admin password", type="password", scale=3, elem_id="dataset-password", max_length=200
-        )
-        unlock_btn = gr.Button("Unlock editing", scale=1, elem_id="dataset-unlock")
-    access = gr.Markdown(actions.access_note(runtime), elem_id="dataset-access")
-    counts = gr.Markdown(elem_id="dataset-counts")
-
+def _filter_row() -> list[Any]:
+    """The filter inputs, in ``actions.QUERY_INPUTS`` order."""
     with gr.Row():
         text_f = gr.Textbox(label="Caption contains", placeholder="red pickup", scale=2, elem_id="dataset-filter-text")
-        attr_f = {
-            key: gr.Dropdown([ANY], value=ANY, label=key.replace("_", " "), allow_custom_value=True, min_width=110)
+        attributes = [
+            gr.Dropdown([ANY], value=ANY, label=key.replace("_", " "), allow_custom_value=True, min_width=110)
             for key in FILTER_ATTRIBUTES
-        }
+        ]
         source_f = gr.Dropdown([ANY, *curation.SOURCE_FILTERS], value=ANY, label="source", min_width=120)
         state_f = gr.Dropdown([ANY, *curation.STATE_FILTERS], value=ANY, label="review state", min_width=120)
         sort_f = gr.Dropdown(list(curation.SORTS), value=curation.DEFAULT_SORT, label="sort", min_width=140)
-    dropdowns: list[gr.Dropdown] = [*attr_f.values(), source_f, state_f, sort_f]
-    filters = [text_f, *dropdowns]
-    with gr.Row(equal_height=True):
-        prev_btn = gr.Button("◀ Previous", size="sm")
-        page_num = gr.Number(value=1, precision=0, label="page", minimum=1, min_width=80)
-        next_btn = gr.Button("Next ▶", size="sm")
-        page_info = gr.Markdown(elem_id="dataset-page-info")
-        refresh_btn = gr.Button("Refresh", size="sm")
+    return [text_f, *attributes, source_f, state_f, sort_f]
 
+
+def _pager_row() -> dict[str, Any]:
+    """Previous / page number / next / where we are / refresh."""
+    with gr.Row(equal_height=True):
+        return {
+            "prev": gr.Button("◀ Previous", size="sm"),
+            "number": gr.Number(value=1, precision=0, label="page", minimum=1, min_width=80),
+            "next": gr.Button("Next ▶", size="sm"),
+            "info": gr.Markdown(elem_id="dataset-page-info"),
+            "refresh": gr.Button("Refresh", size="sm"),
+        }
+
+
+def _bulk_panel() -> dict[str, Any]:
+    """Selection on this page, scope, action, delete options, the run button and its report."""
+    selected = gr.CheckboxGroup([], label="Select images on this page", elem_id="dataset-selected")
+    with gr.Row():
+        select_all = gr.Button("Select page", size="sm")
+        select_none = gr.Button("Clear", size="sm")
+    scope = gr.Radio([actions.SCOPE_SELECTED, actions.SCOPE_MATCHING], value=actions.SCOPE_SELECTED, label="Apply to")
+    action = gr.Radio(list(actions.BULK_ACTIONS), value="approve", label="Action")
+    with gr.Row():
+        delete_files = gr.Checkbox(label="also delete uploaded files (files elsewhere are never deleted)")
+        confirm_delete = gr.Checkbox(label="confirm delete")
+    run = gr.Button("Run bulk action", variant="stop", elem_id="dataset-bulk-run")
+    report = gr.Textbox(label="Bulk report", lines=4, interactive=False)
+    return {
+        "selected": selected,
+        "select_all": select_all,
+        "select_none": select_none,
+        "inputs": [action, scope, selected, delete_files, confirm_delete],
+        "run": run,
+        "report": report,
+    }
+
+
+def _editor() -> dict[str, Any]:
+    """The editor: the picture large, caption, attributes, buttons, messages and history."""
+    big = gr.Image(label="Selected", interactive=False, height=360, elem_id="dataset-image")
+    meta = gr.Markdown("_Select an image in the grid._", elem_id="dataset-meta")
+    caption = gr.Textbox(
+        label=f"{FIELD_LABELS['caption']} (Enter = save, approve and go to the next unreviewed)",
+        lines=1,
+        max_lines=6,
+        max_length=curation.MAX_CAPTION_CHARS,
+        elem_id="dataset-caption",
+    )
+    with gr.Row():
+        attr_boxes = [
+            gr.Textbox(label=key.replace("_", " "), min_width=90, elem_id=f"dataset-attr-{key}")
+            for key in ATTRIBUTE_COLUMNS
+        ]
+    with gr.Row():
+        buttons = {
+            "save": gr.Button("Save", variant="primary", elem_id="dataset-save"),
+            "approve": gr.Button("Approve ✓", elem_id="dataset-approve"),
+            "reject": gr.Button("Reject ✗", elem_id="dataset-reject"),
+            "skip": gr.Button("Skip →", elem_id="dataset-skip"),
+            "undo": gr.Button("Undo ↩", elem_id="dataset-undo"),
+            "reload": gr.Button("Reload", elem_id="dataset-reload"),
+        }
+    message = gr.Markdown(elem_id="dataset-message")
+    conflict = gr.Markdown(visible=False, elem_id="dataset-conflict")
+    history = gr.Dataframe(
+        headers=actions.HISTORY_HEADERS, label="History (newest first)", interactive=False, wrap=True
+    )
+    current_id, current_version = gr.State(""), gr.State(-1)
+    outputs = [current_id, current_version, big, meta, caption, *attr_boxes, history, message, conflict]
+    return {
+        "id": current_id,
+        "version": current_version,
+        "caption": caption,
+        "attrs": attr_boxes,
+        **buttons,
+        "outputs": outputs,
+    }
+
+
+def build(demo: gr.Blocks, runtime: Runtime) -> None:
+    """Lay out the Dataset tab inside the current gr.Blocks context and wire its events."""
+    session_password = unlock_row(runtime, "Unlock editing", "dataset")
+    counts = gr.Markdown(elem_id="dataset-counts")
+    filters = _filter_row()
+    pager = _pager_row()
     with gr.Row():
         with gr.Column(scale=3):
             grid = gr.Gallery(
@@ -96,96 +162,40 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
                 elem_id="dataset-grid",
             )
             with gr.Accordion("Bulk actions", open=False):
-                selected = gr.CheckboxGroup([], label="Select images on this page", elem_id="dataset-selected")
-                with gr.Row():
-                    select_all = gr.Button("Select page", size="sm")
-                    select_none = gr.Button("Clear", size="sm")
-                scope = gr.Radio(
-                    [actions.SCOPE_SELECTED, actions.SCOPE_MATCHING], value=actions.SCOPE_SELECTED, label="Apply to"
-                )
-                action = gr.Radio(list(actions.BULK_ACTIONS), value="approve", label="Action")
-                with gr.Row():
-                    delete_files = gr.Checkbox(label="also delete uploaded files (files elsewhere are never deleted)")
-                    confirm_delete = gr.Checkbox(label="confirm delete")
-                bulk_btn = gr.Button("Run bulk action", variant="stop", elem_id="dataset-bulk-run")
-                bulk_report = gr.Textbox(label="Bulk report", lines=4, interactive=False)
+                bulk = _bulk_panel()
         with gr.Column(scale=2):
-            big = gr.Image(label="Selected", interactive=False, height=360, elem_id="dataset-image")
-            meta = gr.Markdown("_Select an image in the grid._", elem_id="dataset-meta")
-            caption = gr.Textbox(
-                label="Caption (Enter = save, approve and go to the next unreviewed)",
-                lines=1,
-                max_lines=6,
-                max_length=curation.MAX_CAPTION_CHARS,
-                elem_id="dataset-caption",
-            )
-            with gr.Row():
-                attr_boxes = [
-                    gr.Textbox(label=key.replace("_", " "), min_width=90, elem_id=f"dataset-attr-{key}")
-                    for key in ATTRIBUTE_COLUMNS
-                ]
-            with gr.Row():
-                save_btn = gr.Button("Save", variant="primary", elem_id="dataset-save")
-                approve_btn = gr.Button("Approve ✓", elem_id="dataset-approve")
-                reject_btn = gr.Button("Reject ✗", elem_id="dataset-reject")
-                skip_btn = gr.Button("Skip →", elem_id="dataset-skip")
-                undo_btn = gr.Button("Undo ↩", elem_id="dataset-undo")
-                reload_btn = gr.Button("Reload", elem_id="dataset-reload")
-            message = gr.Markdown(elem_id="dataset-message")
-            conflict = gr.Markdown(visible=False, elem_id="dataset-conflict")
-            history = gr.Dataframe(
-                headers=actions.HISTORY_HEADERS, label="History (newest first)", interactive=False, wrap=True
-            )
-
+            editor = _editor()
     with gr.Accordion("Import captions (CSV / JSONL)", open=False):
-        gr.Markdown(
-            "Columns: `file` (path as ingested, absolute or relative to the ingested folder) or `id`, then "
-            "`caption`, optional `color`, `body_type`, `make`, `model`, `viewpoint`. Imported captions start "
-            "unreviewed and never replace a caption a person wrote."
-        )
-        import_file = gr.File(label="Captions file", file_types=[".csv", ".jsonl", ".json"], type="filepath")
-        preview_btn = gr.Button("Preview changes")
-        preview_text = gr.Textbox(label="Preview", lines=6, interactive=False)
-        preview_table = gr.Dataframe(
-            headers=["line", "image", "current caption", "new caption", "attributes"], interactive=False, wrap=True
-        )
-        apply_btn = gr.Button("Apply import", variant="primary")
-        import_report = gr.Textbox(label="Import report", lines=3, interactive=False)
-
+        imported = dataset_files_panel.build_import(runtime, session_password)
     with gr.Accordion("Export", open=False):
-        with gr.Row():
-            fmt = gr.Radio(["csv", "jsonl", "titan"], value="jsonl", label="Format")
-            include_unreviewed = gr.Checkbox(label="include unreviewed (never rejected)")
-            s3_prefix = gr.Textbox(label="S3 prefix (titan)", placeholder="s3://my-bucket/carmatch/titan/")
-        export_btn = gr.Button("Export")
-        export_files = gr.File(label="Download", file_count="multiple", interactive=False)
-        export_report = gr.Textbox(label="Export report", lines=4, interactive=False)
-
+        dataset_files_panel.build_export(runtime, session_password)
     with gr.Accordion("Add images", open=False):
-        upload_files = gr.File(
-            label="Images or .zip of images", file_count="multiple", file_types=["image", ".zip"], type="filepath"
-        )
-        upload_btn = gr.Button("Add to the collection", variant="primary")
-        upload_report = gr.Textbox(label="Upload report", lines=4, interactive=False)
-
+        uploaded = dataset_files_panel.build_upload(runtime, session_password)
     with gr.Accordion("Claude batch jobs", open=False):
-        batch_collected = caption_jobs_panel.build(runtime, session_password)
+        collected = caption_jobs_panel.build(runtime, session_password)
 
-    grid_outputs = [grid, page_ids, selected, page_info, page_num, counts]
-    editor_outputs = [current_id, current_version, big, meta, caption, *attr_boxes, history, message, conflict]
+    page_ids = gr.State([])
+    grid_outputs = [grid, page_ids, bulk["selected"], pager["info"], pager["number"], counts]
+    show_page = _wire_grid(runtime, filters, pager, grid_outputs)
 
-    # -- access ------------------------------------------------------------------------------
-    def on_unlock(given: str) -> tuple[str, str, Any]:
-        stored, note = actions.unlock(runtime, given)
-        return stored, note, gr.update(value="")
+    def refresh_after(event: Any) -> None:
+        """Redraw the grid's page once ``event`` has changed the collection."""
+        event.then(show_page, [pager["number"], *filters], grid_outputs, api_visibility="private")
 
-    unlock_btn.click(on_unlock, [password], [session_password, access, password], api_visibility="private")
-    password.submit(on_unlock, [password], [session_password, access, password], api_visibility="private")
+    _wire_selection(runtime, grid, page_ids, bulk, editor["outputs"])
+    _wire_editor(runtime, session_password, filters, editor, refresh_after)
+    _wire_bulk(runtime, session_password, filters, bulk, refresh_after)
+    for event in (imported, uploaded, collected):
+        refresh_after(event)
+    _wire_first_load(demo, runtime, grid_outputs, filters[1 : 1 + len(FILTER_ATTRIBUTES)])
 
-    # -- grid --------------------------------------------------------------------------------
+
+def _wire_grid(runtime: Runtime, filters: list[Any], pager: dict[str, Any], grid_outputs: list[Any]) -> Any:
+    """Filters and pager redraw the grid; returns the page handler (page number, *filters)."""
+
     @user_errors
     def show_page(number: float, *values: Any) -> tuple[Any, ...]:
-        query = actions.make_query(*values)
+        query = actions.query_from_inputs(values)
         return _grid_values(actions.load_page(runtime, query, int(number or 1)), actions.counts_markdown(runtime))
 
     def first_page(*values: Any) -> tuple[Any, ...]:
@@ -197,46 +207,59 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
 
         return handler
 
+    text_f, *dropdowns = filters
     for component in dropdowns:
         component.change(first_page, filters, grid_outputs, api_visibility="private")
     text_f.submit(first_page, filters, grid_outputs, api_visibility="private")
-    prev_btn.click(shifted(-1), [page_num, *filters], grid_outputs, api_visibility="private")
-    next_btn.click(shifted(+1), [page_num, *filters], grid_outputs, api_visibility="private")
-    page_num.submit(show_page, [page_num, *filters], grid_outputs, api_visibility="private")
-    refresh_btn.click(show_page, [page_num, *filters], grid_outputs, api_visibility="private")
+    paged = [pager["number"], *filters]
+    pager["prev"].click(shifted(-1), paged, grid_outputs, api_visibility="private")
+    pager["next"].click(shifted(+1), paged, grid_outputs, api_visibility="private")
+    pager["number"].submit(show_page, paged, grid_outputs, api_visibility="private")
+    pager["refresh"].click(show_page, paged, grid_outputs, api_visibility="private")
+    return show_page
+
+
+def _wire_selection(
+    runtime: Runtime, grid: gr.Gallery, page_ids: gr.State, bulk: dict[str, Any], editor_outputs: list[Any]
+) -> None:
+    """A click on the grid opens the image in the editor; the bulk panel selects the page or nothing."""
 
     def on_select(ids: list[str], evt: gr.SelectData) -> tuple[Any, ...]:
         index = evt.index if isinstance(evt.index, int) else evt.index[0]
         image_id = ids[index] if ids and 0 <= index < len(ids) else None
         return _editor_values(actions.open_image(runtime, image_id))
 
+    selected = bulk["selected"]
     grid.select(on_select, [page_ids], editor_outputs, api_visibility="private")
-    select_all.click(lambda ids: gr.update(value=list(ids)), [page_ids], [selected], api_visibility="private")
-    select_none.click(lambda: gr.update(value=[]), None, [selected], api_visibility="private")
+    bulk["select_all"].click(lambda ids: gr.update(value=list(ids)), [page_ids], [selected], api_visibility="private")
+    bulk["select_none"].click(lambda: gr.update(value=[]), None, [selected], api_visibility="private")
 
-    # -- editor ------------------------------------------------------------------------------
-    def refresh_after(event: Any) -> None:
-        event.then(show_page, [page_num, *filters], grid_outputs, api_visibility="private")
+
+def _wire_editor(
+    runtime: Runtime, session_password: gr.State, filters: list[Any], editor: dict[str, Any], refresh_after: Any
+) -> None:
+    """Save, approve (button or Enter), reject, skip, undo and reload; writes redraw the grid."""
+    n_attrs = len(ATTRIBUTE_COLUMNS)
 
     @user_errors
     def on_save(pw: str, image_id: str, version: int, text: str, *rest: Any) -> tuple[Any, ...]:
-        attrs, query = rest[: len(ATTRIBUTE_COLUMNS)], actions.make_query(*rest[len(ATTRIBUTE_COLUMNS) :])
+        attrs, query = rest[:n_attrs], actions.query_from_inputs(rest[n_attrs:])
         return _editor_values(actions.save(runtime, pw, image_id, version, text, attrs, query))
 
     @user_errors
     def on_approve(pw: str, image_id: str, version: int, text: str, *rest: Any) -> tuple[Any, ...]:
-        attrs, query = rest[: len(ATTRIBUTE_COLUMNS)], actions.make_query(*rest[len(ATTRIBUTE_COLUMNS) :])
+        attrs, query = rest[:n_attrs], actions.query_from_inputs(rest[n_attrs:])
         view = actions.save(runtime, pw, image_id, version, text, attrs, query, "approved", advance=True)
         return _editor_values(view)
 
     @user_errors
     def on_reject(pw: str, image_id: str, version: int, *values: Any) -> tuple[Any, ...]:
-        view = actions.review(runtime, pw, image_id, version, "rejected", actions.make_query(*values))
+        view = actions.review(runtime, pw, image_id, version, "rejected", actions.query_from_inputs(values))
         return _editor_values(view)
 
     @user_errors
     def on_skip(image_id: str, *values: Any) -> tuple[Any, ...]:
-        return _editor_values(actions.skip(runtime, image_id, actions.make_query(*values)))
+        return _editor_values(actions.skip(runtime, image_id, actions.query_from_inputs(values)))
 
     @user_errors
     def on_undo(pw: str, image_id: str, version: int) -> tuple[Any, ...]:
@@ -245,29 +268,23 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
     def on_reload(image_id: str) -> tuple[Any, ...]:
         return _editor_values(actions.open_image(runtime, image_id or None))
 
-    edit_inputs = [session_password, current_id, current_version, caption, *attr_boxes, *filters]
-    refresh_after(save_btn.click(on_save, edit_inputs, editor_outputs, api_visibility="private"))
-    refresh_after(approve_btn.click(on_approve, edit_inputs, editor_outputs, api_visibility="private"))
-    refresh_after(caption.submit(on_approve, edit_inputs, editor_outputs, api_visibility="private"))
-    refresh_after(
-        reject_btn.click(
-            on_reject,
-            [session_password, current_id, current_version, *filters],
-            editor_outputs,
-            api_visibility="private",
-        )
-    )
-    skip_btn.click(on_skip, [current_id, *filters], editor_outputs, api_visibility="private")
-    refresh_after(
-        undo_btn.click(
-            on_undo, [session_password, current_id, current_version], editor_outputs, api_visibility="private"
-        )
-    )
-    reload_btn.click(on_reload, [current_id], editor_outputs, api_visibility="private")
+    outputs, current = editor["outputs"], [session_password, editor["id"], editor["version"]]
+    edit_inputs = [*current, editor["caption"], *editor["attrs"], *filters]
+    private = {"api_visibility": "private"}
+    refresh_after(editor["save"].click(on_save, edit_inputs, outputs, **private))
+    refresh_after(editor["approve"].click(on_approve, edit_inputs, outputs, **private))
+    refresh_after(editor["caption"].submit(on_approve, edit_inputs, outputs, **private))
+    refresh_after(editor["reject"].click(on_reject, [*current, *filters], outputs, **private))
+    editor["skip"].click(on_skip, [editor["id"], *filters], outputs, **private)
+    refresh_after(editor["undo"].click(on_undo, current, outputs, **private))
+    editor["reload"].click(on_reload, [editor["id"]], outputs, **private)
 
-    refresh_after(batch_collected)
 
-    # -- bulk --------------------------------------------------------------------------------
+def _wire_bulk(
+    runtime: Runtime, session_password: gr.State, filters: list[Any], bulk: dict[str, Any], refresh_after: Any
+) -> None:
+    """Run the chosen bulk action on the selection or on everything matching the filters."""
+
     @user_errors
     def on_bulk(
         pw: str,
@@ -279,56 +296,16 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
         *values: Any,
         progress: gr.Progress = gr.Progress(),
     ) -> str:
-        query = actions.make_query(*values)
+        query = actions.query_from_inputs(values)
         return actions.bulk(runtime, pw, what, where, ids, query, remove_files, confirmed, progress_adapter(progress))
 
-    refresh_after(
-        bulk_btn.click(
-            on_bulk,
-            [session_password, action, scope, selected, delete_files, confirm_delete, *filters],
-            [bulk_report],
-            api_visibility="private",
-        )
-    )
+    inputs = [session_password, *bulk["inputs"], *filters]
+    refresh_after(bulk["run"].click(on_bulk, inputs, [bulk["report"]], api_visibility="private"))
 
-    # -- import / export / upload -------------------------------------------------------------
-    @user_errors
-    def on_preview(pw: str, file: str | None) -> tuple[str, list[list[Any]], list[dict[str, Any]]]:
-        return actions.import_preview(runtime, pw, file)
 
-    @user_errors
-    def on_apply(
-        pw: str, planned: list[dict[str, Any]], progress: gr.Progress = gr.Progress()
-    ) -> tuple[str, list[Any]]:
-        return actions.import_apply(runtime, pw, planned, progress_adapter(progress)), []
+def _wire_first_load(demo: gr.Blocks, runtime: Runtime, grid_outputs: list[Any], attributes: list[Any]) -> None:
+    """On page load: the first page, the counts and the attribute filters' choices."""
 
-    preview_btn.click(
-        on_preview, [session_password, import_file], [preview_text, preview_table, plan], api_visibility="private"
-    )
-    refresh_after(apply_btn.click(on_apply, [session_password, plan], [import_report, plan], api_visibility="private"))
-
-    @user_errors
-    def on_export(
-        pw: str, chosen: str, unreviewed: bool, prefix: str, progress: gr.Progress = gr.Progress()
-    ) -> tuple[list[str], str]:
-        return actions.export(runtime, pw, chosen, unreviewed, prefix, progress_adapter(progress))
-
-    export_btn.click(
-        on_export,
-        [session_password, fmt, include_unreviewed, s3_prefix],
-        [export_files, export_report],
-        api_visibility="private",
-    )
-
-    @user_errors
-    def on_upload(pw: str, files: list[str] | None, progress: gr.Progress = gr.Progress()) -> str:
-        return actions.add_images(runtime, pw, files, progress_adapter(progress))
-
-    refresh_after(
-        upload_btn.click(on_upload, [session_password, upload_files], [upload_report], api_visibility="private")
-    )
-
-    # -- first load --------------------------------------------------------------------------
     def on_load() -> tuple[Any, ...]:
         try:
             choices = actions.filter_choices(runtime)
@@ -339,4 +316,4 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
             grid_values = ([], [], gr.update(choices=[], value=[]), f"⚠️ {exc}", 1, "")
         return (*grid_values, *[gr.update(choices=choices[key]) for key in FILTER_ATTRIBUTES])
 
-    demo.load(on_load, None, [*grid_outputs, *attr_f.values()], api_visibility="private")
+    demo.load(on_load, None, [*grid_outputs, *attributes], api_visibility="private")

@@ -14,11 +14,12 @@ from typing import Any
 import pandas as pd
 
 from carmatch.access import check_admin
-from carmatch.errors import BusyError, InvalidInputError
+from carmatch.errors import BusyError, InvalidInputError, Problem
 from carmatch.progress import Progress
 from carmatch.runtime import Runtime
 from carmatch.training import registry
 from carmatch.training import runs as training_jobs
+from carmatch.ui.phrasing import phrased
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,12 @@ class TrainingState:
 def summary_markdown(runtime: Runtime) -> str:
     """Dataset pairs by split, approved count, and the device with what to expect."""
     s = training_jobs.summary_for_tab(runtime)
-    source = {"approved": "approved pairs", "non-rejected": "all non-rejected captioned pairs"}.get(
+    source = {"approved": "approved pairs", "unreviewed": "unreviewed pairs: nothing is approved yet"}.get(
         s["source"], s["source"]
     )
     lines = [
         f"**{s['pairs']} training pairs** ({source}): train {s.get('train', 0)} · validation "
-        f"{s.get('val', 0)} · test {s.get('test', 0)} · approved {s['approved']}",
+        f"{s.get('validation', 0)} · test {s.get('test', 0)} · approved {s['approved']}",
         f"**Device:** {s['message']}",
     ]
     if s["pairs"] == 0:
@@ -57,18 +58,27 @@ def defaults(runtime: Runtime) -> dict[str, Any]:
     return dict(training_jobs.device_summary(runtime.settings.device)["defaults"])
 
 
+def _numbers(**boxes: float | None) -> dict[str, float]:
+    """The hyperparameter boxes as given; a cleared box (None) is refused by its label."""
+    missing = [Problem(name) for name, value in boxes.items() if value is None]
+    if missing:
+        raise InvalidInputError("Fill in every hyperparameter before starting", problems=missing)
+    return {name: float(value) for name, value in boxes.items() if value is not None}
+
+
+@phrased
 def start(
     runtime: Runtime,
     state: TrainingState,
     session_password: str | None,
-    epochs: float,
-    batch_size: float,
-    lr: float,
-    unfreeze: float,
-    accum_steps: float,
+    epochs: float | None,
+    batch_size: float | None,
+    lr: float | None,
+    unfreeze: float | None,
+    accum_steps: float | None,
     resume: str | None = None,
 ) -> str:
-    """Start (or resume) a run in the background; returns a status line."""
+    """Start (or resume) a run in the background; returns a status line. The library checks the values."""
     check_admin(runtime.settings, session_password)
     with state.lock:
         if state.job is not None and state.job.running:
@@ -76,18 +86,25 @@ def start(
         if resume:
             job = training_jobs.start_training(runtime, resume=resume)
         else:
-            if epochs is None or batch_size is None or lr is None:
-                raise InvalidInputError("Set epochs, batch size and learning rate before starting.")
+            given = _numbers(epochs=epochs, batch_size=batch_size, lr=lr, unfreeze=unfreeze, accum_steps=accum_steps)
             job = training_jobs.start_training(
                 runtime,
-                epochs=int(epochs),
-                batch_size=int(batch_size),
-                lr=float(lr),
-                unfreeze=int(unfreeze),
-                accum_steps=max(1, int(accum_steps or 1)),
+                epochs=int(given["epochs"]),
+                batch_size=int(given["batch_size"]),
+                lr=given["lr"],
+                unfreeze=int(given["unfreeze"]),
+                accum_steps=int(given["accum_steps"]),
             )
         state.job = job
     return f"Run **{job.run_id}** {'resumed' if resume else 'started'}."
+
+
+def resume(runtime: Runtime, state: TrainingState, session_password: str | None, run_id: str | None) -> str:
+    """Resume an unfinished run where it stopped; returns a status line."""
+    check_admin(runtime.settings, session_password)
+    if not run_id:
+        raise InvalidInputError("Choose an unfinished run to resume.")
+    return start(runtime, state, session_password, None, None, None, None, None, resume=run_id)
 
 
 def cancel(runtime: Runtime, state: TrainingState, session_password: str | None) -> str:
@@ -177,6 +194,7 @@ def resumable_runs(runtime: Runtime) -> list[str]:
     return [r.id for r in registry.list_models(runtime.catalog) if r.status in ("cancelled", "failed", "running")]
 
 
+@phrased
 def activate(
     runtime: Runtime,
     state: TrainingState,

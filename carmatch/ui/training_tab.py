@@ -13,39 +13,33 @@ import gradio as gr
 
 from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
-from carmatch.ui import dataset_actions
 from carmatch.ui import training_actions as actions
-from carmatch.ui.common import progress_adapter, user_errors
+from carmatch.ui.common import progress_adapter, unlock_row, user_errors
+from carmatch.ui.phrasing import FIELD_LABELS
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0
+HYPERPARAMETERS = ("epochs", "batch_size", "lr", "unfreeze", "accum_steps")  # actions.start's order
 
 
-def build(demo: gr.Blocks, runtime: Runtime) -> None:
-    """Lay out the Training tab inside the current gr.Blocks context and wire its events."""
-    state = actions.TrainingState()
-    session_password = gr.State("")
-    with gr.Row(equal_height=True):
-        password = gr.Textbox(
-            label="Admin password", type="password", scale=3, max_length=200, elem_id="train-password"
-        )
-        unlock_btn = gr.Button("Unlock training", scale=1)
-    access = gr.Markdown(dataset_actions.access_note(runtime))
-    summary = gr.Markdown("Loading…")
-
-    defaults = actions.defaults(runtime)
+def _hyperparameter_boxes(defaults: dict[str, Any]) -> list[gr.Number]:
+    """One number box per hyperparameter, in ``HYPERPARAMETERS`` order, labelled as errors name them."""
     with gr.Row():
-        epochs = gr.Number(defaults["epochs"], label="epochs", precision=0, minimum=1)
-        batch = gr.Number(defaults["batch_size"], label="batch size", precision=0, minimum=2)
-        accum = gr.Number(defaults["accum_steps"], label="gradient accumulation", precision=0, minimum=1)
-        lr = gr.Number(defaults["lr"], label="learning rate")
-        unfreeze = gr.Number(defaults["unfreeze"], label="unfreeze last K blocks (-1 = all)", precision=0)
-    with gr.Row():
-        start_btn = gr.Button("Start training", variant="primary")
-        cancel_btn = gr.Button("Cancel", variant="stop")
-        resume_run = gr.Dropdown([], label="resume an unfinished run", allow_custom_value=False, scale=2)
-        resume_btn = gr.Button("Resume")
+        boxes = {
+            "epochs": gr.Number(defaults["epochs"], label=FIELD_LABELS["epochs"], precision=0, minimum=1),
+            "batch_size": gr.Number(defaults["batch_size"], label=FIELD_LABELS["batch_size"], precision=0, minimum=2),
+            "accum_steps": gr.Number(
+                defaults["accum_steps"], label=FIELD_LABELS["accum_steps"], precision=0, minimum=1
+            ),
+            "lr": gr.Number(defaults["lr"], label=FIELD_LABELS["lr"]),
+            "unfreeze": gr.Number(defaults["unfreeze"], label=f"{FIELD_LABELS['unfreeze']} (-1 = all)", precision=0),
+        }
+    return [boxes[name] for name in HYPERPARAMETERS]
+
+
+def _progress_views() -> list[Any]:
+    """Status line, loss and recall curves, before/after table and log: what ``actions.poll`` fills."""
     status = gr.Markdown(elem_id="train-status")
     with gr.Row():
         loss_plot = gr.LinePlot(x="step", y="loss", title="training loss", height=260)
@@ -54,6 +48,22 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
         )
     before_after = gr.Dataframe(label="test split: before → after", interactive=False)
     log_box = gr.Textbox(label="log", lines=8, max_lines=8, interactive=False, autoscroll=True)
+    return [status, loss_plot, recall_plot, before_after, log_box]
+
+
+def build(demo: gr.Blocks, runtime: Runtime) -> None:
+    """Lay out the Training tab inside the current gr.Blocks context and wire its events."""
+    state = actions.TrainingState()
+    session_password = unlock_row(runtime, "Unlock training", "train")
+    summary = gr.Markdown("Loading…")
+    hyperparameters = _hyperparameter_boxes(actions.defaults(runtime))
+    with gr.Row():
+        start_btn = gr.Button("Start training", variant="primary")
+        cancel_btn = gr.Button("Cancel", variant="stop")
+        resume_run = gr.Dropdown([], label="resume an unfinished run", allow_custom_value=False, scale=2)
+        resume_btn = gr.Button("Resume")
+    draw_outputs = _progress_views()
+    status = draw_outputs[0]
 
     gr.Markdown("### Models")
     models = gr.Dataframe(label="registered models", interactive=False)
@@ -62,41 +72,16 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
         activate_btn = gr.Button("Activate this model and rebuild the index", variant="primary", scale=2)
         cancel_activate_btn = gr.Button("Cancel rebuild", scale=1)
     activate_msg = gr.Markdown()
-
-    def on_unlock(pw: str) -> tuple[str, str, str]:
-        value, message = dataset_actions.unlock(runtime, pw)
-        return value, message, ""
-
-    unlock_btn.click(on_unlock, [password], [session_password, access, password], api_visibility="private")
-    password.submit(on_unlock, [password], [session_password, access, password], api_visibility="private")
-
-    def refresh() -> tuple[Any, ...]:
-        try:
-            text = actions.summary_markdown(runtime)
-            table = actions.models_table(runtime)
-            choices = actions.model_choices(runtime)
-            resumable = actions.resumable_runs(runtime)
-        except CarmatchError as exc:
-            return f"⚠️ {exc}", None, gr.update(), gr.update()
-        return text, table, gr.update(choices=choices), gr.update(choices=resumable)
-
     refresh_outputs = [summary, models, model_pick, resume_run]
-
-    def draw() -> tuple[Any, ...]:
-        view = actions.poll(state)
-        return view["status"], view["loss"], view["recall"], view["before_after"], view["log"]
-
-    draw_outputs = [status, loss_plot, recall_plot, before_after, log_box]
+    refresh = _wire_refresh(demo, runtime, state, draw_outputs, refresh_outputs)
 
     @user_errors
-    def on_start(pw: str, e: float, b: float, lr_: float, k: float, a: float) -> str:
+    def on_start(pw: str, e: float | None, b: float | None, lr_: float | None, k: float | None, a: float | None) -> str:
         return actions.start(runtime, state, pw, e, b, lr_, k, a)
 
     @user_errors
     def on_resume(pw: str, run_id: str | None) -> str:
-        if not run_id:
-            raise gr.Error("Choose an unfinished run to resume.")
-        return actions.start(runtime, state, pw, 0, 0, 0, 0, 1, resume=run_id)
+        return actions.resume(runtime, state, pw, run_id)
 
     @user_errors
     def on_cancel(pw: str) -> str:
@@ -110,8 +95,7 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
     def on_cancel_activate(pw: str) -> str:
         return actions.cancel_activation(runtime, state, pw)
 
-    hp = [epochs, batch, lr, unfreeze, accum]
-    start_btn.click(on_start, [session_password, *hp], [status], api_visibility="private").then(
+    start_btn.click(on_start, [session_password, *hyperparameters], [status], api_visibility="private").then(
         refresh, None, refresh_outputs
     )
     resume_btn.click(on_resume, [session_password, resume_run], [status], api_visibility="private")
@@ -120,6 +104,30 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
         on_activate, [session_password, model_pick], [activate_msg], api_visibility="private", concurrency_limit=1
     ).then(refresh, None, refresh_outputs)
     cancel_activate_btn.click(on_cancel_activate, [session_password], [activate_msg], api_visibility="private")
+
+
+def _wire_refresh(
+    demo: gr.Blocks,
+    runtime: Runtime,
+    state: actions.TrainingState,
+    draw_outputs: list[Any],
+    refresh_outputs: list[Any],
+) -> Any:
+    """Poll the running job on a timer, re-read summary and models when it changes; returns the refresh handler."""
+
+    def refresh() -> tuple[Any, ...]:
+        try:
+            text = actions.summary_markdown(runtime)
+            table = actions.models_table(runtime)
+            choices = actions.model_choices(runtime)
+            resumable = actions.resumable_runs(runtime)
+        except CarmatchError as exc:
+            return f"⚠️ {exc}", None, gr.update(), gr.update()
+        return text, table, gr.update(choices=choices), gr.update(choices=resumable)
+
+    def draw() -> tuple[Any, ...]:
+        view = actions.poll(state)
+        return view["status"], view["loss"], view["recall"], view["before_after"], view["log"]
 
     seen: dict[str, tuple[str, str] | None] = {"status": None}
 
@@ -135,3 +143,4 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
     timer.tick(draw, None, draw_outputs, api_visibility="private", show_progress="hidden")
     timer.tick(refresh_when_job_changes, None, refresh_outputs, api_visibility="private", show_progress="hidden")
     demo.load(refresh, None, refresh_outputs, api_visibility="private")
+    return refresh

@@ -12,6 +12,7 @@ from carmatch.access import READ_ONLY_NOTE
 from carmatch.errors import AccessDeniedError, InvalidInputError
 from carmatch.runtime import Runtime
 from carmatch.ui import dataset_actions as actions
+from carmatch.ui import dataset_files_actions as files_actions
 from tests.drawing import draw_car
 
 PASSWORD = "s3cret-pass"
@@ -60,9 +61,9 @@ def test_wrong_password_is_told_and_changes_nothing(admin_runtime: Runtime, tmp_
         lambda: actions.review(admin_runtime, "guess", image_id, version, "rejected", query),
         lambda: actions.undo(admin_runtime, "guess", image_id, version),
         lambda: actions.bulk(admin_runtime, "guess", "delete", actions.SCOPE_MATCHING, [], query, confirm_delete=True),
-        lambda: actions.export(admin_runtime, "guess", "csv"),
-        lambda: actions.import_preview(admin_runtime, None, tmp_path / "x.csv"),
-        lambda: actions.add_images(admin_runtime, "", [tmp_path / "x.png"]),
+        lambda: files_actions.export(admin_runtime, "guess", "csv"),
+        lambda: files_actions.import_preview(admin_runtime, None, tmp_path / "x.csv"),
+        lambda: files_actions.add_images(admin_runtime, "", [tmp_path / "x.png"]),
     ):
         with pytest.raises(AccessDeniedError):
             attempt()
@@ -222,25 +223,25 @@ def test_bulk_caption_with_claude_uses_the_live_captioner(admin_runtime: Runtime
 def test_import_preview_then_apply_in_the_tab(admin_runtime: Runtime, tmp_path: Path) -> None:
     path = tmp_path / "caps.csv"
     path.write_text("file,caption,make\nsub/yellow_sedan.bmp,a yellow sedan,fiat\nnope.png,ghost,\n")
-    summary, table, plan = actions.import_preview(admin_runtime, PASSWORD, path)
+    summary, table, plan = files_actions.import_preview(admin_runtime, PASSWORD, path)
     assert "1 caption(s) will change" in summary and "nope.png" in summary
     assert table == [[2, "sub/yellow_sedan.bmp", "", "a yellow sedan", '{"make": "fiat"}']]
     image_id = ids_by_name(admin_runtime)["yellow_sedan.bmp"]
     assert admin_runtime.catalog.get(image_id).caption is None
-    report = actions.import_apply(admin_runtime, PASSWORD, plan)
+    report = files_actions.import_apply(admin_runtime, PASSWORD, plan)
     assert "1 changed of 1" in report
     record = admin_runtime.catalog.get(image_id)
     assert record.caption == "a yellow sedan" and record.caption_source == "imported"
     with pytest.raises(InvalidInputError, match="preview"):
-        actions.import_apply(admin_runtime, PASSWORD, [])
+        files_actions.import_apply(admin_runtime, PASSWORD, [])
 
 
 def test_export_from_the_tab_gives_downloadable_files(admin_runtime: Runtime) -> None:
     actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_MATCHING, [], actions.make_query())
-    files, text = actions.export(admin_runtime, PASSWORD, "jsonl")
+    files, text = files_actions.export(admin_runtime, PASSWORD, "jsonl")
     assert len(files) == 1 and Path(files[0]).read_text().count("\n") == 4 and "Exported 4" in text
     assert list((admin_runtime.settings.home / "exports").glob("*/pairs.jsonl"))
-    files, text = actions.export(admin_runtime, PASSWORD, "titan", s3_prefix="s3://bucket/p/")
+    files, text = files_actions.export(admin_runtime, PASSWORD, "titan", s3_prefix="s3://bucket/p/")
     assert {Path(f).name for f in files} == {"titan-train.jsonl", "titan-validation.jsonl", "titan-manifest.json"}
     assert "128 px" in text  # the 96x64 test drawings are too small for Titan: skipped with the reason
 
@@ -253,7 +254,7 @@ def test_upload_images_and_zip_from_the_tab(admin_runtime: Runtime, tmp_path: Pa
         zf.writestr("x/another.png", single.read_bytes()[:60])  # corrupt: refused by validation
         draw_car("black", "van", seed=78).save(tmp_path / "v.png")
         zf.write(tmp_path / "v.png", "x/van.png")
-    text = actions.add_images(admin_runtime, PASSWORD, [str(single), str(archive)])
+    text = files_actions.add_images(admin_runtime, PASSWORD, [str(single), str(archive)])
     assert "Added 2 new image(s)" in text and "1 skipped" in text
     assert admin_runtime.catalog.count() == 8
     assert len(admin_runtime.index()) == 8

@@ -1,0 +1,106 @@
+"""The Dataset tab's "files" panel as plain functions: import captions, export pairs, add images.
+
+Like every Dataset action, each takes the session's password and checks it again before anything
+else. Functions return plain data; :mod:`carmatch.ui.dataset_files_panel` lays out and wires them.
+The library checks files, formats and limits; its errors are phrased with the panel's labels.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from carmatch.dataset.export import export_csv, export_jsonl
+from carmatch.dataset.export_titan import export_titan
+from carmatch.dataset.import_captions import (
+    apply_import,
+    plan_from_state,
+    plan_to_state,
+    preview_import,
+    read_import_file,
+)
+from carmatch.errors import InvalidInputError
+from carmatch.progress import Progress, no_progress
+from carmatch.runtime import Runtime
+from carmatch.search.uploads import add_uploads
+from carmatch.ui.dataset_actions import APP_AUTHOR, require_admin
+from carmatch.ui.phrasing import phrased
+
+
+@phrased
+def import_preview(
+    runtime: Runtime, session_password: str | None, file: str | Path | None
+) -> tuple[str, list[list[Any]], list[dict[str, Any]]]:
+    """Preview an uploaded captions file: (summary, table rows, plan kept for apply). Changes nothing."""
+    require_admin(runtime, session_password)
+    if not file:
+        raise InvalidInputError("Choose a captions CSV or JSONL file first.")
+    rows, ignored = read_import_file(Path(file))
+    preview = preview_import(runtime.catalog, rows, ignored)
+    return preview.summary(), preview.table(), plan_to_state(preview)
+
+
+@phrased
+def import_apply(
+    runtime: Runtime, session_password: str | None, plan: list[dict[str, Any]] | None, progress: Progress = no_progress
+) -> str:
+    """Apply a previewed import (rows changed since the preview are skipped)."""
+    require_admin(runtime, session_password)
+    if not plan:
+        raise InvalidInputError("Nothing to apply: preview a captions file first.")
+    return apply_import(
+        runtime.catalog, plan_from_state(plan), author=f"{APP_AUTHOR} import", progress=progress
+    ).summary()
+
+
+@phrased
+def export(
+    runtime: Runtime,
+    session_password: str | None,
+    fmt: str,
+    include_unreviewed: bool = False,
+    s3_prefix: str | None = None,
+    progress: Progress = no_progress,
+) -> tuple[list[str], str]:
+    """Export under ``<home>/exports``; returns (download copies in a temp folder, summary)."""
+    require_admin(runtime, session_password)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    folder = runtime.settings.home / "exports" / stamp
+    catalog = runtime.catalog
+    if fmt == "csv":
+        report = export_csv(catalog, folder / "pairs.csv", include_unreviewed)
+    elif fmt == "jsonl":
+        report = export_jsonl(catalog, folder / "pairs.jsonl", include_unreviewed)
+    elif fmt == "titan":
+        report = export_titan(catalog, folder / "titan", s3_prefix or "", include_unreviewed, progress=progress)
+    else:
+        raise InvalidInputError(f"Unknown export format {fmt!r}; use csv, jsonl or titan.")
+    downloads = Path(tempfile.mkdtemp(prefix="carmatch-export-"))
+    copies = []
+    for path in report.files:
+        target = downloads / (f"titan-{path.name}" if fmt == "titan" else path.name)
+        shutil.copyfile(path, target)
+        copies.append(str(target))
+    text = report.summary()
+    if fmt == "titan":
+        text += (
+            f"\n\nFiles and converted images are in `{folder / 'titan'}`. Upload images and JSONL to S3 with:\n"
+            f"`python -m admin dataset export --format titan --out DIR --s3-prefix {s3_prefix} --upload`"
+        )
+    return copies, text
+
+
+@phrased
+def add_images(
+    runtime: Runtime,
+    session_password: str | None,
+    files: Sequence[str | Path] | None,
+    progress: Progress = no_progress,
+) -> str:
+    """Add uploaded images or zips to the collection (validated, deduplicated, embedded)."""
+    require_admin(runtime, session_password)
+    return add_uploads(runtime, [Path(f) for f in (files or [])], progress).summary()

@@ -1,0 +1,91 @@
+"""The Dataset tab's files panels: import captions, export pairs, add images. Layout and wiring only.
+
+The logic is in :mod:`carmatch.ui.dataset_files_actions`. Every button re-checks the admin
+password held in the tab's session state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from carmatch.catalog import ATTRIBUTE_COLUMNS
+from carmatch.runtime import Runtime
+from carmatch.ui import dataset_files_actions as actions
+from carmatch.ui.common import progress_adapter, user_errors
+from carmatch.ui.phrasing import FIELD_LABELS
+
+IMPORT_HELP = (
+    "Columns: `file` (path as ingested, absolute or relative to the ingested folder) or `id`, then "
+    f"`caption`, optional {', '.join(f'`{key}`' for key in ATTRIBUTE_COLUMNS)}. Imported captions start "
+    "unreviewed and never replace a caption a person wrote."
+)
+
+
+def build_import(runtime: Runtime, session_password: gr.State) -> Any:
+    """Lay out and wire the import panel; returns the apply event (captions changed)."""
+    plan = gr.State([])
+    gr.Markdown(IMPORT_HELP)
+    import_file = gr.File(label="Captions file", file_types=[".csv", ".jsonl", ".json"], type="filepath")
+    preview_btn = gr.Button("Preview changes")
+    preview_text = gr.Textbox(label="Preview", lines=6, interactive=False)
+    preview_table = gr.Dataframe(
+        headers=["line", "image", "current caption", "new caption", "attributes"], interactive=False, wrap=True
+    )
+    apply_btn = gr.Button("Apply import", variant="primary")
+    import_report = gr.Textbox(label="Import report", lines=3, interactive=False)
+
+    @user_errors
+    def on_preview(pw: str, file: str | None) -> tuple[str, list[list[Any]], list[dict[str, Any]]]:
+        return actions.import_preview(runtime, pw, file)
+
+    @user_errors
+    def on_apply(
+        pw: str, planned: list[dict[str, Any]], progress: gr.Progress = gr.Progress()
+    ) -> tuple[str, list[Any]]:
+        return actions.import_apply(runtime, pw, planned, progress_adapter(progress)), []
+
+    preview_btn.click(
+        on_preview, [session_password, import_file], [preview_text, preview_table, plan], api_visibility="private"
+    )
+    return apply_btn.click(on_apply, [session_password, plan], [import_report, plan], api_visibility="private")
+
+
+def build_export(runtime: Runtime, session_password: gr.State) -> None:
+    """Lay out and wire the export panel (files to download, and the Titan upload command)."""
+    with gr.Row():
+        fmt = gr.Radio(["csv", "jsonl", "titan"], value="jsonl", label="Format")
+        include_unreviewed = gr.Checkbox(label="include unreviewed (never rejected)")
+        s3_prefix = gr.Textbox(label=FIELD_LABELS["s3_prefix"], placeholder="s3://my-bucket/carmatch/titan/")
+    export_btn = gr.Button("Export")
+    export_files = gr.File(label="Download", file_count="multiple", interactive=False)
+    export_report = gr.Textbox(label="Export report", lines=4, interactive=False)
+
+    @user_errors
+    def on_export(
+        pw: str, chosen: str, unreviewed: bool, prefix: str, progress: gr.Progress = gr.Progress()
+    ) -> tuple[list[str], str]:
+        return actions.export(runtime, pw, chosen, unreviewed, prefix, progress_adapter(progress))
+
+    export_btn.click(
+        on_export,
+        [session_password, fmt, include_unreviewed, s3_prefix],
+        [export_files, export_report],
+        api_visibility="private",
+    )
+
+
+def build_upload(runtime: Runtime, session_password: gr.State) -> Any:
+    """Lay out and wire the add-images panel; returns the upload event (collection changed)."""
+    upload_files = gr.File(
+        label="Images or .zip of images", file_count="multiple", file_types=["image", ".zip"], type="filepath"
+    )
+    upload_btn = gr.Button("Add to the collection", variant="primary")
+    upload_report = gr.Textbox(label="Upload report", lines=4, interactive=False)
+
+    @user_errors
+    def on_upload(pw: str, files: list[str] | None, progress: gr.Progress = gr.Progress()) -> str:
+        return actions.add_images(runtime, pw, files, progress_adapter(progress))
+
+    return upload_btn.click(on_upload, [session_password, upload_files], [upload_report], api_visibility="private")
