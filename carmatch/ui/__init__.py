@@ -1,1 +1,15 @@
-"""Gradio tabs of the carmatch app. The only part of carmatch that imports Gradio."""
+"""Gradio tabs of the carmatch app. The only part of carmatch that imports Gradio.
+
+One rule for every tab: ``<tab>_tab.py`` lays it out and wires its events, ``<tab>_actions.py``
+handles them as plain functions that tests call without a browser. A part of a tab with its own
+job is a panel, with the same pair: ``<panel>_panel.py`` lays out, ``<panel>_actions.py`` handles.
+
+- Search: ``search_tab`` / ``search_actions``
+- Dataset: ``dataset_tab`` / ``dataset_actions``, with the panels ``dataset_files_panel`` /
+  ``dataset_files_actions`` (import captions, export, add images) and ``caption_jobs_panel`` /
+  ``caption_jobs_actions`` (Claude batch jobs)
+- Training: ``training_tab`` / ``training_actions``
+
+Shared by all: ``common`` (gr.Error at the edge, progress, the photo input, the unlock row) and
+``phrasing`` (library errors named by the labels on screen; no Gradio).
+"""
