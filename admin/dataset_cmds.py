@@ -1,13 +1,14 @@
-"""Dataset commands: export pairs (CSV, JSONL, Titan), import captions, approve and reject."""
+"""Dataset commands: export pairs (CSV, JSONL, Titan), the train/validation/test split, import, approve, reject."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from admin.common import TqdmProgress, runtime_for
-from carmatch.dataset import bulk, curation
+from carmatch.dataset import bulk, curation, training_set
 from carmatch.dataset.export import EXPORT_FORMATS, export_csv, export_jsonl
 from carmatch.dataset.export_titan import export_titan, upload_titan
 from carmatch.dataset.import_captions import apply_import, preview_import, read_import_file
@@ -27,8 +28,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--s3-prefix", help="titan: where images and JSONL live, e.g. s3://bucket/carmatch/titan/")
     e.add_argument("--upload", action="store_true", help="titan: copy images and JSONL to --s3-prefix")
     e.add_argument("--include-unreviewed", action="store_true", help="also export unreviewed (never rejected) pairs")
-    e.add_argument("--validation-fraction", type=float, default=0.1, help="titan: share of pairs for validation")
+    e.add_argument(
+        "--validation-fraction",
+        type=float,
+        help="titan: least share of records for validation, topped up from the train split "
+        "(default: the collection's validation split; the test split is never exported)",
+    )
     e.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("splits", help="which images are in the train, validation and test split")
+    s.add_argument("--json", action="store_true", help='print {"train": [ids], "validation": [ids], "test": [ids]}')
+    s.add_argument("--include-unreviewed", action="store_true", help="count unreviewed (never rejected) pairs too")
+    s.set_defaults(func=cmd_splits)
 
     i = sub.add_parser("import", help="import captions from a CSV or JSONL file (shows a preview first)")
     i.add_argument("file", type=Path, help="CSV/JSONL with file or id, caption, optional attribute columns")
@@ -78,6 +89,21 @@ def cmd_export(args: argparse.Namespace) -> int:
             finally:
                 progress.close()
             print(uploaded.summary())
+        return 0
+
+
+def cmd_splits(args: argparse.Namespace) -> int:
+    """Print the split every consumer uses: ids as JSON, or counts per split."""
+    with runtime_for(args) as runtime:
+        chosen = training_set.training_set(runtime.catalog, args.include_unreviewed)
+        ids = training_set.split_ids(runtime.catalog, chosen)
+        if args.json:
+            print(json.dumps(ids, indent=1))
+            return 0
+        total = sum(len(members) for members in ids.values())
+        print(f"Split of the {total} training pairs ({chosen.source}; {chosen.fractions.describe()}):")
+        for name, members in ids.items():
+            print(f"  {name:<10} {len(members)}")
         return 0
 
 

@@ -32,12 +32,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup-steps", type=int, help="linear warmup steps (default 10%% of steps, at most 100)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--color-jitter", type=float, help="brightness/contrast jitter (default 0: colours are queries)")
-    p.add_argument("--val-fraction", type=float, help="share of images held out for validation (default 0.1)")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        help="share of images held out for validation (default: the collection's split, 0.1 until changed; "
+        "a new value changes the split that eval and exports follow)",
+    )
     p.add_argument(
         "--test-fraction",
         type=float,
-        help="share of images held out for testing (default 0.1; keep it "
-        "fixed so before/after numbers compare across runs)",
+        help="share of images held out for testing (default: the collection's split, 0.1 until changed; keep it "
+        "fixed so before/after numbers compare across runs; a new value changes the split eval and exports follow)",
     )
     p.add_argument("--resume", metavar="RUN", help="continue a stopped run exactly where it left off")
     p.add_argument("--sagemaker", action="store_true", help="train on SageMaker instead of this machine")
@@ -57,9 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="RUN|base",
         help="model to evaluate (repeatable; default: base and the active run)",
     )
-    p.add_argument("--split", default="test", help="train, val, test or all (default test)")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="as given to train (default 0.1)")
-    p.add_argument("--test-fraction", type=float, default=0.1, help="as given to train (default 0.1)")
+    p.add_argument("--split", default="test", help="train, validation (or val), test or all (default test)")
+    p.add_argument("--val-fraction", type=float, help="as given to train (default: the collection's split)")
+    p.add_argument("--test-fraction", type=float, help="as given to train (default: the collection's split)")
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
     p.set_defaults(func=cmd_eval)
 
@@ -141,7 +146,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 print(f"note: --resume continues with the run's saved settings; ignoring {', '.join(given)}")
             run_id = args.resume
         else:
-            run_id = prepare_run(runtime.catalog, args.settings, default_config(args.settings, **_overrides(args)))
+            config = default_config(args.settings, runtime.catalog, **_overrides(args))
+            run_id = prepare_run(runtime.catalog, args.settings, config)
         print(f"Run {run_id} (folder {args.settings.runs_dir / run_id})")
         bar: tqdm | None = None
 
@@ -186,7 +192,7 @@ def _train_sagemaker(args: argparse.Namespace) -> int:
     with runtime_for(args) as runtime:
         job = args.sagemaker_job
         if job is None:
-            config = default_config(args.settings, **_overrides(args))
+            config = default_config(args.settings, runtime.catalog, **_overrides(args))
             progress = TqdmProgress()
             try:
                 job = sagemaker.submit_training(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from carmatch.catalog.connection import CatalogBase
@@ -239,3 +240,30 @@ class CaptionsMixin(CatalogBase):
             f" AND attr_{attribute} IS NOT NULL GROUP BY v ORDER BY n DESC, v"
         )
         return [r["v"] for r in rows]
+
+    # -- the training set (the rule itself is carmatch.dataset.training_set) -------------------
+    def count_captioned(self, states: Sequence[str]) -> int:
+        """How many live images have a non-empty caption in one of the review ``states``."""
+        marks = ",".join("?" * len(states))
+        rows = self.execute(
+            "SELECT COUNT(*) FROM images WHERE deleted_at IS NULL AND caption IS NOT NULL AND TRIM(caption) != ''"
+            f" AND review_state IN ({marks})",
+            list(states),
+        )
+        return int(rows[0][0])
+
+    def iter_captioned(self, states: Sequence[str], chunk_rows: int = 1000) -> Iterator[ImageRecord]:
+        """Live images with a non-empty caption in one of ``states``, by id, read ``chunk_rows`` at a time."""
+        marks = ",".join("?" * len(states))
+        last = ""
+        while True:
+            rows = self.execute(
+                "SELECT * FROM images WHERE deleted_at IS NULL AND caption IS NOT NULL AND TRIM(caption) != ''"
+                f" AND review_state IN ({marks}) AND id > ? ORDER BY id LIMIT ?",
+                [*states, last, chunk_rows],
+            )
+            if not rows:
+                return
+            for row in rows:
+                yield ImageRecord.from_row(row)
+            last = rows[-1]["id"]

@@ -1,8 +1,9 @@
-"""Export image-caption pairs as CSV and JSONL (what fine-tuning reads); Titan JSONL is in titan_export.
+"""Export image-caption pairs as CSV and JSONL (what fine-tuning reads); Titan JSONL is in export_titan.
 
-Exports use approved captions; ``include_unreviewed`` adds unreviewed ones, never rejected ones.
-Rows are read from the catalog in chunks (keyset on id), so memory stays flat at any size, and
-every file is written to a temporary name and renamed into place.
+Exports take the training set (carmatch.dataset.training_set): approved captions, ``include_unreviewed``
+adds unreviewed ones, never rejected ones; while nothing is approved, the unreviewed ones, with a
+warning. Rows are read from the catalog in chunks (keyset on id), so memory stays flat at any size,
+and every file is written to a temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -10,57 +11,25 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from carmatch.atomic import atomic_open, write_bytes
 from carmatch.catalog import ATTRIBUTE_COLUMNS, Catalog, ImageRecord
+from carmatch.dataset.training_set import iter_records, training_set
 from carmatch.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
 EXPORT_FORMATS = ("csv", "jsonl", "titan")  # titan: see carmatch.dataset.export_titan
-CHUNK_ROWS = 1000
 
 
 # -- shared ----------------------------------------------------------------------------------
-def export_states(include_unreviewed: bool) -> tuple[str, ...]:
-    """The review states an export takes (never ``rejected``)."""
-    return ("approved", "unreviewed") if include_unreviewed else ("approved",)
-
-
-def count_exportable(catalog: Catalog, include_unreviewed: bool = False) -> int:
-    """How many captioned images an export would take."""
-    states = export_states(include_unreviewed)
-    marks = ",".join("?" * len(states))
-    return int(
-        catalog.execute(
-            "SELECT COUNT(*) FROM images WHERE deleted_at IS NULL AND caption IS NOT NULL AND TRIM(caption) != ''"
-            f" AND review_state IN ({marks})",
-            states,
-        )[0][0]
-    )
-
-
-def iter_exportable(catalog: Catalog, include_unreviewed: bool = False) -> Iterator[ImageRecord]:
-    """Live captioned images in the exported review states, by id, read in chunks."""
-    states = export_states(include_unreviewed)
-    marks = ",".join("?" * len(states))
-    last = ""
-    while True:
-        rows = catalog.execute(
-            "SELECT * FROM images WHERE deleted_at IS NULL AND caption IS NOT NULL AND TRIM(caption) != ''"
-            f" AND review_state IN ({marks}) AND id > ? ORDER BY id LIMIT ?",
-            [*states, last, CHUNK_ROWS],
-        )
-        if not rows:
-            return
-        for row in rows:
-            yield ImageRecord.from_row(row)
-        last = rows[-1]["id"]
+FALLBACK_WARNING = (
+    "No caption is approved yet, so this export holds the unreviewed captions (the training set's fallback, "
+    "as fine-tuning uses); approve captions to export only approved ones."
+)
 
 
 def record_dict(record: ImageRecord) -> dict[str, Any]:
@@ -81,27 +50,19 @@ class AtomicText:
 
     def __enter__(self) -> IO[str]:
         _check_writable_target(self.path)
+        self._writer = atomic_open(self.path, "w", encoding="utf-8", newline="")  # the one atomic writer
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            return self._writer.__enter__()
         except OSError as exc:
             raise _unwritable(self.path, exc) from exc
-        self.fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        return self.fh
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
-            if exc_type is None:
-                self.fh.flush()
-                os.fsync(self.fh.fileno())
-            self.fh.close()
-            if exc_type is None:
-                os.replace(self.tmp, self.path)
+            self._writer.__exit__(exc_type, exc, tb)
         except OSError as error:
+            if error is exc:
+                raise
             raise _unwritable(self.path, error) from error
-        finally:
-            if os.path.exists(self.tmp):
-                os.unlink(self.tmp)
 
 
 def _check_writable_target(path: Path) -> None:
@@ -116,21 +77,9 @@ def _unwritable(path: Path, exc: OSError) -> InvalidInputError:
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     _check_writable_target(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        write_bytes(path, data)
     except OSError as exc:
         raise _unwritable(path, exc) from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise _unwritable(path, exc) from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @dataclass
@@ -141,6 +90,7 @@ class ExportReport:
     records: int = 0
     train: int = 0
     validation: int = 0
+    held_out: int = 0  # Titan: images of the test split, never exported for training
     converted: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -151,7 +101,8 @@ class ExportReport:
         if self.train or self.validation:
             lines.append(
                 f"Titan: {self.train} training and {self.validation} validation record(s); "
-                f"{self.converted} image(s) converted, {len(self.skipped)} skipped."
+                f"{self.converted} image(s) converted, {len(self.skipped)} skipped; "
+                f"{self.held_out} image(s) of the test split held out."
             )
         lines.extend(f"WARNING: {w}" for w in self.warnings)
         for image_id, reason in self.skipped[:30]:
@@ -165,20 +116,26 @@ def export_csv(catalog: Catalog, out: Path, include_unreviewed: bool = False) ->
     """Write the pairs as CSV with columns id, file, caption, attributes, source, review_state."""
     report = ExportReport(files=[Path(out)])
     columns = ["id", "file", "caption", *ATTRIBUTE_COLUMNS, "source", "review_state"]
+    chosen = training_set(catalog, include_unreviewed)
     with AtomicText(Path(out)) as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
-        for record in iter_exportable(catalog, include_unreviewed):
+        for record in iter_records(catalog, chosen):
             writer.writerow({k: ("" if v is None else v) for k, v in record_dict(record).items()})
             report.records += 1
+    if chosen.source == "unreviewed" and report.records:
+        report.warnings.append(FALLBACK_WARNING)
     return report
 
 
 def export_jsonl(catalog: Catalog, out: Path, include_unreviewed: bool = False) -> ExportReport:
     """Write the pairs as JSONL: one {"id", "file", "caption", attributes...} object a line."""
     report = ExportReport(files=[Path(out)])
+    chosen = training_set(catalog, include_unreviewed)
     with AtomicText(Path(out)) as fh:
-        for record in iter_exportable(catalog, include_unreviewed):
+        for record in iter_records(catalog, chosen):
             fh.write(json.dumps(record_dict(record), ensure_ascii=False) + "\n")
             report.records += 1
+    if chosen.source == "unreviewed" and report.records:
+        report.warnings.append(FALLBACK_WARNING)
     return report

@@ -3,8 +3,9 @@
 Checked against Titan's documented limits (Bedrock user guide, "Prepare the datasets"): captions
 at most 2,560 characters and 128 tokens, images PNG/JPEG of at most 5 MB with sides 128–4,096 px
 and aspect ratio 0.25–4, 1,000–500,000 training and 8–50,000 validation records. Images that break
-a limit are converted when possible, else skipped with the reason. The train/validation split
-depends on each image's content hash only, so it is the same on every export.
+a limit are converted when possible, else skipped with the reason. The records follow the one split
+of the collection (carmatch.dataset.training_set): it depends on each image's content hash only, so
+it is the same on every export, and an image of the test split never goes into a Titan file.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from PIL import Image, UnidentifiedImageError
 
+from carmatch.aws import parse_s3_uri, s3_prefix_uri
 from carmatch.catalog import Catalog, ImageRecord
-from carmatch.dataset.export import AtomicText, ExportReport, count_exportable, iter_exportable, write_bytes_atomic
+from carmatch.dataset.export import FALLBACK_WARNING, AtomicText, ExportReport, write_bytes_atomic
+from carmatch.dataset.training_set import TrainingSet, count_records, iter_records, split_bucket, training_set
 from carmatch.errors import InvalidInputError
 from carmatch.progress import Progress, no_progress
 
@@ -41,8 +44,6 @@ TITAN_MAX_TRAIN = 500_000
 TITAN_MIN_VALIDATION = 8
 TITAN_MAX_VALIDATION = 50_000
 TITAN_FORMATS = {"PNG": "png", "JPEG": "jpg"}
-TITAN_SPLIT_SALT = "carmatch-titan-split-v1"
-DEFAULT_VALIDATION_FRACTION = 0.1
 
 
 _TOKEN_PIECES = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
@@ -74,16 +75,6 @@ def titan_caption_problem(caption: str) -> str | None:
     if tokens > TITAN_MAX_CAPTION_TOKENS:
         return f"caption is about {tokens} tokens (conservative estimate), over Titan's {TITAN_MAX_CAPTION_TOKENS}"
     return None
-
-
-def titan_split(image_id: str, validation_fraction: float = DEFAULT_VALIDATION_FRACTION) -> str:
-    """``validation`` or ``train``, from the image's content hash alone (stable across exports)."""
-    return "validation" if _split_bucket(image_id) < validation_fraction else "train"
-
-
-def _split_bucket(image_id: str) -> float:
-    digest = hashlib.sha256(f"{TITAN_SPLIT_SALT}:{image_id}".encode()).hexdigest()
-    return int(digest[:12], 16) / float(16**12)
 
 
 @dataclass
@@ -165,17 +156,17 @@ def normalise_s3_prefix(prefix: str | None) -> str:
         raise InvalidInputError(
             "Titan export needs an S3 prefix for its image-refs, e.g. --s3-prefix s3://my-bucket/carmatch/titan/"
         )
-    prefix = prefix.strip()
-    match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(/.*)?", prefix)
-    if not match:
-        raise InvalidInputError(f"{prefix!r} is not an S3 prefix like s3://my-bucket/carmatch/titan/")
-    return prefix if prefix.endswith("/") else prefix + "/"
+    return s3_prefix_uri(prefix, label="The Titan export's prefix", example="s3://my-bucket/carmatch/titan/")
 
 
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """(bucket, key) of ``s3://bucket/key``."""
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    return bucket, key
+class _Entry(NamedTuple):
+    """One image going to Titan: its split, its hash bucket (the order of top-ups and caps), its line."""
+
+    split: str
+    bucket: float
+    image_id: str
+    line: dict[str, str]
+    image: TitanImage
 
 
 def export_titan(
@@ -183,78 +174,115 @@ def export_titan(
     out_dir: Path,
     s3_prefix: str,
     include_unreviewed: bool = False,
-    validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
+    validation_fraction: float | None = None,
     progress: Progress = no_progress,
 ) -> ExportReport:
     """Write ``train.jsonl``, ``validation.jsonl`` and ``manifest.json`` (local files to upload) in ``out_dir``.
 
-    Image-refs are ``<s3_prefix><image id>.<ext>``. Images Titan would refuse are converted into
-    ``out_dir/images`` when possible, else skipped with the reason. Record counts outside Titan's
-    limits give warnings: the files are written anyway, but Bedrock will refuse a job below the minimum.
+    The records follow the collection's split (carmatch.dataset.training_set): the test split is
+    never exported; ``validation.jsonl`` is the validation split, topped up from the train split
+    (lowest hash buckets first) to Titan's minimum and, when given, to ``validation_fraction`` of
+    the records; ``train.jsonl`` is the rest of the train split. Image-refs are
+    ``<s3_prefix><image id>.<ext>``. Images Titan would refuse are converted into ``out_dir/images``
+    when possible, else skipped with the reason. Record counts outside Titan's limits give
+    warnings: the files are written anyway, but Bedrock will refuse a job below the minimum.
     """
     prefix = normalise_s3_prefix(s3_prefix)
-    if not 0.0 < validation_fraction < 1.0:
-        raise InvalidInputError(f"The validation fraction must be between 0 and 1 (got {validation_fraction}).")
+    if validation_fraction is not None and not 0.0 < validation_fraction < 1.0:
+        raise InvalidInputError(
+            field="validation_fraction",
+            value=validation_fraction,
+            limit=(0, 1),
+            reason=f"must be between 0 and 1 (got {validation_fraction})",
+            label="the validation fraction",
+        )
     out_dir = Path(out_dir)
-    images_dir = out_dir / "images"
     report = ExportReport()
-    total = count_exportable(catalog, include_unreviewed)
-    entries: list[tuple[float, str, dict[str, str], TitanImage]] = []
-    for n, record in enumerate(iter_exportable(catalog, include_unreviewed), 1):
-        caption = " ".join((record.caption or "").split())
-        problem = titan_caption_problem(caption)
-        if problem is None:
-            try:
-                image = prepare_titan_image(record, images_dir)
-                if image.converted:
-                    report.converted += 1
-                line = {"image-ref": f"{prefix}{record.id}.{image.ext}", "caption": caption}
-                entries.append((_split_bucket(record.id), record.id, line, image))
-            except InvalidInputError as exc:
-                problem = str(exc)
-        if problem is not None:
-            report.skipped.append((record.id, problem))
-        if n % 100 == 0 or n == total:
-            progress(n, total, "checking images")
+    chosen = training_set(catalog, include_unreviewed)
+    entries = _check_images(catalog, chosen, prefix, out_dir / "images", report, progress)
+    if chosen.source == "unreviewed" and entries:
+        report.warnings.append(FALLBACK_WARNING)
     train, validation = _split_entries(entries, validation_fraction, report)
     for name, part in (("train.jsonl", train), ("validation.jsonl", validation)):
         with AtomicText(out_dir / name) as fh:
-            for _bucket, _id, line, _image in part:
-                fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+            for entry in part:
+                fh.write(json.dumps(entry.line, ensure_ascii=False) + "\n")
         report.files.append(out_dir / name)
     report.train, report.validation = len(train), len(validation)
     report.records = report.train + report.validation
-    manifest = {
-        "s3_prefix": prefix,
-        "train": f"{prefix}train.jsonl",
-        "validation": f"{prefix}validation.jsonl",
-        "images": [
-            {"image_ref": line["image-ref"], "local": str(image.local), "converted": image.converted}
-            for _b, _i, line, image in sorted(train + validation, key=lambda e: e[1])
-        ],
-        "skipped": [{"id": i, "reason": r} for i, r in report.skipped],
-        "warnings": report.warnings,
-        "token_count_note": "caption tokens are a conservative estimate; Titan's tokenizer is not public",
-    }
-    write_bytes_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
-    report.files.append(out_dir / "manifest.json")
+    _write_manifest(out_dir, prefix, train + validation, report)
     for warning in report.warnings:
         log.warning("%s", warning)
     return report
 
 
+def _check_images(
+    catalog: Catalog, chosen: TrainingSet, prefix: str, images_dir: Path, report: ExportReport, progress: Progress
+) -> list[_Entry]:
+    """Check (and convert) the images of the train and validation splits; count the held-out test split."""
+    total = count_records(catalog, chosen)
+    entries: list[_Entry] = []
+    for n, record in enumerate(iter_records(catalog, chosen), 1):
+        split = chosen.split(record.id)
+        if split == "test":
+            report.held_out += 1
+        else:
+            try:
+                entry = _entry(record, split, prefix, images_dir)
+            except InvalidInputError as exc:
+                report.skipped.append((record.id, str(exc)))
+            else:
+                entries.append(entry)
+                if entry.image.converted:
+                    report.converted += 1
+        if n % 100 == 0 or n == total:
+            progress(n, total, "checking images")
+    return entries
+
+
+def _entry(record: ImageRecord, split: str, prefix: str, images_dir: Path) -> _Entry:
+    """The Titan line of one image; InvalidInputError with the reason when Titan would refuse it."""
+    caption = " ".join((record.caption or "").split())
+    problem = titan_caption_problem(caption)
+    if problem is not None:
+        raise InvalidInputError(problem)
+    image = prepare_titan_image(record, images_dir)
+    line = {"image-ref": f"{prefix}{record.id}.{image.ext}", "caption": caption}
+    return _Entry(split, split_bucket(record.id), record.id, line, image)
+
+
+def _write_manifest(out_dir: Path, prefix: str, entries: list[_Entry], report: ExportReport) -> None:
+    """``manifest.json``: which local file goes to which S3 key, what was skipped and held out, warnings."""
+    manifest = {
+        "s3_prefix": prefix,
+        "train": f"{prefix}train.jsonl",
+        "validation": f"{prefix}validation.jsonl",
+        "images": [
+            {"image_ref": e.line["image-ref"], "local": str(e.image.local), "converted": e.image.converted}
+            for e in sorted(entries, key=lambda e: e.image_id)
+        ],
+        "skipped": [{"id": i, "reason": r} for i, r in report.skipped],
+        "held_out_test": report.held_out,
+        "warnings": report.warnings,
+        "token_count_note": "caption tokens are a conservative estimate; Titan's tokenizer is not public",
+    }
+    write_bytes_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
+    report.files.append(out_dir / "manifest.json")
+
+
 def _split_entries(
-    entries: list[tuple[float, str, dict[str, str], TitanImage]], fraction: float, report: ExportReport
-) -> tuple[list[Any], list[Any]]:
-    """Split by hash bucket; top validation up to Titan's minimum from the lowest buckets; warn on limits."""
-    entries.sort(key=lambda e: (e[0], e[1]))
-    validation = [e for e in entries if e[0] < fraction]
-    train = [e for e in entries if e[0] >= fraction]
-    if len(validation) < TITAN_MIN_VALIDATION and len(train) > TITAN_MIN_VALIDATION:
-        needed = TITAN_MIN_VALIDATION - len(validation)
+    entries: list[_Entry], fraction: float | None, report: ExportReport
+) -> tuple[list[_Entry], list[_Entry]]:
+    """Train and validation records: the splits, validation topped up from train's lowest buckets; warn on limits."""
+    entries.sort(key=lambda e: (e.bucket, e.image_id))
+    validation = [e for e in entries if e.split == "validation"]
+    train = [e for e in entries if e.split == "train"]
+    wanted = TITAN_MIN_VALIDATION if fraction is None else max(TITAN_MIN_VALIDATION, math.ceil(fraction * len(entries)))
+    needed = wanted - len(validation)
+    if needed > 0 and len(train) > needed:
         validation, train = validation + train[:needed], train[needed:]
     if len(validation) > TITAN_MAX_VALIDATION:
-        train = sorted(train + validation[TITAN_MAX_VALIDATION:], key=lambda e: (e[0], e[1]))
+        train = sorted(train + validation[TITAN_MAX_VALIDATION:], key=lambda e: (e.bucket, e.image_id))
         validation = validation[:TITAN_MAX_VALIDATION]
     if len(train) > TITAN_MAX_TRAIN:
         report.warnings.append(
@@ -305,7 +333,7 @@ def upload_titan(s3_client: Any, out_dir: Path, progress: Progress = no_progress
     jobs += [(Path(out_dir) / "validation.jsonl", manifest["validation"], True)]
     report = UploadReport()
     for n, (local, uri, overwrite_changed) in enumerate(jobs, 1):
-        bucket, key = split_s3_uri(uri)
+        bucket, key = parse_s3_uri(uri, field="image_ref", label="The export manifest's S3 URI")
         try:
             data = local.read_bytes()
         except OSError as exc:

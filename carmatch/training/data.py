@@ -1,8 +1,8 @@
-"""Training data: image–caption pairs from the catalog, a deterministic split by image hash, datasets.
+"""Training data: image–caption pairs of the training set, with their split, and datasets over them.
 
-The split depends only on an image's content hash (its id), so an image always lands in the same
-split: the test split never changes between runs and before/after numbers compare. A run keeps
-a snapshot of its pairs (``pairs.jsonl``) so ``--resume`` and SageMaker read exactly the same data.
+Which images are training data and which split each one is in is decided once, in
+:mod:`carmatch.dataset.training_set`; this module turns that into pairs. A run keeps a snapshot of
+its pairs (``pairs.jsonl``) so ``--resume`` and SageMaker read exactly the same data.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from carmatch.atomic import atomic_open
+from carmatch.dataset import training_set
+from carmatch.dataset.training_set import SPLITS, SplitFractions, split_name
 from carmatch.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -26,10 +28,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
-SPLIT_SALT = "carmatch-split-v1"
 MIN_TRAIN_PAIRS = 4
 MIN_EVAL_PAIRS = 2
+# pairs.jsonl, summary.json and the split hash in checkpoints keep the name runs have always written,
+# so earlier runs still load and resume.
+ON_DISK_SPLIT_NAMES = {"validation": "val"}
 
 
 @dataclass(frozen=True)
@@ -39,71 +42,81 @@ class Pair:
     image_id: str
     path: str
     caption: str
-    split: str = "train"
+    split: str = "train"  # one of training_set.SPLITS
 
 
-def split_of(image_id: str, val_fraction: float = 0.1, test_fraction: float = 0.1) -> str:
-    """The split an image belongs to, from its hash alone (stable across runs and collection growth)."""
-    bucket = int(hashlib.sha256(f"{SPLIT_SALT}:{image_id}".encode()).hexdigest()[:12], 16) / float(16**12)
-    if bucket < test_fraction:
-        return "test"
-    if bucket < test_fraction + val_fraction:
-        return "val"
-    return "train"
+def on_disk_split(split: str) -> str:
+    """The name a split is written under in pairs.jsonl and summary.json."""
+    return ON_DISK_SPLIT_NAMES.get(split, split)
 
 
-def catalog_pairs(catalog: Catalog, val_fraction: float = 0.1, test_fraction: float = 0.1) -> tuple[list[Pair], str]:
-    """Approved captioned pairs (else all non-rejected captioned ones), split; returns (pairs, source)."""
-    base = (
-        "SELECT id, path, caption FROM images WHERE deleted_at IS NULL AND caption IS NOT NULL AND TRIM(caption) != ''"
-    )
-    rows = catalog.execute(base + " AND review_state='approved' ORDER BY id")
-    source = "approved"
-    if not rows:
-        rows = catalog.execute(base + " AND review_state != 'rejected' ORDER BY id")
-        source = "unreviewed"
-        if rows:
-            log.warning("No approved captions yet; training on %d unreviewed captions", len(rows))
-    if not rows:
+def catalog_pairs(
+    catalog: Catalog, val_fraction: float | None = None, test_fraction: float | None = None
+) -> tuple[list[Pair], str]:
+    """The training set as pairs with their split; returns (pairs, source).
+
+    The split is the collection's unless fractions are given; ``source`` is ``approved``, or
+    ``unreviewed`` while nothing is approved yet (see training_set).
+    """
+    fractions = training_set.requested_split(catalog, val_fraction, test_fraction)
+    chosen = training_set.training_set(catalog, fractions=fractions)
+    pairs = [
+        Pair(r.id, r.path, " ".join(str(r.caption).split()), chosen.split(r.id))
+        for r in training_set.iter_records(catalog, chosen)
+    ]
+    if not pairs:
         raise InvalidInputError(
             "No captioned images to train on: caption images (Dataset tab or `python -m admin caption live`) "
             "and approve the good captions in the Dataset tab first."
         )
-    pairs = [
-        Pair(r["id"], r["path"], " ".join(str(r["caption"]).split()), split_of(r["id"], val_fraction, test_fraction))
-        for r in rows
-    ]
+    return pairs, chosen.source
+
+
+def run_pairs(
+    catalog: Catalog, val_fraction: float, test_fraction: float, batch_size: int | None = None
+) -> tuple[list[Pair], str]:
+    """A training run's pairs, checked; the run's fractions become the collection's split."""
+    pairs, source = catalog_pairs(catalog, val_fraction, test_fraction)
+    check_split(pairs, batch_size)
+    training_set.set_collection_split(catalog, SplitFractions(val_fraction, test_fraction))
     return pairs, source
 
 
-def dataset_summary(catalog: Catalog, val_fraction: float = 0.1, test_fraction: float = 0.1) -> dict[str, Any]:
+def split_counts(pairs: Iterable[Pair]) -> dict[str, int]:
+    """How many pairs each split holds."""
+    counts = dict.fromkeys(SPLITS, 0)
+    for pair in pairs:
+        counts[pair.split] += 1
+    return counts
+
+
+def dataset_summary(catalog: Catalog) -> dict[str, Any]:
     """Counts for the Training tab: pairs by split, how many approved, which source would be used."""
-    approved = int(
-        catalog.execute(
-            "SELECT COUNT(*) FROM images WHERE deleted_at IS NULL AND caption IS NOT NULL AND review_state='approved'"
-        )[0][0]
-    )
+    approved = catalog.count_captioned(("approved",))
     try:
-        pairs, source = catalog_pairs(catalog, val_fraction, test_fraction)
+        pairs, source = catalog_pairs(catalog)
     except InvalidInputError:
         pairs, source = [], "none"
-    counts = {name: sum(p.split == name for p in pairs) for name in SPLITS}
-    return {"pairs": len(pairs), "approved": approved, "source": source, **counts}
+    return {"pairs": len(pairs), "approved": approved, "source": source, **split_counts(pairs)}
 
 
 def check_split(pairs: Sequence[Pair], batch_size: int | None = None) -> dict[str, int]:
     """Refuse a split too small to train and evaluate on; returns counts by split."""
-    counts = {name: sum(p.split == name for p in pairs) for name in SPLITS}
-    if counts["train"] < MIN_TRAIN_PAIRS or counts["val"] < MIN_EVAL_PAIRS or counts["test"] < MIN_EVAL_PAIRS:
+    counts = split_counts(pairs)
+    train, validation, test = counts["train"], counts["validation"], counts["test"]
+    if train < MIN_TRAIN_PAIRS or validation < MIN_EVAL_PAIRS or test < MIN_EVAL_PAIRS:
         raise InvalidInputError(
             f"Too few pairs to split into train/validation/test: {len(pairs)} pairs gave "
-            f"{counts['train']}/{counts['val']}/{counts['test']}; need at least {MIN_TRAIN_PAIRS} to train on and "
+            f"{train}/{validation}/{test}; need at least {MIN_TRAIN_PAIRS} to train on and "
             f"{MIN_EVAL_PAIRS} each to validate and test. Caption and approve more images."
         )
-    if batch_size is not None and batch_size > counts["train"]:
+    if batch_size is not None and batch_size > train:
         raise InvalidInputError(
-            f"Batch size {batch_size} is larger than the {counts['train']} training pairs; "
-            f"use --batch-size {max(2, min(32, counts['train']))} or fewer."
+            field="batch_size",
+            value=batch_size,
+            limit=(2, train),
+            label="Batch size",
+            reason=f"{batch_size} is larger than the {train} training pairs; use {max(2, min(32, train))} or fewer",
         )
     return counts
 
@@ -112,18 +125,21 @@ def split_hash(pairs: Iterable[Pair]) -> str:
     """A hash of which image, caption and split each pair has: equal hashes mean equal data."""
     digest = hashlib.blake2b(digest_size=12)
     for pair in sorted(pairs, key=lambda p: p.image_id):
-        digest.update(f"{pair.image_id}\t{pair.split}\t{pair.caption}\n".encode())
+        digest.update(f"{pair.image_id}\t{on_disk_split(pair.split)}\t{pair.caption}\n".encode())
     return digest.hexdigest()
+
+
+def pair_record(pair: Pair, path: str) -> dict[str, str]:
+    """One pairs.jsonl line: the pair with ``path`` as its file."""
+    return {**asdict(pair), "path": path, "split": on_disk_split(pair.split)}
 
 
 def write_pairs_jsonl(pairs: Sequence[Pair], path: Path, relative_to: Path | None = None) -> None:
     """Write pairs as JSONL atomically (image paths made relative to ``relative_to`` when given)."""
     with atomic_open(path, "w", encoding="utf-8") as fh:
         for pair in pairs:
-            record = asdict(pair)
-            if relative_to is not None:
-                record["path"] = os.path.relpath(pair.path, relative_to)
-            fh.write(json.dumps(record) + "\n")
+            image_path = os.path.relpath(pair.path, relative_to) if relative_to is not None else pair.path
+            fh.write(json.dumps(pair_record(pair, image_path)) + "\n")
 
 
 def read_pairs_jsonl(path: Path, images_root: Path | None = None) -> list[Pair]:
@@ -142,8 +158,9 @@ def read_pairs_jsonl(path: Path, images_root: Path | None = None) -> list[Pair]:
             image_path = Path(data["path"])
             if not image_path.is_absolute():
                 image_path = root / image_path
-            pairs.append(Pair(data["image_id"], str(image_path), data["caption"], data.get("split", "train")))
-        except (ValueError, KeyError, TypeError) as exc:
+            split = split_name(str(data.get("split", "train")))
+            pairs.append(Pair(data["image_id"], str(image_path), data["caption"], split))
+        except (ValueError, KeyError, TypeError, InvalidInputError) as exc:
             raise InvalidInputError(f"{path}:{number}: not a pair record ({exc})") from exc
     return pairs
 

@@ -48,7 +48,9 @@ from carmatch.training.data import (
     TrainTransform,
     check_split,
     epoch_batches,
+    on_disk_split,
     read_pairs_jsonl,
+    split_counts,
     split_hash,
 )
 from carmatch.training.evaluation import evaluate_model, retrieval_metrics
@@ -107,7 +109,7 @@ class Trainer:
 
         # -- data ----------------------------------------------------------------------------
         train = [p for p in self.pairs if p.split == "train"]
-        val = [p for p in self.pairs if p.split == "val"]
+        val = [p for p in self.pairs if p.split == "validation"]
         test = [p for p in self.pairs if p.split == "test"]
         check_split(self.pairs, cfg.batch_size)
         data_hash = split_hash(self.pairs)
@@ -290,7 +292,7 @@ class Trainer:
             "test_after": test_after,
             "history": state["history"],
             "config": asdict(cfg),
-            "pairs": {s: sum(p.split == s for p in self.pairs) for s in ("train", "val", "test")},
+            "pairs": {on_disk_split(s): n for s, n in split_counts(self.pairs).items()},
             "elapsed_s": state["elapsed_s"] + time.monotonic() - session_start,
         }
         atomic_json(summary, self.run_dir / SUMMARY_FILE)

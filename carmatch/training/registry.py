@@ -178,16 +178,25 @@ def activate(
 
 
 def evaluate_models(
-    runtime: Runtime, model_ids: list[str], split: str = "test", val_fraction: float = 0.1, test_fraction: float = 0.1
+    runtime: Runtime,
+    model_ids: list[str],
+    split: str = "test",
+    val_fraction: float | None = None,
+    test_fraction: float | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Retrieval metrics of each model (``base`` or a run id) on one split of the catalog's pairs."""
-    from carmatch.training.data import SPLITS, catalog_pairs
+    """Retrieval metrics of each model (``base`` or a run id) on one split of the collection's split.
+
+    Given fractions must match the collection's split (InvalidInputError otherwise): evaluation never
+    measures on images a run trained on.
+    """
+    from carmatch.dataset.training_set import matching_split, split_name
+    from carmatch.training.data import catalog_pairs
     from carmatch.training.evaluation import evaluate_model
 
-    if split not in (*SPLITS, "all"):
-        raise InvalidInputError(f"Unknown split {split!r}; use train, val, test or all.")
+    split = split_name(split, also=("all",))
+    fractions = matching_split(runtime.catalog, val_fraction, test_fraction)
     specs = {model_id: spec_for(runtime, model_id) for model_id in model_ids}  # unknown ids fail before any work
-    pairs, _ = catalog_pairs(runtime.catalog, val_fraction, test_fraction)
+    pairs, _ = catalog_pairs(runtime.catalog, fractions.validation, fractions.test)
     chosen = [p for p in pairs if split == "all" or p.split == split]
     if len(chosen) < 2:
         raise InvalidInputError(f"The {split} split has {len(chosen)} captioned images; evaluation needs at least 2.")

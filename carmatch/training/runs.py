@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from carmatch.dataset.training_set import requested_split
 from carmatch.errors import BusyError, CancelledError, CarmatchError, InvalidInputError
 from carmatch.training import registry
-from carmatch.training.data import catalog_pairs, check_split, dataset_summary
+from carmatch.training.data import dataset_summary, run_pairs
 from carmatch.training.evaluation import comparison_rows
 from carmatch.training.loop import (
     PAIRS_FILE,
@@ -106,9 +107,15 @@ def device_summary(device: str = "auto") -> dict[str, Any]:
     }
 
 
-def default_config(settings: Settings, **overrides: Any) -> TrainConfig:
-    """A TrainConfig for the home's base model; ``overrides`` set any field (None values are ignored)."""
+def default_config(settings: Settings, catalog: Catalog | None = None, **overrides: Any) -> TrainConfig:
+    """A TrainConfig for the home's base model; ``overrides`` set any field (None values are ignored).
+
+    With ``catalog``, split fractions not given are the collection's (see dataset.training_set).
+    """
     values = {k: v for k, v in overrides.items() if v is not None}
+    if catalog is not None:
+        split = requested_split(catalog, values.get("val_fraction"), values.get("test_fraction"))
+        values.update(val_fraction=split.validation, test_fraction=split.test)
     values.setdefault("device", settings.device)
     return TrainConfig(model=settings.model, pretrained=settings.pretrained, **values)
 
@@ -116,8 +123,7 @@ def default_config(settings: Settings, **overrides: Any) -> TrainConfig:
 def prepare_run(catalog: Catalog, settings: Settings, config: TrainConfig, run_id: str | None = None) -> str:
     """Snapshot the catalog's pairs into a new run folder and register it as running; returns the run id."""
     config.validate()
-    pairs, source = catalog_pairs(catalog, config.val_fraction, config.test_fraction)
-    check_split(pairs, config.batch_size)
+    pairs, source = run_pairs(catalog, config.val_fraction, config.test_fraction, config.batch_size)
     run_id = run_id or new_run_id()
     run_dir = settings.runs_dir / run_id
     create_run(run_dir, config, pairs)
@@ -330,7 +336,8 @@ def start_training(
         _check_run(runtime.catalog, runtime.settings, resume)
         run_id = resume
     else:
-        run_id = prepare_run(runtime.catalog, runtime.settings, config or default_config(runtime.settings, **overrides))
+        config = config or default_config(runtime.settings, runtime.catalog, **overrides)
+        run_id = prepare_run(runtime.catalog, runtime.settings, config)
     return TrainingJob(runtime.catalog, runtime.settings, run_id).start()
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from carmatch.catalog import Catalog
 from carmatch.errors import AwsError, CancelledError, InvalidInputError
 from carmatch.training import registry
-from carmatch.training.data import Pair, catalog_pairs, check_split
+from carmatch.training.data import Pair, pair_record, run_pairs
 from carmatch.training.loop import SUMMARY_FILE, TrainConfig, new_run_id
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def upload_dataset(
             if images_prefix + name not in existing:
                 with open(pair.path, "rb") as fh:
                     s3.put_object(Bucket=bucket, Key=images_prefix + name, Body=fh.read())
-            records.append({"image_id": pair.image_id, "path": name, "caption": pair.caption, "split": pair.split})
+            records.append(pair_record(pair, name))
             if progress:
                 progress(n, len(pairs), "uploading")
         body = "".join(json.dumps(r) + "\n" for r in records).encode()
@@ -199,8 +199,7 @@ def submit_training(
     config.validate()
     if not role_arn.startswith("arn:"):
         raise InvalidInputError(f"--role-arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME).")
-    pairs, source = catalog_pairs(catalog, config.val_fraction, config.test_fraction)
-    check_split(pairs, config.batch_size)
+    pairs, source = run_pairs(catalog, config.val_fraction, config.test_fraction, config.batch_size)
     job_name = job_name or "carmatch-" + new_run_id()[4:].replace("_", "-")
     prefix = prefix.strip("/")
     model_config = Path(config.model) if config.model.endswith(".json") else None

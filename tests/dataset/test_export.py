@@ -12,26 +12,9 @@ from PIL import Image
 from carmatch.catalog import Catalog
 from carmatch.dataset import export
 from carmatch.dataset import export_titan as titan_export
+from carmatch.dataset.training_set import SplitFractions, set_collection_split
 from carmatch.errors import InvalidInputError
-from carmatch.images import load_image
-from tests.drawing import draw_car
-
-
-def add(catalog: Catalog, path: Path, caption: str | None, state: str = "approved", **attrs: str) -> str:
-    """Put an image file into the catalog (no embedding needed for exports) with a caption and state."""
-    loaded = load_image(path, max_pixels=100_000_000)
-    catalog.add_image(loaded.sha256, str(path.resolve()), loaded.width, loaded.height, loaded.format, loaded.size_bytes)
-    if caption is not None:
-        catalog.set_caption(loaded.sha256, caption, "claude-live", attrs or None)
-        if state != "unreviewed":
-            catalog.set_review_state(loaded.sha256, state)
-    return loaded.sha256
-
-
-def car(path: Path, seed: int, size: tuple[int, int] = (192, 144), fmt: str | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    draw_car("red", "sedan", size=size, seed=seed).save(path, format=fmt)
-    return path
+from tests.dataset_support import add, car
 
 
 @pytest.fixture
@@ -78,7 +61,14 @@ def test_token_estimate_is_conservative() -> None:
     assert "2560" in (titan_export.titan_caption_problem("x" * 2561) or "").replace(",", "")
 
 
+def hold_out_almost_nothing(catalog: Catalog) -> None:
+    """A collection split with a 0.1 % test split, so every image's Titan checks show (the held-out
+    test split has its own tests in test_training_set.py)."""
+    set_collection_split(catalog, SplitFractions(validation=0.1, test=0.001))
+
+
 def test_titan_export_converts_skips_splits_and_warns(catalog: Catalog, tmp_path: Path) -> None:
+    hold_out_almost_nothing(catalog)
     d = tmp_path / "img"
     good = [add(catalog, car(d / f"ok{i}.jpg", 10 + i), f"a red sedan number {i}") for i in range(20)]
     webp = add(catalog, car(d / "w.webp", 40), "a red sedan in webp")
@@ -91,6 +81,7 @@ def test_titan_export_converts_skips_splits_and_warns(catalog: Catalog, tmp_path
     report = titan_export.export_titan(catalog, out, "s3://my-bucket/cars")
     train = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
     validation = [json.loads(x) for x in (out / "validation.jsonl").read_text().splitlines()]
+    assert report.held_out == 0
     assert len(train) + len(validation) == 23 and len(validation) >= titan_export.TITAN_MIN_VALIDATION
     refs = {rec["image-ref"] for rec in train + validation}
     assert f"s3://my-bucket/cars/{good[0]}.jpg" in refs
@@ -114,13 +105,6 @@ def test_titan_export_converts_skips_splits_and_warns(catalog: Catalog, tmp_path
     assert again.train == report.train  # the split is deterministic
 
 
-def test_titan_split_is_stable_per_image() -> None:
-    ids = [f"{i:064x}" for i in range(2000)]
-    first = [titan_export.titan_split(i) for i in ids]
-    assert first == [titan_export.titan_split(i) for i in ids]
-    assert 100 < first.count("validation") < 300
-
-
 def test_titan_needs_an_s3_prefix(catalog: Catalog, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="s3-prefix"):
         titan_export.export_titan(catalog, tmp_path, "")
@@ -132,6 +116,7 @@ def test_titan_upload_copies_images_and_jsonl_and_skips_what_is_there(catalog: C
     import boto3
     from moto import mock_aws
 
+    hold_out_almost_nothing(catalog)
     d = tmp_path / "img"
     for i in range(3):
         add(catalog, car(d / f"ok{i}.png", 60 + i), f"a red sedan {i}")

@@ -12,7 +12,7 @@ import torch
 from carmatch.errors import BusyError, CancelledError, InvalidInputError, ModelMismatchError, NotFoundError
 from carmatch.runtime import Runtime
 from carmatch.training import registry
-from carmatch.training.data import catalog_pairs, split_of
+from carmatch.training.data import catalog_pairs
 from carmatch.training.evaluation import chance_t2i_recall, retrieval_metrics
 from carmatch.training.loop import (
     LAST_CHECKPOINT,
@@ -46,14 +46,6 @@ def test_lr_warms_up_linearly_then_decays_by_cosine_to_the_floor() -> None:
     assert lrs[55] == pytest.approx(0.55)  # halfway through the cosine
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     assert lrs[100] == pytest.approx(0.1)
-
-
-def test_split_depends_only_on_the_image_hash() -> None:
-    ids = [f"{n:064x}" for n in range(2000)]
-    splits = [split_of(i) for i in ids]
-    assert splits == [split_of(i) for i in reversed(ids)][::-1]  # order and company do not matter
-    assert 0.07 < splits.count("test") / len(ids) < 0.13
-    assert 0.07 < splits.count("val") / len(ids) < 0.13
 
 
 def test_recall_counts_any_image_with_the_same_caption_as_a_hit() -> None:
