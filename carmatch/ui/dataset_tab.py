@@ -21,7 +21,7 @@ from carmatch.runtime import Runtime
 from carmatch.ui import caption_jobs_panel, dataset_files_panel
 from carmatch.ui import dataset_actions as actions
 from carmatch.ui.common import progress_adapter, unlock_row, user_errors
-from carmatch.ui.phrasing import FIELD_LABELS
+from carmatch.ui.phrasing import FIELD_LABELS, for_browser
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +313,7 @@ def _wire_first_load(demo: gr.Blocks, runtime: Runtime, grid_outputs: list[Any],
         except CarmatchError as exc:
             log.warning("Dataset tab could not load: %s", exc)
             choices = {key: [ANY] for key in FILTER_ATTRIBUTES}
-            grid_values = ([], [], gr.update(choices=[], value=[]), f"⚠️ {exc}", 1, "")
+            grid_values = ([], [], gr.update(choices=[], value=[]), f"⚠️ {for_browser(exc)}", 1, "")
         return (*grid_values, *[gr.update(choices=choices[key]) for key in FILTER_ATTRIBUTES])
 
     demo.load(on_load, None, [*grid_outputs, *attributes], api_visibility="private")

@@ -18,7 +18,7 @@ from carmatch.errors import CarmatchError
 from carmatch.images import load_image
 from carmatch.runtime import Runtime
 from carmatch.thumbs import placeholder_path, safe_thumbnail
-from carmatch.ui.phrasing import phrased
+from carmatch.ui.phrasing import for_browser, phrased
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def first_load(runtime: Runtime) -> tuple[str, dict[str, list[str]]]:
     try:
         text = status_markdown(runtime)
     except CarmatchError as exc:
-        text = f"⚠️ {exc}"
+        text = f"⚠️ {for_browser(exc)}"
     try:
         choices = filter_choices(runtime)
     except CarmatchError:
