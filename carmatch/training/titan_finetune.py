@@ -110,7 +110,8 @@ def start_finetune(
     if validation_uri:
         validation_uri = _s3_uri(validation_uri, "validation", "The validation data URI")
     if not role_arn.startswith("arn:"):
-        raise InvalidInputError(f"--role-arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME).")
+        reason = f"{role_arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+        raise InvalidInputError(field="role_arn", value=role_arn, label="Role ARN", reason=reason)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     job_name = job_name or f"carmatch-titan-{stamp}"
     custom_model_name = custom_model_name or f"carmatch-titan-{stamp}"
