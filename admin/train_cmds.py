@@ -32,17 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup-steps", type=int, help="linear warmup steps (default 10%% of steps, at most 100)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--color-jitter", type=float, help="brightness/contrast jitter (default 0: colours are queries)")
-    p.add_argument(
-        "--val-fraction",
-        type=float,
-        help="share of images held out for validation (default: the collection's split, 0.1 until changed; "
-        "a new value changes the split that eval and exports follow)",
-    )
+    p.add_argument("--val-fraction", type=float, help="share held out for validation (default: the collection's)")
     p.add_argument(
         "--test-fraction",
         type=float,
-        help="share of images held out for testing (default: the collection's split, 0.1 until changed; keep it "
-        "fixed so before/after numbers compare across runs; a new value changes the split eval and exports follow)",
+        help="share held out for testing (default: the collection's split, 0.1 until changed). A new value "
+        "changes the split eval and exports follow; keep it fixed so before/after numbers compare across runs",
     )
     p.add_argument("--resume", metavar="RUN", help="continue a stopped run exactly where it left off")
     p.add_argument("--sagemaker", action="store_true", help="train on SageMaker instead of this machine")
