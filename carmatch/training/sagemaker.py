@@ -11,19 +11,17 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import shutil
 import tarfile
-import tempfile
 import threading
 import time
-import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from carmatch.atomic import fsync_file, replace_dir, staging_dir
+from carmatch.aws import parse_s3_uri
 from carmatch.catalog import Catalog
 from carmatch.errors import AwsError, CancelledError, InvalidInputError
 from carmatch.training import registry
@@ -69,16 +67,6 @@ def training_image_uri(region: str, instance_type: str) -> str:
         else f"{PYTORCH_VERSION}-cpu-py311-ubuntu20.04-sagemaker"
     )
     return f"{account}.dkr.ecr.{region}.{domain}/pytorch-training:{tag}"
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """Split ``s3://bucket/key`` into (bucket, key)."""
-    if not uri.startswith("s3://") or "/" not in uri[5:] and not uri[5:]:
-        raise InvalidInputError(f"{uri!r} is not an s3://bucket/key URI")
-    bucket, _, key = uri[5:].partition("/")
-    if not bucket:
-        raise InvalidInputError(f"{uri!r} is not an s3://bucket/key URI")
-    return bucket, key
 
 
 def _aws(action: str, region: str | None = None) -> Callable[[BaseException], AwsError]:
@@ -309,9 +297,7 @@ def wait_for_job(
 
 def _safe_extract(data: bytes, dest: Path) -> None:
     """Unpack model.tar.gz into ``dest`` via a staging folder: a bad or interrupted unpack leaves ``dest`` as it was."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-    try:
+    with staging_dir(dest.parent, prefix=f".{dest.name}-") as staging:
         root = staging.resolve()
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
@@ -326,16 +312,10 @@ def _safe_extract(data: bytes, dest: Path) -> None:
             raise InvalidInputError(
                 f"model.tar.gz is corrupt or truncated ({exc}); download it again or rerun the job."
             ) from exc
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}-old-{uuid.uuid4().hex[:8]}")
-            os.replace(dest, old)
-            os.replace(staging, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, dest)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        for extracted in staging.rglob("*"):
+            if extracted.is_file():
+                fsync_file(extracted)  # tarfile writes without fsync: flush before the swap
+        replace_dir(staging, dest)
 
 
 def collect_job(
@@ -359,7 +339,7 @@ def collect_job(
         raise AwsError(
             f"SageMaker job {job_name} ended {status.status}: {status.failure_reason or 'no model produced'}."
         )
-    bucket, key = parse_s3_uri(status.model_artifacts)
+    bucket, key = parse_s3_uri(status.model_artifacts, field="model_artifacts", label="The job's model artifacts")
     try:
         data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except (BotoCoreError, ClientError) as exc:
