@@ -9,7 +9,7 @@ from pathlib import Path
 
 from admin.common import TqdmProgress, parse_where, runtime_for
 from carmatch.catalog.schema import FILTER_KEYS
-from carmatch.search.ingest import rebuild_index
+from carmatch.search.rebuild import rebuild_index
 from carmatch.search.searcher import check_query
 
 

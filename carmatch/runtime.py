@@ -108,21 +108,25 @@ class Runtime:
     def install_model(self, embedder: Embedder, active: ActiveModel | None, build: Callable[[], object]) -> None:
         """Run ``build`` (which saves the new model's index as current), then swap models.
 
+        Build and swap happen under the index write lock, so no upload or bulk delete can save an
+        index between them: one that started before waits for them and then writes with the new
+        model; one that was already writing finishes first, and ``build`` includes its images.
         Searches keep being answered during ``build``: until the swap, :meth:`index` keeps serving
         the old in-memory index whenever the newly saved one belongs to the model being installed.
         """
-        with self._lock:
-            try:
-                self.index()  # hold the serving index in memory so searches can use it during the build
-            except CarmatchError:
-                pass  # nothing usable is serving now (no index, or another model's): nothing to keep
-            self._installing = embedder.model_key
-        try:
-            build()
-            self.swap_model(embedder, active)
-        finally:
+        with self.store.write_lock:
             with self._lock:
-                self._installing = None
+                try:
+                    self.index()  # hold the serving index in memory so searches can use it during the build
+                except CarmatchError:
+                    pass  # nothing usable is serving now (no index, or another model's): nothing to keep
+                self._installing = embedder.model_key
+            try:
+                build()
+                self.swap_model(embedder, active)
+            finally:
+                with self._lock:
+                    self._installing = None
 
     # -- index ------------------------------------------------------------------------------
     def index(self) -> VectorIndex:
@@ -162,7 +166,11 @@ class Runtime:
         return self.searcher().search(text=text, image=image, k=k, image_weight=image_weight, where=where)
 
     def ingestor(self) -> Ingestor:
-        """An Ingestor writing to this home with the active model."""
+        """An Ingestor writing to this home with the active model.
+
+        Get it while holding ``store.write_lock`` when a model swap may run meanwhile; an Ingestor
+        whose model is no longer the index's refuses to write (ModelMismatchError).
+        """
         limits = Limits(self.settings.max_image_bytes, self.settings.max_image_pixels)
         return Ingestor(self.catalog, self.embedder, self.store, self.settings.batch_size, limits)
 

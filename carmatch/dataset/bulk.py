@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,6 @@ log = logging.getLogger(__name__)
 
 
 BULK_CHUNK = 500
-_INDEX_WRITE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -93,17 +91,20 @@ def bulk_delete(
     """Remove images from the collection and the saved index at once (files kept unless asked).
 
     ``store`` is the runtime's IndexStore; the saved index loses the ids immediately, so searches
-    stop returning them. With ``delete_files_under`` set, files inside that folder (the uploads
-    folder) are deleted too; files elsewhere are never touched.
+    stop returning them. The catalog and the index change under the index write lock, so a model
+    activation builds its index either before the delete (which then removes the ids from it) or
+    after. With ``delete_files_under`` set, files inside that folder (the uploads folder) are
+    deleted too; files elsewhere are never touched.
     """
     ids = list(dict.fromkeys(image_ids))
     report = BulkReport("Delete", requested=len(ids))
-    live = catalog.get_many(ids)
-    report.missing = len(ids) - len(live)
-    for start in range(0, len(ids), BULK_CHUNK):
-        report.changed += catalog.delete_images([i for i in ids[start : start + BULK_CHUNK] if i in live])
-        progress(min(start + BULK_CHUNK, len(ids)), len(ids), "deleting")
-    removed = remove_from_index(store, list(live))
+    with store.write_lock:
+        live = catalog.get_many(ids)
+        report.missing = len(ids) - len(live)
+        for start in range(0, len(ids), BULK_CHUNK):
+            report.changed += catalog.delete_images([i for i in ids[start : start + BULK_CHUNK] if i in live])
+            progress(min(start + BULK_CHUNK, len(ids)), len(ids), "deleting")
+        removed = remove_from_index(store, list(live))
     report.notes.append(f"Removed {removed} from the search index; history is kept in the catalog.")
     if delete_files_under is not None:
         root = Path(delete_files_under).resolve()
@@ -121,9 +122,11 @@ def bulk_delete(
 
 def remove_from_index(store: Any, image_ids: Sequence[str]) -> int:
     """Remove ids from the saved index and save a new generation; returns how many were there."""
-    if not image_ids or not store.exists():
+    if not image_ids:
         return 0
-    with _INDEX_WRITE_LOCK:
+    with store.write_lock:  # load, remove and save with no other writer in between
+        if not store.exists():
+            return 0
         index = store.load()
         removed = int(index.remove(image_ids))
         if removed:

@@ -23,6 +23,7 @@ from carmatch.atomic import atomic_open, fsync_dir, fsync_file, replace_dir, sta
 from carmatch.catalog import now_iso
 from carmatch.errors import IndexMissingError, InvalidInputError, ModelMismatchError
 from carmatch.search.vectors import unit_rows
+from carmatch.search.write_lock import write_lock_for
 
 log = logging.getLogger(__name__)
 
@@ -303,13 +304,18 @@ class VectorIndex:
 
 
 class IndexStore:
-    """The index folder: generations of saved indexes and a CURRENT pointer swapped atomically."""
+    """The index folder: generations of saved indexes and a CURRENT pointer swapped atomically.
+
+    Every writer holds :attr:`write_lock` from loading the index it changes to saving it (see
+    :mod:`carmatch.search.write_lock`); :meth:`save` takes it too.
+    """
 
     def __init__(
         self, folder: Path, exact_max: int = 40_000, m: int = 16, ef_construction: int = 200, ef_search: int = 1024
     ):
         self.folder = Path(folder)
         self.params = dict(exact_max=exact_max, m=m, ef_construction=ef_construction, ef_search=ef_search)
+        self.write_lock = write_lock_for(self.folder)
 
     def new_index(self, manifest: IndexManifest) -> VectorIndex:
         """An empty index with this store's parameters."""
@@ -356,11 +362,12 @@ class IndexStore:
     def save(self, index: VectorIndex) -> str:
         """Save ``index`` as a new generation and atomically make it current; returns its name."""
         gen = f"gen-{now_iso().replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:8]}"
-        with staging_dir(self.folder, STAGING_PREFIX) as staging:
-            index.save_to(staging)
-            replace_dir(staging, self.folder / gen)
-        write_bytes(self.folder / CURRENT_FILE, gen.encode())  # the swap: CURRENT names the new generation
-        self._prune(keep={gen})
+        with self.write_lock:
+            with staging_dir(self.folder, STAGING_PREFIX) as staging:
+                index.save_to(staging)
+                replace_dir(staging, self.folder / gen)
+            write_bytes(self.folder / CURRENT_FILE, gen.encode())  # the swap: CURRENT names the new generation
+            self._prune(keep={gen})
         log.info("Saved index generation %s (%d vectors)", gen, len(index))
         return gen
 

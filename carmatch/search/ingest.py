@@ -158,23 +158,28 @@ class Ingestor:
         progress: Progress = no_progress,
         cancel: threading.Event | None = None,
     ) -> IngestReport:
-        """Ingest the given image files; ``root`` makes caption-CSV paths relative."""
-        index = self._open_index()
-        report = IngestReport(seen=len(paths))
-        try:
-            self._pipeline(list(paths), root, index, report, progress, cancel)
-            if caption_rows and root is not None:
-                self._import_captions(caption_rows, root, report)
-        except (KeyboardInterrupt, CancelledError):
-            report.interrupted = True
-        finally:
-            self._sync_and_save(index)
+        """Ingest the given image files; ``root`` makes caption-CSV paths relative.
+
+        Holds the index write lock throughout, so no model swap or bulk delete lands between loading
+        the index and saving it (an index of another model than CURRENT's is refused, not saved).
+        """
+        with self.store.write_lock:
+            index = self._open_index()
+            report = IngestReport(seen=len(paths))
+            try:
+                self._pipeline(list(paths), root, index, report, progress, cancel)
+                if caption_rows and root is not None:
+                    self._import_captions(caption_rows, root, report)
+            except (KeyboardInterrupt, CancelledError):
+                report.interrupted = True
+            finally:
+                self._sync_and_save(index)
         return report
 
     # -- steps ------------------------------------------------------------------------------
     def _open_index(self) -> VectorIndex:
         if not self.store.exists():
-            return self.store.new_index(_manifest_for(self.embedder))
+            return self.store.new_index(manifest_for(self.embedder))
         try:
             return self.store.load(self.embedder.model_key)
         except ModelMismatchError as exc:
@@ -329,7 +334,8 @@ class Ingestor:
             return -1
 
 
-def _manifest_for(embedder: Embedder) -> IndexManifest:
+def manifest_for(embedder: Embedder) -> IndexManifest:
+    """The manifest an index built by ``embedder`` carries."""
     info = embedder.describe()
     return IndexManifest(
         model_key=embedder.model_key,
@@ -338,66 +344,3 @@ def _manifest_for(embedder: Embedder) -> IndexManifest:
         weights_hash=info["weights_hash"],
         dim=embedder.dim,
     )
-
-
-def embed_missing(
-    catalog: Catalog,
-    embedder: Embedder,
-    batch_size: int = 32,
-    progress: Progress = no_progress,
-    cancel: threading.Event | None = None,
-    limits: Limits = Limits(),
-) -> tuple[int, list[tuple[str, str]]]:
-    """Embed every live image lacking an embedding for ``embedder``; returns (count, failures)."""
-    have = catalog.embedded_ids(embedder.model_key)
-    todo = [i for i in catalog.ids() if i not in have]
-    records = catalog.get_many(todo)
-    failures: list[tuple[str, str]] = []
-    done = 0
-    for start in range(0, len(todo), batch_size):
-        if cancel is not None and cancel.is_set():
-            raise CancelledError("Rebuild cancelled; the previous index is still serving.")
-        ids, images = [], []
-        for image_id in todo[start : start + batch_size]:
-            path = records[image_id].path
-            try:
-                images.append(load_image(Path(path), limits.max_pixels, limits.max_bytes).image)
-                ids.append(image_id)
-            except ImageError as exc:
-                failures.append((image_id, f"{path}: {exc}"))
-        if ids:
-            catalog.put_embeddings(embedder.model_key, ids, embedder.encode_images(images, batch_size))
-        done += len(todo[start : start + batch_size])
-        progress(done, len(todo), "embedding")
-    return done - len(failures), failures
-
-
-def rebuild_index(
-    catalog: Catalog,
-    embedder: Embedder,
-    store: IndexStore,
-    batch_size: int = 32,
-    progress: Progress = no_progress,
-    cancel: threading.Event | None = None,
-    limits: Limits = Limits(),
-) -> tuple[VectorIndex, list[tuple[str, str]]]:
-    """Build a fresh index for ``embedder`` beside the live one, then swap it in atomically.
-
-    Cached embeddings are reused; only images without one for this model are encoded. A
-    cancel or failure before the swap leaves the previous index serving.
-    """
-    _, failures = embed_missing(catalog, embedder, batch_size, progress, cancel, limits)
-    index = store.new_index(_manifest_for(embedder))
-    ids = [i for i in catalog.ids()]
-    for start in range(0, len(ids), 5_000):
-        if cancel is not None and cancel.is_set():
-            raise CancelledError("Rebuild cancelled; the previous index is still serving.")
-        cached = catalog.get_embeddings(embedder.model_key, ids[start : start + 5_000])
-        chunk = [i for i in ids[start : start + 5_000] if i in cached]
-        if chunk:
-            index.add(chunk, np.stack([cached[i] for i in chunk]))
-    if cancel is not None and cancel.is_set():
-        raise CancelledError("Rebuild cancelled; the previous index is still serving.")
-    store.save(index)
-    return index, failures
-

@@ -11,8 +11,6 @@ import logging
 import os
 import shutil
 import stat
-import tempfile
-import threading
 import uuid
 import zipfile
 import zlib
@@ -22,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from carmatch.atomic import atomic_open
 from carmatch.catalog import Catalog
 from carmatch.errors import InvalidInputError
 from carmatch.images import is_image_path
@@ -90,9 +89,8 @@ def extract_zip(
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
             if len(members) > max_members:
-                raise InvalidInputError(
-                    f"{archive.name} holds {len(members)} entries; upload at most {max_members} per zip."
-                )
+                reason = f"holds {len(members)} entries; upload at most {max_members} per zip"
+                raise _refused(archive, "zip_members", len(members), max_members, reason)
             for info in members:
                 if info.is_dir():
                     continue
@@ -132,35 +130,32 @@ def extract_zip(
                     target.unlink(missing_ok=True)
                     for extracted in out:  # the zip is refused whole: leave nothing half-added behind
                         extracted.unlink(missing_ok=True)
-                    raise InvalidInputError(
-                        f"{archive.name} expands to more than {max_total_bytes / 1e9:.0f} GB; upload smaller zips."
-                    )
+                    reason = f"expands to more than {max_total_bytes / 1e9:.0f} GB; upload smaller zips"
+                    raise _refused(archive, "zip_bytes", total, max_total_bytes, reason)
                 out.append(target)
     except zipfile.BadZipFile as exc:
         raise InvalidInputError(f"{archive.name} is not a valid zip file ({exc}).") from exc
     return out
 
 
+def _refused(archive: Path, field: str, value: int, limit: int, reason: str) -> InvalidInputError:
+    """A zip refused whole for going over ``limit`` (entries or bytes)."""
+    return InvalidInputError(field=field, value=value, limit=limit, label=archive.name, reason=reason)
+
+
 def _copy_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, cap: int) -> int | None:
     """Stream one member to ``target`` atomically; None (nothing written) when it exceeds ``cap``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
     written = 0
     try:
-        with zf.open(info) as src, os.fdopen(fd, "wb") as dst:
+        with zf.open(info) as src, atomic_open(_unique(target), "wb") as dst:
             while chunk := src.read(COPY_CHUNK_BYTES):
                 written += len(chunk)
                 if written > cap:
-                    raise OverflowError
+                    raise OverflowError  # atomic_open drops the temp file: nothing is written
                 dst.write(chunk)
-        os.replace(tmp, _unique(target))
-        return written
     except OverflowError:
-        Path(tmp).unlink(missing_ok=True)
         return None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return written
 
 
 def _unique(target: Path) -> Path:
@@ -193,7 +188,8 @@ def stage_uploads(
                 report.refused.append((name, f"over the {max_image_bytes / 1e6:.0f} MB limit"))
                 continue
             target = _unique(folder / name)
-            shutil.copyfile(source, target)
+            with open(source, "rb") as src, atomic_open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
             paths.append(target)
         else:
             report.refused.append((name, "not an image (JPEG, PNG, WebP, BMP) or a .zip of images"))
@@ -201,21 +197,18 @@ def stage_uploads(
     return paths, report
 
 
-_UPLOAD_LOCK = threading.Lock()
-
-
 def add_uploads(runtime: Any, files: Sequence[Path | str], progress: Progress = no_progress) -> UploadReport:
     """Store uploaded images/zips under ``settings.uploads_dir`` and ingest them (validate, dedupe, embed)."""
     settings = runtime.settings
     if not files:
         raise InvalidInputError("Choose image files or a .zip of images to upload.")
-    with _UPLOAD_LOCK:
-        paths, report = stage_uploads(files, settings.uploads_dir, settings.max_image_bytes)
-        if paths:
+    paths, report = stage_uploads(files, settings.uploads_dir, settings.max_image_bytes)
+    if paths:
+        with runtime.store.write_lock:  # the ingestor is made under it: it embeds with the model then active
             root = settings.uploads_dir.resolve()
             report.ingest = runtime.ingestor().ingest_paths(paths, root=root, progress=progress)
             report.removed_duplicates = _drop_unused_copies(runtime.catalog, paths)
-        _remove_empty_dirs(report.folder)
+    _remove_empty_dirs(report.folder)
     return report
 
 

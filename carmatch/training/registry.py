@@ -18,7 +18,7 @@ from carmatch.catalog.models import ModelRecord
 from carmatch.errors import BusyError, CarmatchError, InvalidInputError, NotFoundError
 from carmatch.progress import Progress, no_progress
 from carmatch.search.embedder import ModelSpec, load_clip
-from carmatch.search.ingest import embed_missing, rebuild_index
+from carmatch.search.rebuild import embed_missing, rebuild_index
 
 if TYPE_CHECKING:
     from carmatch.runtime import Runtime
