@@ -182,9 +182,7 @@ class VectorIndex:
         self._hnsw.add_items(vec[None, :], np.array([label]))  # type: ignore[attr-defined]
 
     # -- search -----------------------------------------------------------------------------
-    def search(
-        self, query: np.ndarray, k: int = 10, allowed: Collection[str] | None = None
-    ) -> list[tuple[str, float]]:
+    def search(self, query: np.ndarray, k: int = 10, allowed: Collection[str] | None = None) -> list[tuple[str, float]]:
         """The ``k`` nearest live images to ``query`` as (id, cosine similarity), best first.
 
         ``allowed`` restricts results to those ids; k results come back whenever k allowed
@@ -281,9 +279,7 @@ class VectorIndex:
             ids = json.loads((folder / "ids.json").read_text())
             vectors = np.load(folder / "vectors.npy")
         except (OSError, ValueError, TypeError) as exc:
-            raise IndexMissingError(
-                f"The index at {folder} is unreadable ({exc}). Rebuild it: {REBUILD_HINT}"
-            ) from exc
+            raise IndexMissingError(f"The index at {folder} is unreadable ({exc}). Rebuild it: {REBUILD_HINT}") from exc
         if manifest.format_version != INDEX_FORMAT_VERSION or vectors.shape != (len(ids), manifest.dim):
             raise IndexMissingError(f"The index at {folder} is from another format. Rebuild it: {REBUILD_HINT}")
         index = cls(manifest, exact_max, m, ef_construction, ef_search)

@@ -141,5 +141,7 @@ def test_cli_warns_about_a_high_learning_rate_and_refuses_bad_values(
     out = capsys.readouterr()
     assert code == 0 and JOB_ARN in out.out and "200× Titan's default" in out.err
     with Stubber(bedrock):  # no response queued: any AWS call would fail the test
-        assert main(["titan", "finetune", "--train", "s3://bucket/t.jsonl", "--role-arn", ROLE, "--batch-size", "64"]) == 1
+        assert (
+            main(["titan", "finetune", "--train", "s3://bucket/t.jsonl", "--role-arn", ROLE, "--batch-size", "64"]) == 1
+        )
     assert "batchSize 64 must be 256" in capsys.readouterr().err
