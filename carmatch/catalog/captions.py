@@ -9,7 +9,7 @@ from typing import Any
 
 from carmatch.catalog.connection import CatalogBase
 from carmatch.catalog.records import CaptionState, HistoryEntry, ImageRecord, attr_value
-from carmatch.catalog.schema import ATTRIBUTE_COLUMNS, CAPTION_SOURCES, REVIEW_STATES, now_iso
+from carmatch.catalog.schema import ATTRIBUTE_COLUMNS, CAPTION_SOURCES, FILTER_KEYS, REVIEW_STATES, now_iso
 from carmatch.errors import ConflictError, InvalidInputError, NotFoundError
 
 
@@ -226,7 +226,7 @@ class CaptionsMixin(CatalogBase):
                 clauses.append("review_state=?")
                 params.append(value.lower())
             else:
-                known = ", ".join((*ATTRIBUTE_COLUMNS, "source", "review_state"))
+                known = ", ".join(FILTER_KEYS)
                 raise InvalidInputError(f"Unknown filter {key!r}; filter on one of: {known}")
         rows = self.execute(f"SELECT id FROM images WHERE {' AND '.join(clauses)}", params)
         return {r[0] for r in rows}
