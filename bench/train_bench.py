@@ -38,7 +38,7 @@ def measure(model_name: str, unfreeze: int, batch_size: int, device: str, steps:
 
     sys.path.insert(0, str(ROOT))
     from carmatch.search.embedder import load_clip
-    from carmatch.training.loop import freeze_all_but_last, resolve_precision
+    from carmatch.training.config import freeze_all_but_last, resolve_precision
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from carmatch.runtime import Runtime
-from carmatch.training.loop import TrainConfig
+from carmatch.training.config import TrainConfig
 from carmatch.training.runs import default_config
 from tests.drawing import BODIES, COLORS, save_car
 

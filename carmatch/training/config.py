@@ -1,4 +1,4 @@
-"""Fine-tuning settings and the small pure pieces of the loop: config, events, ``lr_at``, freezing, run folders."""
+"""Fine-tuning settings and the small pure pieces of the loop: config, events, freezing, run folders."""
 
 from __future__ import annotations
 
@@ -148,17 +148,7 @@ class TrainResult:
     split_hash: str
 
 
-# -- schedule, freezing, precision -------------------------------------------------------------
-def lr_at(step: int, total_steps: int, warmup_steps: int, max_lr: float, min_lr: float) -> float:
-    """Learning rate at optimizer step ``step``: linear warmup, then cosine decay to ``min_lr``."""
-    if step < warmup_steps:
-        return max_lr * (step + 1) / warmup_steps
-    if step >= total_steps:
-        return min_lr
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (max_lr - min_lr)
-
-
+# -- freezing, precision -------------------------------------------------------------
 _BLOCK = re.compile(r"^(?P<tower>visual\.|text\.)?(?:transformer|trunk)\.(?:resblocks|blocks)\.(?P<n>\d+)\.")
 _HEAD_PARAMS = ("visual.proj", "text_projection", "logit_scale", "logit_bias", "text.text_projection")
 _HEAD_MODULES = ("visual.ln_post.", "ln_final.", "text.ln_final.", "visual.head.", "visual.attn_pool.", "text.proj.")

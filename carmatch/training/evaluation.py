@@ -131,3 +131,31 @@ def format_table(rows: list[list[str]]) -> str:
     """Plain-text rendering of :func:`comparison_rows`."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def validation_metrics(
+    model: Any,
+    preprocess: Any,
+    tokenizer: Any,
+    pairs: Sequence[Pair],
+    loss_fn: Any,
+    device: str,
+    eval_batch_size: int,
+    batch_size: int,
+) -> dict[str, float]:
+    """Retrieval metrics plus ``val_loss``: the contrastive loss in batches of the training batch size."""
+    import torch
+
+    images, texts = embed_pairs(model, preprocess, tokenizer, pairs, device, eval_batch_size)
+    scale = float(model.logit_scale.detach().exp())
+    losses, weights = [], []
+    with torch.no_grad():
+        for start in range(0, len(pairs), batch_size):
+            img = torch.from_numpy(images[start : start + batch_size])
+            txt = torch.from_numpy(texts[start : start + batch_size])
+            if len(img) >= 2:
+                losses.append(float(loss_fn(img, txt, scale)) * len(img))
+                weights.append(len(img))
+    metrics = retrieval_metrics(images, texts, [p.caption for p in pairs])
+    metrics["val_loss"] = sum(losses) / max(1, sum(weights))
+    return metrics

@@ -22,18 +22,18 @@ from typing import TYPE_CHECKING, Any
 from carmatch.dataset.training_set import requested_split
 from carmatch.errors import BusyError, CancelledError, CarmatchError, InvalidInputError
 from carmatch.training import registry
-from carmatch.training.data import dataset_summary, run_pairs
-from carmatch.training.evaluation import comparison_rows
-from carmatch.training.loop import (
+from carmatch.training.config import (
     PAIRS_FILE,
     EventCallback,
     TrainConfig,
-    Trainer,
     TrainEvent,
     TrainResult,
     create_run,
     new_run_id,
 )
+from carmatch.training.data import dataset_summary, run_pairs
+from carmatch.training.evaluation import comparison_rows
+from carmatch.training.loop import Trainer
 
 if TYPE_CHECKING:
     from carmatch.catalog import Catalog

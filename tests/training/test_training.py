@@ -12,17 +12,13 @@ import torch
 from carmatch.errors import BusyError, CancelledError, InvalidInputError, ModelMismatchError, NotFoundError
 from carmatch.runtime import Runtime
 from carmatch.training import registry
+from carmatch.training.checkpoints import LAST_CHECKPOINT
+from carmatch.training.config import TrainEvent, TrainingOutOfMemoryError, freeze_all_but_last
 from carmatch.training.data import catalog_pairs
 from carmatch.training.evaluation import chance_t2i_recall, retrieval_metrics
-from carmatch.training.loop import (
-    LAST_CHECKPOINT,
-    Trainer,
-    TrainEvent,
-    TrainingOutOfMemoryError,
-    freeze_all_but_last,
-    lr_at,
-)
+from carmatch.training.loop import Trainer
 from carmatch.training.runs import prepare_run, run_training, start_training, training_slot
+from carmatch.training.schedule import lr_at
 from tests.training_support import fast_config, fill_with_cars
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -227,7 +223,7 @@ def test_gradient_accumulation_contrasts_the_whole_effective_batch(embedder) -> 
     import torch
     from open_clip.loss import ClipLoss
 
-    from carmatch.training.loop import backward_group
+    from carmatch.training.contrastive import backward_group
     from tests.drawing import draw_car
 
     colors, bodies = ["red", "blue", "green", "yellow"], ["sedan", "pickup"]
