@@ -93,43 +93,43 @@ class BrowseMixin(CatalogBase):
         """How many live images match ``query``."""
         where, params = _where(query)
         _sort(query)  # an unknown sort is refused before any work, as when paging
-        return int(self.execute(f"SELECT COUNT(*) FROM images WHERE {where}", params)[0][0])
+        return int(self._execute(f"SELECT COUNT(*) FROM images WHERE {where}", params)[0][0])
 
     def page_records(self, query: BrowseQuery, limit: int, offset: int) -> list[ImageRecord]:
         """Up to ``limit`` matching images after skipping ``offset`` of them, in the query's order."""
         ids_sql, params = _page_ids_sql(query)
         order = _sort(query)[0]
         # ids first through the covering index, then the rows: deep pages stay cheap
-        rows = self.execute(f"SELECT * FROM images WHERE id IN ({ids_sql}) ORDER BY {order}", [*params, limit, offset])
+        rows = self._execute(f"SELECT * FROM images WHERE id IN ({ids_sql}) ORDER BY {order}", [*params, limit, offset])
         return [ImageRecord.from_row(r) for r in rows]
 
     def explain_page(self, query: BrowseQuery, limit: int, offset: int) -> str:
         """SQLite's query plan for finding one page's ids (to check that it uses an index)."""
         ids_sql, params = _page_ids_sql(query)
-        rows = self.execute(f"EXPLAIN QUERY PLAN {ids_sql}", [*params, limit, offset])
+        rows = self._execute(f"EXPLAIN QUERY PLAN {ids_sql}", [*params, limit, offset])
         return " ".join(str(row[3]) for row in rows)
 
     def matching_ids(self, query: BrowseQuery) -> list[str]:
         """Ids of every live image matching ``query``, in its order."""
         where, params = _where(query)
-        return [r[0] for r in self.execute(f"SELECT id FROM images WHERE {where} ORDER BY {_sort(query)[0]}", params)]
+        return [r[0] for r in self._execute(f"SELECT id FROM images WHERE {where} ORDER BY {_sort(query)[0]}", params)]
 
     def next_matching(self, query: BrowseQuery, after_id: str | None = None) -> str | None:
         """The first image matching ``query`` after ``after_id`` in its order (wrapping round), or None."""
         where, params = _where(query)
         order, key, direction = _sort(query)
         if after_id:
-            current = self.execute(f"SELECT {key} AS k, id FROM images WHERE id=?", (after_id,))
+            current = self._execute(f"SELECT {key} AS k, id FROM images WHERE id=?", (after_id,))
             if current:
                 op = "<" if direction == "DESC" else ">"
-                rows = self.execute(
+                rows = self._execute(
                     f"SELECT id FROM images WHERE {where} AND ({key} {op} ? OR ({key} = ? AND id {op} ?))"
                     f" ORDER BY {order} LIMIT 1",
                     [*params, current[0]["k"], current[0]["k"], after_id],
                 )
                 if rows:
                     return str(rows[0][0])
-        rows = self.execute(
+        rows = self._execute(
             f"SELECT id FROM images WHERE {where} AND id != ? ORDER BY {order} LIMIT 1", [*params, after_id or ""]
         )
         return str(rows[0][0]) if rows else None
@@ -137,12 +137,12 @@ class BrowseMixin(CatalogBase):
     def state_counts(self) -> dict[str, int]:
         """Live images per review state, plus ``failed`` (captioning failed, no caption), uncaptioned, total."""
         counts = {state: 0 for state in STATE_FILTERS}
-        for row in self.execute(
+        for row in self._execute(
             "SELECT review_state, COUNT(*) FROM images WHERE deleted_at IS NULL GROUP BY review_state"
         ):
             counts[row[0]] = int(row[1])
         uncaptioned = "SELECT COUNT(*) FROM images WHERE deleted_at IS NULL AND caption IS NULL"
-        counts[FAILED] = int(self.execute(f"{uncaptioned} AND {_HAS_FAILURE}")[0][0])
-        counts["uncaptioned"] = int(self.execute(uncaptioned)[0][0])
+        counts[FAILED] = int(self._execute(f"{uncaptioned} AND {_HAS_FAILURE}")[0][0])
+        counts["uncaptioned"] = int(self._execute(uncaptioned)[0][0])
         counts["total"] = sum(counts[s] for s in REVIEW_STATES)
         return counts

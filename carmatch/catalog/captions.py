@@ -40,7 +40,7 @@ class CaptionsMixin(CatalogBase):
             raise InvalidInputError(f"Unknown caption source {source!r}; use one of {CAPTION_SOURCES}")
         if review_state is not None and review_state not in REVIEW_STATES:
             raise InvalidInputError(f"Unknown review state {review_state!r}; use one of {REVIEW_STATES}")
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             current = self._live_record(conn, image_id)
             if expected_version is not None and current.version != expected_version:
                 raise ConflictError(
@@ -83,7 +83,7 @@ class CaptionsMixin(CatalogBase):
         """Approve, reject or reset an image's caption; returns the new version."""
         if state not in REVIEW_STATES:
             raise InvalidInputError(f"Unknown review state {state!r}; use one of {REVIEW_STATES}")
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             record = self._live_record(conn, image_id)
             if expected_version is not None and record.version != expected_version:
                 raise ConflictError(
@@ -145,7 +145,7 @@ class CaptionsMixin(CatalogBase):
 
     def history(self, image_id: str) -> list[HistoryEntry]:
         """Every saved version of an image's caption, newest first."""
-        rows = self.execute(
+        rows = self._execute(
             "SELECT * FROM caption_history WHERE image_id=? ORDER BY version DESC, id DESC", (image_id,)
         )
         return [
@@ -175,7 +175,7 @@ class CaptionsMixin(CatalogBase):
         job_id: str | None = None,
     ) -> None:
         """Store a captioning failure with the raw reply, never as a caption."""
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO caption_failures (image_id, source, model, prompt_version, error, raw, job_id,"
                 " created_at) VALUES (?,?,?,?,?,?,?,?)",
@@ -185,8 +185,8 @@ class CaptionsMixin(CatalogBase):
     def caption_failures(self, image_id: str | None = None) -> list[sqlite3.Row]:
         """Recorded captioning failures, newest first (for one image, or all)."""
         if image_id is None:
-            return self.execute("SELECT * FROM caption_failures ORDER BY id DESC")
-        return self.execute("SELECT * FROM caption_failures WHERE image_id=? ORDER BY id DESC", (image_id,))
+            return self._execute("SELECT * FROM caption_failures ORDER BY id DESC")
+        return self._execute("SELECT * FROM caption_failures WHERE image_id=? ORDER BY id DESC", (image_id,))
 
     def import_caption(self, image_id: str, caption: str, attributes: dict[str, Any] | None = None) -> bool:
         """Store an imported caption unless a human already wrote one; True when stored."""
@@ -194,7 +194,7 @@ class CaptionsMixin(CatalogBase):
 
     def caption_states(self) -> list[CaptionState]:
         """The caption source and prompt version of every live image, oldest first."""
-        rows = self.execute(
+        rows = self._execute(
             "SELECT id, caption, caption_source, prompt_version FROM images WHERE deleted_at IS NULL"
             " ORDER BY added_at, id"
         )
@@ -228,14 +228,14 @@ class CaptionsMixin(CatalogBase):
             else:
                 known = ", ".join(FILTER_KEYS)
                 raise InvalidInputError(f"Unknown filter {key!r}; filter on one of: {known}")
-        rows = self.execute(f"SELECT id FROM images WHERE {' AND '.join(clauses)}", params)
+        rows = self._execute(f"SELECT id FROM images WHERE {' AND '.join(clauses)}", params)
         return {r[0] for r in rows}
 
     def distinct_values(self, attribute: str) -> list[str]:
         """Distinct values of one attribute column among live images, most common first."""
         if attribute not in ATTRIBUTE_COLUMNS:
             raise InvalidInputError(f"Unknown attribute {attribute!r}; use one of {ATTRIBUTE_COLUMNS}")
-        rows = self.execute(
+        rows = self._execute(
             f"SELECT attr_{attribute} AS v, COUNT(*) AS n FROM images WHERE deleted_at IS NULL"
             f" AND attr_{attribute} IS NOT NULL GROUP BY v ORDER BY n DESC, v"
         )
@@ -245,7 +245,7 @@ class CaptionsMixin(CatalogBase):
     def count_captioned(self, states: Sequence[str]) -> int:
         """How many live images have a non-empty caption in one of the review ``states``."""
         marks = ",".join("?" * len(states))
-        rows = self.execute(
+        rows = self._execute(
             "SELECT COUNT(*) FROM images WHERE deleted_at IS NULL AND caption IS NOT NULL AND TRIM(caption) != ''"
             f" AND review_state IN ({marks})",
             list(states),
@@ -257,7 +257,7 @@ class CaptionsMixin(CatalogBase):
         marks = ",".join("?" * len(states))
         last = ""
         while True:
-            rows = self.execute(
+            rows = self._execute(
                 "SELECT * FROM images WHERE deleted_at IS NULL AND caption IS NOT NULL AND TRIM(caption) != ''"
                 f" AND review_state IN ({marks}) AND id > ? ORDER BY id LIMIT ?",
                 [*states, last, chunk_rows],

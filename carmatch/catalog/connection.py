@@ -61,7 +61,13 @@ class CatalogBase:
                     raise
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[None]:
+        """Make several catalog calls one unit: all of them commit, or none (the SQL stays in the catalog)."""
+        with self._transaction():
+            yield
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         """Run statements atomically: all of them commit, or none."""
         with self._lock:
             if self._conn.in_transaction:
@@ -75,7 +81,7 @@ class CatalogBase:
                 raise
             self._conn.execute("COMMIT")
 
-    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+    def _execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         """Run one read query and return all rows."""
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
@@ -94,10 +100,10 @@ class CatalogBase:
     # -- meta -------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         """A value from the key/value meta table."""
-        rows = self.execute("SELECT value FROM meta WHERE key=?", (key,))
+        rows = self._execute("SELECT value FROM meta WHERE key=?", (key,))
         return rows[0][0] if rows else default
 
     def set_meta(self, key: str, value: str | None) -> None:
         """Store a value in the key/value meta table."""
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", (key, value))

@@ -18,7 +18,7 @@ class EmbeddingsMixin(CatalogBase):
         if len(image_ids) != len(vectors):
             raise ValueError("image_ids and vectors differ in length")
         rows = [(i, model_key, np.asarray(v, dtype=np.float32).tobytes()) for i, v in zip(image_ids, vectors)]
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO embeddings (image_id, model_key, vector) VALUES (?,?,?)", rows
             )
@@ -30,7 +30,7 @@ class EmbeddingsMixin(CatalogBase):
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self.execute(
+            for row in self._execute(
                 f"SELECT image_id, vector FROM embeddings WHERE model_key=? AND image_id IN ({marks})",
                 [model_key, *chunk],
             ):
@@ -39,7 +39,7 @@ class EmbeddingsMixin(CatalogBase):
 
     def embedded_ids(self, model_key: str) -> set[str]:
         """Ids of live images with a cached embedding under ``model_key``."""
-        rows = self.execute(
+        rows = self._execute(
             "SELECT e.image_id FROM embeddings e JOIN images i ON i.id=e.image_id"
             " WHERE e.model_key=? AND i.deleted_at IS NULL",
             (model_key,),

@@ -27,7 +27,7 @@ class ImagesMixin(CatalogBase):
         rel_path: str | None = None,
     ) -> bool:
         """Record an image; returns False when its hash is already in the catalog."""
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             row = conn.execute("SELECT id FROM images WHERE id=?", (image_id,)).fetchone()
             if row is not None:
                 return False
@@ -40,7 +40,7 @@ class ImagesMixin(CatalogBase):
 
     def get(self, image_id: str, include_deleted: bool = False) -> ImageRecord:
         """One image by id; NotFoundError when unknown (or deleted)."""
-        row = self.execute("SELECT * FROM images WHERE id=?", (image_id,))
+        row = self._execute("SELECT * FROM images WHERE id=?", (image_id,))
         if not row or (row[0]["deleted_at"] and not include_deleted):
             raise NotFoundError(f"No image with id {image_id} in the collection.")
         return ImageRecord.from_row(row[0])
@@ -52,7 +52,7 @@ class ImagesMixin(CatalogBase):
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self.execute(
+            for row in self._execute(
                 f"SELECT * FROM images WHERE deleted_at IS NULL AND id IN ({marks})", chunk
             ):
                 out[row["id"]] = ImageRecord.from_row(row)
@@ -67,7 +67,7 @@ class ImagesMixin(CatalogBase):
                 continue
             if not re.fullmatch(r"[0-9a-f]{1,64}", key):
                 raise NotFoundError(f"No image with id {raw!r} in the collection (ids are hexadecimal).")
-            rows = self.execute(
+            rows = self._execute(
                 "SELECT id FROM images WHERE deleted_at IS NULL AND id >= ? AND id < ? ORDER BY id LIMIT 2",
                 (key, key + "g"),
             )
@@ -81,13 +81,13 @@ class ImagesMixin(CatalogBase):
 
     def find_by_path(self, path: str) -> ImageRecord | None:
         """The live image last ingested from ``path``, if any."""
-        rows = self.execute("SELECT * FROM images WHERE path=? AND deleted_at IS NULL LIMIT 1", (path,))
+        rows = self._execute("SELECT * FROM images WHERE path=? AND deleted_at IS NULL LIMIT 1", (path,))
         return ImageRecord.from_row(rows[0]) if rows else None
 
     def images_with_id_prefix(self, prefix: str, limit: int = 2) -> list[ImageRecord]:
         """Live images whose id starts with ``prefix`` (lower-cased), in id order, at most ``limit``."""
         key = prefix.strip().lower()
-        rows = self.execute(
+        rows = self._execute(
             "SELECT * FROM images WHERE deleted_at IS NULL AND id >= ? AND id < ? ORDER BY id LIMIT ?",
             (key, key + "g", limit),
         )
@@ -95,26 +95,26 @@ class ImagesMixin(CatalogBase):
 
     def images_with_rel_path(self, rel_path: str, limit: int = 3) -> list[ImageRecord]:
         """Live images ingested under ``rel_path`` (relative to their ingested folder), at most ``limit``."""
-        rows = self.execute("SELECT * FROM images WHERE rel_path=? AND deleted_at IS NULL LIMIT ?", (rel_path, limit))
+        rows = self._execute("SELECT * FROM images WHERE rel_path=? AND deleted_at IS NULL LIMIT ?", (rel_path, limit))
         return [ImageRecord.from_row(r) for r in rows]
 
     def ids(self, include_deleted: bool = False) -> list[str]:
         """Every image id, oldest first."""
         where = "" if include_deleted else "WHERE deleted_at IS NULL"
-        return [r[0] for r in self.execute(f"SELECT id FROM images {where} ORDER BY added_at, id")]
+        return [r[0] for r in self._execute(f"SELECT id FROM images {where} ORDER BY added_at, id")]
 
     def count(self) -> int:
         """Number of live images."""
-        return int(self.execute("SELECT COUNT(*) FROM images WHERE deleted_at IS NULL")[0][0])
+        return int(self._execute("SELECT COUNT(*) FROM images WHERE deleted_at IS NULL")[0][0])
 
     def is_deleted(self, image_id: str) -> bool:
         """True when the image was deleted from the collection."""
-        rows = self.execute("SELECT deleted_at FROM images WHERE id=?", (image_id,))
+        rows = self._execute("SELECT deleted_at FROM images WHERE id=?", (image_id,))
         return bool(rows and rows[0][0])
 
     def update_path(self, image_id: str, path: str, root: str | None, rel_path: str | None) -> None:
         """Remember where an already-known image now lives."""
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 "UPDATE images SET path=?, root=?, rel_path=? WHERE id=?", (path, root, rel_path, image_id)
             )
@@ -123,7 +123,7 @@ class ImagesMixin(CatalogBase):
         """Remove images from the collection (soft delete: history is kept); returns how many."""
         stamp = now_iso()
         changed = 0
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             for image_id in image_ids:
                 cur = conn.execute(
                     "UPDATE images SET deleted_at=? WHERE id=? AND deleted_at IS NULL", (stamp, image_id)
@@ -134,7 +134,7 @@ class ImagesMixin(CatalogBase):
     def restore_images(self, image_ids: Iterable[str]) -> int:
         """Bring deleted images back into the collection; returns how many."""
         changed = 0
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             for image_id in image_ids:
                 changed += conn.execute(
                     "UPDATE images SET deleted_at=NULL WHERE id=? AND deleted_at IS NOT NULL", (image_id,)
@@ -144,14 +144,14 @@ class ImagesMixin(CatalogBase):
     # -- file stat cache (fast re-ingest) ----------------------------------------------------
     def lookup_file(self, path: str, size_bytes: int, mtime: float) -> str | None:
         """The image id of a file seen before with the same size and mtime, else None."""
-        rows = self.execute("SELECT size_bytes, mtime, image_id FROM files WHERE path=?", (path,))
+        rows = self._execute("SELECT size_bytes, mtime, image_id FROM files WHERE path=?", (path,))
         if rows and rows[0]["size_bytes"] == size_bytes and abs(rows[0]["mtime"] - mtime) < 1e-6:
             return str(rows[0]["image_id"])
         return None
 
     def remember_file(self, path: str, size_bytes: int, mtime: float, image_id: str) -> None:
         """Record a file's size and mtime with the image id its bytes hash to."""
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO files (path, size_bytes, mtime, image_id) VALUES (?,?,?,?)",
                 (path, size_bytes, mtime, image_id),

@@ -67,7 +67,7 @@ class JobsMixin(CatalogBase):
     ) -> None:
         """Record a job with its (record id, image id) pairs, all pending, atomically."""
         stamp = now_iso()
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO jobs (id, kind, name, status, input_uri, output_uri, params, created_at, updated_at)"
                 " VALUES (?,?,?,?,?,?,?,?,?)",
@@ -100,14 +100,14 @@ class JobsMixin(CatalogBase):
         if collected:
             sets.append("collected_at=?")
             values.append(now_iso())
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             conn.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id=?", (*values, job_id))
 
     def jobs(self, kind: str) -> list[JobRow]:
         """Every job of one kind, oldest first, with its record counts."""
-        rows = self.execute("SELECT * FROM jobs WHERE kind=? ORDER BY created_at, id", (kind,))
+        rows = self._execute("SELECT * FROM jobs WHERE kind=? ORDER BY created_at, id", (kind,))
         counts: dict[str, dict[str, int]] = {}
-        for row in self.execute(
+        for row in self._execute(
             "SELECT r.job_id, r.status, COUNT(*) FROM job_records r JOIN jobs j ON j.id=r.job_id"
             " WHERE j.kind=? GROUP BY r.job_id, r.status",
             (kind,),
@@ -117,19 +117,19 @@ class JobsMixin(CatalogBase):
 
     def job_record(self, job_id: str, record_id: str) -> tuple[str, str] | None:
         """(image id, status) of one record of a job, or None when the job has no such record."""
-        rows = self.execute(
+        rows = self._execute(
             "SELECT image_id, status FROM job_records WHERE job_id=? AND record_id=?", (job_id, record_id)
         )
         return (str(rows[0]["image_id"]), str(rows[0]["status"])) if rows else None
 
     def set_job_record_status(self, job_id: str, record_id: str, status: str) -> None:
         """Mark one record of a job (joins the caller's transaction when there is one)."""
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             conn.execute("UPDATE job_records SET status=? WHERE job_id=? AND record_id=?", (status, job_id, record_id))
 
     def mark_pending_job_records(self, job_id: str, status: str) -> int:
         """Mark the records of a job still pending with ``status``; returns how many."""
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             return conn.execute(
                 "UPDATE job_records SET status=? WHERE job_id=? AND status=?", (status, job_id, RECORD_PENDING)
             ).rowcount
@@ -144,7 +144,7 @@ class JobsMixin(CatalogBase):
         """
         running, uncollected = list(running_statuses), list(uncollected_statuses)
         marks, collectable = ",".join("?" * len(running)), ",".join("?" * len(uncollected))
-        rows = self.execute(
+        rows = self._execute(
             "SELECT DISTINCT r.image_id FROM job_records r JOIN jobs j ON j.id=r.job_id"
             f" WHERE j.kind=? AND r.status=? AND (j.status IN ({marks})"
             f" OR (j.status IN ({collectable}) AND j.collected_at IS NULL))",

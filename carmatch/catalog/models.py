@@ -71,7 +71,7 @@ class ModelsMixin(CatalogBase):
         metrics: dict[str, Any] | None = None,
     ) -> ModelRecord:
         """Insert or replace one model row, keeping its created_at when it exists; returns the stored row."""
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             row = conn.execute("SELECT created_at FROM models WHERE id=?", (model_id,)).fetchone()
             created = row["created_at"] if row else now_iso()
             conn.execute(
@@ -94,13 +94,13 @@ class ModelsMixin(CatalogBase):
 
     def find_model(self, model_id: str) -> ModelRecord | None:
         """One registered model by id, or None when there is none."""
-        rows = self.execute("SELECT * FROM models WHERE id=?", (model_id,))
+        rows = self._execute("SELECT * FROM models WHERE id=?", (model_id,))
         return ModelRecord.from_row(rows[0]) if rows else None
 
     def models(self) -> list[ModelRecord]:
         """Every registered model, newest first."""
-        return [ModelRecord.from_row(r) for r in self.execute("SELECT * FROM models ORDER BY created_at DESC, id DESC")]
+        return [ModelRecord.from_row(r) for r in self._execute("SELECT * FROM models ORDER BY created_at DESC, id DESC")]
 
     def recent_model_ids(self, limit: int = 5) -> list[str]:
         """Ids of the newest registered models (for "did you mean" hints)."""
-        return [str(r["id"]) for r in self.execute("SELECT id FROM models ORDER BY created_at DESC LIMIT ?", (limit,))]
+        return [str(r["id"]) for r in self._execute("SELECT id FROM models ORDER BY created_at DESC LIMIT ?", (limit,))]
