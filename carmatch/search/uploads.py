@@ -92,43 +92,15 @@ def extract_zip(
                 reason = f"holds {len(members)} entries; upload at most {max_members} per zip"
                 raise _refused(archive, "zip_members", len(members), max_members, reason)
             for info in members:
-                if info.is_dir():
+                target = _member_target(info, dest, max_member_bytes, report)
+                if target is None:
                     continue
-                rel = safe_member_path(info.filename)
-                if rel is None:
-                    report.refused.append((info.filename, "unsafe path in the zip (absolute, '..' or hidden)"))
-                    continue
-                if stat.S_ISLNK(info.external_attr >> 16):
-                    report.refused.append((info.filename, "symbolic link"))
-                    continue
-                if not is_image_path(Path(rel.name)):
-                    report.refused.append((info.filename, "not a JPEG, PNG, WebP or BMP file"))
-                    continue
-                if info.file_size > max_member_bytes:
-                    report.refused.append((info.filename, f"over the {max_member_bytes / 1e6:.0f} MB limit"))
-                    continue
-                if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
-                    report.refused.append((info.filename, "compression ratio too high (possible zip bomb)"))
-                    continue
-                target = dest.joinpath(*rel.parts)
-                if not target.resolve().is_relative_to(dest.resolve()):
-                    report.refused.append((info.filename, "unsafe path in the zip"))
-                    continue
-                try:
-                    written = _copy_capped(zf, info, target, max_member_bytes)
-                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
-                    report.refused.append((info.filename, f"corrupt entry in the zip ({exc})"))
-                    continue
-                except RuntimeError as exc:  # zipfile's error for an encrypted member
-                    report.refused.append((info.filename, f"cannot extract ({exc})"))
-                    continue
+                written = _extract_member(zf, info, target, max_member_bytes, report)
                 if written is None:
-                    report.refused.append((info.filename, f"over the {max_member_bytes / 1e6:.0f} MB limit"))
                     continue
                 total += written
                 if total > max_total_bytes:
-                    target.unlink(missing_ok=True)
-                    for extracted in out:  # the zip is refused whole: leave nothing half-added behind
+                    for extracted in (target, *out):  # the zip is refused whole: leave nothing half-added behind
                         extracted.unlink(missing_ok=True)
                     reason = f"expands to more than {max_total_bytes / 1e9:.0f} GB; upload smaller zips"
                     raise _refused(archive, "zip_bytes", total, max_total_bytes, reason)
@@ -136,6 +108,58 @@ def extract_zip(
     except zipfile.BadZipFile as exc:
         raise InvalidInputError(f"{archive.name} is not a valid zip file ({exc}).") from exc
     return out
+
+
+def _member_target(info: zipfile.ZipInfo, dest: Path, max_member_bytes: int, report: UploadReport) -> Path | None:
+    """Where member ``info`` is extracted under ``dest``; None when it is skipped (the refusal goes in ``report``)."""
+    if info.is_dir():
+        return None
+    reason: str | None
+    rel = safe_member_path(info.filename)
+    if rel is None:
+        reason = "unsafe path in the zip (absolute, '..' or hidden)"
+    else:
+        target = dest.joinpath(*rel.parts)
+        reason = _member_refusal(info, rel, max_member_bytes) or _escape_refusal(target, dest)
+        if reason is None:
+            return target
+    report.refused.append((info.filename, reason))
+    return None
+
+
+def _member_refusal(info: zipfile.ZipInfo, rel: PurePosixPath, max_member_bytes: int) -> str | None:
+    """Why the header of member ``info`` rules it out (link, not an image, too big, bomb-like), or None."""
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "symbolic link"
+    if not is_image_path(Path(rel.name)):
+        return "not a JPEG, PNG, WebP or BMP file"
+    if info.file_size > max_member_bytes:
+        return f"over the {max_member_bytes / 1e6:.0f} MB limit"
+    if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
+        return "compression ratio too high (possible zip bomb)"
+    return None
+
+
+def _escape_refusal(target: Path, dest: Path) -> str | None:
+    """A refusal when ``target`` resolves outside ``dest`` (through a link already there), else None."""
+    return None if target.resolve().is_relative_to(dest.resolve()) else "unsafe path in the zip"
+
+
+def _extract_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, max_member_bytes: int, report: UploadReport
+) -> int | None:
+    """Copy one member to ``target``; its byte count, or None (the refusal goes in ``report``) when nothing was kept."""
+    try:
+        written = _copy_capped(zf, info, target, max_member_bytes)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        report.refused.append((info.filename, f"corrupt entry in the zip ({exc})"))
+        return None
+    except RuntimeError as exc:  # zipfile's error for an encrypted member
+        report.refused.append((info.filename, f"cannot extract ({exc})"))
+        return None
+    if written is None:
+        report.refused.append((info.filename, f"over the {max_member_bytes / 1e6:.0f} MB limit"))
+    return written
 
 
 def _refused(archive: Path, field: str, value: int, limit: int, reason: str) -> InvalidInputError:

@@ -25,8 +25,9 @@ from carmatch.aws import parse_s3_uri
 from carmatch.catalog import Catalog
 from carmatch.errors import AwsError, CancelledError, InvalidInputError
 from carmatch.training import registry
+from carmatch.training.checkpoints import SUMMARY_FILE
+from carmatch.training.config import TrainConfig, new_run_id
 from carmatch.training.data import Pair, pair_record, run_pairs
-from carmatch.training.loop import SUMMARY_FILE, TrainConfig, new_run_id
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +183,6 @@ def submit_training(
     progress: Callable[[int, int, str], None] | None = None,
 ) -> str:
     """Upload data and code, create the training job, and register it as submitted; returns the job name."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     config.validate()
     if not role_arn.startswith("arn:"):
         raise InvalidInputError(f"--role-arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME).")
@@ -192,16 +191,9 @@ def submit_training(
     prefix = prefix.strip("/")
     model_config = Path(config.model) if config.model.endswith(".json") else None
     channels = upload_dataset(s3, pairs, bucket, prefix, job_name, model_config, progress)
-    try:
-        source_key = f"{prefix}/jobs/{job_name}/source/sourcedir.tar.gz"
-        s3.put_object(Bucket=bucket, Key=source_key, Body=package_source())
-        if config.pretrained != "none" and Path(config.pretrained).is_file():
-            base_key = f"{prefix}/jobs/{job_name}/base/{Path(config.pretrained).name}"
-            with open(config.pretrained, "rb") as fh:
-                s3.put_object(Bucket=bucket, Key=base_key, Body=fh.read())
-            channels["base"] = f"s3://{bucket}/{prefix}/jobs/{job_name}/base/"
-    except (BotoCoreError, ClientError) as exc:
-        raise _aws("upload the training code", region)(exc) from exc
+    source_uri, base_uri = _upload_code(s3, config, bucket, f"{prefix}/jobs/{job_name}", region)
+    if base_uri is not None:
+        channels["base"] = base_uri
     request = {
         "TrainingJobName": job_name,
         "AlgorithmSpecification": {
@@ -209,29 +201,15 @@ def submit_training(
             "TrainingInputMode": "File",
         },
         "RoleArn": role_arn,
-        "HyperParameters": hyperparameters(config, f"s3://{bucket}/{source_key}", region),
-        "InputDataConfig": [
-            {
-                "ChannelName": name,
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": uri,
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-            }
-            for name, uri in channels.items()
-        ],
+        "HyperParameters": hyperparameters(config, source_uri, region),
+        "InputDataConfig": _input_channels(channels),
         "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{prefix}/jobs/{job_name}/output/"},
         "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 50},
         "StoppingCondition": {"MaxRuntimeInSeconds": int(max_runtime_s)},
         "Tags": [{"Key": "app", "Value": "carmatch"}],
     }
-    try:
-        arn = sm.create_training_job(**request)["TrainingJobArn"]
-    except (BotoCoreError, ClientError) as exc:
-        raise _aws(f"create SageMaker training job {job_name}", region)(exc) from exc
+    arn = _create_job(sm, request, region)
+    job_config = {"arn": arn, "instance_type": instance_type, "data_source": source, "bucket": bucket, "prefix": prefix}
     registry.register_model(
         catalog,
         job_name,
@@ -239,17 +217,55 @@ def submit_training(
         config.model,
         config.pretrained,
         "submitted",
-        config={
-            **config.__dict__,
-            "arn": arn,
-            "instance_type": instance_type,
-            "data_source": source,
-            "bucket": bucket,
-            "prefix": prefix,
-        },
+        config={**config.__dict__, **job_config},
     )
     log.info("Created SageMaker training job %s (%s)", job_name, arn)
     return job_name
+
+
+def _upload_code(s3: Any, config: TrainConfig, bucket: str, job_prefix: str, region: str) -> tuple[str, str | None]:
+    """Upload sourcedir.tar.gz (and a local base checkpoint); returns (source URI, ``base`` channel URI or None)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    base_uri = None
+    try:
+        source_key = f"{job_prefix}/source/sourcedir.tar.gz"
+        s3.put_object(Bucket=bucket, Key=source_key, Body=package_source())
+        if config.pretrained != "none" and Path(config.pretrained).is_file():
+            base_key = f"{job_prefix}/base/{Path(config.pretrained).name}"
+            with open(config.pretrained, "rb") as fh:
+                s3.put_object(Bucket=bucket, Key=base_key, Body=fh.read())
+            base_uri = f"s3://{bucket}/{job_prefix}/base/"
+    except (BotoCoreError, ClientError) as exc:
+        raise _aws("upload the training code", region)(exc) from exc
+    return f"s3://{bucket}/{source_key}", base_uri
+
+
+def _input_channels(channels: dict[str, str]) -> list[dict[str, Any]]:
+    """``InputDataConfig`` entries: each channel name → its S3 prefix, copied whole to the instance."""
+    return [
+        {
+            "ChannelName": name,
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": uri,
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+        }
+        for name, uri in channels.items()
+    ]
+
+
+def _create_job(sm: Any, request: dict[str, Any], region: str) -> str:
+    """Create the training job ``request`` describes; returns its ARN."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return str(sm.create_training_job(**request)["TrainingJobArn"])
+    except (BotoCoreError, ClientError) as exc:
+        raise _aws(f"create SageMaker training job {request['TrainingJobName']}", region)(exc) from exc
 
 
 def describe_job(sm: Any, job_name: str) -> JobStatus:

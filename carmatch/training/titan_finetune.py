@@ -117,18 +117,9 @@ def start_finetune(
     custom_model_name = custom_model_name or f"carmatch-titan-{stamp}"
     output_uri = output_uri or train_uri.rsplit("/", 1)[0] + f"/titan-output/{job_name}/"
     output_uri = _s3_uri(output_uri, "output", "The output URI", require_key=False)
-    request: dict[str, Any] = {
-        "jobName": job_name,
-        "customModelName": custom_model_name,
-        "roleArn": role_arn,
-        "baseModelIdentifier": TITAN_BASE_MODEL,
-        "customizationType": "FINE_TUNING",
-        "trainingDataConfig": {"s3Uri": train_uri},
-        "outputDataConfig": {"s3Uri": output_uri},
-        "hyperParameters": hyperparameters.as_api(),
-    }
-    if validation_uri:
-        request["validationDataConfig"] = {"validators": [{"s3Uri": validation_uri}]}
+    request = _customization_request(
+        job_name, custom_model_name, role_arn, train_uri, validation_uri, output_uri, hyperparameters
+    )
     try:
         arn = bedrock.create_model_customization_job(**request)["jobArn"]
     except (BotoCoreError, ClientError) as exc:
@@ -151,6 +142,31 @@ def start_finetune(
     )
     log.info("Started Titan customization job %s (%s)", job_name, arn)
     return arn, warnings
+
+
+def _customization_request(
+    job_name: str,
+    custom_model_name: str,
+    role_arn: str,
+    train_uri: str,
+    validation_uri: str | None,
+    output_uri: str,
+    hyperparameters: TitanHyperparameters,
+) -> dict[str, Any]:
+    """The ``create_model_customization_job`` arguments that fine-tune Titan on ``train_uri``."""
+    request: dict[str, Any] = {
+        "jobName": job_name,
+        "customModelName": custom_model_name,
+        "roleArn": role_arn,
+        "baseModelIdentifier": TITAN_BASE_MODEL,
+        "customizationType": "FINE_TUNING",
+        "trainingDataConfig": {"s3Uri": train_uri},
+        "outputDataConfig": {"s3Uri": output_uri},
+        "hyperParameters": hyperparameters.as_api(),
+    }
+    if validation_uri:
+        request["validationDataConfig"] = {"validators": [{"s3Uri": validation_uri}]}
+    return request
 
 
 def job_status(

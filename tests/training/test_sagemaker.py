@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import ANY, Stubber
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from carmatch.errors import AwsError, InvalidInputError
@@ -88,6 +88,12 @@ def test_submit_uploads_data_and_creates_the_job(runtime: Runtime, tmp_path: Pat
     sm, s3 = aws
     count = fill_with_cars(runtime, tmp_path / "cars", seeds=1)
     config = fast_config(runtime, epochs=3, batch_size=4)
+    job = "carmatch/jobs/carmatch-job-1"
+    channels = {  # the local base checkpoint travels in its own channel
+        "training": f"s3://{BUCKET}/{job}/training/",
+        "images": f"s3://{BUCKET}/carmatch/images/",
+        "base": f"s3://{BUCKET}/{job}/base/",
+    }
     expected = {
         "TrainingJobName": "carmatch-job-1",
         "AlgorithmSpecification": {
@@ -95,8 +101,22 @@ def test_submit_uploads_data_and_creates_the_job(runtime: Runtime, tmp_path: Pat
             "TrainingInputMode": "File",
         },
         "RoleArn": ROLE,
-        "HyperParameters": ANY,
-        "InputDataConfig": ANY,
+        "HyperParameters": sagemaker.hyperparameters(
+            config, f"s3://{BUCKET}/{job}/source/sourcedir.tar.gz", "us-east-1"
+        ),
+        "InputDataConfig": [
+            {
+                "ChannelName": channel,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+            for channel, uri in channels.items()
+        ],
         "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/carmatch/jobs/carmatch-job-1/output/"},
         "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
         "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
