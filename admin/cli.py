@@ -1,4 +1,4 @@
-"""``python -m admin``: argparse front end; each command group lives in its own module.
+"""``python -m admin`` (or the ``carmatch`` console script): argparse front end; each command group has a module.
 
 Errors raised by the library (CarmatchError) become one line on stderr and exit status 1, with
 each field the library names (``batch_size``) called by the flag that sets it (``--batch-size``).
@@ -7,29 +7,38 @@ each field the library names (``batch_size``) called by the flag that sets it (`
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
+from admin import caption_cmds, core_cmds, dataset_cmds, train_cmds
 from carmatch.config import load_dotenv_file, load_settings
 from carmatch.errors import CarmatchError
 
 log = logging.getLogger("admin")
 
-# Modules that add subcommands: each defines register(subparsers) and sets func=handler(args) -> int.
-COMMAND_MODULES = ("admin.core_cmds", "admin.caption_cmds", "admin.dataset_cmds", "admin.train_cmds")
+# Modules that add subcommands, in help order: each defines register(subparsers) and sets func=handler(args) -> int.
+COMMAND_MODULES = (core_cmds, caption_cmds, dataset_cmds, train_cmds)
+CONSOLE_SCRIPT = "carmatch"  # pyproject's [project.scripts] name for admin.cli:main
+MODULE_PROG = "python -m admin"
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every command group registered."""
-    parser = argparse.ArgumentParser(prog="python -m admin", description="carmatch command-line tools")
+def prog_name(argv0: str | None = None) -> str:
+    """The name usage lines show: ``carmatch`` when run as the console script, else ``python -m admin``."""
+    script = os.path.basename(sys.argv[0] if argv0 is None else argv0)
+    return CONSOLE_SCRIPT if os.path.splitext(script)[0] == CONSOLE_SCRIPT else MODULE_PROG  # carmatch.exe too
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The full argument parser with every command group registered; ``prog`` defaults to :func:`prog_name`."""
+    parser = argparse.ArgumentParser(prog=prog or prog_name(), description="carmatch command-line tools")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
     return parser
 
 

@@ -21,6 +21,14 @@ from carmatch.training.evaluation import comparison_rows, format_table
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the training commands to the admin parser."""
+    _add_train(subparsers)
+    _add_eval(subparsers)
+    _add_model(subparsers)
+    _add_titan(subparsers)
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    """``train``: the hyperparameters of a local run, then the SageMaker options."""
     p = subparsers.add_parser("train", help="fine-tune CLIP on the approved image–caption pairs")
     p.add_argument("--epochs", type=int, help="passes over the training pairs (default 5)")
     p.add_argument("--batch-size", type=int, help="pairs per contrastive batch (default 32)")
@@ -50,6 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sagemaker-job", metavar="NAME", help="wait for / collect an already submitted SageMaker job")
     p.set_defaults(func=cmd_train)
 
+
+def _add_eval(subparsers: argparse._SubParsersAction) -> None:
+    """``eval``: which models, on which split."""
     p = subparsers.add_parser("eval", help="retrieval recall of the base model and fine-tuned runs")
     p.add_argument(
         "--model",
@@ -63,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
     p.set_defaults(func=cmd_eval)
 
+
+def _add_model(subparsers: argparse._SubParsersAction) -> None:
+    """``model list`` and ``model activate``."""
     p = subparsers.add_parser("model", help="list and activate fine-tuned models")
     sub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     s = sub.add_parser("list", help="registered models with their metrics")
@@ -72,6 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("run", metavar="RUN|base")
     s.set_defaults(func=cmd_model_activate)
 
+
+def _add_titan(subparsers: argparse._SubParsersAction) -> None:
+    """``titan finetune`` and ``titan status``."""
     p = subparsers.add_parser("titan", help="fine-tune Amazon Titan Multimodal Embeddings on Bedrock")
     sub = p.add_subparsers(dest="titan_command", metavar="ACTION", required=True)
     s = sub.add_parser("finetune", help="start a Bedrock model customization job")
@@ -129,7 +146,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Fine-tune locally (or on SageMaker) and print the before → after table."""
-    from carmatch.training.loop import TrainEvent
+    from carmatch.training.config import TrainEvent
     from carmatch.training.runs import default_config, prepare_run, run_training
 
     if args.sagemaker or args.sagemaker_job:
