@@ -11,7 +11,8 @@ from carmatch.aws import make_client
 from carmatch.captions.batch_collect import collect_finished, refresh_jobs, wait_for_jobs
 from carmatch.captions.batch_jobs import BatchJob, list_jobs
 from carmatch.captions.batch_submit import submit_batch
-from carmatch.captions.live import caption_live, require_credentials, select_images
+from carmatch.captions.live import caption_live, require_credentials
+from carmatch.captions.select import select_images
 from carmatch.catalog import Catalog
 from carmatch.config import Settings
 from carmatch.errors import InvalidInputError

@@ -1,16 +1,14 @@
-"""Claude captions on Bedrock, batch: JSONL in S3, model invocation jobs, collecting the results.
+"""Claude captions on Bedrock, batch: split the records into jobs, upload them, create the jobs.
 
-``submit_batch`` writes ``{"recordId", "modelInput"}`` records (modelInput is the Anthropic
-Messages body with the image inline as base64), splits them into files and jobs that respect
-Bedrock's batch quotas, uploads them, creates the jobs and records them in the catalog.
-Following the jobs (status, collect, wait) lives in :mod:`carmatch.captions.batch_collect`. The
-bedrock and s3 clients are passed in.
+``submit_batch`` writes ``{"recordId", "modelInput"}`` records (their format lives in
+:mod:`carmatch.captions.batch_records`), splits them into files and jobs that respect Bedrock's
+batch quotas, uploads them, creates the jobs and records them in the catalog. Following the jobs
+(status, collect, wait) lives in :mod:`carmatch.captions.batch_collect`. The bedrock and s3
+clients are passed in.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import re
 import secrets
@@ -23,8 +21,9 @@ from typing import Any
 
 from carmatch.aws import explain_aws_error, normalise_bucket, normalise_prefix
 from carmatch.captions import batch_jobs as jobs_db
-from carmatch.captions.live import PreparedImage, prepare_image
-from carmatch.captions.prompt import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT
+from carmatch.captions.batch_records import jsonl_line, record_id_for
+from carmatch.captions.live import prepare_image
+from carmatch.captions.prompt import PROMPT_VERSION
 from carmatch.catalog import Catalog
 from carmatch.config import Settings
 from carmatch.errors import ImageError, InvalidInputError
@@ -33,12 +32,14 @@ from carmatch.progress import Progress, no_progress
 log = logging.getLogger(__name__)
 
 SOURCE_BATCH = "claude-batch"
-ANTHROPIC_VERSION = "bedrock-2023-05-31"
 # Bedrock's ModelInvocationJobName pattern (botocore service model), at most 63 characters.
 JOB_NAME_PATTERN = re.compile(r"[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9\+\-\.]){0,63}")
 JOB_NAME_MAX_CHARS = 63
 ROLE_ARN_PATTERN = re.compile(r"arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+")
 FOLLOW_WITH_CLI = "Follow them with: python -m admin caption batch status"
+
+
+_Entry = tuple[str, int, int]  # a record in the staging file: (image id, offset, length in bytes)
 
 
 class BatchTooSmallError(InvalidInputError):
@@ -66,43 +67,6 @@ class BatchLimits:
             settings.batch_max_file_bytes,
             settings.batch_max_job_bytes,
         )
-
-
-def record_id_for(n: int) -> str:
-    """The recordId of the n-th record of a job: 11 alphanumeric characters, like Bedrock's own."""
-    return f"r{n:010d}"
-
-
-def model_input(prepared: PreparedImage, max_tokens: int) -> dict[str, Any]:
-    """The Anthropic Messages body Bedrock sends to Claude for one image (modelInvocationType InvokeModel)."""
-    return {
-        "anthropic_version": ANTHROPIC_VERSION,
-        "max_tokens": max_tokens,
-        "temperature": 0.0,
-        "system": SYSTEM_PROMPT,
-        "messages": [
-            {
-                "role": "user",
-                "content": [
-                    {
-                        "type": "image",
-                        "source": {
-                            "type": "base64",
-                            "media_type": prepared.media_type,
-                            "data": base64.b64encode(prepared.data).decode("ascii"),
-                        },
-                    },
-                    {"type": "text", "text": USER_PROMPT},
-                ],
-            }
-        ],
-    }
-
-
-def jsonl_line(record_id: str, prepared: PreparedImage, max_tokens: int) -> bytes:
-    """One line of a batch input file, newline included."""
-    record = {"recordId": record_id, "modelInput": model_input(prepared, max_tokens)}
-    return (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
 
 
 def plan_jobs(sizes: Sequence[int], limits: BatchLimits) -> list[list[list[int]]]:
@@ -240,10 +204,7 @@ def submit_batch(
     limits = BatchLimits.from_settings(settings)
     bucket, role_arn = check_destination(bucket, role_arn)
     prefix = normalise_prefix(prefix)
-    busy = jobs_db.busy_image_ids(catalog)
-    ids = [i for i in dict.fromkeys(image_ids) if i not in busy]
-    if len(image_ids) and len(ids) < len(set(image_ids)):
-        log.info("%d images are already waiting in a batch job and are left out", len(set(image_ids)) - len(ids))
+    ids = _not_in_a_job(catalog, image_ids)
     if len(ids) < limits.min_records:
         plan_jobs([0] * len(ids), limits)  # raises BatchTooSmallError with advice
     when = now or datetime.now(timezone.utc)
@@ -254,35 +215,16 @@ def submit_batch(
         staged = Path(tmp) / "records.jsonl"
         entries = _stage_records(catalog, ids, settings, staged, report, progress)
         plan = plan_jobs([length for _, _, length in entries], limits)
-        uploads = sum(len(files) for files in plan)
-        uploaded = 0
+        uploads = _UploadProgress(sum(len(files) for files in plan), progress)
         for number, files in enumerate(plan, 1):
             name = make_job_name(when, token, number)
             base = f"{prefix}/{name}" if prefix else name
             input_uri = f"s3://{bucket}/{base}/input/"
             output_uri = f"s3://{bucket}/{base}/output/"
-            keys: list[str] = []
-            pairs: list[tuple[str, str]] = []
-            job_bytes = 0
-            for part, indexes in enumerate(files, 1):
-                key = f"{base}/input/part-{part:04d}.jsonl"
-                path = Path(tmp) / f"{name}-{part:04d}.jsonl"
-                job_bytes += _write_part(staged, entries, indexes, path)
-                _upload(s3, path, bucket, key, settings.aws_region)
-                path.unlink()
-                keys.append(key)
-                uploaded += 1
-                progress(uploaded, uploads, f"uploading {uploaded}/{uploads} files")
-                pairs.extend((record_id_for(i), entries[i][0]) for i in indexes)
-            params = {
-                "model": settings.caption_model,
-                "prompt_version": PROMPT_VERSION,
-                "overwrite_human": overwrite_human,
-                "bucket": bucket,
-                "files": keys,
-                "bytes": job_bytes,
-                "region": settings.aws_region,
-            }
+            keys, pairs, job_bytes = _upload_job_files(
+                s3, settings, bucket, base, name, files, staged, entries, uploads
+            )
+            params = _job_params(settings, bucket, keys, job_bytes, overwrite_human)
             jobs_db.insert_job(catalog, name, input_uri, output_uri, params, pairs)
             _create_job(catalog, bedrock, name, input_uri, output_uri, role_arn, settings)
             report.jobs.append(name)
@@ -292,6 +234,71 @@ def submit_batch(
     return report
 
 
+def _not_in_a_job(catalog: Catalog, image_ids: Sequence[str]) -> list[str]:
+    """``image_ids`` once each, less the images already waiting in a batch job."""
+    busy = jobs_db.busy_image_ids(catalog)
+    ids = [i for i in dict.fromkeys(image_ids) if i not in busy]
+    if len(image_ids) and len(ids) < len(set(image_ids)):
+        log.info("%d images are already waiting in a batch job and are left out", len(set(image_ids)) - len(ids))
+    return ids
+
+
+@dataclass
+class _UploadProgress:
+    """Counts the files uploaded over every job of a run and reports each one."""
+
+    total: int
+    progress: Progress
+    done: int = 0
+
+    def step(self) -> None:
+        """One more file uploaded."""
+        self.done += 1
+        self.progress(self.done, self.total, f"uploading {self.done}/{self.total} files")
+
+
+def _upload_job_files(
+    s3: Any,
+    settings: Settings,
+    bucket: str,
+    base: str,
+    name: str,
+    files: list[list[int]],
+    staged: Path,
+    entries: list[_Entry],
+    uploads: _UploadProgress,
+) -> tuple[list[str], list[tuple[str, str]], int]:
+    """Cut job ``name``'s files out of the staged records and upload them: (keys, (recordId, image id) pairs, bytes)."""
+    keys: list[str] = []
+    pairs: list[tuple[str, str]] = []
+    job_bytes = 0
+    for part, indexes in enumerate(files, 1):
+        key = f"{base}/input/part-{part:04d}.jsonl"
+        path = staged.parent / f"{name}-{part:04d}.jsonl"
+        job_bytes += _write_part(staged, entries, indexes, path)
+        _upload(s3, path, bucket, key, settings.aws_region)
+        path.unlink()
+        keys.append(key)
+        uploads.step()
+        pairs.extend((record_id_for(i), entries[i][0]) for i in indexes)
+    return keys, pairs, job_bytes
+
+
+def _job_params(
+    settings: Settings, bucket: str, keys: list[str], job_bytes: int, overwrite_human: bool
+) -> dict[str, Any]:
+    """What the catalog keeps about a job for collecting it: model, prompt version, files, region."""
+    return {
+        "model": settings.caption_model,
+        "prompt_version": PROMPT_VERSION,
+        "overwrite_human": overwrite_human,
+        "bucket": bucket,
+        "files": keys,
+        "bytes": job_bytes,
+        "region": settings.aws_region,
+    }
+
+
 def _stage_records(
     catalog: Catalog,
     ids: list[str],
@@ -299,10 +306,10 @@ def _stage_records(
     staged: Path,
     report: SubmitReport,
     progress: Progress,
-) -> list[tuple[str, int, int]]:
+) -> list[_Entry]:
     """Write every record line to one staging file; returns (image id, offset, length) per record."""
     records = catalog.get_many(ids)
-    entries: list[tuple[str, int, int]] = []
+    entries: list[_Entry] = []
     offset = 0
     with staged.open("wb") as out:
         for done, image_id in enumerate(ids, 1):
@@ -329,7 +336,7 @@ def _stage_records(
     return entries
 
 
-def _write_part(staged: Path, entries: list[tuple[str, int, int]], indexes: list[int], path: Path) -> int:
+def _write_part(staged: Path, entries: list[_Entry], indexes: list[int], path: Path) -> int:
     written = 0
     with staged.open("rb") as src, path.open("wb") as out:
         for i in indexes:

@@ -13,7 +13,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,45 +209,70 @@ def caption_live(
     report = LiveReport(requested=len(ids))
     report.missing = sum(1 for i in ids if i not in records)
     queue = iter([i for i in ids if i in records])
-    total, done = len(ids), report.missing
-    fatal: BaseException | None = None
-    consecutive_aws = 0
+    run = _LiveRun(catalog, settings, overwrite_human, report, queue, done=report.missing)
+    total = len(ids)
     workers = max(1, settings.caption_concurrency)
-    progress(done, total, f"captioning {done}/{total}")
+    progress(run.done, total, f"captioning {run.done}/{total}")
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="caption") as pool:
+
+        def start(image_id: str) -> Future[_Outcome]:
+            return pool.submit(_caption_one, client, image_id, records[image_id].path, settings, sleep, rng)
+
         in_flight: dict[Future[_Outcome], str] = {}
-
-        def fill() -> None:
-            while fatal is None and not report.cancelled and len(in_flight) < workers:
-                if cancel():
-                    report.cancelled = True
-                    return
-                image_id = next(queue, None)
-                if image_id is None:
-                    return
-                record = records[image_id]
-                in_flight[pool.submit(_caption_one, client, image_id, record.path, settings, sleep, rng)] = image_id
-
-        fill()
+        run.fill(in_flight, workers, start, cancel)
         while in_flight:
             finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
             for future in finished:
                 in_flight.pop(future)
-                outcome = future.result()
-                if outcome.aws_error is not None and is_fatal(outcome.aws_error):
-                    fatal = fatal or outcome.aws_error
-                    continue
-                consecutive_aws = consecutive_aws + 1 if outcome.aws_error is not None else 0
-                _commit_live(catalog, outcome, settings, overwrite_human, report)
-                done += 1
-                if consecutive_aws >= MAX_CONSECUTIVE_AWS_ERRORS and fatal is None:
-                    fatal = outcome.aws_error
-            progress(done, total, f"captioning {done}/{total}")
-            fill()
-    if fatal is not None:
-        log.warning("Live captioning stopped: %s", fatal)
-        raise explain_aws_error(fatal, "caption with Claude on Bedrock", settings.aws_region) from fatal
+                run.settle(future.result())
+            progress(run.done, total, f"captioning {run.done}/{total}")
+            run.fill(in_flight, workers, start, cancel)
+    if run.fatal is not None:
+        log.warning("Live captioning stopped: %s", run.fatal)
+        raise explain_aws_error(run.fatal, "caption with Claude on Bedrock", settings.aws_region) from run.fatal
     return report
+
+
+@dataclass
+class _LiveRun:
+    """The state of one live run: what is left to send, what finished, and the AWS error that stops it."""
+
+    catalog: Catalog
+    settings: Settings
+    overwrite_human: bool
+    report: LiveReport
+    queue: Iterator[str]
+    done: int  # images settled so far, those gone from the collection included
+    fatal: BaseException | None = None
+    consecutive_aws: int = 0
+
+    def fill(
+        self,
+        in_flight: dict[Future[_Outcome], str],
+        workers: int,
+        start: Callable[[str], Future[_Outcome]],
+        cancel: Cancel,
+    ) -> None:
+        """Start images until ``workers`` are busy, unless the run is stopping, cancelled or out of images."""
+        while self.fatal is None and not self.report.cancelled and len(in_flight) < workers:
+            if cancel():
+                self.report.cancelled = True
+                return
+            image_id = next(self.queue, None)
+            if image_id is None:
+                return
+            in_flight[start(image_id)] = image_id
+
+    def settle(self, outcome: _Outcome) -> None:
+        """Commit one finished image, or keep the AWS error that stops the run."""
+        if outcome.aws_error is not None and is_fatal(outcome.aws_error):
+            self.fatal = self.fatal or outcome.aws_error
+            return
+        self.consecutive_aws = self.consecutive_aws + 1 if outcome.aws_error is not None else 0
+        _commit_live(self.catalog, outcome, self.settings, self.overwrite_human, self.report)
+        self.done += 1
+        if self.consecutive_aws >= MAX_CONSECUTIVE_AWS_ERRORS and self.fatal is None:
+            self.fatal = outcome.aws_error
 
 
 def _commit_live(

@@ -18,7 +18,8 @@ from carmatch.captions import batch_jobs as jobs_db
 from carmatch.captions.batch_collect import collect_finished, refresh_jobs
 from carmatch.captions.batch_jobs import BatchJob
 from carmatch.captions.batch_submit import BatchLimits, check_destination, plan_jobs, submit_batch
-from carmatch.captions.live import require_credentials, select_images
+from carmatch.captions.live import require_credentials
+from carmatch.captions.select import select_images
 from carmatch.progress import Progress, no_progress
 from carmatch.runtime import Runtime
 from carmatch.ui.dataset_actions import require_admin

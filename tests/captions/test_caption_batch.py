@@ -16,8 +16,8 @@ from PIL import Image
 
 from carmatch.captions import batch_jobs as jobs_db
 from carmatch.captions.batch_collect import BatchWaitTimeout, collect_job, refresh_jobs, wait_for_jobs
+from carmatch.captions.batch_records import ANTHROPIC_VERSION
 from carmatch.captions.batch_submit import (
-    ANTHROPIC_VERSION,
     JOB_NAME_PATTERN,
     BatchLimits,
     BatchTooSmallError,
@@ -26,8 +26,8 @@ from carmatch.captions.batch_submit import (
     plan_jobs,
     submit_batch,
 )
-from carmatch.captions.live import select_images
 from carmatch.captions.prompt import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT
+from carmatch.captions.select import select_images
 from carmatch.catalog import Catalog
 from carmatch.errors import AwsError, InvalidInputError
 from tests.caption_support import (
@@ -215,6 +215,31 @@ def test_submit_writes_split_jsonl_uploads_it_and_creates_jobs(tmp_path: Path, c
     # images waiting in a job are not sent again
     with pytest.raises(BatchTooSmallError):
         submit_batch(catalog, bedrock, s3, settings, ids, bucket=BUCKET, prefix="batches", role_arn=ROLE_ARN)
+
+
+def test_submit_reports_every_upload_counted_over_all_jobs(tmp_path: Path, catalog: Catalog, s3: Any) -> None:
+    settings = caption_settings(tmp_path, **SMALL)
+    ids = add_cars(catalog, tmp_path / "cars", 5)
+    bedrock, stubber = stubbed("bedrock")
+    for job_id in ("aaaaaaaaaaa1", "aaaaaaaaaaa2"):
+        stubber.add_response("create_model_invocation_job", {"jobArn": ACCOUNT_ARN + job_id}, create_job_params())
+    calls: list[tuple[int, int, str]] = []
+    submit_batch(
+        catalog,
+        bedrock,
+        s3,
+        settings,
+        ids,
+        bucket=BUCKET,
+        prefix="",
+        role_arn=ROLE_ARN,
+        progress=lambda done, total, text: calls.append((done, total, text)),
+    )
+    uploads = [call for call in calls if call[2].startswith("uploading")]
+    assert uploads == [(n, 3, f"uploading {n}/3 files") for n in (1, 2, 3)]  # 2 files in job 1, 1 in job 2
+    assert calls[-1] == uploads[-1] and calls[0] == (1, 5, "preparing 1/5 images")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert all(key.startswith("carmatch-caption-") for key in keys)  # no prefix: jobs sit at the bucket root
 
 
 def test_submit_below_the_minimum_uploads_nothing(tmp_path: Path, catalog: Catalog, s3: Any) -> None:

@@ -22,10 +22,10 @@ from carmatch.captions.live import (
     fit_size,
     prepare_image,
     require_credentials,
-    select_images,
 )
 from carmatch.captions.prompt import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT
 from carmatch.captions.retry import MAX_ATTEMPTS, backoff_seconds
+from carmatch.captions.select import select_images
 from carmatch.catalog import Catalog
 from carmatch.errors import AwsError, InvalidInputError, NotFoundError
 from tests.caption_support import (
