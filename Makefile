@@ -27,6 +27,7 @@ test: install-dev
 
 lint: install-dev
 	$(PY) -m ruff check carmatch admin app.py tests bench
+	$(PY) -m ruff format --check carmatch admin app.py tests bench
 	$(PY) -m mypy carmatch admin
 
 bench: install

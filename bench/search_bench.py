@@ -69,8 +69,13 @@ def bench_encoder_and_ingest(args: argparse.Namespace) -> None:
         embedder.encode_images(decoded, args.batch_size)
         bare = len(decoded) / (time.perf_counter() - start)
 
-        settings = Settings(home=Path(tmp) / "home", model=args.model, pretrained=args.pretrained,
-                            device=args.device, batch_size=args.batch_size)
+        settings = Settings(
+            home=Path(tmp) / "home",
+            model=args.model,
+            pretrained=args.pretrained,
+            device=args.device,
+            batch_size=args.batch_size,
+        )
         runtime = Runtime(settings, embedder=embedder)
         start = time.perf_counter()
         report = runtime.ingestor().ingest_folder(folder)
@@ -101,8 +106,10 @@ def bench_encoder_and_ingest(args: argparse.Namespace) -> None:
             ("image query", query_img, bare_img, "bare open+encode_image"),
         ):
             ratio = pct(query, 50) / pct(bare_call, 50)
-            print(f"{label}: p50 {pct(query, 50):6.1f} ms  p95 {pct(query, 95):6.1f} ms | "
-                  f"{bare_label} p50 {pct(bare_call, 50):6.1f} ms  -> {ratio:.2f}x")
+            print(
+                f"{label}: p50 {pct(query, 50):6.1f} ms  p95 {pct(query, 95):6.1f} ms | "
+                f"{bare_label} p50 {pct(bare_call, 50):6.1f} ms  -> {ratio:.2f}x"
+            )
         runtime.close()
     print(f"peak RSS after model + ingest: {rss_mb():.0f} MB")
 
@@ -144,7 +151,10 @@ def bench_index(sizes: list[int], dim: int, queries: int, kind: str) -> None:
         qs = clustered(queries, dim, seed=2, kind=kind)
         manifest = IndexManifest("bench", "bench", "none", "0", dim)
         index = VectorIndex(
-            manifest, exact_max=0, m=defaults.hnsw_m, ef_construction=defaults.hnsw_ef_construction,
+            manifest,
+            exact_max=0,
+            m=defaults.hnsw_m,
+            ef_construction=defaults.hnsw_ef_construction,
             ef_search=defaults.hnsw_ef_search,
         )
         index.add([str(i) for i in range(n)], vectors)
@@ -160,8 +170,10 @@ def bench_index(sizes: list[int], dim: int, queries: int, kind: str) -> None:
             approx = {i for i, _ in index.search(q, 10)}
             t_hnsw.append(time.perf_counter() - s)
             hits += len(exact & approx)
-        print(f"index {kind:>6} {n:>7} x {dim}: build {build:6.1f} s  recall@10 {hits / (10 * queries):.4f}  "
-              f"query exact p50 {pct(t_exact, 50):6.2f} ms  hnsw p50 {pct(t_hnsw, 50):6.2f} ms  RSS {rss_mb():.0f} MB")
+        print(
+            f"index {kind:>6} {n:>7} x {dim}: build {build:6.1f} s  recall@10 {hits / (10 * queries):.4f}  "
+            f"query exact p50 {pct(t_exact, 50):6.2f} ms  hnsw p50 {pct(t_hnsw, 50):6.2f} ms  RSS {rss_mb():.0f} MB"
+        )
 
 
 def bench_crossover(dim: int) -> None:
@@ -170,8 +182,11 @@ def bench_crossover(dim: int) -> None:
         vectors = clustered(n, dim, seed=3)
         defaults = Settings()
         index = VectorIndex(
-            IndexManifest("x", "x", "none", "0", dim), exact_max=0, m=defaults.hnsw_m,
-            ef_construction=defaults.hnsw_ef_construction, ef_search=defaults.hnsw_ef_search,
+            IndexManifest("x", "x", "none", "0", dim),
+            exact_max=0,
+            m=defaults.hnsw_m,
+            ef_construction=defaults.hnsw_ef_construction,
+            ef_search=defaults.hnsw_ef_search,
         )
         index.add([str(i) for i in range(n)], vectors)
         index._ensure_hnsw()

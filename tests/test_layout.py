@@ -122,7 +122,6 @@ def test_library_never_imports_upward() -> None:
     assert not offenders, "the library imports only downward:\n" + "\n".join(offenders)
 
 
-@pytest.mark.xfail(strict=False, reason="being fixed")
 def test_no_module_over_400_lines() -> None:
     sizes = {path: len(path.read_text(encoding="utf-8").splitlines()) for path in project_files()}
     offenders = [f"{path.relative_to(ROOT)}: {n} lines" for path, n in sizes.items() if n > MAX_MODULE_LINES]
@@ -150,7 +149,6 @@ def long_functions(path: Path) -> Iterator[str]:
                 yield f"{where(path, node.lineno)} {node.name}: {length} lines"
 
 
-@pytest.mark.xfail(strict=False, reason="being fixed")
 def test_no_function_over_60_lines_without_a_written_reason() -> None:
     offenders = [entry for path in project_files() for entry in long_functions(path)]
     assert not offenders, (

@@ -51,9 +51,7 @@ class CaptionsMixin(CatalogBase):
             if not overwrite_human and current.caption_source == "human":
                 return None
             attrs = dict(attributes) if attributes is not None else dict(current.attributes)
-            state = review_state if review_state is not None else (
-                current.review_state if source == "human" else "unreviewed"
-            )
+            state = review_state or _state_after_edit(current, source)
             version = current.version + 1
             stamp = now_iso()
             conn.execute(
@@ -267,3 +265,8 @@ class CaptionsMixin(CatalogBase):
             for row in rows:
                 yield ImageRecord.from_row(row)
             last = rows[-1]["id"]
+
+
+def _state_after_edit(current: ImageRecord, source: str) -> str:
+    """A human edit keeps the review state; a machine caption needs reviewing again."""
+    return current.review_state if source == "human" else "unreviewed"

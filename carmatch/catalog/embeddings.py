@@ -19,9 +19,7 @@ class EmbeddingsMixin(CatalogBase):
             raise ValueError("image_ids and vectors differ in length")
         rows = [(i, model_key, np.asarray(v, dtype=np.float32).tobytes()) for i, v in zip(image_ids, vectors)]
         with self._transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO embeddings (image_id, model_key, vector) VALUES (?,?,?)", rows
-            )
+            conn.executemany("INSERT OR REPLACE INTO embeddings (image_id, model_key, vector) VALUES (?,?,?)", rows)
 
     def get_embeddings(self, model_key: str, image_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Cached embeddings for those images that have one under ``model_key``."""

@@ -52,9 +52,7 @@ class ImagesMixin(CatalogBase):
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self._execute(
-                f"SELECT * FROM images WHERE deleted_at IS NULL AND id IN ({marks})", chunk
-            ):
+            for row in self._execute(f"SELECT * FROM images WHERE deleted_at IS NULL AND id IN ({marks})", chunk):
                 out[row["id"]] = ImageRecord.from_row(row)
         return out
 
@@ -115,9 +113,7 @@ class ImagesMixin(CatalogBase):
     def update_path(self, image_id: str, path: str, root: str | None, rel_path: str | None) -> None:
         """Remember where an already-known image now lives."""
         with self._transaction() as conn:
-            conn.execute(
-                "UPDATE images SET path=?, root=?, rel_path=? WHERE id=?", (path, root, rel_path, image_id)
-            )
+            conn.execute("UPDATE images SET path=?, root=?, rel_path=? WHERE id=?", (path, root, rel_path, image_id))
 
     def delete_images(self, image_ids: Iterable[str]) -> int:
         """Remove images from the collection (soft delete: history is kept); returns how many."""

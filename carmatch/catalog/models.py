@@ -99,7 +99,9 @@ class ModelsMixin(CatalogBase):
 
     def models(self) -> list[ModelRecord]:
         """Every registered model, newest first."""
-        return [ModelRecord.from_row(r) for r in self._execute("SELECT * FROM models ORDER BY created_at DESC, id DESC")]
+        return [
+            ModelRecord.from_row(r) for r in self._execute("SELECT * FROM models ORDER BY created_at DESC, id DESC")
+        ]
 
     def recent_model_ids(self, limit: int = 5) -> list[str]:
         """Ids of the newest registered models (for "did you mean" hints)."""
