@@ -16,7 +16,56 @@ from carmatch.errors import ConfigError
 
 DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
-DEFAULT_CAPTION_MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+# Claude Sonnet 4.5 through the US cross-region inference profile; carmatch.captions.profiles maps the
+# geography prefix to AWS_REGION's (eu., apac., ...). `python -m admin aws check` reports its lifecycle.
+DEFAULT_CAPTION_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+DEFAULT_EMBED_DIM = 1024  # Titan Multimodal Embeddings G1 output length: 256, 384 or 1024
+TITAN_EMBED_DIMS = (256, 384, 1024)
+BATCH_TIMEOUT_HOURS_RANGE = (24, 168)  # CreateModelInvocationJob timeoutDurationInHours
+
+
+# Cross-region inference profile ids start with their geography ("us.anthropic..."). The geographies a
+# region's requests may use, in order of preference; "global." profiles work from any commercial region.
+GLOBAL_PROFILE = "global"
+_REGION_GEOGRAPHIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("us-gov-", ("us-gov",)),
+    ("us-", ("us",)),
+    ("ca-", ("us", "ca")),
+    ("eu-", ("eu",)),
+    ("ap-northeast-1", ("jp", "apac")),
+    ("ap-northeast-3", ("jp", "apac")),
+    ("ap-southeast-2", ("au", "apac")),
+    ("ap-southeast-4", ("au", "apac")),
+    ("ap-", ("apac",)),
+)
+PROFILE_GEOGRAPHIES = frozenset({GLOBAL_PROFILE, "us", "us-gov", "ca", "eu", "apac", "jp", "au"})
+
+
+def region_geographies(region: str) -> tuple[str, ...]:
+    """The inference-profile geographies callable from ``region`` (best first); empty when none is known."""
+    for start, geographies in _REGION_GEOGRAPHIES:
+        if region.startswith(start):
+            return geographies
+    return ()
+
+
+def profile_geography(model_id: str) -> str | None:
+    """The geography prefix of an inference profile id (``us`` of ``us.anthropic...``); None for a plain id or ARN."""
+    head, dot, _ = model_id.partition(".")
+    return head if dot and head in PROFILE_GEOGRAPHIES else None
+
+
+def caption_model_for_region(model_id: str, region: str) -> str:
+    """``model_id`` with its profile geography swapped for ``region``'s (``us.`` -> ``eu.`` in eu-west-1).
+
+    Plain model ids, ARNs, ``global.`` profiles, ids already matching the region, and regions with no
+    known geography are returned unchanged (``aws check`` reports the last case).
+    """
+    geography = profile_geography(model_id)
+    allowed = region_geographies(region)
+    if geography is None or geography == GLOBAL_PROFILE or not allowed or geography in allowed:
+        return model_id
+    return f"{allowed[0]}.{model_id.partition('.')[2]}"
 
 
 def _env_bool(value: str) -> bool:
@@ -51,6 +100,9 @@ class Settings:
     batch_bucket: str = ""  # CARMATCH_BATCH_BUCKET: default S3 bucket of the app's batch jobs panel
     batch_prefix: str = "carmatch-batch"  # CARMATCH_BATCH_PREFIX: default folder in that bucket
     batch_role_arn: str = ""  # CARMATCH_BATCH_ROLE_ARN: default service role Bedrock batch jobs assume
+    batch_timeout_hours: int = 72  # CARMATCH_BATCH_TIMEOUT_HOURS: Bedrock ends a batch job after this (24-168)
+    embed_dim: int = DEFAULT_EMBED_DIM  # CARMATCH_EMBED_DIM: Titan (CARMATCH_MODEL=bedrock/...) vector length
+    titan_concurrency: int = 8  # CARMATCH_TITAN_CONCURRENCY: Titan invoke_model calls in flight at once
     offline: bool = False  # CARMATCH_OFFLINE (or HF_HUB_OFFLINE): never try downloads
 
     @property
@@ -116,6 +168,9 @@ _ENV_NAMES: dict[str, str] = {
     "batch_bucket": "CARMATCH_BATCH_BUCKET",
     "batch_prefix": "CARMATCH_BATCH_PREFIX",
     "batch_role_arn": "CARMATCH_BATCH_ROLE_ARN",
+    "batch_timeout_hours": "CARMATCH_BATCH_TIMEOUT_HOURS",
+    "embed_dim": "CARMATCH_EMBED_DIM",
+    "titan_concurrency": "CARMATCH_TITAN_CONCURRENCY",
     "offline": "CARMATCH_OFFLINE",
 }
 
@@ -148,11 +203,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
     if region:
         values["aws_region"] = region.strip()
+    region_name = str(values.get("aws_region", Settings.aws_region))
+    values["caption_model"] = caption_model_for_region(
+        str(values.get("caption_model", DEFAULT_CAPTION_MODEL)), region_name
+    )
     if "offline" not in values and _env_bool(env.get("HF_HUB_OFFLINE", "")):
         values["offline"] = True
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.device not in {"auto", "cpu", "cuda", "mps"} and not settings.device.startswith("cuda:"):
         raise ConfigError(f"CARMATCH_DEVICE={settings.device!r}: use auto, cpu, cuda or cuda:N")
+    if settings.embed_dim not in TITAN_EMBED_DIMS:
+        raise ConfigError(
+            f"CARMATCH_EMBED_DIM={settings.embed_dim}: Titan offers {', '.join(map(str, TITAN_EMBED_DIMS))}"
+        )
+    low, high = BATCH_TIMEOUT_HOURS_RANGE
+    if not low <= settings.batch_timeout_hours <= high:
+        raise ConfigError(f"CARMATCH_BATCH_TIMEOUT_HOURS={settings.batch_timeout_hours}: Bedrock allows {low}-{high}")
     return settings
 
 

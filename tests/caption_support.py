@@ -105,6 +105,7 @@ def create_job_params() -> dict[str, Any]:
         "inputDataConfig": {"s3InputDataConfig": {"s3InputFormat": "JSONL", "s3Uri": ANY}},
         "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": ANY}},
         "modelInvocationType": "InvokeModel",
+        "timeoutDurationInHours": 72,
     }
 
 

@@ -146,17 +146,11 @@ def collect_job(catalog: Catalog, s3: Any, job_id: str, *, force: bool = False, 
 
 
 def _output_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    """The ``.jsonl.out`` result files under ``prefix``, read page by page with S3's own paginator."""
     keys: list[str] = []
-    token: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-        if token:
-            kwargs["ContinuationToken"] = token
-        page = s3.list_objects_v2(**kwargs)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".jsonl.out"))
-        if not page.get("IsTruncated"):
-            return sorted(keys)  # manifest.json.out is left out: it holds counts only
-        token = page["NextContinuationToken"]
+    return sorted(keys)  # manifest.json.out is left out: it holds counts only
 
 
 def _download(s3: Any, bucket: str, key: str, path: Path) -> None:

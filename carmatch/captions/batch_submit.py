@@ -351,8 +351,8 @@ def _upload(s3: Any, path: Path, bucket: str, key: str, region: str) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        with path.open("rb") as body:
-            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/jsonl")
+        # upload_file sends a file of up to 1 GB in parts (multipart past 8 MiB), read from disk as it goes.
+        s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": "application/jsonl"})
     except (ClientError, BotoCoreError) as exc:
         raise explain_aws_error(exc, f"upload s3://{bucket}/{key}", region) from exc
 
@@ -371,6 +371,7 @@ def _create_job(
             inputDataConfig={"s3InputDataConfig": {"s3InputFormat": "JSONL", "s3Uri": input_uri}},
             outputDataConfig={"s3OutputDataConfig": {"s3Uri": output_uri}},
             modelInvocationType="InvokeModel",
+            timeoutDurationInHours=settings.batch_timeout_hours,
         )
     except (ClientError, BotoCoreError) as exc:
         error = explain_aws_error(exc, f"create batch job {name}", settings.aws_region)
