@@ -22,6 +22,7 @@ from carmatch.search.embedder import Embedder, ModelSpec, load_clip
 from carmatch.search.index import IndexStore, VectorIndex
 from carmatch.search.ingest import Ingestor, Limits
 from carmatch.search.searcher import DEFAULT_IMAGE_WEIGHT, Searcher, SearchResponse
+from carmatch.search.titan_embedder import is_bedrock_model, load_titan
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,11 @@ class Runtime:
             if self._embedder is None:
                 spec = self.active_model().spec
                 try:
-                    self._embedder = load_clip(spec.name, spec.pretrained, self.settings.device, self.settings.offline)
+                    if is_bedrock_model(spec.name):  # CARMATCH_MODEL=bedrock/...: Titan on Bedrock
+                        self._embedder = load_titan(spec.name, self.settings)
+                    else:
+                        settings = self.settings
+                        self._embedder = load_clip(spec.name, spec.pretrained, settings.device, settings.offline)
                     self._embedder_error = None
                 except CarmatchError as exc:
                     self._embedder_error = exc
