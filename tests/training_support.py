@@ -18,20 +18,33 @@ def caption_for(color: str, body: str) -> str:
     return f"a {color} {BODY_WORDS[body]}"
 
 
-def fill_with_cars(runtime: Runtime, folder: Path, seeds: int = 4, approve: bool = True) -> int:
-    """Draw every colour × body ``seeds`` times, ingest them and give each its caption; returns the count."""
+def fill_with_cars(
+    runtime: Runtime, folder: Path, seeds: int = 4, approve: bool = True, attributes: bool = False
+) -> int:
+    """Draw every colour × body ``seeds`` times, ingest them and give each its caption; returns the count.
+
+    With ``attributes`` each caption also carries Claude-style attributes: its colour and body type.
+    """
     captions: dict[str, str] = {}
+    drawn: dict[str, dict[str, str]] = {}
     for color in COLORS:
         for body in BODIES:
             for seed in range(seeds):
                 name = f"{color}_{body}_{seed}.png"
                 save_car(folder / name, color, body, seed=1000 * seed + len(captions))
                 captions[name] = caption_for(color, body)
+                drawn[name] = {"color": color, "body_type": body}
     runtime.ingestor().ingest_folder(folder)
     for name, caption in captions.items():
         record = runtime.catalog.find_by_path(str((folder / name).resolve()))
         assert record is not None
-        runtime.catalog.set_caption(record.id, caption, "human", review_state="approved" if approve else None)
+        runtime.catalog.set_caption(
+            record.id,
+            caption,
+            "human",
+            attributes=drawn[name] if attributes else None,
+            review_state="approved" if approve else None,
+        )
     return len(captions)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from carmatch.atomic import atomic_open
 from carmatch.errors import CarmatchError, ConfigError, InvalidInputError, Problem
 from carmatch.training.data import Pair, check_split, write_pairs_jsonl
+from carmatch.training.views import DEFAULT_VIEWS, parse_views
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class TrainConfig:
     num_workers: int = -1  # -1: 0 on CPU, 4 on CUDA
     eval_batch_size: int = 64
     checkpoint_minutes: float = 10.0  # also save last.pt this often within an epoch
+    caption_views: str = DEFAULT_VIEWS  # full caption / short attribute descriptions, e.g. "full:1,attributes:2"
+    hard_negatives: int = 1  # images differing in one attribute placed beside each image in its batch; 0: off
 
     def validate(self) -> None:
         """Refuse nonsensical values with a message saying what to use instead."""
@@ -73,6 +76,7 @@ class TrainConfig:
             ),
             (self.accum_steps < 1, "accum_steps", self.accum_steps, 1, "use 1 or more"),
             (self.unfreeze < -1, "unfreeze", self.unfreeze, -1, "use a number of blocks, or -1 for the whole model"),
+            (self.hard_negatives < 0, "hard_negatives", self.hard_negatives, 0, "use 0 (off) or more"),
         ]
         problems = [
             Problem(name, value, (low, None), f"{value}: {why}", f"--{name.replace('_', '-')}")
@@ -102,6 +106,10 @@ class TrainConfig:
             problems.append(
                 Problem("precision", self.precision, PRECISIONS, f"{self.precision!r}: use auto, fp32, bf16 or fp16")
             )
+        try:
+            parse_views(self.caption_views)
+        except InvalidInputError as exc:
+            problems.extend(exc.problems)
         if problems:
             raise InvalidInputError("Invalid training settings", problems=problems)
 

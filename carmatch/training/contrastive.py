@@ -49,3 +49,29 @@ def backward_group(
         scale(loss).backward()
         loss_value = float(loss.detach())
     return loss_value
+
+
+class MultiPositiveClipLoss:
+    """CLIP's symmetric contrastive loss where a text may describe several images of the batch.
+
+    ``positives`` is a (texts, images) mask, True where text i describes image j (its diagonal is
+    True); each row's targets are spread evenly over its positives, both ways. Without a mask, or with
+    the identity, this is exactly open_clip's ``ClipLoss``.
+    """
+
+    def __call__(self, image_features: Any, text_features: Any, logit_scale: Any, positives: Any = None) -> Any:
+        """The mean of the image→text and text→image cross-entropies."""
+        import torch
+        import torch.nn.functional as F
+
+        logits_per_image = logit_scale * image_features @ text_features.T
+        n = logits_per_image.shape[0]
+        if positives is None:
+            labels = torch.arange(n, device=logits_per_image.device)
+            return (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_image.T, labels)) / 2
+        mask = torch.as_tensor(positives, device=logits_per_image.device).to(logits_per_image.dtype)
+        text_targets = mask / mask.sum(dim=1, keepdim=True)  # rows: texts
+        image_targets = mask.T / mask.T.sum(dim=1, keepdim=True)  # rows: images
+        return (
+            F.cross_entropy(logits_per_image, image_targets) + F.cross_entropy(logits_per_image.T, text_targets)
+        ) / 2

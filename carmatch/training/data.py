@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,8 @@ from carmatch.atomic import atomic_open
 from carmatch.dataset import training_set
 from carmatch.dataset.training_set import SPLITS, SplitFractions, split_name
 from carmatch.errors import InvalidInputError
+from carmatch.training.attributes import Attributes, pair_attributes
+from carmatch.training.views import CaptionViews, hard_negative_order
 
 if TYPE_CHECKING:
     from carmatch.catalog import Catalog
@@ -43,6 +45,7 @@ class Pair:
     path: str
     caption: str
     split: str = "train"  # one of training_set.SPLITS
+    attributes: Attributes = ()  # the image's approved attributes (catalog ATTRIBUTE_COLUMNS), sorted by key
 
 
 def on_disk_split(split: str) -> str:
@@ -61,7 +64,7 @@ def catalog_pairs(
     fractions = training_set.requested_split(catalog, val_fraction, test_fraction)
     chosen = training_set.training_set(catalog, fractions=fractions)
     pairs = [
-        Pair(r.id, r.path, " ".join(str(r.caption).split()), chosen.split(r.id))
+        Pair(r.id, r.path, " ".join(str(r.caption).split()), chosen.split(r.id), pair_attributes(r.attributes))
         for r in training_set.iter_records(catalog, chosen)
     ]
     if not pairs:
@@ -126,12 +129,18 @@ def split_hash(pairs: Iterable[Pair]) -> str:
     digest = hashlib.blake2b(digest_size=12)
     for pair in sorted(pairs, key=lambda p: p.image_id):
         digest.update(f"{pair.image_id}\t{on_disk_split(pair.split)}\t{pair.caption}\n".encode())
+        if pair.attributes:  # runs from before attributes keep their hash
+            digest.update(json.dumps(pair.attributes).encode())
     return digest.hexdigest()
 
 
-def pair_record(pair: Pair, path: str) -> dict[str, str]:
-    """One pairs.jsonl line: the pair with ``path`` as its file."""
-    return {**asdict(pair), "path": path, "split": on_disk_split(pair.split)}
+def pair_record(pair: Pair, path: str) -> dict[str, Any]:
+    """One pairs.jsonl line: the pair with ``path`` as its file (attributes as an object, left out when none)."""
+    record: dict[str, Any] = {**asdict(pair), "path": path, "split": on_disk_split(pair.split)}
+    record.pop("attributes")
+    if pair.attributes:
+        record["attributes"] = dict(pair.attributes)
+    return record
 
 
 def write_pairs_jsonl(pairs: Sequence[Pair], path: Path, relative_to: Path | None = None) -> None:
@@ -159,7 +168,11 @@ def read_pairs_jsonl(path: Path, images_root: Path | None = None) -> list[Pair]:
             if not image_path.is_absolute():
                 image_path = root / image_path
             split = split_name(str(data.get("split", "train")))
-            pairs.append(Pair(data["image_id"], str(image_path), data["caption"], split))
+            raw_attributes = data.get("attributes") or {}
+            if not isinstance(raw_attributes, dict):
+                raise TypeError(f"attributes must be an object, not {type(raw_attributes).__name__}")
+            attributes = pair_attributes(raw_attributes)
+            pairs.append(Pair(data["image_id"], str(image_path), data["caption"], split, attributes))
         except (ValueError, KeyError, TypeError, InvalidInputError) as exc:
             raise InvalidInputError(f"{path}:{number}: not a pair record ({exc})") from exc
     return pairs
@@ -229,6 +242,7 @@ class PairDataset:
         seed: int = 0,
         max_pixels: int = 64_000_000,
         max_bytes: int = 50 * 1024 * 1024,
+        views: CaptionViews | None = None,
     ):
         self.pairs = list(pairs)
         self.transform = transform
@@ -237,6 +251,7 @@ class PairDataset:
         self.seed = seed
         self.max_pixels = max_pixels
         self.max_bytes = max_bytes
+        self.views = views  # None: every image is paired with its full caption
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -251,12 +266,30 @@ class PairDataset:
             tensor = self.train_transform(image, sample_seed(self.seed, epoch, index))
         else:
             tensor = self.transform(image)
-        return tensor, self.tokenizer([pair.caption])[0]
+        text = self.views.view(index, epoch).text if self.views is not None else pair.caption
+        return tensor, self.tokenizer([text])[0]
+
+    def batches(self, batch_size: int, epoch: int, partners: int = 0) -> list[list[tuple[int, int]]]:
+        """The epoch's batches (:func:`epoch_batches`), with hard negatives side by side when pairs have attributes."""
+        words = self.views.words if self.views is not None else ()
+        return epoch_batches(len(self.pairs), batch_size, self.seed, epoch, words, partners)
+
+    def positives(self, keys: Sequence[tuple[int, int]]) -> Any:
+        """Which text of a batch describes which image (CaptionViews.positives); None: each only its own."""
+        return self.views.positives(keys) if self.views is not None else None
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[tuple[int, int]]]:
-    """The epoch's shuffled batches of (index, epoch) keys; a last batch under 2 pairs is dropped."""
+def epoch_batches(
+    n: int, batch_size: int, seed: int, epoch: int, words: Sequence[Mapping[str, str]] = (), partners: int = 0
+) -> list[list[tuple[int, int]]]:
+    """The epoch's shuffled batches of (index, epoch) keys; a last batch under 2 pairs is dropped.
+
+    With attribute ``words`` per pair and ``partners`` > 0, each image is followed by up to that many
+    images differing from it in one attribute (hard negatives in the same batch).
+    """
     order = list(range(n))
     random.Random(sample_seed(seed, epoch, -1)).shuffle(order)
+    if words and partners > 0:
+        order = hard_negative_order(order, words, partners)
     batches = [[(i, epoch) for i in order[s : s + batch_size]] for s in range(0, n, batch_size)]
     return [b for b in batches if len(b) >= 2]

@@ -1,4 +1,5 @@
-"""Retrieval evaluation: text→image and image→text recall@1/5/10 and median rank on a split.
+"""Retrieval evaluation: text→image and image→text recall@1/5/10 and median rank on a split, and
+partial-description precision@k / recall@k (queries such as "a red suv", see :mod:`carmatch.training.queries`).
 
 An image counts as relevant to a text when their captions are identical (after whitespace
 normalisation). With unique captions this is the usual paired recall; when several images share a
@@ -14,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from carmatch.training.attributes import phrasable
 from carmatch.training.data import Pair
+from carmatch.training.queries import build_queries, partial_metrics
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +90,65 @@ def embed_pairs(
     return np.concatenate(image_out), np.concatenate(text_out)
 
 
-def evaluate_model(
-    model: Any, preprocess: Any, tokenizer: Any, pairs: Sequence[Pair], device: str, batch_size: int = 64
+def embed_texts(model: Any, tokenizer: Any, texts: Sequence[str], device: str, batch_size: int = 64) -> np.ndarray:
+    """Unit text vectors of ``texts`` (eval mode, no grad)."""
+    import torch
+    import torch.nn.functional as F
+
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(texts), batch_size):
+                tokens = tokenizer(list(texts[start : start + batch_size])).to(device)
+                out.append(F.normalize(model.encode_text(tokens).float(), dim=-1).cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(out)
+
+
+def partial_description_metrics(
+    model: Any,
+    tokenizer: Any,
+    image_vecs: np.ndarray,
+    pairs: Sequence[Pair],
+    device: str,
+    batch_size: int = 64,
+    seen: Sequence[Pair] | None = None,
 ) -> dict[str, float]:
-    """Retrieval metrics of ``model`` on ``pairs``."""
+    """Precision@k / recall@k of attribute-subset queries over ``pairs``' images (``attr_unseen_*`` given ``seen``)."""
+    words = [phrasable(p.attributes) for p in pairs]
+    queries = build_queries(words)
+    if not queries:
+        return {"attr_queries": 0.0}
+    query_vecs = embed_texts(model, tokenizer, [q.text for q in queries], device, batch_size)
+    seen_words = [phrasable(p.attributes) for p in seen] if seen is not None else None
+    return partial_metrics(image_vecs, query_vecs, queries, words, seen_words)
+
+
+def evaluate_model(
+    model: Any,
+    preprocess: Any,
+    tokenizer: Any,
+    pairs: Sequence[Pair],
+    device: str,
+    batch_size: int = 64,
+    seen: Sequence[Pair] | None = None,
+) -> dict[str, float]:
+    """Full-caption retrieval and partial-description metrics of ``model`` on ``pairs`` (``seen``: training pairs)."""
     if not pairs:
         return {}
     images, texts = embed_pairs(model, preprocess, tokenizer, pairs, device, batch_size)
-    return retrieval_metrics(images, texts, [p.caption for p in pairs])
+    metrics = retrieval_metrics(images, texts, [p.caption for p in pairs])
+    metrics.update(partial_description_metrics(model, tokenizer, images, pairs, device, batch_size, seen))
+    return metrics
+
+
+def selection_score(metrics: dict[str, float]) -> float:
+    """What picks the best epoch: mean text→image recall@1/5/10, averaged with partial-description P@5 if any."""
+    recall = (metrics["t2i_r1"] + metrics["t2i_r5"] + metrics["t2i_r10"]) / 3
+    return (recall + metrics["attr_p5"]) / 2 if "attr_p5" in metrics else recall
 
 
 METRIC_LABELS = (
@@ -106,6 +160,14 @@ METRIC_LABELS = (
     ("i2t_r5", "image→text R@5"),
     ("i2t_r10", "image→text R@10"),
     ("i2t_median_rank", "image→text median rank"),
+    ("attr_queries", "partial-description queries"),
+    ("attr_p1", "partial description P@1"),
+    ("attr_p5", "partial description P@5"),
+    ("attr_r5", "partial description R@5"),
+    ("attr_r10", "partial description R@10"),
+    ("attr_unseen_queries", "unseen-combination queries"),
+    ("attr_unseen_p5", "unseen combinations P@5"),
+    ("attr_unseen_r5", "unseen combinations R@5"),
 )
 
 
@@ -119,6 +181,8 @@ def comparison_rows(results: dict[str, dict[str, float]]) -> list[list[str]]:
             value = results[name].get(key)
             if value is None:
                 cells.append("-")
+            elif key.endswith("queries"):
+                cells.append(f"{value:.0f}")
             elif key.endswith("median_rank"):
                 cells.append(f"{value:.1f}")
             else:
@@ -142,8 +206,9 @@ def validation_metrics(
     device: str,
     eval_batch_size: int,
     batch_size: int,
+    seen: Sequence[Pair] | None = None,
 ) -> dict[str, float]:
-    """Retrieval metrics plus ``val_loss``: the contrastive loss in batches of the training batch size."""
+    """Retrieval and partial-description metrics plus ``val_loss``: the contrastive loss in training-size batches."""
     import torch
 
     images, texts = embed_pairs(model, preprocess, tokenizer, pairs, device, eval_batch_size)
@@ -157,5 +222,6 @@ def validation_metrics(
                 losses.append(float(loss_fn(img, txt, scale)) * len(img))
                 weights.append(len(img))
     metrics = retrieval_metrics(images, texts, [p.caption for p in pairs])
+    metrics.update(partial_description_metrics(model, tokenizer, images, pairs, device, eval_batch_size, seen))
     metrics["val_loss"] = sum(losses) / max(1, sum(weights))
     return metrics

@@ -9,6 +9,7 @@ carmatch.training.loop``), reading ``SM_CHANNEL_TRAINING`` and writing to ``SM_M
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -42,7 +43,7 @@ from carmatch.training.config import (
     model_fingerprint,
     resolve_precision,
 )
-from carmatch.training.contrastive import backward_group
+from carmatch.training.contrastive import MultiPositiveClipLoss, backward_group
 from carmatch.training.data import (
     AugmentConfig,
     Pair,
@@ -55,8 +56,9 @@ from carmatch.training.data import (
     split_counts,
     split_hash,
 )
-from carmatch.training.evaluation import evaluate_model, validation_metrics
+from carmatch.training.evaluation import evaluate_model, selection_score, validation_metrics
 from carmatch.training.schedule import Schedule, build_optimizer, make_schedule
+from carmatch.training.views import CaptionViews
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +146,6 @@ class Trainer:
     # -- config, data, model, optimizer ----------------------------------------------------------
     def _setup(self) -> _Setup:
         import torch
-        from open_clip.loss import ClipLoss
 
         from carmatch.search.embedder import load_clip, resolve_device
 
@@ -162,6 +163,7 @@ class Trainer:
         log.info("Run %s: %d/%d parameters trainable, %s on %s", self.run_id, trainable, total, precision, device)
         aug = AugmentConfig(crop_scale=(cfg.crop_scale_min, 1.0), color_jitter=cfg.color_jitter)
         optimizer, params = build_optimizer(model, cfg)
+        views = CaptionViews([p.caption for p in train], [p.attributes for p in train], cfg.caption_views, cfg.seed)
         return _Setup(
             train=train,
             val=[p for p in self.pairs if p.split == "validation"],
@@ -173,11 +175,11 @@ class Trainer:
             preprocess=preprocess,
             tokenizer=tokenizer,
             fingerprint=fingerprint,
-            dataset=PairDataset(train, preprocess, tokenizer, TrainTransform(preprocess, aug), seed=cfg.seed),
+            dataset=PairDataset(train, preprocess, tokenizer, TrainTransform(preprocess, aug), cfg.seed, views=views),
             optimizer=optimizer,
             params=params,
             scaler=torch.amp.GradScaler("cuda", enabled=precision == "fp16"),
-            loss_fn=ClipLoss(),
+            loss_fn=MultiPositiveClipLoss(),
             schedule=make_schedule(cfg, len(epoch_batches(len(train), cfg.batch_size, cfg.seed, 0))),
             autocast_dtype={"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision),
             workers=cfg.num_workers if cfg.num_workers >= 0 else (4 if device.startswith("cuda") else 0),
@@ -209,7 +211,7 @@ class Trainer:
         base = self._evaluate(s, s.val)
         state["history"].append({"epoch": 0, **base})
         state["test_before"] = evaluate_model(
-            s.model, s.preprocess, s.tokenizer, s.test, s.device, self.config.eval_batch_size
+            s.model, s.preprocess, s.tokenizer, s.test, s.device, self.config.eval_batch_size, s.train
         )
         total = s.schedule.total_steps
         self._emit("epoch", state, total, val_loss=base["val_loss"], metrics=base, message="before training")
@@ -238,7 +240,7 @@ class Trainer:
         import torch
 
         cfg = self.config
-        batches = epoch_batches(len(s.train), cfg.batch_size, cfg.seed, state["epoch"])
+        batches = s.dataset.batches(cfg.batch_size, state["epoch"], cfg.hard_negatives)
         loader: Any = torch.utils.data.DataLoader(
             s.dataset,  # type: ignore[arg-type]
             batch_sampler=batches[state["batch_pos"] :],
@@ -252,19 +254,21 @@ class Trainer:
             pos = state["batch_pos"] + len(group)
             if len(group) < cfg.accum_steps and pos < len(batches):
                 continue
-            self._step(s, state, group, clock)
+            keys = [key for batch in batches[pos - len(group) : pos] for key in batch]
+            self._step(s, state, group, clock, s.dataset.positives(keys))
             state["batch_pos"] = pos
             group = []
             self._checkpoint_or_cancel(s, state, clock)
 
-    def _step(self, s: _Setup, state: dict[str, Any], group: list[Any], clock: _Clock) -> None:
-        """One optimizer step over ``group`` (one or more micro-batches)."""
+    def _step(self, s: _Setup, state: dict[str, Any], group: list[Any], clock: _Clock, positives: Any) -> None:
+        """One optimizer step over ``group`` (micro-batches); ``positives``: which text describes which image."""
         import torch
 
         lr = s.schedule.lr(state["step"])
         for param_group in s.optimizer.param_groups:
             param_group["lr"] = lr
-        mean_loss = backward_group(s.model, group, s.loss_fn, s.scaler.scale, s.device, s.autocast_dtype)
+        loss_fn = functools.partial(s.loss_fn, positives=positives)
+        mean_loss = backward_group(s.model, group, loss_fn, s.scaler.scale, s.device, s.autocast_dtype)
         if self.config.grad_clip > 0:
             s.scaler.unscale_(s.optimizer)
             torch.nn.utils.clip_grad_norm_(s.params, self.config.grad_clip)
@@ -297,7 +301,7 @@ class Trainer:
         state["epoch"] += 1
         state["batch_pos"] = 0
         state["history"].append({"epoch": state["epoch"], **metrics})
-        score = _recall_score(metrics)
+        score = selection_score(metrics)
         if score > state["best_score"]:
             state["best_score"], state["best_epoch"] = score, state["epoch"]
             atomic_torch_save(s.model.state_dict(), self.run_dir / BEST_CHECKPOINT)
@@ -314,7 +318,7 @@ class Trainer:
         cfg = self.config
         best = self.run_dir / BEST_CHECKPOINT
         s.model.load_state_dict(torch.load(best, map_location=s.device, weights_only=True))
-        test_after = evaluate_model(s.model, s.preprocess, s.tokenizer, s.test, s.device, cfg.eval_batch_size)
+        test_after = evaluate_model(s.model, s.preprocess, s.tokenizer, s.test, s.device, cfg.eval_batch_size, s.train)
         test_before = state["test_before"]
         summary = {
             "run_id": self.run_id,
@@ -327,6 +331,7 @@ class Trainer:
             "config": asdict(cfg),
             "pairs": {on_disk_split(name): n for name, n in split_counts(self.pairs).items()},
             "elapsed_s": state["elapsed_s"] + time.monotonic() - clock.start,
+            "attribute_values_skipped": sum(s.dataset.views.skipped.values()),
         }
         atomic_json(summary, self.run_dir / SUMMARY_FILE)
         self._emit("done", state, s.schedule.total_steps, metrics=test_after, message="finished")
@@ -347,7 +352,7 @@ class Trainer:
         """Validation loss and retrieval metrics of the model as it is now."""
         cfg = self.config
         return validation_metrics(
-            s.model, s.preprocess, s.tokenizer, pairs, s.loss_fn, s.device, cfg.eval_batch_size, cfg.batch_size
+            s.model, s.preprocess, s.tokenizer, pairs, s.loss_fn, s.device, cfg.eval_batch_size, cfg.batch_size, s.train
         )
 
     def _emit(
@@ -380,11 +385,6 @@ class Trainer:
             self.on_event(event)
         except Exception:  # a broken progress display must not kill a training run
             log.exception("Training progress callback failed")
-
-
-def _recall_score(metrics: dict[str, float]) -> float:
-    """The number the best checkpoint is chosen by: mean text→image recall@1/5/10 on validation."""
-    return (metrics["t2i_r1"] + metrics["t2i_r5"] + metrics["t2i_r10"]) / 3
 
 
 # -- SageMaker / command-line entry point -------------------------------------------------------

@@ -205,5 +205,8 @@ def evaluate_models(
         loaded = runtime.embedder_if_loaded()
         if loaded is None or loaded.spec != spec:
             loaded = load_clip(spec.name, spec.pretrained, runtime.settings.device, runtime.settings.offline)
-        results[model_id] = evaluate_model(loaded.model, loaded.preprocess, loaded.tokenizer, chosen, loaded.device)
+        seen = [p for p in pairs if p.split == "train"] if split != "train" else None  # unseen = held out
+        results[model_id] = evaluate_model(
+            loaded.model, loaded.preprocess, loaded.tokenizer, chosen, loaded.device, seen=seen
+        )
     return results
