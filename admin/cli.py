@@ -12,14 +12,14 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from admin import aws_cmds, caption_cmds, core_cmds, dataset_cmds, train_cmds
+from admin import aws_cmds, caption_cmds, core_cmds, dataset_cmds, demo_cmds, train_cmds
 from carmatch.config import load_dotenv_file, load_settings
 from carmatch.errors import CarmatchError
 
 log = logging.getLogger("admin")
 
 # Modules that add subcommands, in help order: each defines register(subparsers) and sets func=handler(args) -> int.
-COMMAND_MODULES = (core_cmds, caption_cmds, dataset_cmds, train_cmds, aws_cmds)
+COMMAND_MODULES = (core_cmds, caption_cmds, dataset_cmds, demo_cmds, train_cmds, aws_cmds)
 CONSOLE_SCRIPT = "carmatch"  # pyproject's [project.scripts] name for admin.cli:main
 MODULE_PROG = "python -m admin"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timezone
 
-CAPTION_SOURCES = ("imported", "claude-live", "claude-batch", "human")
+CAPTION_SOURCES = ("imported", "claude-live", "claude-batch", "human", "dataset")  # dataset: a demo class name
 REVIEW_STATES = ("unreviewed", "approved", "rejected")
 ATTRIBUTE_COLUMNS = ("color", "body_type", "make", "model", "viewpoint")
 # The one list of filters: attributes with a dropdown in the Search and Dataset tabs (``model``,
