@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
 from carmatch.config import load_dotenv_file, load_settings  # noqa: E402
-from carmatch.errors import CarmatchError  # noqa: E402
 from carmatch.runtime import Runtime  # noqa: E402
 from carmatch.ui import dataset_tab, search_tab, training_tab  # noqa: E402
 
 log = logging.getLogger("carmatch.app")
 
 CSS = """
-#results .caption-label { white-space: normal; }
+#results .thumbnail-item { aspect-ratio: auto; display: flex; flex-direction: column; height: auto; }
+#results .thumbnail-item > img { height: 150px; flex: none; }
+#results .caption-label { position: static; max-width: 100%; white-space: pre-line; border: none;
+  border-top: 1px solid var(--border-color-primary); border-radius: 0; opacity: 1 !important; }
+#results .grid-container { grid-auto-rows: auto; grid-template-rows: none; }
+@media (max-width: 640px) {
+  #results .thumbnail-item > img { height: 110px; }
+}
 footer { display: none !important; }
 """
 
@@ -35,18 +40,10 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         with gr.Tab("Search", id="search"):
             search_tab.build(demo, runtime)
         with gr.Tab("Dataset", id="dataset"):
-            dataset_tab.build(demo, runtime)
+            login = dataset_tab.build(demo, runtime)
         with gr.Tab("Training", id="training"):
-            training_tab.build(demo, runtime)
+            training_tab.build(demo, runtime, login)  # one admin login unlocks both tabs
     return demo
-
-
-def _warm_up(runtime: Runtime) -> None:
-    """Load the model in the background so the first search is fast."""
-    try:
-        _ = runtime.embedder
-    except CarmatchError as exc:
-        log.warning("Model not available: %s", exc)
 
 
 if __name__ == "__main__":  # python app.py, gradio app.py and a Space; importing app reads no .env
@@ -56,7 +53,7 @@ runtime = Runtime(load_settings())
 demo = build_demo(runtime)
 
 if __name__ == "__main__":
-    threading.Thread(target=_warm_up, args=(runtime,), daemon=True).start()
+    runtime.start_loading()  # once, in the background; a failure is remembered and shown on every page
     demo.queue(default_concurrency_limit=4).launch(
         theme=gr.themes.Soft(),
         css=CSS,

@@ -23,7 +23,9 @@ def check_admin(settings: Settings, password: str | None) -> None:
     """Raise AccessDeniedError unless ``password`` is the configured admin password."""
     if not admin_enabled(settings):
         raise AccessDeniedError(READ_ONLY_NOTE)
-    given = (password or "").encode()
+    if not password:
+        raise AccessDeniedError("Locked: enter the admin password to edit. Nothing was changed.")
+    given = password.encode()
     if not hmac.compare_digest(given, settings.admin_password.encode()):
         raise AccessDeniedError("Wrong admin password: nothing was changed.")
 

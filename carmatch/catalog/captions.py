@@ -162,6 +162,16 @@ class CaptionsMixin(CatalogBase):
             for r in rows
         ]
 
+    def attribute_changes_since(self, after: int) -> tuple[int, list[str]]:
+        """(newest history row id, images whose caption, attributes or review state changed after row ``after``)."""
+        rows = self._execute("SELECT id, image_id FROM caption_history WHERE id > ? ORDER BY id", (int(after),))
+        newest = int(after)
+        ids: dict[str, None] = {}
+        for r in rows:
+            newest = max(newest, int(r["id"]))
+            ids[r["image_id"]] = None
+        return newest, list(ids)
+
     def record_caption_failure(
         self,
         image_id: str,
@@ -231,13 +241,17 @@ class CaptionsMixin(CatalogBase):
 
     def distinct_values(self, attribute: str) -> list[str]:
         """Distinct values of one attribute column among live images, most common first."""
+        return [value for value, _ in self.value_counts(attribute)]
+
+    def value_counts(self, attribute: str) -> list[tuple[str, int]]:
+        """(value, number of live images) for one attribute column, most common first."""
         if attribute not in ATTRIBUTE_COLUMNS:
             raise InvalidInputError(f"Unknown attribute {attribute!r}; use one of {ATTRIBUTE_COLUMNS}")
         rows = self._execute(
             f"SELECT attr_{attribute} AS v, COUNT(*) AS n FROM images WHERE deleted_at IS NULL"
             f" AND attr_{attribute} IS NOT NULL GROUP BY v ORDER BY n DESC, v"
         )
-        return [r["v"] for r in rows]
+        return [(r["v"], int(r["n"])) for r in rows]
 
     # -- the training set (the rule itself is carmatch.dataset.training_set) -------------------
     def count_captioned(self, states: Sequence[str]) -> int:

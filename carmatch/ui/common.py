@@ -63,12 +63,13 @@ def photo_input(**kwargs: Any) -> gr.Image:
     return component
 
 
-def unlock_row(runtime: Runtime, button: str, prefix: str) -> gr.State:
+def unlock_row(runtime: Runtime, button: str, prefix: str, session_password: gr.State | None = None) -> gr.State:
     """Lay out the admin password box, its unlock button and the access note; returns the session's password state.
 
-    The password is kept server-side in the returned ``gr.State``; every write re-checks it.
+    The password is kept server-side in the returned ``gr.State``; every write re-checks it. Tabs
+    given the same state share one login: unlocking in one unlocks (and says so in) the other.
     """
-    session_password = gr.State("")
+    session_password = session_password if session_password is not None else gr.State("")
     with gr.Row(equal_height=True):
         password = gr.Textbox(
             label="Admin password", type="password", scale=3, elem_id=f"{prefix}-password", max_length=200
@@ -82,4 +83,9 @@ def unlock_row(runtime: Runtime, button: str, prefix: str) -> gr.State:
 
     unlock_btn.click(on_unlock, [password], [session_password, access, password], api_visibility="private")
     password.submit(on_unlock, [password], [session_password, access, password], api_visibility="private")
+
+    def on_login_change(stored: str) -> str:
+        return unlock(runtime, stored)[1] if stored else access_note(runtime)
+
+    session_password.change(on_login_change, [session_password], [access], api_visibility="private")
     return session_password

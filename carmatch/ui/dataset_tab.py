@@ -8,6 +8,7 @@ Browsing is open to everyone; every write re-checks the password held in the ses
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -26,6 +27,8 @@ from carmatch.ui.phrasing import FIELD_LABELS, for_browser
 log = logging.getLogger(__name__)
 
 ANY = actions.ANY
+EDIT_BUTTONS = ("save", "approve", "reject", "undo")  # disabled while the tab is locked
+EDITOR_OUTPUTS = 7 + len(ATTRIBUTE_COLUMNS)  # id, version, image, meta, caption, attributes, history, message, conflict
 
 
 def _editor_values(view: actions.EditorView) -> tuple[Any, ...]:
@@ -92,7 +95,7 @@ def _bulk_panel() -> dict[str, Any]:
     with gr.Row():
         delete_files = gr.Checkbox(label="also delete uploaded files (files elsewhere are never deleted)")
         confirm_delete = gr.Checkbox(label="confirm delete")
-    run = gr.Button("Run bulk action", variant="stop", elem_id="dataset-bulk-run")
+    run = gr.Button("Run bulk action", variant="stop", elem_id="dataset-bulk-run", interactive=False)
     report = gr.Textbox(label="Bulk report", lines=4, interactive=False)
     return {
         "selected": selected,
@@ -114,19 +117,20 @@ def _editor() -> dict[str, Any]:
         max_lines=6,
         max_length=curation.MAX_CAPTION_CHARS,
         elem_id="dataset-caption",
+        interactive=False,
     )
     with gr.Row():
         attr_boxes = [
-            gr.Textbox(label=key.replace("_", " "), min_width=90, elem_id=f"dataset-attr-{key}")
+            gr.Textbox(label=key.replace("_", " "), min_width=90, elem_id=f"dataset-attr-{key}", interactive=False)
             for key in ATTRIBUTE_COLUMNS
         ]
     with gr.Row():
         buttons = {
-            "save": gr.Button("Save", variant="primary", elem_id="dataset-save"),
-            "approve": gr.Button("Approve ✓", elem_id="dataset-approve"),
-            "reject": gr.Button("Reject ✗", elem_id="dataset-reject"),
+            "save": gr.Button("Save", variant="primary", elem_id="dataset-save", interactive=False),
+            "approve": gr.Button("Approve ✓", elem_id="dataset-approve", interactive=False),
+            "reject": gr.Button("Reject ✗", elem_id="dataset-reject", interactive=False),
             "skip": gr.Button("Skip →", elem_id="dataset-skip"),
-            "undo": gr.Button("Undo ↩", elem_id="dataset-undo"),
+            "undo": gr.Button("Undo ↩", elem_id="dataset-undo", interactive=False),
             "reload": gr.Button("Reload", elem_id="dataset-reload"),
         }
     message = gr.Markdown(elem_id="dataset-message")
@@ -146,9 +150,9 @@ def _editor() -> dict[str, Any]:
     }
 
 
-def build(demo: gr.Blocks, runtime: Runtime) -> None:
-    """Lay out the Dataset tab inside the current gr.Blocks context and wire its events."""
-    session_password = unlock_row(runtime, "Unlock editing", "dataset")
+def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None = None) -> gr.State:
+    """Lay out the Dataset tab inside the current gr.Blocks context and wire its events; returns the login state."""
+    session_password = unlock_row(runtime, "Unlock editing", "dataset", session_password)
     counts = gr.Markdown(elem_id="dataset-counts")
     filters = _filter_row()
     pager = _pager_row()
@@ -188,6 +192,33 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
     for event in (imported, uploaded, collected):
         refresh_after(event)
     _wire_first_load(demo, runtime, grid_outputs, filters[1 : 1 + len(FILTER_ATTRIBUTES)])
+    _wire_lock(session_password, [editor["caption"], *editor["attrs"], *[editor[b] for b in EDIT_BUTTONS], bulk["run"]])
+    return session_password
+
+
+def _wire_lock(session_password: gr.State, editable: list[Any]) -> None:
+    """Locked means visibly locked: what cannot act is disabled until the session unlocks."""
+
+    def on_login_change(stored: str) -> tuple[Any, ...]:
+        return tuple(gr.update(interactive=bool(stored)) for _ in editable)
+
+    session_password.change(on_login_change, [session_password], editable, api_visibility="private")
+
+
+def _kept_on_refusal(fn: Any) -> Any:
+    """Decorate an editor handler: a refusal shows in the message line and leaves every other field as it was."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> tuple[Any, ...]:
+        try:
+            return fn(*args)  # type: ignore[no-any-return]
+        except CarmatchError as exc:
+            log.info("%s refused: %s", fn.__name__, exc)
+            kept: list[Any] = [gr.update() for _ in range(EDITOR_OUTPUTS)]
+            kept[-2] = f"❌ {for_browser(exc)}"
+            return tuple(kept)
+
+    return wrapper
 
 
 def _wire_grid(runtime: Runtime, filters: list[Any], pager: dict[str, Any], grid_outputs: list[Any]) -> Any:
@@ -241,18 +272,18 @@ def _wire_editor(
     """Save, approve (button or Enter), reject, skip, undo and reload; writes redraw the grid."""
     n_attrs = len(ATTRIBUTE_COLUMNS)
 
-    @user_errors
+    @_kept_on_refusal
     def on_save(pw: str, image_id: str, version: int, text: str, *rest: Any) -> tuple[Any, ...]:
         attrs, query = rest[:n_attrs], actions.query_from_inputs(rest[n_attrs:])
         return _editor_values(actions.save(runtime, pw, image_id, version, text, attrs, query))
 
-    @user_errors
+    @_kept_on_refusal
     def on_approve(pw: str, image_id: str, version: int, text: str, *rest: Any) -> tuple[Any, ...]:
         attrs, query = rest[:n_attrs], actions.query_from_inputs(rest[n_attrs:])
         view = actions.save(runtime, pw, image_id, version, text, attrs, query, "approved", advance=True)
         return _editor_values(view)
 
-    @user_errors
+    @_kept_on_refusal
     def on_reject(pw: str, image_id: str, version: int, *values: Any) -> tuple[Any, ...]:
         view = actions.review(runtime, pw, image_id, version, "rejected", actions.query_from_inputs(values))
         return _editor_values(view)
@@ -261,7 +292,7 @@ def _wire_editor(
     def on_skip(image_id: str, *values: Any) -> tuple[Any, ...]:
         return _editor_values(actions.skip(runtime, image_id, actions.query_from_inputs(values)))
 
-    @user_errors
+    @_kept_on_refusal
     def on_undo(pw: str, image_id: str, version: int) -> tuple[Any, ...]:
         return _editor_values(actions.undo(runtime, pw, image_id, version))
 

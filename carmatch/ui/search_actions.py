@@ -13,8 +13,9 @@ from typing import Any
 
 from PIL import Image
 
+from carmatch.access import check_admin
 from carmatch.catalog.schema import FILTER_ATTRIBUTES
-from carmatch.errors import CarmatchError
+from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
 from carmatch.images import load_image
 from carmatch.runtime import Runtime
 from carmatch.thumbs import placeholder_path, safe_thumbnail
@@ -23,34 +24,52 @@ from carmatch.ui.phrasing import for_browser, phrased
 log = logging.getLogger(__name__)
 
 ANY = "any"
+SCORE_HELP = (
+    "Similarity: how close each car is to your query (cosine similarity of CLIP embeddings, -1 to 1; "
+    "higher means a closer match). Results are sorted by it."
+)
 WHERE_INPUTS = (*FILTER_ATTRIBUTES, "review_state")  # the filter dropdowns, in the tab's order
 EMPTY_COLLECTION_HELP = """### Your collection is empty
 Add images, then search them here:
 
 ```bash
-python -m admin ingest /path/to/your/car/photos          # add a folder (recursively)
-python -m admin ingest photos/ --captions captions.csv   # ...with captions (columns file,caption)
+.venv/bin/carmatch ingest /path/to/your/car/photos          # add a folder (recursively)
+.venv/bin/carmatch ingest photos/ --captions captions.csv   # ...with captions (columns file,caption)
 ```
 Admins can also upload images in the **Dataset** tab."""
 
 
 def status_markdown(runtime: Runtime) -> str:
-    """What a visitor needs to know before searching: problems and how to fix them."""
-    info = runtime.info(load_model=True)
-    lines: list[str] = []
+    """What a visitor needs to know before searching: problems first, each with its fix, then the collection.
+
+    Never waits for the model: it loads in the background (started here if the app did not), and a
+    failed load is shown at once, as remembered, until an admin retries.
+    """
+    runtime.start_loading()
+    info = runtime.info(load_model=False)
+    lines = [f"⚠️ {problem}" for problem in info["problems"] if not (info["images"] == 0 and "is empty" in problem)]
+    if info["model_state"] == "loading":
+        lines.append("⏳ The model is loading; a search waits for it. Reload the page to see when it is ready.")
     if info["images"] == 0:
         lines.append(EMPTY_COLLECTION_HELP)
     else:
         size = info["index_size"] if info["index_size"] is not None else "no"
+        where = f"on {info['device']}" if info["device"] else f"({info['model_state']})"
         lines.append(
             f"**{info['images']} images** · index: {size} vectors · model `{info['model']}` "
-            f"(`{info['pretrained']}`, run: {info['active_run']}) on {info['device']}"
+            f"(`{info['pretrained']}`, run: {info['active_run']}) {where}"
         )
-    for problem in info["problems"]:
-        if info["images"] == 0 and "collection is empty" in problem:
-            continue
-        lines.append(f"⚠️ {problem}")
     return "\n\n".join(lines)
+
+
+def retry_model(runtime: Runtime, password: str | None) -> str:
+    """Admin: load the model again (after the network came back or the weights were put in place); new status."""
+    check_admin(runtime.settings, password)
+    try:
+        runtime.retry_model()
+    except CarmatchError:
+        pass  # remembered by the runtime and shown first in the status
+    return status_markdown(runtime)
 
 
 def build_where(*values: str | None) -> dict[str, str]:
@@ -78,12 +97,30 @@ def search(
         # "file", not "path": gradio_client would take any dict with a "path" key for a file to download
         item["file"] = item.pop("path")
         results.append(item)
-        label = f"{result.score:.3f} · {result.caption or Path(result.path).name}"
+        label = f"{result.caption or Path(result.path).name}\nsimilarity {result.score:.3f}"
         gallery.append((str(thumb) if thumb else str(placeholder_path(runtime.settings.thumbs_dir)), label))
     notes = list(response.notes)
     if not results:
-        notes.append("No matches.")
+        notes.append(no_matches_note(where))
+    else:
+        notes.append(SCORE_HELP)
     return gallery, results, "\n\n".join(f"ℹ️ {n}" for n in notes)
+
+
+def no_matches_note(where: dict[str, str] | None) -> str:
+    """Why a search found nothing: the filters to relax, when there are any."""
+    if not where:
+        return "No matches."
+    chosen = ", ".join(f"{key.replace('_', ' ')} = {value}" for key, value in where.items())
+    return f"No matches with the filters {chosen}. Relax one of them, or press **Clear filters**."
+
+
+def filters_label(where: dict[str, str]) -> str:
+    """The filter panel's title: how many filters are active and which, so they show while it is closed."""
+    if not where:
+        return "Filters (none active)"
+    chosen = ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in where.items())
+    return f"Filters ({len(where)} active: {chosen})"
 
 
 def detail(results: list[dict[str, Any]], index: int) -> tuple[Image.Image | None, str]:
@@ -97,15 +134,31 @@ def detail(results: list[dict[str, Any]], index: int) -> tuple[Image.Image | Non
     except CarmatchError as exc:
         return None, f"**{path.name}** could not be opened: {exc}"
     caption = item.get("caption") or "_no caption yet_"
-    return image, f"**{path.name}** · score {item['score']:.3f}\n\n{caption}\n\n`{path}`  \nid `{item['id'][:16]}`"
+    score = f"similarity {item['score']:.3f} (higher = closer match)"
+    return image, f"**{path.name}** · {score}\n\n{caption}\n\n`{path}`  \nid `{item['id'][:16]}`"
 
 
-def filter_choices(runtime: Runtime) -> dict[str, list[str]]:
-    """Dropdown choices for each attribute filter, from the catalog."""
-    return {key: [ANY, *runtime.catalog.distinct_values(key)] for key in FILTER_ATTRIBUTES}
+def similar_source(runtime: Runtime, results: list[dict[str, Any]], index: int | None) -> str:
+    """The file of the selected result, to search with as the next query photo."""
+    if not results or index is None or not 0 <= index < len(results):
+        raise InvalidInputError("Select a result first, then press Find similar.")
+    image_id = results[index]["id"]
+    record = runtime.catalog.get_many([image_id]).get(image_id)
+    if record is None:
+        raise NotFoundError(f"Image {image_id[:12]} is no longer in the collection.")
+    return record.path
 
 
-def first_load(runtime: Runtime) -> tuple[str, dict[str, list[str]]]:
+def filter_choices(runtime: Runtime) -> dict[str, list[tuple[str, str]]]:
+    """Dropdown choices for each attribute filter, from the catalog: values sorted by name, with counts."""
+    choices: dict[str, list[tuple[str, str]]] = {}
+    for key in FILTER_ATTRIBUTES:
+        counted = sorted(runtime.catalog.value_counts(key), key=lambda pair: pair[0].lower())
+        choices[key] = [(ANY, ANY), *[(f"{value} ({n})", value) for value, n in counted]]
+    return choices
+
+
+def first_load(runtime: Runtime) -> tuple[str, dict[str, list[tuple[str, str]]]]:
     """(status markdown, filter choices) for a visitor's first view; a problem is shown, never raised."""
     try:
         text = status_markdown(runtime)
@@ -114,5 +167,14 @@ def first_load(runtime: Runtime) -> tuple[str, dict[str, list[str]]]:
     try:
         choices = filter_choices(runtime)
     except CarmatchError:
-        choices = {key: [ANY] for key in FILTER_ATTRIBUTES}
+        choices = {key: [(ANY, ANY)] for key in FILTER_ATTRIBUTES}
     return text, choices
+
+
+def query_photo(path: str) -> Image.Image | None:
+    """A result's photo shown in the query box after Find similar (None when it cannot be opened)."""
+    try:
+        return load_image(Path(path)).image
+    except CarmatchError as exc:
+        log.info("query photo %s: %s", path, exc)
+        return None

@@ -12,60 +12,80 @@ from PIL import Image
 
 from carmatch.catalog import REVIEW_STATES
 from carmatch.catalog.schema import FILTER_ATTRIBUTES
+from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
 from carmatch.ui import search_actions as actions
 from carmatch.ui.common import photo_input, user_errors
-from carmatch.ui.phrasing import FIELD_LABELS
+from carmatch.ui.phrasing import FIELD_LABELS, for_browser
 
 ANY = actions.ANY
 
 
-def _query_column() -> tuple[Any, Any, Any, Any, dict[str, gr.Dropdown], gr.Dropdown, gr.Button]:
-    """The query side: photo, description, sliders, filters, Search button."""
+# After a search or a click on a result: bring the results (or the selected one) into view, on a phone too.
+SCROLL_TO_RESULTS = "() => document.getElementById('search-notes')?.scrollIntoView({block: 'start'})"
+SCROLL_TO_DETAIL = "() => document.getElementById('result-detail')?.scrollIntoView({block: 'nearest'})"
+
+
+def _query_column() -> tuple[Any, Any, Any, Any, gr.Accordion, dict[str, gr.Dropdown], gr.Dropdown, gr.Button]:
+    """The query side: photo, description, Search button, then sliders and filters."""
     image_in = photo_input(
         sources=["upload", "webcam", "clipboard"],
         label="Photo of a car (drop, paste or take one)",
-        height=260,
+        height=220,
+        elem_id="search-photo",
     )
     text_in = gr.Textbox(
         label=FIELD_LABELS["text"],
-        placeholder="dark blue hatchback with a roof rack",
-        lines=2,
+        placeholder="dark blue hatchback with a roof rack (Enter searches, Shift+Enter adds a line)",
+        lines=1,
+        max_lines=4,
         max_length=2000,
         elem_id="search-text",
     )
+    search_btn = gr.Button("Search", variant="primary", elem_id="search-button")
     with gr.Row():
         k_in = gr.Slider(1, 48, value=12, step=1, label=FIELD_LABELS["k"])
         weight_in = gr.Slider(
             0.0, 1.0, value=0.5, step=0.05, label=f"{FIELD_LABELS['image_weight']} (when both are given)"
         )
-    with gr.Accordion("Filters", open=False):
+    with gr.Accordion(actions.filters_label({}), open=False, elem_id="search-filters") as panel:
         filters = {
             key: gr.Dropdown([ANY], value=ANY, label=key.replace("_", " "), allow_custom_value=True)
             for key in FILTER_ATTRIBUTES
         }
-        state_in = gr.Dropdown([ANY, *REVIEW_STATES], value=ANY, label="review state")
-    search_btn = gr.Button("Search", variant="primary", elem_id="search-button")
-    return image_in, text_in, k_in, weight_in, filters, state_in, search_btn
+    # kept for /search API clients (its last parameter); the public tab offers no review-state filter
+    state_in = gr.Dropdown([ANY, *REVIEW_STATES], value=ANY, label="review state", visible=False)
+    return image_in, text_in, k_in, weight_in, panel, filters, state_in, search_btn
+
+
+def _results_column() -> dict[str, Any]:
+    """The answer side: notes (and errors), Clear filters, the gallery, the selected result, JSON."""
+    ui: dict[str, Any] = {"notes": gr.Markdown(elem_id="search-notes")}
+    ui["clear"] = gr.Button("Clear filters", size="sm", visible=False, elem_id="clear-filters")
+    ui["gallery"] = gr.Gallery(
+        label="Matches", columns=4, height=600, allow_preview=False, object_fit="contain", elem_id="results"
+    )
+    with gr.Row(elem_id="result-detail"):
+        ui["big"] = gr.Image(label="Selected", interactive=False, height=320)
+        with gr.Column():
+            ui["caption"] = gr.Markdown("Select a result to see it large here.")
+            ui["similar"] = gr.Button("Find similar (search with this photo)", elem_id="find-similar")
+    with gr.Accordion("Results as JSON", open=False):
+        ui["json"] = gr.JSON(label="results")
+    return ui
 
 
 def build(demo: gr.Blocks, runtime: Runtime) -> None:
     """Lay out the Search tab inside the current gr.Blocks context and wire its events."""
     status = gr.Markdown("Loading the model…", elem_id="search-status")
+    retry_box = _model_retry(runtime, status)
     with gr.Row():
         with gr.Column(scale=1):
-            image_in, text_in, k_in, weight_in, filters, state_in, search_btn = _query_column()
+            image_in, text_in, k_in, weight_in, panel, filters, state_in, search_btn = _query_column()
         with gr.Column(scale=2):
-            notes = gr.Markdown()
-            gallery = gr.Gallery(
-                label="Matches", columns=4, height=560, allow_preview=False, object_fit="contain", elem_id="results"
-            )
-            with gr.Row():
-                big = gr.Image(label="Selected", interactive=False, height=320)
-                big_caption = gr.Markdown()
-            with gr.Accordion("Results as JSON", open=False):
-                results_json = gr.JSON(label="results")
+            ui = _results_column()
     results_state = gr.State([])
+    api_trigger = gr.Button(visible=False)  # carries the /search API (errors raised to the client)
 
     @user_errors
     def on_search(  # the /search API: parameter names and order stay as clients call them
@@ -84,17 +104,99 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
         return items, results, results, note
 
     inputs = [text_in, image_in, k_in, weight_in, *filters.values(), state_in]
-    outputs = [gallery, results_json, results_state, notes]
-    search_btn.click(on_search, inputs, outputs, api_name="search")
-    text_in.submit(on_search, inputs, outputs, api_visibility="private")
-
-    def on_select(results: list[dict[str, Any]], evt: gr.SelectData) -> tuple[Image.Image | None, str]:
-        return actions.detail(results, evt.index if isinstance(evt.index, int) else evt.index[0])
-
-    gallery.select(on_select, [results_state], [big, big_caption], api_visibility="private")
+    outputs = [ui["gallery"], ui["json"], results_state, ui["notes"]]
+    api_trigger.click(on_search, inputs, outputs, api_name="search")
+    ui.update(inputs=inputs, outputs=outputs, results=results_state, search=search_btn, text=text_in, photo=image_in)
+    in_page = _wire_page(runtime, ui, on_search)
+    _wire_filters(ui, panel, filters, state_in, in_page)
 
     def on_load() -> tuple[Any, ...]:
         text, choices = actions.first_load(runtime)
-        return (text, *[gr.update(choices=choices[key]) for key in FILTER_ATTRIBUTES])
+        failed = gr.update(visible=runtime.model_error() is not None)
+        return (text, failed, *[gr.update(choices=choices[key]) for key in FILTER_ATTRIBUTES])
 
-    demo.load(on_load, None, [status, *filters.values()], api_visibility="private")
+    demo.load(on_load, None, [status, retry_box, *filters.values()], api_visibility="private")
+
+
+def _model_retry(runtime: Runtime, status: gr.Markdown) -> gr.Group:
+    """An admin's password box and button to load the model again; shown only while the model failed to load."""
+    with gr.Group(visible=False, elem_id="model-retry") as box:
+        with gr.Row(equal_height=True):
+            password = gr.Textbox(
+                label="Admin password", type="password", scale=3, max_length=200, elem_id="model-retry-password"
+            )
+            button = gr.Button("Retry loading the model", scale=1, elem_id="model-retry-button")
+
+    @user_errors
+    def on_retry(given: str) -> tuple[str, Any, Any]:
+        text = actions.retry_model(runtime, given)
+        return text, gr.update(visible=runtime.model_error() is not None), gr.update(value="")
+
+    for trigger in (button.click, password.submit):
+        trigger(on_retry, [password], [status, box, password], api_visibility="private")
+    return box
+
+
+def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any) -> Any:
+    """Search (button, Enter, Find similar) into the page and show the selected result; returns the page search."""
+    outputs = ui["outputs"]
+
+    def in_page(*values: Any) -> tuple[Any, ...]:
+        """Search for the page: an error replaces the results, in the notes, and stays until the next search."""
+        where = actions.build_where(*values[4:])
+        try:
+            found = on_search(*values)
+        except gr.Error as exc:
+            found = ([], [], [], f"⚠️ {exc.message}")
+        return (*found, gr.update(visible=bool(where)))
+
+    page = {"outputs": [*outputs, ui["clear"]], "api_visibility": "private", "show_progress": "minimal"}
+    for trigger in (ui["search"].click, ui["text"].submit):
+        trigger(in_page, ui["inputs"], **page).then(None, js=SCROLL_TO_RESULTS)
+
+    selected = gr.State(None)
+
+    def on_select(results: list[dict[str, Any]], evt: gr.SelectData) -> tuple[Image.Image | None, str, int]:
+        index = evt.index if isinstance(evt.index, int) else evt.index[0]
+        return (*actions.detail(results, index), index)
+
+    shown = [ui["big"], ui["caption"], selected]
+    ui["gallery"].select(on_select, [ui["results"]], shown, api_visibility="private").then(None, js=SCROLL_TO_DETAIL)
+
+    def on_similar(results: list[dict[str, Any]], index: int | None, *values: Any) -> tuple[Any, ...]:
+        """Search with the selected result's photo (description cleared); the photo shows as the query."""
+        try:
+            path = actions.similar_source(runtime, results, index)
+        except CarmatchError as exc:
+            return (*[gr.update() for _ in range(5)], f"⚠️ {for_browser(exc)}", gr.update())
+        query = list(values)
+        query[0], query[1] = "", path
+        return (actions.query_photo(path), "", *in_page(*query))
+
+    similar_outputs = [ui["photo"], ui["text"], *page.pop("outputs")]
+    ui["similar"].click(on_similar, [ui["results"], selected, *ui["inputs"]], similar_outputs, **page).then(
+        None, js=SCROLL_TO_RESULTS
+    )
+    return in_page
+
+
+def _wire_filters(
+    ui: dict[str, Any], panel: gr.Accordion, filters: dict[str, gr.Dropdown], state_in: gr.Dropdown, in_page: Any
+) -> None:
+    """The filter panel's title counts the active filters; Clear filters resets them and searches again."""
+    dropdowns = list(filters.values())
+
+    def on_filters(*values: Any) -> tuple[Any, Any]:
+        where = actions.build_where(*values)
+        return gr.update(label=actions.filters_label(where)), gr.update(visible=bool(where))
+
+    for dropdown in dropdowns:
+        dropdown.change(on_filters, [*dropdowns, state_in], [panel, ui["clear"]], api_visibility="private")
+
+    def on_clear() -> tuple[Any, ...]:
+        return tuple(gr.update(value=ANY) for _ in dropdowns)
+
+    page_outputs = [*ui["outputs"], ui["clear"]]
+    ui["clear"].click(on_clear, None, dropdowns, api_visibility="private").then(
+        in_page, ui["inputs"], page_outputs, api_visibility="private", show_progress="minimal"
+    )

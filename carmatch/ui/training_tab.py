@@ -51,10 +51,10 @@ def _progress_views() -> list[Any]:
     return [status, loss_plot, recall_plot, before_after, log_box]
 
 
-def build(demo: gr.Blocks, runtime: Runtime) -> None:
-    """Lay out the Training tab inside the current gr.Blocks context and wire its events."""
+def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None = None) -> None:
+    """Lay out the Training tab inside the current gr.Blocks context and wire its events (login shared if given)."""
     state = actions.TrainingState()
-    session_password = unlock_row(runtime, "Unlock training", "train")
+    session_password = unlock_row(runtime, "Unlock training", "train", session_password)
     summary = gr.Markdown("Loading…")
     hyperparameters = _hyperparameter_boxes(actions.defaults(runtime))
     with gr.Row():

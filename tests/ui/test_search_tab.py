@@ -20,7 +20,7 @@ def indexed(runtime: Runtime, car_folder: Path) -> Runtime:
 
 def test_first_visit_on_empty_collection_explains_how_to_ingest(runtime: Runtime) -> None:
     text = search_actions.status_markdown(runtime)
-    assert "collection is empty" in text and "python -m admin ingest" in text
+    assert "collection is empty" in text and ".venv/bin/carmatch ingest" in text
 
 
 def test_status_shows_count_and_model(indexed: Runtime) -> None:
@@ -34,7 +34,7 @@ def test_search_handler_returns_thumbnails_captions_and_scores(indexed: Runtime)
     assert len(gallery) == 3 and len(results) == 3
     thumb, label = gallery[0]
     assert Path(thumb).exists() and Path(thumb).is_relative_to(indexed.settings.thumbs_dir)
-    assert label.startswith(f"{results[0]['score']:.3f}")
+    assert label.endswith(f"\nsimilarity {results[0]['score']:.3f}")  # below the caption, named
     assert Path(results[0]["file"]).name == "blue_pickup.png"
     assert set(results[0]) == {"id", "file", "score", "caption"}
 
@@ -54,3 +54,67 @@ def test_detail_shows_selected_result_large_with_file_name(indexed: Runtime) -> 
 def test_filters_from_ui_become_where_clauses() -> None:
     where = search_actions.build_where("red", "any", None, "", "approved")
     assert where == {"color": "red", "review_state": "approved"}
+
+
+def test_no_matches_names_the_filters_to_relax(indexed: Runtime) -> None:
+    _, results, notes = search_actions.search(indexed, "a car", None, 3, 0.5, {"color": "purple"})
+    assert results == [] and "color = purple" in notes and "Clear filters" in notes
+
+
+def test_filter_choices_are_sorted_with_counts(indexed: Runtime) -> None:
+    records = list(indexed.catalog.get_many(indexed.catalog.ids()).values())
+    for record, color in zip(records, ["red", "blue", "red"]):
+        indexed.catalog.set_caption(record.id, "a car", "human", attributes={"color": color})
+    choices = search_actions.filter_choices(indexed)["color"]
+    assert choices == [("any", "any"), ("blue (1)", "blue"), ("red (2)", "red")]
+
+
+def test_find_similar_uses_the_selected_results_file(indexed: Runtime) -> None:
+    _, results, _ = search_actions.search(indexed, "a car", None, 3, 0.5)
+    path = search_actions.similar_source(indexed, results, 1)
+    assert path == results[1]["file"]
+    with pytest.raises(InvalidInputError, match="Select a result"):
+        search_actions.similar_source(indexed, results, None)
+
+
+def _failing_runtime(settings_env: Runtime, monkeypatch: pytest.MonkeyPatch) -> Runtime:
+    from carmatch.errors import ModelLoadError
+
+    rt = Runtime(settings_env.settings)
+
+    def no_weights(*_: object, **__: object) -> object:
+        raise ModelLoadError("The weights are not downloaded yet. Fix: CARMATCH_PRETRAINED=none make run")
+
+    monkeypatch.setattr("carmatch.runtime.load_clip", no_weights)
+    return rt
+
+
+def test_a_model_that_failed_to_load_is_the_first_thing_the_page_says(
+    indexed: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carmatch.ui.phrasing import for_browser  # noqa: F401  (the page phrases errors the same way)
+
+    rt = _failing_runtime(indexed, monkeypatch)
+    loader = rt.start_loading()
+    assert loader is not None
+    loader.join()
+    text = search_actions.status_markdown(rt)
+    assert text.startswith("⚠️ The weights are not downloaded yet. Fix: CARMATCH_PRETRAINED=none make run")
+    assert "6 images" in text and "(failed)" in text
+    rt.close()
+
+
+def test_retrying_the_model_needs_the_admin_password_and_then_loads_it(
+    indexed: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carmatch.errors import AccessDeniedError
+
+    rt = _failing_runtime(indexed, monkeypatch)
+    object.__setattr__(rt.settings, "admin_password", "secret")
+    assert "not downloaded" in search_actions.status_markdown(rt) or rt.start_loading() is not None
+    with pytest.raises(AccessDeniedError):
+        search_actions.retry_model(rt, "wrong")
+    monkeypatch.setattr("carmatch.runtime.load_clip", lambda *a, **k: indexed.embedder)
+    text = search_actions.retry_model(rt, "secret")
+    assert "⚠️" not in text and "on cpu" in text and rt.model_error() is None
+    rt.close()
