@@ -36,13 +36,14 @@ TITAN_MAX_CAPTION_CHARS = 2_560
 TITAN_MAX_CAPTION_TOKENS = 128
 TITAN_MAX_IMAGE_BYTES = 5 * 1024 * 1024
 TITAN_MIN_SIDE_PX = 128
-TITAN_MAX_SIDE_PX = 4_096
+TITAN_MAX_SIDE_PX = 2_048  # Titan Multimodal Embeddings G1 model card: max input resolution 2048 x 2048
 TITAN_MIN_ASPECT = 0.25
 TITAN_MAX_ASPECT = 4.0
 TITAN_MIN_TRAIN = 1_000
 TITAN_MAX_TRAIN = 500_000
 TITAN_MIN_VALIDATION = 8
 TITAN_MAX_VALIDATION = 50_000
+MD5_METADATA = "carmatch-md5"  # S3 user metadata holding a file's MD5 (multipart ETags are not MD5s)
 TITAN_FORMATS = {"PNG": "png", "JPEG": "jpg"}
 
 
@@ -334,12 +335,9 @@ def upload_titan(s3_client: Any, out_dir: Path, progress: Progress = no_progress
     report = UploadReport()
     for n, (local, uri, overwrite_changed) in enumerate(jobs, 1):
         bucket, key = parse_s3_uri(uri, field="image_ref", label="The export manifest's S3 URI")
+        digest = _file_md5(local)
         try:
-            data = local.read_bytes()
-        except OSError as exc:
-            raise InvalidInputError(f"Cannot read {local} for upload ({exc.strerror or exc}); export again.") from exc
-        try:
-            if _already_there(s3_client, bucket, key, data, compare=overwrite_changed):
+            if _already_there(s3_client, bucket, key, digest, local.stat().st_size, compare=overwrite_changed):
                 report.present += 1
             else:
                 content_type = (
@@ -347,19 +345,30 @@ def upload_titan(s3_client: Any, out_dir: Path, progress: Progress = no_progress
                     if key.endswith(".jsonl")
                     else ("image/png" if key.endswith(".png") else "image/jpeg")
                 )
-                s3_client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+                # upload_file streams from disk, in parts past 8 MiB: a large JSONL is never held in memory.
+                extra = {"ContentType": content_type, "Metadata": {MD5_METADATA: digest}}
+                s3_client.upload_file(str(local), bucket, key, ExtraArgs=extra)
                 report.uploaded += 1
                 report.uris.append(uri)
-        except Exception as exc:  # noqa: BLE001 - botocore errors become AwsError with advice
-            if type(exc).__module__.startswith("botocore"):
+        except Exception as exc:  # noqa: BLE001 - botocore/s3transfer errors become AwsError with advice
+            if type(exc).__module__.startswith(("botocore", "boto3", "s3transfer")):
                 raise explain_aws_error(exc, f"upload {uri}") from exc
             raise
         progress(n, len(jobs), "uploading")
     return report
 
 
-def _already_there(s3_client: Any, bucket: str, key: str, data: bytes, compare: bool) -> bool:
-    """True when the object exists (and, with ``compare``, holds exactly ``data``)."""
+def _file_md5(local: Path) -> str:
+    """The hex MD5 of a file, read in chunks; InvalidInputError when it cannot be read."""
+    try:
+        with local.open("rb") as handle:
+            return hashlib.file_digest(handle, "md5").hexdigest()
+    except OSError as exc:
+        raise InvalidInputError(f"Cannot read {local} for upload ({exc.strerror or exc}); export again.") from exc
+
+
+def _already_there(s3_client: Any, bucket: str, key: str, digest: str, size: int, compare: bool) -> bool:
+    """True when the object exists (and, with ``compare``, holds the same bytes: size and MD5 match)."""
     from botocore.exceptions import ClientError
 
     try:
@@ -370,5 +379,6 @@ def _already_there(s3_client: Any, bucket: str, key: str, data: bytes, compare: 
         raise
     if not compare:
         return True  # images are named by content hash: same key, same bytes
-    etag = str(head.get("ETag", "")).strip('"')
-    return head.get("ContentLength") == len(data) and etag == hashlib.md5(data).hexdigest()  # noqa: S324
+    # A multipart upload's ETag is not the MD5 of the file, so carmatch keeps the MD5 in the metadata.
+    stored = head.get("Metadata", {}).get(MD5_METADATA) or str(head.get("ETag", "")).strip('"')
+    return head.get("ContentLength") == size and stored == digest
