@@ -26,7 +26,7 @@ from carmatch.aws import parse_s3_uri, s3_prefix_uri
 from carmatch.catalog import Catalog, ImageRecord
 from carmatch.dataset.export import FALLBACK_WARNING, AtomicText, ExportReport, write_bytes_atomic
 from carmatch.dataset.training_set import TrainingSet, count_records, iter_records, split_bucket, training_set
-from carmatch.errors import InvalidInputError
+from carmatch.errors import InvalidInputError, Problem
 from carmatch.progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
@@ -329,6 +329,7 @@ def upload_titan(s3_client: Any, out_dir: Path, progress: Progress = no_progress
         raise InvalidInputError(
             f"No readable Titan export in {out_dir} ({exc}); export with --format titan first."
         ) from exc
+    _check_record_counts(Path(out_dir))  # before anything is sent
     jobs = [(Path(item["local"]), item["image_ref"], False) for item in manifest["images"]]
     jobs += [(Path(out_dir) / "train.jsonl", manifest["train"], True)]
     jobs += [(Path(out_dir) / "validation.jsonl", manifest["validation"], True)]
@@ -356,6 +357,30 @@ def upload_titan(s3_client: Any, out_dir: Path, progress: Progress = no_progress
             raise
         progress(n, len(jobs), "uploading")
     return report
+
+
+def _count_lines(path: Path) -> int:
+    """Non-empty lines of a JSONL file, read line by line."""
+    try:
+        with path.open("rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError as exc:
+        raise InvalidInputError(f"Cannot read {path} ({exc.strerror or exc}); export again.") from exc
+
+
+def _check_record_counts(out_dir: Path) -> None:
+    """Refuse an export Bedrock would refuse: fewer training or validation records than Titan's minimum."""
+    problems = []
+    for name, least in (("train", TITAN_MIN_TRAIN), ("validation", TITAN_MIN_VALIDATION)):
+        count = _count_lines(out_dir / f"{name}.jsonl")
+        if count < least:
+            problems.append(Problem(name, count, least, f"has {count} records; Titan needs at least {least}"))
+    if problems:
+        raise InvalidInputError(
+            "This Titan export is too small for a customization job, so nothing was uploaded",
+            problems=problems,
+            hint="Caption more images (python -m admin caption ...) and export again.",
+        )
 
 
 def _file_md5(local: Path) -> str:

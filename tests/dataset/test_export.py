@@ -112,10 +112,14 @@ def test_titan_needs_an_s3_prefix(catalog: Catalog, tmp_path: Path) -> None:
         titan_export.export_titan(catalog, tmp_path, "https://example.com/x/")
 
 
-def test_titan_upload_copies_images_and_jsonl_and_skips_what_is_there(catalog: Catalog, tmp_path: Path) -> None:
+def test_titan_upload_copies_images_and_jsonl_and_skips_what_is_there(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import boto3
     from moto import mock_aws
 
+    monkeypatch.setattr(titan_export, "TITAN_MIN_TRAIN", 1)  # the upload's mechanics, not Titan's minimum
+    monkeypatch.setattr(titan_export, "TITAN_MIN_VALIDATION", 1)
     hold_out_almost_nothing(catalog)
     d = tmp_path / "img"
     for i in range(3):

@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 from carmatch.dataset import export_titan
+from carmatch.errors import InvalidInputError
 
 BUCKET = "carmatch-test"
 MULTIPART_BYTES = 9 * 1024 * 1024  # over upload_file's 8 MiB multipart threshold
@@ -30,6 +31,7 @@ def test_a_large_jsonl_goes_up_in_parts_and_is_recognised_as_unchanged_afterward
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setattr(export_titan, "TITAN_MIN_TRAIN", 1)  # the mechanics, not Titan's 1,000-record minimum
     out = tmp_path / "titan"
     write_export(out, MULTIPART_BYTES)
     with mock_aws():
@@ -44,3 +46,22 @@ def test_a_large_jsonl_goes_up_in_parts_and_is_recognised_as_unchanged_afterward
         with (out / "validation.jsonl").open("a") as handle:
             handle.write("\n")
         assert export_titan.upload_titan(s3, out).uris == [f"s3://{BUCKET}/titan/validation.jsonl"]
+
+
+def test_an_export_below_titans_minimum_is_refused_before_anything_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    out = tmp_path / "titan"
+    write_export(out, 10_000)  # about 40 records, well under 1,000
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        with pytest.raises(InvalidInputError) as caught:
+            export_titan.upload_titan(s3, out)
+        assert "KeyCount" in s3.list_objects_v2(Bucket=BUCKET) and s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+    error = caught.value
+    assert (error.field, error.limit) == ("train", export_titan.TITAN_MIN_TRAIN) and "nothing was uploaded" in str(
+        error
+    )
