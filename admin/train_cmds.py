@@ -16,7 +16,7 @@ from tqdm import tqdm
 from admin.common import TqdmProgress, runtime_for
 from carmatch.errors import CancelledError, InvalidInputError
 from carmatch.training import registry
-from carmatch.training.evaluation import comparison_rows, format_table
+from carmatch.training.evaluation import comparison_rows, epoch_summary, format_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,6 +46,18 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         help="share held out for testing (default: the collection's split, 0.1 until changed). A new value "
         "changes the split eval and exports follow; keep it fixed so before/after numbers compare across runs",
+    )
+    p.add_argument(
+        "--caption-views",
+        metavar="MIX",
+        help="what each step pairs an image with: full (its caption), attributes (a short description from its "
+        "attributes), or a weighted mix such as full:1,attributes:2 (default full,attributes)",
+    )
+    p.add_argument(
+        "--hard-negatives",
+        type=int,
+        metavar="N",
+        help="images differing in one attribute put in each image's batch (default 1; 0 turns it off)",
     )
     p.add_argument("--resume", metavar="RUN", help="continue a stopped run exactly where it left off")
     p.add_argument("--sagemaker", action="store_true", help="train on SageMaker instead of this machine")
@@ -141,6 +153,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "color_jitter": args.color_jitter,
         "val_fraction": args.val_fraction,
         "test_fraction": args.test_fraction,
+        "caption_views": args.caption_views,
+        "hard_negatives": args.hard_negatives,
     }
 
 
@@ -171,11 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 bar.n = event.step
                 bar.set_postfix(loss=f"{event.loss:.4f}", lr=f"{event.lr:.1e}")
             elif event.kind == "epoch":
-                m = event.metrics
-                bar.write(
-                    f"epoch {event.epoch}: val loss {event.val_loss:.4f}  text→image R@1 {m['t2i_r1']:.3f} "
-                    f"R@5 {m['t2i_r5']:.3f} R@10 {m['t2i_r10']:.3f} {event.message}".rstrip()
-                )
+                bar.write(f"epoch {event.epoch}: {epoch_summary(event.val_loss, event.metrics, event.message)}")
 
         cancel = threading.Event()
         try:
@@ -248,11 +258,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
             runtime, list(dict.fromkeys(models)), args.split, args.val_fraction, args.test_fraction
         )
         if args.json:
-            print(json.dumps({"split": args.split, "models": results}, indent=2))
+            queries = {
+                "full_caption": _count(results, "n_texts"),
+                "partial_description": _count(results, "attr_queries"),
+            }
+            print(json.dumps({"split": args.split, "queries": queries, "models": results}, indent=2))
         else:
             print(f"Split: {args.split}")
             print(format_table(comparison_rows(results)))
         return 0
+
+
+def _count(results: dict[str, dict[str, float]], key: str) -> int:
+    """How many queries of a kind the evaluation asked (the same for every model)."""
+    return int(max((metrics.get(key, 0.0) for metrics in results.values()), default=0.0))
 
 
 def cmd_model_list(args: argparse.Namespace) -> int:

@@ -191,6 +191,20 @@ def comparison_rows(results: dict[str, dict[str, float]]) -> list[list[str]]:
     return rows
 
 
+def epoch_summary(val_loss: float | None, metrics: dict[str, float], message: str = "") -> str:
+    """One line for an epoch's report: validation loss, full-caption recall, partial-description scores."""
+    line = (
+        f"val loss {val_loss or 0.0:.4f}  text→image R@1 {metrics['t2i_r1']:.3f} R@5 {metrics['t2i_r5']:.3f} "
+        f"R@10 {metrics['t2i_r10']:.3f}"
+    )
+    if "attr_p5" in metrics:
+        line += (
+            f"  partial descriptions P@5 {metrics['attr_p5']:.3f} R@5 {metrics['attr_r5']:.3f} "
+            f"({metrics['attr_queries']:.0f} queries)"
+        )
+    return f"{line} {message}".rstrip()
+
+
 def format_table(rows: list[list[str]]) -> str:
     """Plain-text rendering of :func:`comparison_rows`."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -32,7 +32,7 @@ from carmatch.training.config import (
     new_run_id,
 )
 from carmatch.training.data import dataset_summary, run_pairs
-from carmatch.training.evaluation import comparison_rows
+from carmatch.training.evaluation import comparison_rows, epoch_summary
 from carmatch.training.loop import Trainer
 
 if TYPE_CHECKING:
@@ -287,13 +287,10 @@ class TrainingJob:
                 row = {
                     "epoch": event.epoch,
                     "val_loss": event.val_loss,
-                    **{k: event.metrics.get(k) for k in ("t2i_r1", "t2i_r5", "t2i_r10")},
+                    **{k: event.metrics.get(k) for k in ("t2i_r1", "t2i_r5", "t2i_r10", "attr_p5")},
                 }
                 self.epochs.append(row)
-                self._log(
-                    f"epoch {event.epoch}: val loss {event.val_loss:.4f}, text→image R@1/5/10 "
-                    f"{row['t2i_r1']:.3f}/{row['t2i_r5']:.3f}/{row['t2i_r10']:.3f} {event.message}".rstrip()
-                )
+                self._log(f"epoch {event.epoch}: {epoch_summary(event.val_loss, event.metrics, event.message)}")
 
     def _log(self, line: str) -> None:
         self.log_tail.append(time.strftime("%H:%M:%S ") + line)

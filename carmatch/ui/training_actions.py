@@ -23,7 +23,7 @@ from carmatch.ui.phrasing import phrased
 
 log = logging.getLogger(__name__)
 
-RECALL_KEYS = {"t2i_r1": "R@1", "t2i_r5": "R@5", "t2i_r10": "R@10"}
+RECALL_KEYS = {"t2i_r1": "R@1", "t2i_r5": "R@5", "t2i_r10": "R@10", "attr_p5": "partial description P@5"}
 
 
 @dataclass

@@ -59,6 +59,8 @@ def test_train_list_eval_activate_from_the_command_line(
         (["model", "activate", "run-missing"], "No model run 'run-missing'"),
         (["eval", "--model", "run-missing"], "No model run 'run-missing'"),
         (["train", "--sagemaker"], "--role-arn"),
+        (["train", "--caption-views", "full,words"], "--caption-views 'words'"),
+        (["train", "--hard-negatives", "-1"], "--hard-negatives"),
     ],
 )
 def test_bad_input_exits_1_with_a_message_and_leaves_search_alone(
@@ -77,3 +79,34 @@ def test_train_with_no_captions_says_what_to_do(
     runtime.ingestor().ingest_folder(car_folder)
     assert main(["train"]) == 1
     assert "approve" in capsys.readouterr().err
+
+
+def test_train_and_eval_report_partial_descriptions_with_their_query_counts(
+    runtime: Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fill_with_cars(runtime, tmp_path / "cars", seeds=4, attributes=True)
+    argv = [
+        "train",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--caption-views",
+        "full:1,attributes:2",
+        "--hard-negatives",
+        "2",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    assert "partial descriptions P@5" in out.err + out.out  # the per-epoch line
+    assert "partial description P@5" in out.out  # the before → after table
+    run_id = out.out.split("model activate ")[1].split()[0]
+    config = json.loads((runtime.settings.runs_dir / run_id / "config.json").read_text())
+    assert config["caption_views"] == "full:1,attributes:2" and config["hard_negatives"] == 2
+
+    assert main(["eval", "--model", "base", "--model", run_id, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    counts = report["queries"]
+    assert counts["partial_description"] == report["models"]["base"]["attr_queries"] >= 9
+    assert counts["full_caption"] == report["models"]["base"]["n_texts"]
+    assert {"attr_p5", "attr_r5", "t2i_r5"} <= set(report["models"][run_id])
