@@ -21,6 +21,7 @@ DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
 DEFAULT_CAPTION_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 DEFAULT_EMBED_DIM = 1024  # Titan Multimodal Embeddings G1 output length: 256, 384 or 1024
 TITAN_EMBED_DIMS = (256, 384, 1024)
+VECTOR_STORES = ("hnswlib", "milvus")  # CARMATCH_VECTOR_STORE: carmatch.search.store.open_store
 BATCH_TIMEOUT_HOURS_RANGE = (24, 168)  # CreateModelInvocationJob timeoutDurationInHours
 
 
@@ -87,6 +88,10 @@ class Settings:
     hnsw_m: int = 16  # CARMATCH_HNSW_M
     hnsw_ef_construction: int = 200  # CARMATCH_HNSW_EF_CONSTRUCTION
     hnsw_ef_search: int = 1024  # CARMATCH_HNSW_EF_SEARCH: keeps recall@10 >= 0.99 at 100k (bench)
+    vector_store: str = "hnswlib"  # CARMATCH_VECTOR_STORE: hnswlib | milvus
+    milvus_uri: str = ""  # CARMATCH_MILVUS_URI: Milvus Lite file, or http://host:19530; "" = $CARMATCH_HOME/milvus.db
+    milvus_token: str = field(default="", repr=False)  # CARMATCH_MILVUS_TOKEN: "user:password" or an API key
+    milvus_collection: str = "carmatch"  # CARMATCH_MILVUS_COLLECTION: alias searched; collections are PREFIX_g...
     admin_password: str = field(default="", repr=False)  # CARMATCH_ADMIN_PASSWORD
     caption_model: str = DEFAULT_CAPTION_MODEL  # CARMATCH_CAPTION_MODEL
     caption_max_tokens: int = 600  # CARMATCH_CAPTION_MAX_TOKENS
@@ -114,6 +119,11 @@ class Settings:
     def index_dir(self) -> Path:
         """Folder holding index generations and the CURRENT pointer."""
         return self.home / "index"
+
+    @property
+    def milvus_location(self) -> str:
+        """Where the Milvus store lives: CARMATCH_MILVUS_URI, or a Milvus Lite file in the home folder."""
+        return self.milvus_uri or str(self.home / "milvus.db")
 
     @property
     def runs_dir(self) -> Path:
@@ -156,6 +166,10 @@ _ENV_NAMES: dict[str, str] = {
     "hnsw_m": "CARMATCH_HNSW_M",
     "hnsw_ef_construction": "CARMATCH_HNSW_EF_CONSTRUCTION",
     "hnsw_ef_search": "CARMATCH_HNSW_EF_SEARCH",
+    "vector_store": "CARMATCH_VECTOR_STORE",
+    "milvus_uri": "CARMATCH_MILVUS_URI",
+    "milvus_token": "CARMATCH_MILVUS_TOKEN",
+    "milvus_collection": "CARMATCH_MILVUS_COLLECTION",
     "admin_password": "CARMATCH_ADMIN_PASSWORD",
     "caption_model": "CARMATCH_CAPTION_MODEL",
     "caption_max_tokens": "CARMATCH_CAPTION_MAX_TOKENS",
@@ -212,6 +226,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.device not in {"auto", "cpu", "cuda", "mps"} and not settings.device.startswith("cuda:"):
         raise ConfigError(f"CARMATCH_DEVICE={settings.device!r}: use auto, cpu, cuda or cuda:N")
+    if settings.vector_store not in VECTOR_STORES:
+        raise ConfigError(
+            field="CARMATCH_VECTOR_STORE", value=settings.vector_store, reason=f"use one of {', '.join(VECTOR_STORES)}"
+        )
     if settings.embed_dim not in TITAN_EMBED_DIMS:
         raise ConfigError(
             f"CARMATCH_EMBED_DIM={settings.embed_dim}: Titan offers {', '.join(map(str, TITAN_EMBED_DIMS))}"

@@ -19,9 +19,9 @@ from carmatch.config import Settings
 from carmatch.errors import CarmatchError, EmptyCollectionError, IndexMissingError
 from carmatch.images import ImageSource
 from carmatch.search.embedder import Embedder, ModelSpec, load_clip
-from carmatch.search.index import IndexStore, VectorIndex
 from carmatch.search.ingest import Ingestor, Limits
 from carmatch.search.searcher import DEFAULT_IMAGE_WEIGHT, Searcher, SearchResponse
+from carmatch.search.store import SearchIndex, VectorStore, open_store
 from carmatch.search.titan_embedder import is_bedrock_model, load_titan
 
 log = logging.getLogger(__name__)
@@ -44,17 +44,11 @@ class Runtime:
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(settings.db_path)
-        self.store = IndexStore(
-            settings.index_dir,
-            exact_max=settings.exact_search_max,
-            m=settings.hnsw_m,
-            ef_construction=settings.hnsw_ef_construction,
-            ef_search=settings.hnsw_ef_search,
-        )
+        self.store: VectorStore = open_store(settings, self.catalog)  # CARMATCH_VECTOR_STORE: hnswlib or milvus
         self._lock = threading.RLock()
         self._embedder = embedder
         self._embedder_error: CarmatchError | None = None
-        self._index: VectorIndex | None = None
+        self._index: SearchIndex | None = None
         self._index_generation: str | None = None
         self._installing: str | None = None  # model key whose index is being built for a swap
 
@@ -134,7 +128,7 @@ class Runtime:
                     self._installing = None
 
     # -- index ------------------------------------------------------------------------------
-    def index(self) -> VectorIndex:
+    def index(self) -> SearchIndex:
         """The current index for the active model, reloaded when a new generation was saved."""
         with self._lock:
             generation = self.store.current_generation()
@@ -194,6 +188,7 @@ class Runtime:
             "index_size": None,
             "index_model": None,
             "problems": [],
+            **self.store.describe(),  # which vector store, where
         }
         if load_model:
             try:

@@ -90,7 +90,7 @@ def bulk_delete(
 ) -> BulkReport:
     """Remove images from the collection and the saved index at once (files kept unless asked).
 
-    ``store`` is the runtime's IndexStore; the saved index loses the ids immediately, so searches
+    ``store`` is the runtime's vector store (hnswlib or Milvus); the saved index loses the ids immediately, so searches
     stop returning them. The catalog and the index change under the index write lock, so a model
     activation builds its index either before the delete (which then removes the ids from it) or
     after. With ``delete_files_under`` set, files inside that folder (the uploads folder) are

@@ -13,9 +13,10 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,8 @@ class IndexManifest:
 
 class VectorIndex:
     """Nearest-neighbour search over image embeddings, exact when small, hnswlib when large."""
+
+    filter_fields: tuple[str, ...] = ()  # no attributes beside the vectors: filters arrive as ``allowed`` ids
 
     def __init__(
         self,
@@ -182,12 +185,20 @@ class VectorIndex:
         self._hnsw.add_items(vec[None, :], np.array([label]))  # type: ignore[attr-defined]
 
     # -- search -----------------------------------------------------------------------------
-    def search(self, query: np.ndarray, k: int = 10, allowed: Collection[str] | None = None) -> list[tuple[str, float]]:
+    def search(
+        self,
+        query: np.ndarray,
+        k: int = 10,
+        allowed: Collection[str] | None = None,
+        where: Mapping[str, str] | None = None,
+    ) -> list[tuple[str, float]]:
         """The ``k`` nearest live images to ``query`` as (id, cosine similarity), best first.
 
         ``allowed`` restricts results to those ids; k results come back whenever k allowed
-        images exist.
+        images exist. ``where`` is refused: this index keeps no attributes (see filter_fields).
         """
+        if where:
+            raise InvalidInputError("The hnswlib index filters by id: pass allowed=catalog.filter_ids(where)")
         if k <= 0:
             return []
         q = unit_rows(query)[0]
@@ -303,13 +314,17 @@ class IndexStore:
     """The index folder: generations of saved indexes and a CURRENT pointer swapped atomically.
 
     Every writer holds :attr:`write_lock` from loading the index it changes to saving it (see
-    :mod:`carmatch.search.write_lock`); :meth:`save` takes it too.
+    :mod:`carmatch.search.write_lock`); :meth:`save` takes it too. One of the two
+    :class:`~carmatch.search.store.VectorStore` implementations (the default).
     """
+
+    kind = "hnswlib"
 
     def __init__(
         self, folder: Path, exact_max: int = 40_000, m: int = 16, ef_construction: int = 200, ef_search: int = 1024
     ):
         self.folder = Path(folder)
+        self.location = str(self.folder)
         self.params = dict(exact_max=exact_max, m=m, ef_construction=ef_construction, ef_search=ef_search)
         self.write_lock = write_lock_for(self.folder)
 
@@ -354,6 +369,10 @@ class IndexStore:
         gen = self.current_generation()
         assert gen is not None
         return VectorIndex.load_from(self.folder / gen, **self.params)
+
+    def describe(self) -> dict[str, Any]:
+        """Which store and where (for ``admin info``)."""
+        return {"store": self.kind, "store_location": str(self.folder.resolve())}
 
     def save(self, index: VectorIndex) -> str:
         """Save ``index`` as a new generation and atomically make it current; returns its name."""

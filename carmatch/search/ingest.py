@@ -38,7 +38,8 @@ from carmatch.images import (
 )
 from carmatch.progress import Progress, no_progress
 from carmatch.search.embedder import Embedder
-from carmatch.search.index import IndexManifest, IndexStore, VectorIndex
+from carmatch.search.index import IndexManifest
+from carmatch.search.store import SearchIndex, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class Ingestor:
         self,
         catalog: Catalog,
         embedder: Embedder,
-        store: IndexStore,
+        store: VectorStore,
         batch_size: int = 32,
         limits: Limits = Limits(),
     ):
@@ -177,7 +178,7 @@ class Ingestor:
         return report
 
     # -- steps ------------------------------------------------------------------------------
-    def _open_index(self) -> VectorIndex:
+    def _open_index(self) -> SearchIndex:
         if not self.store.exists():
             return self.store.new_index(manifest_for(self.embedder))
         try:
@@ -191,7 +192,7 @@ class Ingestor:
         self,
         paths: list[Path],
         root: Path | None,
-        index: VectorIndex,
+        index: SearchIndex,
         report: IngestReport,
         progress: Progress,
         cancel: threading.Event | None,
@@ -312,11 +313,16 @@ class Ingestor:
             else:
                 report.caption_rows_skipped.append((file, "kept the caption a person wrote"))
 
-    def _sync_and_save(self, index: VectorIndex) -> None:
-        """Make the index hold exactly the live, embedded images, then save it if it changed."""
+    def _sync_and_save(self, index: SearchIndex) -> None:
+        """Make the index hold exactly the live, embedded images, then save it if it changed.
+
+        This is also the repair after a crash between the catalog commit and the store write: what
+        the catalog has and the store lacks is added from cached embeddings (never re-embedded).
+        """
         live = set(self.catalog.ids())
-        stale = [i for i in index.ids if i not in live]
-        missing = [i for i in self.catalog.embedded_ids(self.embedder.model_key) if i not in index]
+        present = set(index.ids)  # one listing, not one store lookup per image
+        stale = [i for i in present if i not in live]
+        missing = [i for i in self.catalog.embedded_ids(self.embedder.model_key) if i not in present]
         changed = bool(stale or missing) or not self.store.exists()
         index.remove(stale)
         if missing:

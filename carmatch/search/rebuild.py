@@ -18,8 +18,8 @@ from carmatch.errors import CancelledError, ImageError
 from carmatch.images import load_image
 from carmatch.progress import Progress, no_progress
 from carmatch.search.embedder import Embedder
-from carmatch.search.index import IndexStore, VectorIndex
 from carmatch.search.ingest import Limits, manifest_for
+from carmatch.search.store import SearchIndex, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +61,12 @@ def embed_missing(
 def rebuild_index(
     catalog: Catalog,
     embedder: Embedder,
-    store: IndexStore,
+    store: VectorStore,
     batch_size: int = 32,
     progress: Progress = no_progress,
     cancel: threading.Event | None = None,
     limits: Limits = Limits(),
-) -> tuple[VectorIndex, list[tuple[str, str]]]:
+) -> tuple[SearchIndex, list[tuple[str, str]]]:
     """Build a fresh index for ``embedder`` beside the live one, then swap it in atomically.
 
     Cached embeddings are reused; only images without one for this model are encoded, most of them
@@ -78,18 +78,29 @@ def rebuild_index(
     with store.write_lock:
         _, late_failures = embed_missing(catalog, embedder, batch_size, progress, cancel, limits)
         index = store.new_index(manifest_for(embedder))
-        ids = catalog.ids()
-        for start in range(0, len(ids), REBUILD_CHUNK):
-            if cancel is not None and cancel.is_set():
-                raise CancelledError("Rebuild cancelled; the previous index is still serving.")
-            cached = catalog.get_embeddings(embedder.model_key, ids[start : start + REBUILD_CHUNK])
-            chunk = [i for i in ids[start : start + REBUILD_CHUNK] if i in cached]
-            if chunk:
-                index.add(chunk, np.stack([cached[i] for i in chunk]))
+        try:
+            _fill_from_cache(catalog, embedder.model_key, index, cancel)
+            store.save(index)
+        except BaseException:
+            discard = getattr(index, "discard", None)  # a Milvus build drops its unfinished collection
+            if discard is not None:
+                discard()
+            raise
+    return index, _merge_failures(failures, late_failures)
+
+
+def _fill_from_cache(catalog: Catalog, model_key: str, index: SearchIndex, cancel: threading.Event | None) -> None:
+    """Add every live image's cached embedding to ``index`` (nothing is re-embedded)."""
+    ids = catalog.ids()
+    for start in range(0, len(ids), REBUILD_CHUNK):
         if cancel is not None and cancel.is_set():
             raise CancelledError("Rebuild cancelled; the previous index is still serving.")
-        store.save(index)
-    return index, _merge_failures(failures, late_failures)
+        cached = catalog.get_embeddings(model_key, ids[start : start + REBUILD_CHUNK])
+        chunk = [i for i in ids[start : start + REBUILD_CHUNK] if i in cached]
+        if chunk:
+            index.add(chunk, np.stack([cached[i] for i in chunk]))
+    if cancel is not None and cancel.is_set():
+        raise CancelledError("Rebuild cancelled; the previous index is still serving.")
 
 
 def _merge_failures(first: list[tuple[str, str]], second: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -12,7 +12,7 @@ from carmatch.catalog import Catalog
 from carmatch.errors import EmptyCollectionError, InvalidInputError
 from carmatch.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageSource, load_image
 from carmatch.search.embedder import Embedder
-from carmatch.search.index import VectorIndex
+from carmatch.search.store import SearchIndex, normalize_where
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Searcher:
     def __init__(
         self,
         embedder: Embedder,
-        index: VectorIndex,
+        index: SearchIndex,
         catalog: Catalog,
         max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
@@ -142,10 +142,7 @@ class Searcher:
         query = sum(weight * vec for weight, vec in parts)
         if float(np.linalg.norm(query)) < 1e-8:  # e.g. weight 0 on the only informative part
             query = parts[-1][1]
-        allowed = self.catalog.filter_ids(where) if where else None
-        if allowed is not None and not allowed:
-            notes.append("No image matches the filters.")
-        hits = self.index.search(np.asarray(query, dtype=np.float32), int(k), allowed)
+        hits = self._nearest(np.asarray(query, dtype=np.float32), int(k), where, notes)
         records = self.catalog.get_many([image_id for image_id, _ in hits])
         results = [
             SearchResult(image_id, records[image_id].path, round(score, 4), records[image_id].caption)
@@ -153,3 +150,20 @@ class Searcher:
             if image_id in records
         ]
         return SearchResponse(results, notes)
+
+    def _nearest(
+        self, query: np.ndarray, k: int, where: dict[str, str] | None, notes: list[str]
+    ) -> list[tuple[str, float]]:
+        """Ask the index; filters go inside the store when it keeps those fields, else as catalog ids."""
+        clean = normalize_where(where)
+        if clean and set(clean) <= set(self.index.filter_fields):
+            hits = self.index.search(query, k, where=clean)  # one store query with a filter expression
+        else:
+            allowed = self.catalog.filter_ids(where) if where else None
+            if allowed is not None and not allowed:
+                notes.append("No image matches the filters.")
+                return []
+            hits = self.index.search(query, k, allowed)
+        if clean and not hits:
+            notes.append("No image matches the filters.")
+        return hits
