@@ -13,6 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from admin import titan_cmds
 from admin.common import TqdmProgress, runtime_for
 from carmatch.errors import CancelledError, InvalidInputError
 from carmatch.training import registry
@@ -105,7 +106,7 @@ def _add_titan(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="titan_command", metavar="ACTION", required=True)
     s = sub.add_parser("finetune", help="start a Bedrock model customization job")
     s.add_argument("--train", required=True, help="s3:// URI of the Titan JSONL training file")
-    s.add_argument("--validation", help="s3:// URI of the Titan JSONL validation file")
+    s.add_argument("--validation", required=True, help="s3:// URI of the Titan JSONL validation file")
     s.add_argument("--output", help="s3:// URI for the job output (default: beside --train)")
     s.add_argument("--role-arn", required=True, help="IAM role Bedrock assumes to read and write S3")
     s.add_argument("--epochs", type=int, default=10, help="epochCount, 1–100 (Bedrock has no default; 10 here)")
@@ -117,6 +118,7 @@ def _add_titan(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("job", nargs="?", help="job name or ARN (default: every job started from here)")
     s.add_argument("--json", action="store_true", help="print as JSON")
     s.set_defaults(func=cmd_titan_status)
+    titan_cmds.add_actions(sub)  # provision / deprovision
 
 
 @contextlib.contextmanager

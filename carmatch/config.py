@@ -14,6 +14,10 @@ from pathlib import Path
 
 from carmatch.errors import ConfigError
 
+# The checkout's data/ folder (carmatch is installed editable from it), whatever the working directory.
+DEFAULT_HOME = Path(__file__).resolve().parent.parent / "data"
+# How every hint names the command line: the console script the README's set-up (`make`) installs.
+CLI = ".venv/bin/carmatch"
 DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
 # Claude Sonnet 4.5 through the US cross-region inference profile; carmatch.captions.profiles maps the
@@ -77,7 +81,7 @@ def _env_bool(value: str) -> bool:
 class Settings:
     """Every tunable of carmatch, with its environment variable in the comment."""
 
-    home: Path = Path("data")  # CARMATCH_HOME
+    home: Path = DEFAULT_HOME  # CARMATCH_HOME (relative values are taken from the working directory)
     model: str = DEFAULT_MODEL  # CARMATCH_MODEL: open_clip name or path to a config JSON
     pretrained: str = DEFAULT_PRETRAINED  # CARMATCH_PRETRAINED: tag, checkpoint path or "none"
     device: str = "auto"  # CARMATCH_DEVICE: auto | cpu | cuda | cuda:N

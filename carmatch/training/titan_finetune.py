@@ -20,7 +20,10 @@ from carmatch.training import registry
 
 log = logging.getLogger(__name__)
 
-TITAN_BASE_MODEL = "amazon.titan-embed-image-v1"
+# The customizable base model: the ":0" version of Titan Multimodal Embeddings G1 (Bedrock's table of
+# models supported for fine-tuning), offered for customization in these regions.
+TITAN_BASE_MODEL = "amazon.titan-embed-image-v1:0"
+TITAN_CUSTOMIZATION_REGIONS = ("us-east-1", "us-west-2")
 EPOCHS_RANGE = (1, 100)  # no default: Bedrock requires epochCount
 BATCH_SIZE_RANGE = (256, 9216)
 DEFAULT_BATCH_SIZE = 576
@@ -86,6 +89,18 @@ def _s3_uri(uri: str, field: str, label: str, require_key: bool = True) -> str:
     return str(parse_s3_uri(uri, require_key=require_key, field=field, label=label, example=example))
 
 
+def _check_region(region: str | None) -> None:
+    """Refuse a region where Bedrock does not customize Titan Multimodal Embeddings (before any call)."""
+    if region and region not in TITAN_CUSTOMIZATION_REGIONS:
+        raise InvalidInputError(
+            field="aws_region",
+            value=region,
+            label="AWS_REGION",
+            reason="does not offer Titan Multimodal Embeddings fine-tuning; "
+            f"use {' or '.join(TITAN_CUSTOMIZATION_REGIONS)}",
+        )
+
+
 def start_finetune(
     bedrock: Any,
     catalog: Catalog,
@@ -106,9 +121,16 @@ def start_finetune(
     warnings = hyperparameters.validate()
     for warning in warnings:
         log.warning(warning)
+    _check_region(region)
     train_uri = _s3_uri(train_uri, "train", "The training data URI")
-    if validation_uri:
-        validation_uri = _s3_uri(validation_uri, "validation", "The validation data URI")
+    if not (validation_uri or "").strip():  # Titan reports validation metrics only with a validation set
+        raise InvalidInputError(
+            field="validation",
+            value=validation_uri or "",
+            label="The validation data URI",
+            reason="is required: give the validation.jsonl the Titan export wrote (s3://.../validation.jsonl)",
+        )
+    validation_uri = _s3_uri(validation_uri or "", "validation", "The validation data URI")
     if not role_arn.startswith("arn:"):
         reason = f"{role_arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
         raise InvalidInputError(field="role_arn", value=role_arn, label="Role ARN", reason=reason)
@@ -149,7 +171,7 @@ def _customization_request(
     custom_model_name: str,
     role_arn: str,
     train_uri: str,
-    validation_uri: str | None,
+    validation_uri: str,
     output_uri: str,
     hyperparameters: TitanHyperparameters,
 ) -> dict[str, Any]:
@@ -164,8 +186,7 @@ def _customization_request(
         "outputDataConfig": {"s3Uri": output_uri},
         "hyperParameters": hyperparameters.as_api(),
     }
-    if validation_uri:
-        request["validationDataConfig"] = {"validators": [{"s3Uri": validation_uri}]}
+    request["validationDataConfig"] = {"validators": [{"s3Uri": validation_uri}]}
     return request
 
 

@@ -17,6 +17,7 @@ from carmatch.training import registry
 from carmatch.training import titan_finetune as titan
 
 ROLE = "arn:aws:iam::123456789012:role/carmatch-bedrock"
+VAL = "s3://bucket/v.jsonl"
 JOB_ARN = "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/amazon.titan-embed-image-v1:0/abc123"
 
 
@@ -74,7 +75,7 @@ def test_finetune_request_shape_and_registration(runtime: Runtime, bedrock: Any)
         "jobName": "carmatch-titan-1",
         "customModelName": "carmatch-titan-1",
         "roleArn": ROLE,
-        "baseModelIdentifier": "amazon.titan-embed-image-v1",
+        "baseModelIdentifier": "amazon.titan-embed-image-v1:0",
         "customizationType": "FINE_TUNING",
         "trainingDataConfig": {"s3Uri": "s3://bucket/titan/train.jsonl"},
         "validationDataConfig": {"validators": [{"s3Uri": "s3://bucket/titan/val.jsonl"}]},
@@ -127,7 +128,14 @@ def test_access_denied_is_explained(runtime: Runtime, bedrock: Any) -> None:
     with Stubber(bedrock) as stub:
         stub.add_client_error("create_model_customization_job", "AccessDeniedException", "not authorized")
         with pytest.raises(AwsError, match="access denied"):
-            titan.start_finetune(bedrock, runtime.catalog, "s3://bucket/t.jsonl", ROLE, titan.TitanHyperparameters(3))
+            titan.start_finetune(
+                bedrock,
+                runtime.catalog,
+                "s3://bucket/t.jsonl",
+                ROLE,
+                titan.TitanHyperparameters(3),
+                "s3://bucket/v.jsonl",
+            )
     assert registry.list_models(runtime.catalog) == []
 
 
@@ -137,11 +145,52 @@ def test_cli_warns_about_a_high_learning_rate_and_refuses_bad_values(
     monkeypatch.setattr("carmatch.aws.make_client", lambda service, region, **kw: bedrock)
     with Stubber(bedrock) as stub:
         stub.add_response("create_model_customization_job", {"jobArn": JOB_ARN})
-        code = main(["titan", "finetune", "--train", "s3://bucket/t.jsonl", "--role-arn", ROLE, "--lr", "0.01"])
+        code = main(
+            [
+                "titan",
+                "finetune",
+                "--train",
+                "s3://bucket/t.jsonl",
+                "--validation",
+                VAL,
+                "--role-arn",
+                ROLE,
+                "--lr",
+                "0.01",
+            ]
+        )
     out = capsys.readouterr()
     assert code == 0 and JOB_ARN in out.out and "200× Titan's default" in out.err
     with Stubber(bedrock):  # no response queued: any AWS call would fail the test
         assert (
-            main(["titan", "finetune", "--train", "s3://bucket/t.jsonl", "--role-arn", ROLE, "--batch-size", "64"]) == 1
+            main(
+                [
+                    "titan",
+                    "finetune",
+                    "--train",
+                    "s3://bucket/t.jsonl",
+                    "--validation",
+                    VAL,
+                    "--role-arn",
+                    ROLE,
+                    "--batch-size",
+                    "64",
+                ]
+            )
+            == 1
         )
     assert "batchSize 64 must be 256" in capsys.readouterr().err
+
+
+def test_a_missing_validation_set_or_a_region_without_titan_customization_is_refused_before_any_call(
+    runtime: Runtime, bedrock: Any
+) -> None:
+    hp = titan.TitanHyperparameters(3)
+    with Stubber(bedrock):  # no response queued: any AWS call would fail the test
+        with pytest.raises(InvalidInputError, match="validation.jsonl") as caught:
+            titan.start_finetune(bedrock, runtime.catalog, "s3://bucket/t.jsonl", ROLE, hp, None, region="us-east-1")
+        assert caught.value.field == "validation"
+        with pytest.raises(InvalidInputError, match="us-east-1 or us-west-2") as caught:
+            titan.start_finetune(bedrock, runtime.catalog, "s3://bucket/t.jsonl", ROLE, hp, VAL, region="eu-west-1")
+        assert (caught.value.field, caught.value.value) == ("aws_region", "eu-west-1")
+    assert registry.list_models(runtime.catalog) == []

@@ -1,0 +1,90 @@
+"""The Dataset tab in Chromium: locked until unlocked, edits reach Search, refusals keep the editor readable."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Browser, expect
+
+from carmatch.runtime import Runtime
+from tests.browser.conftest import DESKTOP, PASSWORD, Served, open_page, screenshot, unlock
+
+NEW_CAPTION = "a purple zeppelin shaped roadster"
+
+
+def test_caption_edited_in_dataset_tab_shows_up_in_search(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, DESKTOP, tab="Dataset")
+    expect(page.locator("#dataset-save")).to_be_disabled()  # locked means visibly locked
+    page.locator("#dataset-password input").fill("wrong")
+    page.locator("#dataset-unlock").click()
+    expect(page.locator("#dataset-access")).to_contain_text("Wrong admin password")
+    unlock(page)
+    expect(page.locator("#dataset-save")).to_be_enabled()
+
+    page.locator("#dataset-grid button.thumbnail-item").first.click()
+    caption = page.locator("#dataset-caption textarea")
+    expect(page.locator("#dataset-meta")).to_contain_text("state")
+    caption.fill(NEW_CAPTION)
+    caption.press("Enter")  # saves, approves and moves to the next unreviewed image
+    expect(page.locator("#dataset-message")).to_contain_text("Approved")
+    screenshot(page, "dataset-desktop")
+
+    page.get_by_role("tab", name="Search").click()
+    page.locator("#search-text textarea").fill("purple zeppelin")
+    page.locator("#search-button").click()
+    expect(page.locator("#results")).to_contain_text(NEW_CAPTION)
+    page.context.close()
+    records = served.runtime.catalog.get_many(served.runtime.catalog.ids()).values()
+    edited = [(r.review_state, r.caption_source) for r in records if r.caption == NEW_CAPTION]
+    assert edited == [("approved", "human")]
+
+
+def test_refused_save_keeps_caption_and_fields_readable(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, DESKTOP, tab="Dataset")
+    unlock(page)
+    page.locator("#dataset-grid button.thumbnail-item").nth(1).click()
+    expect(page.locator("#dataset-meta")).to_contain_text("state")
+    typed = "my careful caption that must not be lost"
+    page.locator("#dataset-caption textarea").fill(typed)
+    runtime: Runtime = served.runtime
+    settings = runtime.settings
+    runtime.settings = settings.with_overrides(admin_password="changed-meanwhile")  # the next write is refused
+    try:
+        page.locator("#dataset-save").click()
+        expect(page.locator("#dataset-message")).to_contain_text("Wrong admin password")
+    finally:
+        runtime.settings = settings
+    expect(page.locator("#dataset-caption textarea")).to_have_value(typed)
+    expect(page.locator("#dataset-attr-color textarea")).not_to_have_value("")
+    expect(page.locator("#dataset-image img")).to_be_visible()
+    expect(page.get_by_text("Error", exact=True)).to_have_count(0)  # no red overlays on the fields
+    screenshot(page, "dataset-refused")
+    page.context.close()
+
+
+def test_bulk_on_everything_matching_asks_for_confirmation(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, DESKTOP, tab="Dataset")
+    unlock(page)
+    page.locator("#dataset-filter-text input, #dataset-filter-text textarea").first.fill("van")
+    page.locator("#dataset-filter-text input, #dataset-filter-text textarea").first.press("Enter")
+    expect(page.locator("#dataset-page-info")).to_contain_text("2 matching")
+    page.get_by_text("Bulk actions").click()
+    page.get_by_label("everything matching the filters").check()
+    page.locator("#dataset-bulk-run").click()
+    report = page.locator("#bulk-report textarea")
+    expect(report).to_have_value(
+        "❌ This would approve all 2 image(s) matching the filters: tick 'confirm' and run again."
+    )
+    page.locator("#bulk-confirm input").check()
+    page.locator("#dataset-bulk-run").click()
+    expect(report).to_have_value(re.compile(r"^Approve: 2 changed of 2"))
+    page.context.close()
+
+
+def test_one_login_unlocks_dataset_and_training(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, DESKTOP, tab="Dataset")
+    unlock(page)
+    page.get_by_role("tab", name="Training").click()
+    expect(page.locator("#train-access")).to_contain_text("unlocked")
+    assert PASSWORD not in page.content()
+    page.context.close()
