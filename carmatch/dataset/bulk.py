@@ -55,8 +55,12 @@ def bulk_review(
     state: str,
     author: str = DEFAULT_AUTHOR,
     progress: Progress = no_progress,
+    overturn_rejected: bool = False,
 ) -> BulkReport:
-    """Set the review state of many images (approving skips uncaptioned ones); each gets a history row."""
+    """Set the review state of many images; each gets a history row.
+
+    Approving skips uncaptioned images and, unless ``overturn_rejected``, rejected ones (a person's rejection stands).
+    """
     if state not in REVIEW_STATES:
         raise InvalidInputError(f"Unknown review state {state!r}; use one of {REVIEW_STATES}")
     ids = list(dict.fromkeys(image_ids))
@@ -73,6 +77,8 @@ def bulk_review(
                     report.unchanged += 1
                 elif state == "approved" and not record.caption:
                     report.skipped.append((image_id, "no caption to approve"))
+                elif state == "approved" and record.review_state == "rejected" and not overturn_rejected:
+                    report.skipped.append((image_id, "rejected (tick 'also approve rejected' to overturn)"))
                 else:
                     catalog.set_review_state(image_id, state, author=author, expected_version=record.version)
                     report.changed += 1

@@ -312,11 +312,15 @@ def bulk(
     selected_ids: Sequence[str] | None,
     query: curation.Query,
     delete_files: bool = False,
-    confirm_delete: bool = False,
+    confirmed: bool = False,
     progress: Progress = no_progress,
     bedrock_client: Any = None,
+    overturn_rejected: bool = False,
 ) -> str:
-    """Run a bulk action on the checked images or on everything matching the filters; returns a report."""
+    """Run a bulk action on the checked images or on everything matching the filters; returns a report.
+
+    Deleting, and any action on everything matching the filters, needs ``confirmed`` (the refusal gives the count).
+    """
     require_admin(runtime, session_password)
     if scope == SCOPE_MATCHING:
         ids = curation.matching_ids(runtime.catalog, query)
@@ -326,14 +330,18 @@ def bulk(
         raise InvalidInputError(
             "No images selected: tick some in the grid, or choose 'everything matching the filters'."
         )
+    if scope == SCOPE_MATCHING and not confirmed:
+        raise InvalidInputError(
+            f"This would {action} all {len(ids)} image(s) matching the filters: tick 'confirm' and run again."
+        )
     catalog = runtime.catalog
     if action == "approve":
-        return bulk_ops.bulk_review(catalog, ids, "approved", APP_AUTHOR, progress).summary()
+        return bulk_ops.bulk_review(catalog, ids, "approved", APP_AUTHOR, progress, overturn_rejected).summary()
     if action == "reject":
         return bulk_ops.bulk_review(catalog, ids, "rejected", APP_AUTHOR, progress).summary()
     if action == "delete":
-        if not confirm_delete:
-            raise InvalidInputError(f"Tick 'confirm delete' to remove {len(ids)} image(s) from the collection.")
+        if not confirmed:
+            raise InvalidInputError(f"Tick 'confirm' to remove {len(ids)} image(s) from the collection.")
         under = runtime.settings.uploads_dir if delete_files else None
         return bulk_ops.bulk_delete(catalog, runtime.store, ids, under, progress).summary()
     if action == "caption with Claude":

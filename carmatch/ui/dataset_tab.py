@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 ANY = actions.ANY
 EDIT_BUTTONS = ("save", "approve", "reject", "undo")  # disabled while the tab is locked
-EDITOR_OUTPUTS = 7 + len(ATTRIBUTE_COLUMNS)  # id, version, image, meta, caption, attributes, history, message, conflict
+EDITOR_OUTPUTS = 8 + len(ATTRIBUTE_COLUMNS)  # id, version, image, meta, caption, attributes, history, message, conflict
 
 
 def _editor_values(view: actions.EditorView) -> tuple[Any, ...]:
@@ -94,14 +94,17 @@ def _bulk_panel() -> dict[str, Any]:
     action = gr.Radio(list(actions.BULK_ACTIONS), value="approve", label="Action")
     with gr.Row():
         delete_files = gr.Checkbox(label="also delete uploaded files (files elsewhere are never deleted)")
-        confirm_delete = gr.Checkbox(label="confirm delete")
+        overturn = gr.Checkbox(label="also approve rejected images")
+        confirm = gr.Checkbox(
+            label="confirm (needed to delete, or to act on everything matching)", elem_id="bulk-confirm"
+        )
     run = gr.Button("Run bulk action", variant="stop", elem_id="dataset-bulk-run", interactive=False)
-    report = gr.Textbox(label="Bulk report", lines=4, interactive=False)
+    report = gr.Textbox(label="Bulk report", lines=4, interactive=False, elem_id="bulk-report")
     return {
         "selected": selected,
         "select_all": select_all,
         "select_none": select_none,
-        "inputs": [action, scope, selected, delete_files, confirm_delete],
+        "inputs": [action, scope, selected, delete_files, confirm, overturn],
         "run": run,
         "report": report,
     }
@@ -316,7 +319,6 @@ def _wire_bulk(
 ) -> None:
     """Run the chosen bulk action on the selection or on everything matching the filters."""
 
-    @user_errors
     def on_bulk(
         pw: str,
         what: str,
@@ -324,11 +326,17 @@ def _wire_bulk(
         ids: list[str],
         remove_files: bool,
         confirmed: bool,
+        overturn: bool,
         *values: Any,
         progress: gr.Progress = gr.Progress(),
     ) -> str:
-        query = actions.query_from_inputs(values)
-        return actions.bulk(runtime, pw, what, where, ids, query, remove_files, confirmed, progress_adapter(progress))
+        query, report = actions.query_from_inputs(values), progress_adapter(progress)
+        try:
+            return actions.bulk(
+                runtime, pw, what, where, ids, query, remove_files, confirmed, report, overturn_rejected=overturn
+            )
+        except CarmatchError as exc:  # shown in the report box (which stays readable), nothing changed
+            return f"❌ {for_browser(exc)}"
 
     inputs = [session_password, *bulk["inputs"], *filters]
     refresh_after(bulk["run"].click(on_bulk, inputs, [bulk["report"]], api_visibility="private"))

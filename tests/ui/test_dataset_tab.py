@@ -60,7 +60,7 @@ def test_wrong_password_is_told_and_changes_nothing(admin_runtime: Runtime, tmp_
         lambda: actions.save(admin_runtime, "guess", image_id, version, "hacked", [], query),
         lambda: actions.review(admin_runtime, "guess", image_id, version, "rejected", query),
         lambda: actions.undo(admin_runtime, "guess", image_id, version),
-        lambda: actions.bulk(admin_runtime, "guess", "delete", actions.SCOPE_MATCHING, [], query, confirm_delete=True),
+        lambda: actions.bulk(admin_runtime, "guess", "delete", actions.SCOPE_MATCHING, [], query, confirmed=True),
         lambda: files_actions.export(admin_runtime, "guess", "csv"),
         lambda: files_actions.import_preview(admin_runtime, None, tmp_path / "x.csv"),
         lambda: files_actions.add_images(admin_runtime, "", [tmp_path / "x.png"]),
@@ -153,12 +153,31 @@ def test_bulk_approve_selected_and_by_filter(admin_runtime: Runtime) -> None:
         actions.SCOPE_MATCHING,
         [],
         actions.make_query(),
+        confirmed=True,
         progress=lambda d, t, m: seen.append((d, t, m)),
     )
     assert "3 changed of 6" in text and "2 skipped" in text and seen[-1][:2] == (6, 6)
     assert "approved **4**" in actions.counts_markdown(admin_runtime)
     with pytest.raises(InvalidInputError, match="No images selected"):
         actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_SELECTED, [], query)
+
+
+def test_bulk_on_everything_matching_asks_for_confirmation_with_the_count(admin_runtime: Runtime) -> None:
+    with pytest.raises(InvalidInputError, match="approve all 6 image"):
+        actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_MATCHING, [], actions.make_query())
+    assert "approved **0**" in actions.counts_markdown(admin_runtime)
+
+
+def test_bulk_approve_keeps_rejections_unless_asked(admin_runtime: Runtime) -> None:
+    ids = actions.load_page(admin_runtime, actions.make_query(color="red")).ids
+    record = admin_runtime.catalog.get(ids[0])
+    admin_runtime.catalog.set_review_state(ids[0], "rejected", author="t", expected_version=record.version)
+    text = actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_SELECTED, ids, actions.make_query())
+    assert "1 skipped" in text and "rejected" in text
+    assert admin_runtime.catalog.get(ids[0]).review_state == "rejected"
+    query = actions.make_query()
+    actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_SELECTED, ids, query, overturn_rejected=True)
+    assert admin_runtime.catalog.get(ids[0]).review_state == "approved"
 
 
 def test_bulk_delete_needs_confirmation_and_leaves_search(admin_runtime: Runtime) -> None:
@@ -168,7 +187,7 @@ def test_bulk_delete_needs_confirmation_and_leaves_search(admin_runtime: Runtime
         actions.bulk(admin_runtime, PASSWORD, "delete", actions.SCOPE_MATCHING, [], query)
     before = [r.id for r in admin_runtime.search(text="a white van", k=6).results]
     assert ids[0] in before
-    actions.bulk(admin_runtime, PASSWORD, "delete", actions.SCOPE_MATCHING, [], query, confirm_delete=True)
+    actions.bulk(admin_runtime, PASSWORD, "delete", actions.SCOPE_MATCHING, [], query, confirmed=True)
     after = [r.id for r in admin_runtime.search(text="a white van", k=6).results]
     assert ids[0] not in after and len(after) == 5
     assert actions.load_page(admin_runtime, actions.make_query()).total == 5
@@ -237,7 +256,7 @@ def test_import_preview_then_apply_in_the_tab(admin_runtime: Runtime, tmp_path: 
 
 
 def test_export_from_the_tab_gives_downloadable_files(admin_runtime: Runtime) -> None:
-    actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_MATCHING, [], actions.make_query())
+    actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_MATCHING, [], actions.make_query(), confirmed=True)
     files, text = files_actions.export(admin_runtime, PASSWORD, "jsonl")
     assert len(files) == 1 and Path(files[0]).read_text().count("\n") == 4 and "Exported 4" in text
     assert list((admin_runtime.settings.home / "exports").glob("*/pairs.jsonl"))
