@@ -232,7 +232,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"CARMATCH_DEVICE={settings.device!r}: use auto, cpu, cuda or cuda:N")
     if settings.vector_store not in VECTOR_STORES:
         raise ConfigError(
-            field="CARMATCH_VECTOR_STORE", value=settings.vector_store, reason=f"use one of {', '.join(VECTOR_STORES)}"
+            field="vector_store",
+            value=settings.vector_store,
+            label="CARMATCH_VECTOR_STORE",
+            reason=f"is {settings.vector_store!r}: use one of {', '.join(VECTOR_STORES)}",
         )
     if settings.embed_dim not in TITAN_EMBED_DIMS:
         raise ConfigError(

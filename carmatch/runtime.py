@@ -197,7 +197,12 @@ class Runtime:
                 info["model_key"] = embedder.model_key
             except CarmatchError as exc:
                 info["problems"].append(str(exc))
-        if self.store.exists():
+        try:
+            index_exists = self.store.exists()
+        except CarmatchError as exc:  # a Milvus store out of reach: say so, keep the rest of the report
+            info["problems"].append(str(exc))
+            index_exists = False
+        if index_exists:
             try:
                 manifest = self.store.read_manifest()
                 info["index_size"] = manifest.count
