@@ -36,7 +36,8 @@ class TqdmProgress:
         if self.bar is None or phase != self.phase:
             self.close()
             self.phase = phase
-            self.bar = tqdm(total=total, desc=phase, unit=self.unit, leave=True)
+            # work done before the first report is not timed: starting from it keeps the first rate honest
+            self.bar = tqdm(total=total, initial=done, desc=phase, unit=self.unit, leave=True)
         self.bar.total = total
         self.bar.n = done
         self.bar.refresh()

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from admin.common import TqdmProgress, parse_where, runtime_for
 from carmatch.catalog.schema import FILTER_KEYS
-from carmatch.config import VECTOR_STORES
-from carmatch.search.migrate import migrate_store
+from carmatch.locations import relocate
 from carmatch.search.rebuild import rebuild_index
 from carmatch.search.searcher import check_query
 
@@ -40,13 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(func=cmd_info)
 
+    p = subparsers.add_parser("relocate", help="point the catalog at a folder of images that moved")
+    p.add_argument("old_prefix", metavar="OLD_PREFIX", help="the folder the images were ingested from")
+    p.add_argument("new_prefix", metavar="NEW_PREFIX", type=Path, help="the folder they live in now")
+    p.set_defaults(func=cmd_relocate)
+
     p = subparsers.add_parser("index", help="manage the search index")
     sub = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
     r = sub.add_parser("rebuild", help="re-embed what the active model lacks and rebuild the index")
     r.set_defaults(func=cmd_index_rebuild)
-    r = sub.add_parser("migrate", help="copy the index to the other vector store from cached embeddings, then use it")
-    r.add_argument("--to", required=True, choices=VECTOR_STORES, help="the store to move to")
-    r.set_defaults(func=cmd_index_migrate)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -91,7 +92,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     """Print where the data lives and what model and index are in use."""
     with runtime_for(args) as runtime:
-        info = runtime.info()
+        info = runtime.info(check_files=True)
         if args.json:
             print(json.dumps(info, indent=2))
             return 0
@@ -102,16 +103,22 @@ def cmd_info(args: argparse.Namespace) -> int:
             ("Active run", "active_run"),
             ("Device", "device"),
             ("Images", "images"),
-            ("Vector store", "store"),
-            ("Store at", "store_location"),
             ("Index size", "index_size"),
             ("Index model", "index_model"),
+            ("Missing files", "missing_files"),
         ]
         for label, key in labels:
             value = info.get(key)
             print(f"{label + ':':<13} {value if value is not None else '-'}")
         for problem in info["problems"]:
             print(f"! {problem}")
+        return 0
+
+
+def cmd_relocate(args: argparse.Namespace) -> int:
+    """Rewrite image locations under OLD_PREFIX to NEW_PREFIX (captions, history and reviews stay)."""
+    with runtime_for(args) as runtime:
+        print(relocate(runtime.catalog, args.old_prefix, args.new_prefix).summary())
         return 0
 
 
@@ -128,16 +135,4 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
         print(f"Index rebuilt: {len(index)} images with {runtime.embedder.model_key}.")
         for image_id, reason in failures:
             print(f"  not indexed {image_id[:12]}: {reason}")
-        return 0
-
-
-def cmd_index_migrate(args: argparse.Namespace) -> int:
-    """Copy every cached vector into the other store, verify the count, then switch the setting."""
-    with runtime_for(args) as runtime:
-        progress = TqdmProgress()
-        try:
-            report = migrate_store(args.settings, runtime.catalog, runtime.store, args.to, progress=progress)
-        finally:
-            progress.close()
-        print(report.summary())
         return 0

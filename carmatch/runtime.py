@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from carmatch.catalog import Catalog
-from carmatch.config import Settings
+from carmatch.config import CLI, Settings
 from carmatch.errors import CarmatchError, EmptyCollectionError, IndexMissingError
 from carmatch.images import ImageSource
+from carmatch.locations import missing_files, missing_files_problem
 from carmatch.search.embedder import Embedder, ModelSpec, load_clip
 from carmatch.search.ingest import Ingestor, Limits
 from carmatch.search.searcher import DEFAULT_IMAGE_WEIGHT, Searcher, SearchResponse
@@ -47,7 +48,10 @@ class Runtime:
         self.store: VectorStore = open_store(settings, self.catalog)  # CARMATCH_VECTOR_STORE: hnswlib or milvus
         self._lock = threading.RLock()
         self._embedder = embedder
-        self._embedder_error: CarmatchError | None = None
+        self._embedder_error: CarmatchError | None = None  # a failed load, remembered until retry_model
+        self._model_lock = threading.Lock()  # held while the model loads
+        self._state_lock = threading.Lock()  # guards _embedder, _embedder_error and _loader; held briefly
+        self._loader: threading.Thread | None = None
         self._index: SearchIndex | None = None
         self._index_generation: str | None = None
         self._installing: str | None = None  # model key whose index is being built for a swap
@@ -76,21 +80,64 @@ class Runtime:
 
     @property
     def embedder(self) -> Embedder:
-        """The active CLIP model, loaded on first use; raises a clear error when it cannot load."""
-        with self._lock:
-            if self._embedder is None:
-                spec = self.active_model().spec
-                try:
-                    if is_bedrock_model(spec.name):  # CARMATCH_MODEL=bedrock/...: Titan on Bedrock
-                        self._embedder = load_titan(spec.name, self.settings)
-                    else:
-                        settings = self.settings
-                        self._embedder = load_clip(spec.name, spec.pretrained, settings.device, settings.offline)
-                    self._embedder_error = None
-                except CarmatchError as exc:
+        """The active CLIP model, loaded on first use; a failed load is remembered and raised again at once."""
+        loaded = self._embedder
+        if loaded is not None:
+            return loaded
+        # Lock order: _lock, then _model_lock, then _state_lock; a load never waits for _lock.
+        with self._model_lock:  # a second caller waits for a load in progress instead of starting another
+            with self._state_lock:
+                if self._embedder is not None:
+                    return self._embedder
+                if self._embedder_error is not None:
+                    raise self._embedder_error
+            spec = self.active_model().spec
+            try:
+                if is_bedrock_model(spec.name):  # CARMATCH_MODEL=bedrock/...: Titan on Bedrock
+                    embedder: Embedder = load_titan(spec.name, self.settings)
+                else:
+                    embedder = load_clip(spec.name, spec.pretrained, self.settings.device, self.settings.offline)
+            except CarmatchError as exc:
+                with self._state_lock:
                     self._embedder_error = exc
-                    raise
-            return self._embedder
+                log.error("The CLIP model could not be loaded: %s", exc)  # once: later calls re-raise without logging
+                raise
+            with self._state_lock:
+                if self._embedder is None:  # a model swapped in meanwhile wins
+                    self._embedder = embedder
+                return self._embedder
+
+    def start_loading(self) -> threading.Thread | None:
+        """Load the active model in a background thread (app start-up); None when nothing is left to load."""
+        with self._state_lock:
+            if self._embedder is not None or self._embedder_error is not None:
+                return None
+            if self._loader is not None and self._loader.is_alive():
+                return self._loader
+            self._loader = threading.Thread(target=self._load_quietly, name="carmatch-model-load", daemon=True)
+            self._loader.start()
+            return self._loader
+
+    def _load_quietly(self) -> None:
+        try:
+            _ = self.embedder
+        except CarmatchError:
+            pass  # remembered in _embedder_error and logged once by `embedder`
+
+    def model_error(self) -> CarmatchError | None:
+        """Why the model could not be loaded, when the last attempt failed (never triggers a load)."""
+        return self._embedder_error
+
+    def model_loading(self) -> bool:
+        """True while the model is being loaded."""
+        return self._embedder is None and self._model_lock.locked()
+
+    def retry_model(self) -> Embedder:
+        """Forget a failed load and try again now (an admin fixed the weights or the network)."""
+        with self._model_lock:  # a load in progress finishes first
+            with self._state_lock:
+                self._embedder_error = None
+        return self.embedder
 
     def embedder_if_loaded(self) -> Embedder | None:
         """The model if it is already loaded (never triggers a load)."""
@@ -100,7 +147,9 @@ class Runtime:
         """Switch to another model whose index has already been saved as current."""
         with self._lock:
             self.set_active_model(active)
-            self._embedder = embedder
+            with self._state_lock:
+                self._embedder = embedder
+                self._embedder_error = None
             self._index = None
             self._index_generation = None
 
@@ -135,10 +184,10 @@ class Runtime:
             if generation is None:
                 if self.catalog.count() == 0:
                     raise EmptyCollectionError(
-                        "The collection is empty: add images with `python -m admin ingest DIR` "
+                        f"The collection is empty: add images with `{CLI} ingest DIR` "
                         "(or upload them in the Dataset tab)."
                     )
-                raise IndexMissingError("No search index yet. Build it: python -m admin index rebuild")
+                raise IndexMissingError(f"No search index yet. Build it: {CLI} index rebuild")
             if self._index is None or generation != self._index_generation:
                 if self._index is not None and self._installing is not None:
                     if self.store.read_manifest().model_key == self._installing:
@@ -174,8 +223,13 @@ class Runtime:
         return Ingestor(self.catalog, self.embedder, self.store, self.settings.batch_size, limits)
 
     # -- status -----------------------------------------------------------------------------
-    def info(self, load_model: bool = True) -> dict[str, Any]:
-        """Model, device, image count, index size and data location, for `admin info` and the UI."""
+    def info(self, load_model: bool = True, check_files: bool = False) -> dict[str, Any]:
+        """Model, device, image count, index size and data location, for `carmatch info` and the UI.
+
+        ``problems`` lists what stops or degrades search, each with the command that fixes it, a
+        model that failed to load first. ``load_model=False`` never waits for the model: its state
+        (``loaded``, ``loading``, ``failed``, ``not loaded``) is reported as it is.
+        """
         active = self.active_model()
         info: dict[str, Any] = {
             "home": str(self.settings.home.resolve()),
@@ -183,7 +237,8 @@ class Runtime:
             "model": active.spec.name,
             "pretrained": active.spec.pretrained,
             "active_run": active.run_id or "base",
-            "device": self.settings.device,
+            "device": None,  # known once the model is loaded
+            "model_state": "not loaded",
             "images": self.catalog.count(),
             "index_size": None,
             "index_model": None,
@@ -192,33 +247,48 @@ class Runtime:
         }
         if load_model:
             try:
-                embedder = self.embedder
-                info["device"] = embedder.device
-                info["model_key"] = embedder.model_key
-            except CarmatchError as exc:
-                info["problems"].append(str(exc))
-        try:
-            index_exists = self.store.exists()
-        except CarmatchError as exc:  # a Milvus store out of reach: say so, keep the rest of the report
-            info["problems"].append(str(exc))
-            index_exists = False
-        if index_exists:
-            try:
-                manifest = self.store.read_manifest()
-                info["index_size"] = manifest.count
-                info["index_model"] = manifest.model_key
-                loaded = self.embedder_if_loaded()
-                if loaded is not None and manifest.model_key != loaded.model_key:
-                    info["problems"].append(
-                        "The index was built by another model; rebuild it: python -m admin index rebuild"
-                    )
-            except CarmatchError as exc:
-                info["problems"].append(str(exc))
-        elif info["images"]:
-            info["problems"].append("No search index yet; build it: python -m admin index rebuild")
-        if not info["images"]:
-            info["problems"].append("The collection is empty; add images: python -m admin ingest DIR")
+                _ = self.embedder
+            except CarmatchError:
+                pass  # reported below from model_error()
+        loaded, error = self.embedder_if_loaded(), self.model_error()
+        if loaded is not None:
+            info.update(device=loaded.device, model_key=loaded.model_key, model_state="loaded")
+        elif error is not None:
+            info.update(model_state="failed")
+            info["problems"].append(str(error))
+        elif self.model_loading():
+            info.update(model_state="loading")
+        info["problems"].extend(self._index_problems(info, loaded))
+        if check_files:
+            missing = missing_files(self.catalog)
+            info["missing_files"] = len(missing)
+            if missing:
+                info["problems"].append(missing_files_problem(missing))
         return info
+
+    def _index_problems(self, info: dict[str, Any], loaded: Embedder | None) -> list[str]:
+        """What is wrong with the index: none yet, another model's, or behind the catalog."""
+        problems: list[str] = []
+        try:
+            exists = self.store.exists()
+            manifest = self.store.read_manifest() if exists else None
+        except CarmatchError as exc:  # an unreadable index, or a Milvus server out of reach
+            return [str(exc)]
+        if manifest is not None:
+            info["index_size"] = manifest.count
+            info["index_model"] = manifest.model_key
+            if loaded is not None and manifest.model_key != loaded.model_key:
+                problems.append(f"The index was built by another model; rebuild it: {CLI} index rebuild")
+            elif manifest.count < info["images"]:
+                problems.append(
+                    f"The index holds {manifest.count} of the {info['images']} images (an ingest was interrupted); "
+                    f"catch up: {CLI} index rebuild (or run the same ingest again)"
+                )
+        elif info["images"]:
+            problems.append(f"No search index yet; build it: {CLI} index rebuild")
+        if not info["images"]:
+            problems.append(f"The collection is empty; add images: {CLI} ingest DIR")
+        return problems
 
     def close(self) -> None:
         """Release the catalog connection."""

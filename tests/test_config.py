@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from carmatch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, load_dotenv_file, load_settings
+from carmatch.config import DEFAULT_HOME, DEFAULT_MODEL, DEFAULT_PRETRAINED, load_dotenv_file, load_settings
 from carmatch.errors import ConfigError
 
 
 def test_defaults_need_no_environment() -> None:
     settings = load_settings({})
-    assert settings.home == Path("data")
+    assert settings.home == DEFAULT_HOME == Path(__file__).resolve().parents[1] / "data"
     assert (settings.model, settings.pretrained, settings.device) == (DEFAULT_MODEL, DEFAULT_PRETRAINED, "auto")
-    assert settings.db_path == Path("data/carmatch.db")
+    assert settings.db_path == DEFAULT_HOME / "carmatch.db"
     assert settings.admin_password == ""
 
 
@@ -63,3 +63,12 @@ def test_dotenv_file_fills_missing_variables_only(tmp_path: Path, monkeypatch: p
     settings = load_settings()
     assert settings.batch_size == 7 and settings.device == "auto"
     monkeypatch.delenv("CARMATCH_BATCH_SIZE")
+
+
+def test_default_home_is_the_same_from_any_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = load_settings({}).home
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert load_settings({}).home == first
+    assert first.is_absolute() and not first.is_relative_to(tmp_path)

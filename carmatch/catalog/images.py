@@ -115,6 +115,44 @@ class ImagesMixin(CatalogBase):
         with self._transaction() as conn:
             conn.execute("UPDATE images SET path=?, root=?, rel_path=? WHERE id=?", (path, root, rel_path, image_id))
 
+    def image_paths(self) -> list[tuple[str, str]]:
+        """(id, path) of every live image, oldest first."""
+        rows = self._execute("SELECT id, path FROM images WHERE deleted_at IS NULL ORDER BY added_at, id")
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def relocate_prefix(self, old: str, new: str) -> int:
+        """Move image locations (and the file stat cache) from folder ``old`` to ``new``; returns how many images."""
+        old, new = old.rstrip("/"), new.rstrip("/")
+        if not old or not new:
+            raise InvalidInputError("Relocating needs two folders other than /.")
+
+        def moved(path: str | None) -> str | None:
+            if path is None or not (path == old or path.startswith(old + "/")):
+                return None
+            return new + path[len(old) :]
+
+        changed = 0
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT id, path, root FROM images WHERE substr(path, 1, ?) = ?", (len(old), old))
+            for image_id, path, root in rows.fetchall():
+                target = moved(path)
+                if target is not None:
+                    conn.execute(
+                        "UPDATE images SET path=?, root=coalesce(?, root) WHERE id=?", (target, moved(root), image_id)
+                    )
+                    changed += 1
+            for path, size_bytes, mtime, image_id in conn.execute(
+                "SELECT path, size_bytes, mtime, image_id FROM files WHERE substr(path, 1, ?) = ?", (len(old), old)
+            ).fetchall():
+                target = moved(path)
+                if target is not None:
+                    conn.execute("DELETE FROM files WHERE path=?", (path,))
+                    conn.execute(
+                        "INSERT OR REPLACE INTO files (path, size_bytes, mtime, image_id) VALUES (?,?,?,?)",
+                        (target, size_bytes, mtime, image_id),
+                    )
+        return changed
+
     def delete_images(self, image_ids: Iterable[str]) -> int:
         """Remove images from the collection (soft delete: history is kept); returns how many."""
         stamp = now_iso()

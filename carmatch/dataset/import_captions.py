@@ -20,6 +20,7 @@ from carmatch.catalog import ATTRIBUTE_COLUMNS, Catalog, ImageRecord
 from carmatch.dataset.bulk import BulkReport
 from carmatch.dataset.curation import MAX_CAPTION_CHARS, merge_attributes
 from carmatch.errors import ConflictError, InvalidInputError, NotFoundError
+from carmatch.images import sha256_bytes
 from carmatch.progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ class ImportPreview:
         if self.ignored_columns:
             lines.append(f"Ignored columns: {', '.join(self.ignored_columns)}")
         for change in self.changes[:limit]:
-            lines.append(f"  {change.label}: {change.old_caption!r} -> {change.new_caption!r}")
+            old = repr(change.old_caption) if change.old_caption else "(no caption)"
+            lines.append(f"  {change.label}: {old} -> {change.new_caption!r}")
             if change.new_attributes != change.old_attributes:
                 lines.append(f"      attributes {change.old_attributes} -> {change.new_attributes}")
         if len(self.changes) > limit:
@@ -177,32 +179,67 @@ def _read_jsonl(text: str, name: str) -> tuple[list[ImportRow], list[str]]:
 
 
 # -- matching --------------------------------------------------------------------------------
-def find_image(catalog: Catalog, row: ImportRow) -> ImageRecord:
-    """The live image a row names; NotFoundError or InvalidInputError with the reason."""
+def find_image(catalog: Catalog, row: ImportRow, root: Path | None = None) -> ImageRecord:
+    """The live image a row names; NotFoundError or InvalidInputError with the reason.
+
+    The one matching rule of `dataset import` and `ingest --captions`: by id; else by path (absolute,
+    or relative to ``root``, the folder being ingested); then by the path relative to the folder the
+    image was ingested from; then by content (the file the row names hashes to a known image), so a
+    moved or re-ingested folder still matches.
+    """
     if row.id:
-        key = row.id.strip().lower()
-        matches = catalog.images_with_id_prefix(key, limit=2)
-        if not matches:
-            raise NotFoundError("no image with this id in the collection")
-        if len(matches) > 1 and matches[0].id != key:
-            raise InvalidInputError("id prefix matches several images")
-        return matches[0]
+        return _find_by_id(catalog, row.id)
     if not row.file:
         raise InvalidInputError("no file or id")
     given = Path(row.file).expanduser()
-    if given.is_absolute():
-        for candidate in dict.fromkeys([str(given), str(given.resolve())]):
+    on_disk = given if given.is_absolute() else (root / given if root is not None else None)
+    if on_disk is not None:
+        for candidate in dict.fromkeys([str(on_disk), str(on_disk.resolve())]):
             record = catalog.find_by_path(candidate)
             if record is not None:
                 return record
-        raise NotFoundError("no ingested image has this path")
-    rel = str(PurePosixPath(*[p for p in PurePosixPath(row.file.replace("\\", "/")).parts if p != "."]))
-    found = catalog.images_with_rel_path(rel, limit=3)
-    if not found:
-        raise NotFoundError("no ingested image has this path (relative to its ingested folder)")
+    if not given.is_absolute():
+        record = _find_by_rel_path(catalog, row.file, root)
+        if record is not None:
+            return record
+    record = _find_by_content(catalog, on_disk)
+    if record is not None:
+        return record
+    if given.is_absolute():
+        raise NotFoundError("no ingested image has this path or this file's content")
+    raise NotFoundError("no ingested image has this path (relative to its ingested folder) or this file's content")
+
+
+def _find_by_id(catalog: Catalog, image_id: str) -> ImageRecord:
+    key = image_id.strip().lower()
+    matches = catalog.images_with_id_prefix(key, limit=2)
+    if not matches:
+        raise NotFoundError("no image with this id in the collection")
+    if len(matches) > 1 and matches[0].id != key:
+        raise InvalidInputError("id prefix matches several images")
+    return matches[0]
+
+
+def _find_by_rel_path(catalog: Catalog, file: str, root: Path | None) -> ImageRecord | None:
+    rel = str(PurePosixPath(*[p for p in PurePosixPath(file.replace("\\", "/")).parts if p != "."]))
+    found = catalog.images_with_rel_path(rel, limit=50)
+    if root is not None:  # several folders hold this name: the one being ingested decides
+        found = [r for r in found if r.root == str(root)] or found
     if len({r.id for r in found}) > 1:
         raise InvalidInputError("this relative path exists in several ingested folders; use the absolute path or id")
-    return found[0]
+    return found[0] if found else None
+
+
+def _find_by_content(catalog: Catalog, path: Path | None) -> ImageRecord | None:
+    """The live image whose id is the SHA-256 of the file at ``path``, if that file can be read."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        image_id = sha256_bytes(path.read_bytes())
+    except OSError:
+        return None
+    found = catalog.get_many([image_id])
+    return found.get(image_id)
 
 
 def preview_import(catalog: Catalog, rows: list[ImportRow], ignored_columns: list[str] | None = None) -> ImportPreview:

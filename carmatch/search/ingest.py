@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from carmatch.catalog import Catalog
+from carmatch.catalog import Catalog, ImageRecord
+from carmatch.dataset.import_captions import ImportRow, find_image
 from carmatch.errors import (
     CancelledError,
     CarmatchError,
@@ -51,6 +52,7 @@ class IngestReport:
     seen: int = 0
     added: int = 0
     present: int = 0
+    relocated: int = 0  # known images found at a new place: their location was updated, nothing else
     embedded: int = 0
     captions_imported: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -65,6 +67,11 @@ class IngestReport:
             f"Added {self.added} new image(s), {self.present} already present, "
             f"{len(self.skipped)} skipped, {self.embedded} embedded."
         ]
+        if self.relocated:
+            lines.append(
+                f"{self.relocated} known image(s) were found at a new place: their location is updated, "
+                "captions, history and reviews are kept."
+            )
         if self.deleted_skipped:
             lines.append(f"{self.deleted_skipped} image(s) were deleted from the collection earlier and stay deleted.")
         if self.captions_imported or self.caption_rows_skipped:
@@ -265,8 +272,7 @@ class Ingestor:
             return None, None
         if known is not None:
             try:
-                self.catalog.get(known)
-                report.present += 1
+                self._note_location(self.catalog.get(known), resolved, root, rel, report)
                 return known, None
             except NotFoundError:  # row vanished: fall through and re-read the file
                 pass
@@ -288,13 +294,31 @@ class Ingestor:
             report.added += 1
             report.added_ids.append(loaded.sha256)
         else:
-            report.present += 1
-            if not Path(self.catalog.get(loaded.sha256).path).exists():
-                self.catalog.update_path(loaded.sha256, str(resolved), root_str, rel)
+            self._note_location(self.catalog.get(loaded.sha256), resolved, root, rel, report)
         self.catalog.remember_file(str(resolved), stat.st_size, stat.st_mtime, loaded.sha256)
         return loaded.sha256, loaded.image
 
+    def _note_location(
+        self, record: ImageRecord, resolved: Path, root: Path | None, rel: str | None, report: IngestReport
+    ) -> None:
+        """A known image met again: move its location here when its old file is gone or this is another folder.
+
+        An image is its content, so only the location changes; captions, history and reviews stay.
+        A duplicate file in the same folder leaves the first location alone.
+        """
+        here = str(resolved)
+        root_str = str(root) if root is not None else None
+        moved = record.path != here and (
+            not Path(record.path).exists() or (root_str is not None and record.root != root_str)
+        )
+        if moved:
+            self.catalog.update_path(record.id, here, root_str, rel)
+            report.relocated += 1
+        else:
+            report.present += 1
+
     def _import_captions(self, rows: Sequence[tuple[str, str]], root: Path, report: IngestReport) -> None:
+        """Store the captions CSV's captions, matching rows as `dataset import` does (find_image)."""
         for file, caption in rows:
             if not file:
                 report.caption_rows_skipped.append(("(empty)", "no file name"))
@@ -302,9 +326,10 @@ class Ingestor:
             if not caption:
                 report.caption_rows_skipped.append((file, "empty caption"))
                 continue
-            record = self.catalog.find_by_path(str((root / file).resolve()))
-            if record is None:
-                report.caption_rows_skipped.append((file, "no such image was ingested"))
+            try:
+                record = find_image(self.catalog, ImportRow(0, caption, file=file), root)
+            except (NotFoundError, InvalidInputError) as exc:
+                report.caption_rows_skipped.append((file, str(exc)))
                 continue
             if record.caption == caption:
                 continue

@@ -38,7 +38,7 @@ STATE_MARKS = {"approved": "✅", "rejected": "⛔", "unreviewed": "•"}
 BULK_ACTIONS = ("approve", "reject", "delete", "caption with Claude")
 SCOPE_SELECTED = "selected on this page"
 SCOPE_MATCHING = "everything matching the filters"
-HISTORY_HEADERS = ["caption", "when (UTC)", "v", "source", "state", "who"]  # caption first, narrow columns after
+HISTORY_HEADERS = ["version", "when", "who", "source", "state", "caption"]
 QUERY_INPUTS = ("text", *FILTER_ATTRIBUTES, "source", "state", "sort")  # the filter row, left to right
 
 
@@ -180,15 +180,10 @@ def open_image(runtime: Runtime, image_id: str | None, message: str = "") -> Edi
         meta += f"\n\n⚠️ Captioning failed {len(info.failures)}×; last ({last['source']}): {last['error']}"
     attrs = {key: str(record.attributes.get(key) or "") for key in ATTRIBUTE_COLUMNS}
     history = [
-        [h.caption or "", short_date(h.created_at), h.version, h.source or "", h.review_state or "", h.author or ""]
+        [h.version, h.created_at, h.author or "", h.source or "", h.review_state or "", h.caption or ""]
         for h in info.history
     ]
     return EditorView(record.id, record.version, image, meta, record.caption or "", attrs, history, message)
-
-
-def short_date(stamp: str | None) -> str:
-    """An ISO timestamp as 'YYYY-MM-DD HH:MM' (the catalog stores UTC)."""
-    return (stamp or "").replace("T", " ")[:16]
 
 
 def _conflict_markdown(conflict: curation.CaptionConflict) -> str:

@@ -40,13 +40,13 @@ def _hyperparameter_boxes(defaults: dict[str, Any]) -> list[gr.Number]:
 
 def _progress_views() -> list[Any]:
     """Status line, loss and recall curves, before/after table and log: what ``actions.poll`` fills."""
-    status = gr.Markdown(actions.NO_RUN_YET, elem_id="train-status")
+    status = gr.Markdown(elem_id="train-status")
     with gr.Row():
         loss_plot = gr.LinePlot(x="step", y="loss", title="training loss", height=260)
         recall_plot = gr.LinePlot(
             x="epoch", y="value", color="metric", title="validation text→image recall", height=260
         )
-    before_after = gr.Dataframe(label="test split: before → after", interactive=False, visible=False)
+    before_after = gr.Dataframe(label="test split: before → after", interactive=False)
     log_box = gr.Textbox(label="log", lines=8, max_lines=8, interactive=False, autoscroll=True)
     return [status, loss_plot, recall_plot, before_after, log_box]
 
@@ -96,13 +96,13 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
         return actions.cancel_activation(runtime, state, pw)
 
     start_btn.click(on_start, [session_password, *hyperparameters], [status], api_visibility="private").then(
-        refresh, None, refresh_outputs, api_visibility="private"
+        refresh, None, refresh_outputs
     )
     resume_btn.click(on_resume, [session_password, resume_run], [status], api_visibility="private")
     cancel_btn.click(on_cancel, [session_password], [status], api_visibility="private")
     activate_btn.click(
         on_activate, [session_password, model_pick], [activate_msg], api_visibility="private", concurrency_limit=1
-    ).then(refresh, None, refresh_outputs, api_visibility="private")
+    ).then(refresh, None, refresh_outputs)
     cancel_activate_btn.click(on_cancel_activate, [session_password], [activate_msg], api_visibility="private")
 
 
@@ -127,8 +127,7 @@ def _wire_refresh(
 
     def draw() -> tuple[Any, ...]:
         view = actions.poll(state)
-        table = gr.update(value=view["before_after"], visible=view["before_after"] is not None)
-        return view["status"], view["loss"], view["recall"], table, view["log"]
+        return view["status"], view["loss"], view["recall"], view["before_after"], view["log"]
 
     seen: dict[str, tuple[str, str] | None] = {"status": None}
 

@@ -95,7 +95,9 @@ def test_captions_csv_sets_imported_captions(runtime: Runtime, car_folder: Path,
     )
     report = runtime.ingestor().ingest_folder(car_folder, csv_file)
     assert report.captions_imported == 2
-    assert report.caption_rows_skipped == [("missing.jpg", "no such image was ingested")]
+    assert [(file, "no ingested image" in reason) for file, reason in report.caption_rows_skipped] == [
+        ("missing.jpg", True)
+    ]
     record = runtime.catalog.find_by_path(str((car_folder / "red_sedan.jpg").resolve()))
     assert record is not None
     assert (record.caption, record.caption_source) == ("a red sedan seen from the side", "imported")
@@ -186,3 +188,61 @@ def test_ctrl_c_mid_ingest_keeps_committed_batches_and_the_cli_exits_130(
     assert "4 embedded" in out
     assert main(["info", "--json"]) == 0
     assert '"index_size": 6' in capsys.readouterr().out
+
+
+def _review(runtime: Runtime, path: Path) -> str:
+    """Caption and approve the image at ``path``; returns its id."""
+    record = runtime.catalog.find_by_path(str(path.resolve()))
+    assert record is not None
+    runtime.catalog.set_caption(record.id, "a red sedan from the side", "human", author="ann")
+    runtime.catalog.set_review_state(record.id, "approved", author="ann")
+    return record.id
+
+
+def test_moved_folder_ingested_again_updates_locations_and_keeps_reviews(
+    runtime: Runtime, car_folder: Path, tmp_path: Path
+) -> None:
+    runtime.ingestor().ingest_folder(car_folder)
+    image_id = _review(runtime, car_folder / "red_sedan.jpg")
+    history = len(runtime.catalog.history(image_id))
+    moved = tmp_path / "moved-cars"
+    shutil.move(car_folder, moved)
+    report = runtime.ingestor().ingest_folder(moved)
+    assert (report.added, report.relocated, report.present, report.embedded) == (0, 6, 0, 0)
+    assert "6 known image(s) were found at a new place" in report.summary()
+    record = runtime.catalog.get(image_id)
+    assert record.path == str((moved / "red_sedan.jpg").resolve())
+    assert (record.caption, record.review_state) == ("a red sedan from the side", "approved")
+    assert len(runtime.catalog.history(image_id)) == history
+    hits = runtime.search(text="red sedan", k=6).results
+    assert all(Path(hit.path).is_file() for hit in hits) and len(hits) == 6
+
+
+def test_copy_in_another_folder_becomes_the_location_and_its_captions_match(
+    runtime: Runtime, car_folder: Path, tmp_path: Path
+) -> None:
+    runtime.ingestor().ingest_folder(car_folder)
+    copy = tmp_path / "copy"
+    shutil.copytree(car_folder, copy)
+    (copy / "red_sedan.jpg").rename(copy / "renamed.jpg")  # a new name: only its content matches
+    csv_file = tmp_path / "captions.csv"
+    csv_file.write_text("file,caption\nrenamed.jpg,a red sedan\nsub/green_van.webp,a green van\n")
+    report = runtime.ingestor().ingest_folder(copy, csv_file)
+    assert report.relocated == 6 and report.captions_imported == 2 and report.caption_rows_skipped == []
+    record = runtime.catalog.find_by_path(str((copy / "renamed.jpg").resolve()))
+    assert record is not None and record.caption == "a red sedan"
+
+
+def test_ingest_captions_match_rows_like_dataset_import(runtime: Runtime, car_folder: Path, tmp_path: Path) -> None:
+    from carmatch.dataset.import_captions import ImportRow, find_image
+
+    runtime.ingestor().ingest_folder(car_folder)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(car_folder, elsewhere)
+    row = ImportRow(2, "a van", file="sub/green_van.webp")
+    expected = find_image(runtime.catalog, row)  # dataset import: by path relative to the ingested folder
+    csv_file = tmp_path / "captions.csv"
+    csv_file.write_text("file,caption\nsub/green_van.webp,a van\n")
+    runtime.ingestor().ingest_paths([], elsewhere, [("sub/green_van.webp", "a van")])
+    assert runtime.catalog.get(expected.id).caption == "a van"
+    assert find_image(runtime.catalog, row, elsewhere).id == expected.id

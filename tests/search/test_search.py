@@ -100,7 +100,7 @@ def test_k_out_of_range_is_refused(indexed: Runtime) -> None:
 
 
 def test_empty_collection_says_how_to_add_images(runtime: Runtime) -> None:
-    with pytest.raises(EmptyCollectionError, match="admin ingest"):
+    with pytest.raises(EmptyCollectionError, match="carmatch ingest"):
         runtime.search(text="red car")
 
 

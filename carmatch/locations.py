@@ -1,0 +1,74 @@
+"""Where image files live: find the ones that are gone, and point the catalog at a moved folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from carmatch.catalog import Catalog
+from carmatch.config import CLI
+from carmatch.errors import InvalidInputError
+
+log = logging.getLogger(__name__)
+
+MISSING_EXAMPLES = 3  # how many missing files a message names
+
+
+@dataclass(frozen=True)
+class RelocateReport:
+    """What a relocate did: images moved, and how many of them are still not found at the new place."""
+
+    old: str
+    new: str
+    relocated: int
+    still_missing: int
+
+    def summary(self) -> str:
+        """One or two lines a person reads."""
+        lines = [f"Relocated {self.relocated} image(s) from {self.old} to {self.new}."]
+        if not self.relocated:
+            lines.append(f"No image in the collection lives under {self.old}; see `{CLI} info` for the missing ones.")
+        if self.still_missing:
+            lines.append(f"{self.still_missing} of them are not in {self.new} either; check the folder.")
+        return "\n".join(lines)
+
+
+def missing_files(catalog: Catalog) -> list[tuple[str, str]]:
+    """(id, path) of every live image whose file is not where the catalog says."""
+    return [(image_id, path) for image_id, path in catalog.image_paths() if not os.path.isfile(path)]
+
+
+def missing_files_problem(missing: list[tuple[str, str]]) -> str:
+    """One sentence: how many files are missing, a few of them, and the commands that fix it."""
+    examples = ", ".join(path for _, path in missing[:MISSING_EXAMPLES])
+    more = ", …" if len(missing) > MISSING_EXAMPLES else ""
+    return (
+        f"{len(missing)} image file(s) are not where the catalog says ({examples}{more}). If you moved "
+        f"the folder, run `{CLI} relocate OLD_FOLDER NEW_FOLDER` or ingest it again from its new place "
+        f"(`{CLI} ingest NEW_FOLDER`, captions and reviews are kept)."
+    )
+
+
+def _folder_text(folder: str | Path) -> str:
+    """A folder as an absolute path string, without resolving links (the old one may no longer exist)."""
+    return os.path.abspath(os.path.expanduser(str(folder)))
+
+
+def relocate(catalog: Catalog, old: str | Path, new: str | Path) -> RelocateReport:
+    """Point every image under folder ``old`` at the same relative path under ``new``."""
+    old_text, new_text = _folder_text(old), str(Path(new).expanduser().resolve())
+    if not Path(new_text).is_dir():
+        raise InvalidInputError(field="new_prefix", value=str(new), reason=f"is not a folder ({new_text})")
+    if old_text == new_text:
+        raise InvalidInputError(field="new_prefix", value=str(new), reason="is the same folder as the old one")
+    moved_ids = {image_id for image_id, path in catalog.image_paths() if _under(path, old_text)}
+    relocated = catalog.relocate_prefix(old_text, new_text)
+    still = sum(1 for image_id, path in catalog.image_paths() if image_id in moved_ids and not os.path.isfile(path))
+    log.info("Relocated %d image(s) from %s to %s", relocated, old_text, new_text)
+    return RelocateReport(old_text, new_text, relocated, still)
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
