@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from carmatch.access import is_admin
-from carmatch.aws import make_client
+from carmatch.aws import has_credentials, make_client
 from carmatch.captions import batch_jobs as jobs_db
 from carmatch.captions.batch_collect import collect_finished, refresh_jobs
 from carmatch.captions.batch_jobs import BatchJob
@@ -46,6 +46,23 @@ def defaults(runtime: Runtime) -> tuple[str, str, str]:
     """(bucket, prefix, role ARN) to prefill, from CARMATCH_BATCH_BUCKET / _PREFIX / _ROLE_ARN."""
     s = runtime.settings
     return s.batch_bucket, s.batch_prefix, s.batch_role_arn
+
+
+def readiness(bucket: str | None, role_arn: str | None, credentials: bool | None = None) -> str:
+    """What is missing before Submit can work (AWS credentials, bucket, role), said before anyone presses it."""
+    missing = []
+    if not (has_credentials() if credentials is None else credentials):
+        missing.append(
+            "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) "
+            "where the app runs, then restart it"
+        )
+    if not (bucket or "").strip():
+        missing.append("no S3 bucket: fill in **S3 bucket** (or set CARMATCH_BATCH_BUCKET)")
+    if not (role_arn or "").strip():
+        missing.append("no service role: fill in **Batch service role ARN** (or set CARMATCH_BATCH_ROLE_ARN)")
+    if not missing:
+        return "✅ Ready to submit: AWS credentials found, bucket and role filled in."
+    return "⚠️ Before submitting: " + "; ".join(missing) + "."
 
 
 def _when(stamp: str | None) -> str:

@@ -36,6 +36,7 @@ def build(runtime: Runtime, session_password: gr.State) -> Any:
             max_length=300,
             elem_id="batch-role-arn",
         )
+    ready = gr.Markdown(actions.readiness("", ""), elem_id="batch-readiness")
     with gr.Row():
         submit_btn = gr.Button("Submit batch job", variant="primary", elem_id="batch-submit")
         refresh_btn = gr.Button("Refresh status", elem_id="batch-refresh")
@@ -66,6 +67,12 @@ def build(runtime: Runtime, session_password: gr.State) -> Any:
         [bucket, prefix, role_arn, table],
         api_visibility="private",
     )
+
+    def on_fields(where: str, role: str) -> str:
+        return actions.readiness(where, role)
+
+    for box in (bucket, role_arn):
+        box.change(on_fields, [bucket, role_arn], [ready], api_visibility="private", show_progress="hidden")
     submit_btn.click(on_submit, [session_password, bucket, prefix, role_arn], [report, table], api_visibility="private")
     refresh_btn.click(on_refresh, [session_password], [report, table], api_visibility="private")
     return collect_btn.click(on_collect, [session_password], [report, table], api_visibility="private")

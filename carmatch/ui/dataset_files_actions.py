@@ -68,6 +68,7 @@ def export(
 ) -> tuple[list[str], str]:
     """Export under ``<home>/exports``; returns (download copies in a temp folder, summary)."""
     require_admin(runtime, session_password)
+    _check_something_to_export(runtime, include_unreviewed)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     folder = runtime.settings.home / "exports" / stamp
     catalog = runtime.catalog
@@ -92,6 +93,18 @@ def export(
             f"`python -m admin dataset export --format titan --out DIR --s3-prefix {s3_prefix} --upload`"
         )
     return copies, text
+
+
+def _check_something_to_export(runtime: Runtime, include_unreviewed: bool) -> None:
+    """Refuse, saying why, an export that would write an empty file."""
+    states = ["approved", "unreviewed"] if include_unreviewed else ["approved"]
+    if runtime.catalog.count_captioned(states) > 0:
+        return
+    if include_unreviewed:
+        raise InvalidInputError("Nothing to export: no image has a caption that is not rejected.")
+    raise InvalidInputError(
+        "Nothing to export: 0 approved captions. Tick 'include unreviewed' or approve some captions first."
+    )
 
 
 @phrased

@@ -11,10 +11,11 @@ from typing import Any
 import gradio as gr
 
 from carmatch.catalog import ATTRIBUTE_COLUMNS
+from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
 from carmatch.ui import dataset_files_actions as actions
 from carmatch.ui.common import progress_adapter, user_errors
-from carmatch.ui.phrasing import FIELD_LABELS
+from carmatch.ui.phrasing import FIELD_LABELS, for_browser
 
 IMPORT_HELP = (
     "Columns: `file` (path as ingested, absolute or relative to the ingested folder) or `id`, then "
@@ -60,13 +61,16 @@ def build_export(runtime: Runtime, session_password: gr.State) -> None:
         s3_prefix = gr.Textbox(label=FIELD_LABELS["s3_prefix"], placeholder="s3://my-bucket/carmatch/titan/")
     export_btn = gr.Button("Export")
     export_files = gr.File(label="Download", file_count="multiple", interactive=False)
-    export_report = gr.Textbox(label="Export report", lines=4, interactive=False)
+    export_report = gr.Textbox(label="Export report", lines=4, interactive=False, elem_id="export-report")
 
-    @user_errors
     def on_export(
         pw: str, chosen: str, unreviewed: bool, prefix: str, progress: gr.Progress = gr.Progress()
-    ) -> tuple[list[str], str]:
-        return actions.export(runtime, pw, chosen, unreviewed, prefix, progress_adapter(progress))
+    ) -> tuple[list[str] | None, str]:
+        """Export; a refusal replaces the previous files and report with the reason."""
+        try:
+            return actions.export(runtime, pw, chosen, unreviewed, prefix, progress_adapter(progress))
+        except CarmatchError as exc:
+            return None, f"❌ {for_browser(exc)}"
 
     export_btn.click(
         on_export,

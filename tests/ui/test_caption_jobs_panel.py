@@ -256,3 +256,11 @@ def test_dataset_tab_holds_the_batch_panel(runtime: Runtime) -> None:
     assert {"Claude batch jobs", "S3 bucket", "Prefix (folder)", "Batch service role ARN", "Batch report"} <= labels
     buttons = {getattr(block, "value", None) for block in demo.blocks.values() if isinstance(block, gr.Button)}
     assert {"Submit batch job", "Refresh status", "Collect finished jobs"} <= buttons
+
+
+def test_panel_says_up_front_what_is_missing_before_submit() -> None:
+    text = actions.readiness("", "", credentials=False)
+    assert "no AWS credentials" in text and "S3 bucket" in text and "service role" in text
+    text = actions.readiness("my-bucket", "arn:aws:iam::123456789012:role/r", credentials=False)
+    assert "no AWS credentials" in text and "S3 bucket" not in text
+    assert actions.readiness("my-bucket", "arn:aws:iam::1:role/r", credentials=True).startswith("✅ Ready")

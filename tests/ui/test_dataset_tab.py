@@ -91,7 +91,12 @@ def test_edit_save_moves_to_next_unreviewed_and_undo_restores(admin_runtime: Run
     query = actions.make_query(source="claude-live", sort="file name")
     first = actions.load_page(admin_runtime, query).ids[0]
     view = actions.open_image(admin_runtime, first)
-    assert view.image is not None and "claude-live" in view.meta and view.history[0][5] == view.caption
+    assert (
+        view.image is not None
+        and "claude-live" in view.meta
+        and view.history[0][0] == view.caption
+        and len(view.history[0][1]) == 16
+    )
     edited = actions.save(
         admin_runtime,
         PASSWORD,
@@ -110,7 +115,7 @@ def test_edit_save_moves_to_next_unreviewed_and_undo_restores(admin_runtime: Run
     assert stored.attributes["viewpoint"] == "front"
 
     again = actions.open_image(admin_runtime, first)
-    assert [row[5] for row in again.history[:2]] == ["a shiny car", again.history[1][5]]
+    assert [row[0] for row in again.history[:2]] == ["a shiny car", again.history[1][0]]
     restored = actions.undo(admin_runtime, PASSWORD, first, again.version)
     assert restored.caption.startswith("a ") and restored.caption != "a shiny car"
     assert admin_runtime.catalog.get(first).review_state == "unreviewed"
@@ -263,6 +268,14 @@ def test_export_from_the_tab_gives_downloadable_files(admin_runtime: Runtime) ->
     files, text = files_actions.export(admin_runtime, PASSWORD, "titan", s3_prefix="s3://bucket/p/")
     assert {Path(f).name for f in files} == {"titan-train.jsonl", "titan-validation.jsonl", "titan-manifest.json"}
     assert "128 px" in text  # the 96x64 test drawings are too small for Titan: skipped with the reason
+
+
+def test_export_with_nothing_approved_says_why_and_writes_nothing(admin_runtime: Runtime) -> None:
+    with pytest.raises(InvalidInputError, match="0 approved captions. Tick 'include unreviewed'"):
+        files_actions.export(admin_runtime, PASSWORD, "jsonl")
+    assert not (admin_runtime.settings.home / "exports").exists()
+    files, text = files_actions.export(admin_runtime, PASSWORD, "jsonl", include_unreviewed=True)
+    assert len(files) == 1 and "Exported 4" in text
 
 
 def test_upload_images_and_zip_from_the_tab(admin_runtime: Runtime, tmp_path: Path) -> None:
