@@ -104,7 +104,7 @@ def create_job_params() -> dict[str, Any]:
         "modelId": MODEL,
         "inputDataConfig": {"s3InputDataConfig": {"s3InputFormat": "JSONL", "s3Uri": ANY}},
         "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": ANY}},
-        "modelInvocationType": "InvokeModel",
+        "modelInvocationType": "Converse",
         "timeoutDurationInHours": 72,
     }
 

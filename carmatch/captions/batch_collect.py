@@ -22,6 +22,7 @@ from carmatch.aws import explain_aws_error, parse_s3_uri
 from carmatch.captions import batch_jobs as jobs_db
 from carmatch.captions.batch_jobs import ACTIVE_STATUSES, BatchJob
 from carmatch.captions.batch_submit import SOURCE_BATCH
+from carmatch.captions.live import reply_from_converse
 from carmatch.captions.prompt import PROMPT_VERSION, CaptionReplyError, parse_caption_reply
 from carmatch.captions.retry import Sleep
 from carmatch.catalog import Catalog
@@ -95,6 +96,14 @@ class CollectReport:
             (self.malformed, "output lines were not JSON"),
         ]
         return text + "".join(f", {n} {what}" for n, what in extras if n) + f" ({self.files} file(s))."
+
+
+def reply_from_output(output: dict[str, Any]) -> str:
+    """The reply text of one batch record: a Converse response (carmatch's jobs) or, for jobs submitted
+    before batch used the Converse type, an Anthropic Messages response."""
+    if "output" in output or "stopReason" in output:
+        return reply_from_converse(output)
+    return reply_from_messages(output)
 
 
 def reply_from_messages(output: dict[str, Any]) -> str:
@@ -184,7 +193,7 @@ def _store_line(catalog: Catalog, job: BatchJob, line: bytes, report: CollectRep
             if not isinstance(output, dict):
                 error = data.get("error") or {"errorMessage": "no modelOutput in the output line"}
                 raise CaptionReplyError(_describe_error(error), json.dumps(error))
-            parsed = parse_caption_reply(reply_from_messages(output))
+            parsed = parse_caption_reply(reply_from_output(output))
         except CaptionReplyError as exc:
             catalog.record_caption_failure(
                 image_id,

@@ -1,7 +1,10 @@
-"""One record of a Bedrock batch input file: its recordId and the Anthropic Messages body, image inline.
+"""One record of a Bedrock batch input file: its recordId and the Converse request body, image inline.
 
-:mod:`carmatch.captions.batch_submit` writes these lines; :mod:`carmatch.captions.batch_collect` reads
-the answers back by recordId.
+Batch jobs use ``modelInvocationType="Converse"`` (Bedrock's batch docs: each ``modelInput`` then matches
+the Converse API's request body), so live and batch captioning share one request builder,
+:func:`carmatch.captions.live.converse_request`, and one reply reader,
+:func:`carmatch.captions.live.reply_from_converse`. :mod:`carmatch.captions.batch_submit` writes these
+lines; :mod:`carmatch.captions.batch_collect` reads the answers back by recordId.
 """
 
 from __future__ import annotations
@@ -10,10 +13,9 @@ import base64
 import json
 from typing import Any
 
-from carmatch.captions.live import PreparedImage
-from carmatch.captions.prompt import SYSTEM_PROMPT, USER_PROMPT
+from carmatch.captions.live import PreparedImage, converse_request
 
-ANTHROPIC_VERSION = "bedrock-2023-05-31"
+INVOCATION_TYPE = "Converse"  # CreateModelInvocationJob modelInvocationType
 
 
 def record_id_for(n: int) -> str:
@@ -22,29 +24,12 @@ def record_id_for(n: int) -> str:
 
 
 def model_input(prepared: PreparedImage, max_tokens: int) -> dict[str, Any]:
-    """The Anthropic Messages body Bedrock sends to Claude for one image (modelInvocationType InvokeModel)."""
-    return {
-        "anthropic_version": ANTHROPIC_VERSION,
-        "max_tokens": max_tokens,
-        "temperature": 0.0,
-        "system": SYSTEM_PROMPT,
-        "messages": [
-            {
-                "role": "user",
-                "content": [
-                    {
-                        "type": "image",
-                        "source": {
-                            "type": "base64",
-                            "media_type": prepared.media_type,
-                            "data": base64.b64encode(prepared.data).decode("ascii"),
-                        },
-                    },
-                    {"type": "text", "text": USER_PROMPT},
-                ],
-            }
-        ],
-    }
+    """The Converse request body for one image: live's request without modelId, the image bytes in base64."""
+    request = converse_request(prepared, "", max_tokens)
+    del request["modelId"]  # the job names the model
+    image = request["messages"][0]["content"][0]["image"]
+    image["source"] = {"bytes": base64.b64encode(prepared.data).decode("ascii")}  # JSON carries blobs as base64
+    return request
 
 
 def jsonl_line(record_id: str, prepared: PreparedImage, max_tokens: int) -> bytes:

@@ -21,7 +21,7 @@ from typing import Any
 
 from carmatch.aws import explain_aws_error, normalise_bucket, normalise_prefix
 from carmatch.captions import batch_jobs as jobs_db
-from carmatch.captions.batch_records import jsonl_line, record_id_for
+from carmatch.captions.batch_records import INVOCATION_TYPE, jsonl_line, record_id_for
 from carmatch.captions.live import prepare_image
 from carmatch.captions.prompt import PROMPT_VERSION
 from carmatch.catalog import Catalog
@@ -370,7 +370,7 @@ def _create_job(
             modelId=settings.caption_model,
             inputDataConfig={"s3InputDataConfig": {"s3InputFormat": "JSONL", "s3Uri": input_uri}},
             outputDataConfig={"s3OutputDataConfig": {"s3Uri": output_uri}},
-            modelInvocationType="InvokeModel",
+            modelInvocationType=INVOCATION_TYPE,
             timeoutDurationInHours=settings.batch_timeout_hours,
         )
     except (ClientError, BotoCoreError) as exc:

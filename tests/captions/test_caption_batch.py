@@ -15,8 +15,13 @@ from moto import mock_aws
 from PIL import Image
 
 from carmatch.captions import batch_jobs as jobs_db
-from carmatch.captions.batch_collect import BatchWaitTimeout, collect_job, refresh_jobs, wait_for_jobs
-from carmatch.captions.batch_records import ANTHROPIC_VERSION
+from carmatch.captions.batch_collect import (
+    BatchWaitTimeout,
+    collect_job,
+    refresh_jobs,
+    reply_from_output,
+    wait_for_jobs,
+)
 from carmatch.captions.batch_submit import (
     JOB_NAME_PATTERN,
     BatchLimits,
@@ -26,7 +31,7 @@ from carmatch.captions.batch_submit import (
     plan_jobs,
     submit_batch,
 )
-from carmatch.captions.prompt import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT
+from carmatch.captions.prompt import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT, CaptionReplyError
 from carmatch.captions.select import select_images
 from carmatch.catalog import Catalog
 from carmatch.errors import AwsError, InvalidInputError
@@ -35,6 +40,7 @@ from tests.caption_support import (
     ROLE_ARN,
     add_cars,
     caption_settings,
+    converse_response,
     create_job_params,
     messages_output,
     reply_json,
@@ -110,11 +116,15 @@ def put_output(s3: Any, job: jobs_db.BatchJob, lines: list[dict[str, Any] | str]
 
 
 def ok_line(record_id: str, text: str) -> dict[str, Any]:
-    return {
-        "recordId": record_id,
-        "modelInput": {"anthropic_version": ANTHROPIC_VERSION},
-        "modelOutput": messages_output(text),
-    }
+    """An answered record of a Converse-type job: modelOutput is the Converse response."""
+    return {"recordId": record_id, "modelInput": {"messages": []}, "modelOutput": converse_response(text)}
+
+
+def test_collect_still_reads_messages_answers_of_jobs_submitted_before_the_converse_type() -> None:
+    assert reply_from_output(messages_output("a red van")) == "a red van"
+    assert reply_from_output(converse_response("a red van")) == "a red van"
+    with pytest.raises(CaptionReplyError, match="max_tokens"):
+        reply_from_output(converse_response("a red", "max_tokens"))
 
 
 # -- planning -------------------------------------------------------------------------------
@@ -199,14 +209,13 @@ def test_submit_writes_split_jsonl_uploads_it_and_creates_jobs(tmp_path: Path, c
         )
         for line in lines:
             assert set(line) == {"recordId", "modelInput"}
-            body = line["modelInput"]
-            assert body["anthropic_version"] == ANTHROPIC_VERSION and body["max_tokens"] == 600
-            assert body["system"] == SYSTEM_PROMPT
+            body = line["modelInput"]  # the live converse request, less modelId, image bytes in base64
+            assert body["inferenceConfig"] == {"maxTokens": 600, "temperature": 0.0} and "modelId" not in body
+            assert body["system"] == [{"text": SYSTEM_PROMPT}]
             image, text = body["messages"][0]["content"]
-            assert body["messages"][0]["role"] == "user" and text == {"type": "text", "text": USER_PROMPT}
-            assert image["type"] == "image" and image["source"]["type"] == "base64"
-            assert image["source"]["media_type"] == "image/jpeg"
-            with Image.open(io.BytesIO(base64.b64decode(image["source"]["data"]))) as img:
+            assert body["messages"][0]["role"] == "user" and text == {"text": USER_PROMPT}
+            assert image["image"]["format"] == "jpeg"
+            with Image.open(io.BytesIO(base64.b64decode(image["image"]["source"]["bytes"]))) as img:
                 assert img.format == "JPEG"
             image_id, status = jobs_db.record_lookup(catalog, job.id, line["recordId"])
             assert status == "pending"
@@ -385,9 +394,9 @@ def test_collect_treats_refusals_and_truncation_in_model_output_as_failures(
     ids = add_cars(catalog, tmp_path / "cars", 2, size=(32, 24))
     job = recorded_job(catalog, ids)
     refused = ok_line("r0000000000", "")
-    refused["modelOutput"]["stop_reason"] = "refusal"
+    refused["modelOutput"]["stopReason"] = "content_filtered"  # Converse's stop reasons
     cut = ok_line("r0000000001", reply_json()[:40])
-    cut["modelOutput"]["stop_reason"] = "max_tokens"
+    cut["modelOutput"]["stopReason"] = "max_tokens"
     put_output(s3, job, [refused, cut])
     report = collect_job(catalog, s3, job.id)
     assert report.failed == 2 and report.captioned == 0
