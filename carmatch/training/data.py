@@ -22,6 +22,7 @@ from carmatch.atomic import atomic_open
 from carmatch.dataset import training_set
 from carmatch.dataset.training_set import SPLITS, SplitFractions, split_name
 from carmatch.errors import InvalidInputError
+from carmatch.locations import missing_files_problem
 from carmatch.training.attributes import Attributes, pair_attributes
 from carmatch.training.views import CaptionViews, hard_negative_order
 
@@ -78,9 +79,23 @@ def catalog_pairs(
 def run_pairs(
     catalog: Catalog, val_fraction: float, test_fraction: float, batch_size: int | None = None
 ) -> tuple[list[Pair], str]:
-    """A training run's pairs, checked; the run's fractions become the collection's split."""
+    """A training run's pairs, checked; the run's fractions become the collection's split.
+
+    Pairs whose image file is missing are left out with a warning that counts them and says how to
+    fix it (a moved folder: ``carmatch relocate``); a split too small without them says so too.
+    """
     pairs, source = catalog_pairs(catalog, val_fraction, test_fraction)
-    check_split(pairs, batch_size)
+    missing = [(p.image_id, p.path) for p in pairs if not os.path.isfile(p.path)]
+    if missing:
+        log.warning("Training leaves out %d pair(s): %s", len(missing), missing_files_problem(missing))
+        gone = {image_id for image_id, _ in missing}
+        pairs = [p for p in pairs if p.image_id not in gone]
+    try:
+        check_split(pairs, batch_size)
+    except InvalidInputError as exc:
+        if missing:
+            raise exc.rephrased(hint=missing_files_problem(missing)) from exc
+        raise
     training_set.set_collection_split(catalog, SplitFractions(val_fraction, test_fraction))
     return pairs, source
 
@@ -252,14 +267,29 @@ class PairDataset:
         self.max_pixels = max_pixels
         self.max_bytes = max_bytes
         self.views = views  # None: every image is paired with its full caption
+        self.unreadable: set[str] = set()  # files already warned about (each worker process keeps its own)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[Any, Any]:
-        from carmatch.images import load_image
+        """The (image tensor, tokens) of a pair; an unreadable image is skipped with a warning for the next one."""
+        from carmatch.errors import ImageError
 
         index, epoch = key if isinstance(key, tuple) else (key, -1)
+        for offset in range(len(self.pairs)):
+            candidate = (index + offset) % len(self.pairs)
+            try:
+                return self._item(candidate, epoch)
+            except ImageError as exc:
+                if self.pairs[candidate].path not in self.unreadable:
+                    self.unreadable.add(self.pairs[candidate].path)
+                    log.warning("Training skips an image it cannot read (%s); the next pair takes its place", exc)
+        raise InvalidInputError(f"None of the {len(self.pairs)} training images can be read; see the warnings above.")
+
+    def _item(self, index: int, epoch: int) -> tuple[Any, Any]:
+        from carmatch.images import load_image
+
         pair = self.pairs[index]
         image = load_image(Path(pair.path), self.max_pixels, self.max_bytes).image
         if self.train_transform is not None and epoch >= 0:
