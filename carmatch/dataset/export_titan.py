@@ -1,7 +1,7 @@
 """Titan Multimodal Embeddings fine-tuning data: ``{"image-ref": "s3://…", "caption": "…"}`` JSONL.
 
 Checked against Titan's documented limits (Bedrock user guide, "Prepare the datasets"): captions
-at most 2,560 characters and 128 tokens, images PNG/JPEG of at most 5 MB with sides 128–4,096 px
+at most 2,560 characters and 128 tokens, images PNG/JPEG of at most 5 MB with sides 128–2,048 px
 and aspect ratio 0.25–4, 1,000–500,000 training and 8–50,000 validation records. Images that break
 a limit are converted when possible, else skipped with the reason. The records follow the one split
 of the collection (carmatch.dataset.training_set): it depends on each image's content hash only, so
@@ -44,6 +44,7 @@ TITAN_MAX_TRAIN = 500_000
 TITAN_MIN_VALIDATION = 8
 TITAN_MAX_VALIDATION = 50_000
 MD5_METADATA = "carmatch-md5"  # S3 user metadata holding a file's MD5 (multipart ETags are not MD5s)
+CONTENT_TYPES = {".jsonl": "application/jsonl", ".png": "image/png"}  # anything else uploaded is a JPEG
 TITAN_FORMATS = {"PNG": "png", "JPEG": "jpg"}
 
 
@@ -319,7 +320,7 @@ class UploadReport:
 
 
 def upload_titan(s3_client: Any, out_dir: Path, progress: Progress = no_progress) -> UploadReport:
-    """Copy an export's images and JSONL files to its S3 prefix, skipping objects already present."""
+    """Copy an export's images and JSONL to its S3 prefix, streamed from disk in parts; skip what is there."""
     from carmatch.aws import explain_aws_error
 
     manifest_path = Path(out_dir) / "manifest.json"
@@ -341,12 +342,7 @@ def upload_titan(s3_client: Any, out_dir: Path, progress: Progress = no_progress
             if _already_there(s3_client, bucket, key, digest, local.stat().st_size, compare=overwrite_changed):
                 report.present += 1
             else:
-                content_type = (
-                    "application/jsonl"
-                    if key.endswith(".jsonl")
-                    else ("image/png" if key.endswith(".png") else "image/jpeg")
-                )
-                # upload_file streams from disk, in parts past 8 MiB: a large JSONL is never held in memory.
+                content_type = CONTENT_TYPES.get(Path(key).suffix, "image/jpeg")
                 extra = {"ContentType": content_type, "Metadata": {MD5_METADATA: digest}}
                 s3_client.upload_file(str(local), bucket, key, ExtraArgs=extra)
                 report.uploaded += 1
@@ -359,27 +355,22 @@ def upload_titan(s3_client: Any, out_dir: Path, progress: Progress = no_progress
     return report
 
 
-def _count_lines(path: Path) -> int:
-    """Non-empty lines of a JSONL file, read line by line."""
-    try:
-        with path.open("rb") as handle:
-            return sum(1 for line in handle if line.strip())
-    except OSError as exc:
-        raise InvalidInputError(f"Cannot read {path} ({exc.strerror or exc}); export again.") from exc
-
-
 def _check_record_counts(out_dir: Path) -> None:
     """Refuse an export Bedrock would refuse: fewer training or validation records than Titan's minimum."""
     problems = []
     for name, least in (("train", TITAN_MIN_TRAIN), ("validation", TITAN_MIN_VALIDATION)):
-        count = _count_lines(out_dir / f"{name}.jsonl")
+        try:
+            with (out_dir / f"{name}.jsonl").open("rb") as handle:
+                count = sum(1 for line in handle if line.strip())
+        except OSError as exc:
+            raise InvalidInputError(f"Cannot read {name}.jsonl ({exc.strerror or exc}); export again.") from exc
         if count < least:
             problems.append(Problem(name, count, least, f"has {count} records; Titan needs at least {least}"))
     if problems:
         raise InvalidInputError(
             "This Titan export is too small for a customization job, so nothing was uploaded",
             problems=problems,
-            hint="Caption more images (python -m admin caption ...) and export again.",
+            hint="Caption more images (.venv/bin/carmatch caption ...) and export again.",
         )
 
 

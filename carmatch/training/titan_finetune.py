@@ -101,6 +101,18 @@ def _check_region(region: str | None) -> None:
         )
 
 
+def _check_validation(validation_uri: str | None) -> str:
+    """The validation data URI, required: Titan reports validation metrics only with a validation set."""
+    if not (validation_uri or "").strip():
+        raise InvalidInputError(
+            field="validation",
+            value=validation_uri or "",
+            label="The validation data URI",
+            reason="is required: give the validation.jsonl the Titan export wrote (s3://.../validation.jsonl)",
+        )
+    return _s3_uri(validation_uri or "", "validation", "The validation data URI")
+
+
 def start_finetune(
     bedrock: Any,
     catalog: Catalog,
@@ -123,14 +135,7 @@ def start_finetune(
         log.warning(warning)
     _check_region(region)
     train_uri = _s3_uri(train_uri, "train", "The training data URI")
-    if not (validation_uri or "").strip():  # Titan reports validation metrics only with a validation set
-        raise InvalidInputError(
-            field="validation",
-            value=validation_uri or "",
-            label="The validation data URI",
-            reason="is required: give the validation.jsonl the Titan export wrote (s3://.../validation.jsonl)",
-        )
-    validation_uri = _s3_uri(validation_uri or "", "validation", "The validation data URI")
+    validation_uri = _check_validation(validation_uri)
     if not role_arn.startswith("arn:"):
         reason = f"{role_arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
         raise InvalidInputError(field="role_arn", value=role_arn, label="Role ARN", reason=reason)
@@ -203,7 +208,7 @@ def job_status(
         records = [r for r in records if job in (r.id, r.config.get("jobArn"))]
         if not records:
             raise NotFoundError(
-                f"No Titan job {job!r} was started from this carmatch home. See: python -m admin titan status"
+                f"No Titan job {job!r} was started from this carmatch home. See: .venv/bin/carmatch titan status"
             )
     out = []
     for record in records:
