@@ -41,6 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--include-unreviewed", action="store_true", help="count unreviewed (never rejected) pairs too")
     s.set_defaults(func=cmd_splits)
 
+    st = sub.add_parser("stats", help="curation counts: images, review states, caption sources, failures")
+    st.add_argument("--json", action="store_true", help="print the counts as JSON (for scripts)")
+    st.set_defaults(func=cmd_stats)
+
     i = sub.add_parser("import", help="import captions from a CSV or JSONL file (shows a preview first)")
     i.add_argument("file", type=Path, help="CSV/JSONL with file or id, caption, optional attribute columns")
     i.add_argument("--yes", action="store_true", help="apply without asking")
@@ -105,6 +109,24 @@ def cmd_splits(args: argparse.Namespace) -> int:
         for name, members in ids.items():
             print(f"  {name:<10} {len(members)}")
         return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Print the counts the Dataset tab shows, as text or JSON."""
+    with runtime_for(args) as runtime:
+        stats = curation.dataset_stats(runtime.catalog)
+    if args.json:
+        print(json.dumps(stats, indent=1))
+        return 0
+    print(f"images             {stats['images']}")
+    for state, n in stats["review_state"].items():
+        print(f"  {state:<16} {n}")
+    print("caption source")
+    for source, n in stats["caption_source"].items():
+        print(f"  {source:<16} {n}")
+    print(f"failed captioning  {stats['failed_captioning']}")
+    print(f"uncaptioned        {stats['uncaptioned']}")
+    return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:

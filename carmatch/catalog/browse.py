@@ -146,3 +146,11 @@ class BrowseMixin(CatalogBase):
         counts["uncaptioned"] = int(self._execute(uncaptioned)[0][0])
         counts["total"] = sum(counts[s] for s in REVIEW_STATES)
         return counts
+
+    def source_counts(self) -> dict[str, int]:
+        """Live captioned images per caption source (``human``, ``claude-live``, ...), most first."""
+        rows = self._execute(
+            "SELECT caption_source, COUNT(*) AS n FROM images WHERE deleted_at IS NULL AND caption IS NOT NULL"
+            " GROUP BY caption_source ORDER BY n DESC, caption_source"
+        )
+        return {row[0] or "unknown": int(row[1]) for row in rows}

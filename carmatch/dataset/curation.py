@@ -87,6 +87,18 @@ def state_counts(catalog: Catalog) -> dict[str, int]:
     return catalog.state_counts()
 
 
+def dataset_stats(catalog: Catalog) -> dict[str, Any]:
+    """The curation state the Dataset tab shows and ``dataset stats`` prints: one owner for both."""
+    counts = catalog.state_counts()
+    return {
+        "images": counts["total"],
+        "review_state": {state: counts[state] for state in ("unreviewed", "approved", "rejected")},
+        "caption_source": catalog.source_counts(),
+        "failed_captioning": counts["failed"],
+        "uncaptioned": counts["uncaptioned"],
+    }
+
+
 def next_unreviewed(catalog: Catalog, query: Query, after_id: str | None = None) -> str | None:
     """The next unreviewed image after ``after_id`` in the query's order (wrapping), or None."""
     unreviewed = Query(query.text, dict(query.attributes), query.source, "unreviewed", query.sort)

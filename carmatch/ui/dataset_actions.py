@@ -38,7 +38,7 @@ STATE_MARKS = {"approved": "✅", "rejected": "⛔", "unreviewed": "•"}
 BULK_ACTIONS = ("approve", "reject", "delete", "caption with Claude")
 SCOPE_SELECTED = "selected on this page"
 SCOPE_MATCHING = "everything matching the filters"
-HISTORY_HEADERS = ["version", "when", "who", "source", "state", "caption"]
+HISTORY_HEADERS = ["caption", "when (UTC)", "v", "source", "state", "who"]  # caption first, narrow columns after
 QUERY_INPUTS = ("text", *FILTER_ATTRIBUTES, "source", "state", "sort")  # the filter row, left to right
 
 
@@ -93,10 +93,13 @@ def query_from_inputs(values: Sequence[Any]) -> curation.Query:
 
 def counts_markdown(runtime: Runtime) -> str:
     """Counts per review state, always shown above the grid."""
-    c = curation.state_counts(runtime.catalog)
+    stats = curation.dataset_stats(runtime.catalog)
+    c = stats["review_state"]
+    sources = " · ".join(f"{source} {n}" for source, n in stats["caption_source"].items()) or "none yet"
     return (
-        f"**{c['total']} images** · unreviewed **{c['unreviewed']}** · approved **{c['approved']}** · "
-        f"rejected **{c['rejected']}** · failed captioning **{c['failed']}** · uncaptioned {c['uncaptioned']}"
+        f"**{stats['images']} images** · unreviewed **{c['unreviewed']}** · approved **{c['approved']}** · "
+        f"rejected **{c['rejected']}** · failed captioning **{stats['failed_captioning']}** · "
+        f"uncaptioned {stats['uncaptioned']}  \ncaptions by source: {sources}"
     )
 
 
@@ -180,10 +183,15 @@ def open_image(runtime: Runtime, image_id: str | None, message: str = "") -> Edi
         meta += f"\n\n⚠️ Captioning failed {len(info.failures)}×; last ({last['source']}): {last['error']}"
     attrs = {key: str(record.attributes.get(key) or "") for key in ATTRIBUTE_COLUMNS}
     history = [
-        [h.version, h.created_at, h.author or "", h.source or "", h.review_state or "", h.caption or ""]
+        [h.caption or "", short_date(h.created_at), h.version, h.source or "", h.review_state or "", h.author or ""]
         for h in info.history
     ]
     return EditorView(record.id, record.version, image, meta, record.caption or "", attrs, history, message)
+
+
+def short_date(stamp: str | None) -> str:
+    """An ISO timestamp as 'YYYY-MM-DD HH:MM' (the catalog stores UTC)."""
+    return (stamp or "").replace("T", " ")[:16]
 
 
 def _conflict_markdown(conflict: curation.CaptionConflict) -> str:

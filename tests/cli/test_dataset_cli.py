@@ -124,3 +124,33 @@ def test_export_to_an_unwritable_path_exits_1_with_a_message(
     if fmt != "titan":
         code, _, err = run(capsys, "dataset", "export", "--format", fmt, "--out", str(tmp_path), *extra)
         assert code == 1 and "is a folder" in err
+
+
+def test_dataset_stats_prints_the_counts_the_dataset_tab_shows(
+    home: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from carmatch.runtime import Runtime
+    from carmatch.ui.dataset_actions import counts_markdown
+
+    assert run(capsys, "dataset", "approve", "--ids", *[i[:12] for i in sorted(states_ids(home))[:1]])[0] == 0
+    code, out, _ = run(capsys, "dataset", "stats", "--json")
+    stats = json.loads(out)
+    assert code == 0
+    assert stats["images"] == 6 and stats["uncaptioned"] == 2 and stats["failed_captioning"] == 0
+    assert stats["review_state"] == {"unreviewed": 5, "approved": 1, "rejected": 0}
+    assert stats["caption_source"] == {"claude-batch": 4}
+    runtime = Runtime(home)
+    try:
+        shown = counts_markdown(runtime)
+    finally:
+        runtime.close()
+    c = stats["review_state"]
+    assert f"unreviewed **{c['unreviewed']}** · approved **{c['approved']}** · rejected **{c['rejected']}**" in shown
+    assert "claude-batch 4" in shown
+    code, text, _ = run(capsys, "dataset", "stats")
+    assert code == 0 and "uncaptioned        2" in text and "claude-batch" in text
+
+
+def states_ids(settings: Settings) -> list[str]:
+    with Catalog(settings.db_path) as cat:
+        return [r.id for r in cat.get_many(cat.ids()).values() if r.caption]
