@@ -60,6 +60,12 @@ class PlannedChange:
     old_attributes: dict[str, Any]
     new_attributes: dict[str, Any]
     old_source: str | None
+    old_state: str | None = None
+
+    @property
+    def caption_changes(self) -> bool:
+        """True when the row changes the caption; attribute-only changes keep source and review state."""
+        return self.new_caption != self.old_caption
 
 
 @dataclass
@@ -71,6 +77,10 @@ class ImportPreview:
     unchanged: int = 0
     problems: list[tuple[int, str, str]] = field(default_factory=list)  # (line, label, reason)
     ignored_columns: list[str] = field(default_factory=list)
+
+    def approvals_reset(self) -> list[PlannedChange]:
+        """Changes whose new caption sends an approved image back to unreviewed."""
+        return [c for c in self.changes if c.caption_changes and c.old_state == "approved"]
 
     def summary(self, limit: int = 20) -> str:
         """The preview as text: counts, the first changes, and the problems."""
@@ -85,6 +95,10 @@ class ImportPreview:
             lines.append(f"  {change.label}: {old} -> {change.new_caption!r}")
             if change.new_attributes != change.old_attributes:
                 lines.append(f"      attributes {change.old_attributes} -> {change.new_attributes}")
+        reset = self.approvals_reset()
+        if reset:
+            lines.append(f"{len(reset)} approved caption(s) will return to unreviewed:")
+            lines.extend(f"  {change.label}" for change in reset[:limit])
         if len(self.changes) > limit:
             lines.append(f"  ... and {len(self.changes) - limit} more change(s)")
         for line, label, reason in self.problems[:limit]:
@@ -267,7 +281,7 @@ def preview_import(catalog: Catalog, rows: list[ImportRow], ignored_columns: lis
         if caption == record.caption and attrs == record.attributes:
             preview.unchanged += 1
             continue
-        if record.caption_source == "human" and record.caption:
+        if record.caption_source == "human" and record.caption and caption != record.caption:
             preview.problems.append((row.line, row.label, "kept the caption a person wrote"))
             continue
         preview.changes.append(
@@ -281,6 +295,7 @@ def preview_import(catalog: Catalog, rows: list[ImportRow], ignored_columns: lis
                 dict(record.attributes),
                 attrs,
                 record.caption_source,
+                record.review_state,
             )
         )
     return preview
@@ -294,15 +309,7 @@ def apply_import(
     total = len(preview.changes)
     for n, change in enumerate(preview.changes, 1):
         try:
-            version = catalog.set_caption(
-                change.image_id,
-                change.new_caption,
-                "imported",
-                attributes=change.new_attributes,
-                author=author,
-                expected_version=change.version,
-                overwrite_human=False,
-            )
+            version = _apply_one(catalog, change, author)
             if version is None:
                 report.skipped.append((change.image_id, "kept the caption a person wrote"))
             else:
@@ -315,6 +322,34 @@ def apply_import(
             progress(n, total, "importing")
     log.info("%s", report.summary().splitlines()[0])
     return report
+
+
+def _apply_one(catalog: Catalog, change: PlannedChange, author: str) -> int | None:
+    """Apply one change: a new caption is ``imported`` (unreviewed); attributes alone keep caption, source, state."""
+    if not change.caption_changes:
+        record = catalog.get(change.image_id)
+        if record.version != change.version:
+            raise ConflictError(f"{change.image_id[:12]} changed since the preview")
+        return catalog.set_caption(
+            change.image_id,
+            record.caption,
+            record.caption_source or "imported",
+            attributes=change.new_attributes,
+            model=record.caption_model,
+            prompt_version=record.prompt_version,
+            author=author,
+            review_state=record.review_state,
+            expected_version=change.version,
+        )
+    return catalog.set_caption(
+        change.image_id,
+        change.new_caption,
+        "imported",
+        attributes=change.new_attributes,
+        author=author,
+        expected_version=change.version,
+        overwrite_human=False,
+    )
 
 
 def plan_to_state(preview: ImportPreview) -> list[dict[str, Any]]:
