@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from carmatch.errors import CarmatchError
-from carmatch.ui.public import scrub_paths
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,10 +46,10 @@ FIELD_HINTS = {
 
 
 def for_browser(exc: CarmatchError) -> str:
-    """The error's message with every field named by its on-screen label and the app's hint; no server paths."""
+    """The error's message with every field named by its on-screen label and the app's hint."""
     if not exc.problems:
-        return scrub_paths(str(exc))
-    return scrub_paths(exc.describe(FIELD_LABELS, FIELD_HINTS.get(exc.field or "")))
+        return str(exc)
+    return exc.describe(FIELD_LABELS, FIELD_HINTS.get(exc.field or ""))
 
 
 def phrased(fn: F) -> F:
