@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench install install-dev
+.PHONY: run test lint bench demo install install-dev
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ install-dev: $(VENV)/.dev
 
 run: install
 	GRADIO_ANALYTICS_ENABLED=False $(PY) app.py
+
+demo: install  # fill an empty collection with 2000 cars from Stanford Cars (see README, Demo collection)
+	$(PY) -m admin demo
 
 test: install-dev
 	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest -q

@@ -12,9 +12,14 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from carmatch.storage import apply_storage_defaults, storage_warning  # noqa: E402
+
+apply_storage_defaults()  # on a Space with persistent storage: HF_HOME on /data, before huggingface_hub loads
+
 import gradio as gr  # noqa: E402
 
 from carmatch.config import load_dotenv_file, load_settings  # noqa: E402
+from carmatch.dataset.demo_background import start_demo_import  # noqa: E402
 from carmatch.runtime import Runtime  # noqa: E402
 from carmatch.ui import dataset_tab, search_tab, training_tab  # noqa: E402
 
@@ -50,11 +55,16 @@ if __name__ == "__main__":  # python app.py, gradio app.py and a Space; importin
     load_dotenv_file()
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 runtime = Runtime(load_settings())
+if __name__ == "__main__":  # the model loads in the background while the tabs are built and the server starts
+    runtime.start_loading()  # once; a failure is remembered and shown on every page
 demo = build_demo(runtime)
 
 if __name__ == "__main__":
-    runtime.start_loading()  # once, in the background; a failure is remembered and shown on every page
+    if warning := storage_warning(runtime.settings.home):
+        log.warning("%s", warning)
+    start_demo_import(runtime)  # a Space's first start: the demo collection, in the background
     demo.queue(default_concurrency_limit=4).launch(
+        mcp_server=True,  # the /search endpoint as an MCP tool (gradio[mcp]); admin actions are private
         theme=gr.themes.Soft(),
         css=CSS,
         allowed_paths=[str(runtime.settings.thumbs_dir.resolve())],

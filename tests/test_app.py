@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ def served(
         runtime = Runtime(load_settings(), embedder=embedder)
     runtime.ingestor().ingest_folder(draw_car_folder(folder / "cars"))
     demo = app.build_demo(runtime)
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, mcp_server=True)
     try:
         yield runtime, demo.local_url
     finally:
@@ -47,7 +48,7 @@ def test_search_is_callable_as_a_gradio_api(served: tuple[Runtime, str]) -> None
         "", handle_file(str(photo)), 2, 0.5, "any", "any", "any", "any", "any", api_name="/search"
     )
     assert len(results) == 2
-    assert results[0]["file"] == str(photo)
+    assert results[0]["file"] == photo.name
     assert len(gallery) == 2
     with pytest.raises(Exception, match="description"):
         client.predict("", None, 2, 0.5, "any", "any", "any", "any", "any", api_name="/search")
@@ -74,3 +75,33 @@ def test_importing_app_reads_no_dotenv(tmp_path: Path, monkeypatch: pytest.Monke
         assert app.runtime.settings.admin_password == ""
     finally:
         app.runtime.close()
+
+
+def test_search_is_an_mcp_tool_and_no_admin_action_is(served: tuple[Runtime, str]) -> None:
+    import httpx
+
+    schema = httpx.get(f"{served[1]}gradio_api/mcp/schema", timeout=30).json()
+    tools = {tool["meta"]["endpoint_name"]: tool for tool in schema}
+    assert list(tools) == ["search"], f"only search may be a tool, got {list(tools)}"
+    search = tools["search"]
+    assert "photo" in search["description"] and "description" in search["description"]
+    properties = search["inputSchema"]["properties"]
+    assert {"text", "image", "k", "weight", "color", "body", "make", "view", "state"} <= set(properties)
+    assert all(properties[name].get("description") for name in ("text", "k", "weight"))
+
+
+def test_public_config_and_search_results_show_no_server_path(served: tuple[Runtime, str]) -> None:
+    import httpx
+    from gradio_client import Client
+
+    runtime, url = served
+    home = str(runtime.settings.home.resolve())
+    config = httpx.get(f"{url}config", timeout=30).text
+    assert home not in config and json.dumps(home)[1:-1] not in config
+    client = Client(url, verbose=False)
+    gallery, results, notes = client.predict(
+        "a car", None, 3, 0.5, "any", "any", "any", "any", "any", api_name="/search"
+    )
+    assert len(results) == 3
+    assert home not in json.dumps(results) and home not in notes
+    assert all("/" not in r["file"] for r in results)

@@ -200,7 +200,7 @@ def import_demo(
         return report
     if report.interrupted:
         return report
-    progress(n, n, "demo import")
+    progress(report.written + report.on_disk, n, "demo import")  # fewer than n when the set ran out
     runtime.catalog.set_meta(DEMO_DONE_KEY, f"{source} {split} n={n} seed={seed}")
     return report
 

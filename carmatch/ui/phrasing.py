@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from carmatch.errors import CarmatchError
+from carmatch.ui.public import scrub_paths
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,10 +47,10 @@ FIELD_HINTS = {
 
 
 def for_browser(exc: CarmatchError) -> str:
-    """The error's message with every field named by its on-screen label and the app's hint."""
+    """The error's message with every field named by its on-screen label and the app's hint; no server paths."""
     if not exc.problems:
-        return str(exc)
-    return exc.describe(FIELD_LABELS, FIELD_HINTS.get(exc.field or ""))
+        return scrub_paths(str(exc))
+    return scrub_paths(exc.describe(FIELD_LABELS, FIELD_HINTS.get(exc.field or "")))
 
 
 def phrased(fn: F) -> F:

@@ -20,6 +20,7 @@ from carmatch.images import load_image
 from carmatch.runtime import Runtime
 from carmatch.thumbs import placeholder_path, safe_thumbnail
 from carmatch.ui.phrasing import for_browser, phrased
+from carmatch.ui.public import model_label, public_result, scrub_paths, space_notices
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,27 @@ SCORE_HELP = (
     "higher means a closer match). Results are sorted by it."
 )
 WHERE_INPUTS = (*FILTER_ATTRIBUTES, "review_state")  # the filter dropdowns, in the tab's order
+# The /search endpoint's description: Gradio's API page and the MCP tool an agent sees read it (Args: by name).
+SEARCH_API_DOC = """Find the cars in this collection that look most like a photo and/or match a description.
+
+Searches a collection of car photos with CLIP embeddings. Give a description, a photo, or both
+(then photo_weight blends them). Results come best first, each with a similarity score, the image's
+file name, its caption and its id.
+
+Args:
+    text: What the car looks like in plain words, e.g. "dark blue hatchback with a roof rack". Use "" for none.
+    image: A photo of a car to find similar ones (a URL or file), or null for none.
+    k: How many results to return, 1 to 48.
+    weight: When both text and image are given, how much the photo counts, 0 (text only) to 1 (photo only).
+    color: Only cars of this colour, e.g. "red"; "any" for no filter.
+    body: Only this body type, e.g. "suv", "sedan", "pickup"; "any" for no filter.
+    make: Only this manufacturer, e.g. "tesla"; "any" for no filter.
+    view: Only this viewpoint, e.g. "front", "side", "rear"; "any" for no filter.
+    state: Only captions in this review state ("approved", "unreviewed", "rejected"); "any" for all.
+
+Returns:
+    A gallery of thumbnails, the results as a list of {id, file, score, caption}, and notes on the search.
+"""
 EMPTY_COLLECTION_HELP = """### Your collection is empty
 Add images, then search them here:
 
@@ -47,7 +69,8 @@ def status_markdown(runtime: Runtime) -> str:
     """
     runtime.start_loading()
     info = runtime.info(load_model=False)
-    lines = [f"⚠️ {problem}" for problem in info["problems"] if not (info["images"] == 0 and "is empty" in problem)]
+    lines = [f"⚠️ {scrub_paths(p)}" for p in info["problems"] if not (info["images"] == 0 and "is empty" in p)]
+    lines[:0] = space_notices(runtime)  # a demo import in progress, data lost on restart
     if info["model_state"] == "loading":
         lines.append("⏳ The model is loading; a search waits for it. Reload the page to see when it is ready.")
     if info["images"] == 0:
@@ -56,8 +79,8 @@ def status_markdown(runtime: Runtime) -> str:
         size = info["index_size"] if info["index_size"] is not None else "no"
         where = f"on {info['device']}" if info["device"] else f"({info['model_state']})"
         lines.append(
-            f"**{info['images']} images** · index: {size} vectors · model `{info['model']}` "
-            f"(`{info['pretrained']}`, run: {info['active_run']}) {where}"
+            f"**{info['images']} images** · index: {size} vectors · model `{model_label(info['model'])}` "
+            f"(`{model_label(info['pretrained'])}`, run: {info['active_run']}) {where}"
         )
     return "\n\n".join(lines)
 
@@ -96,7 +119,7 @@ def search(
         item = result.to_dict()
         # "file", not "path": gradio_client would take any dict with a "path" key for a file to download
         item["file"] = item.pop("path")
-        results.append(item)
+        results.append(public_result(item))  # the file name only: visitors never see server paths
         label = f"{result.caption or Path(result.path).name}\nsimilarity {result.score:.3f}"
         gallery.append((str(thumb) if thumb else str(placeholder_path(runtime.settings.thumbs_dir)), label))
     notes = list(response.notes)
@@ -123,19 +146,22 @@ def filters_label(where: dict[str, str]) -> str:
     return f"Filters ({len(where)} active: {chosen})"
 
 
-def detail(results: list[dict[str, Any]], index: int) -> tuple[Image.Image | None, str]:
-    """The selected result shown large, with its caption, score and file name."""
+def detail(
+    results: list[dict[str, Any]], index: int, runtime: Runtime | None = None
+) -> tuple[Image.Image | None, str]:
+    """The selected result shown large, with its caption, score and file name (read from the catalog by id)."""
     if not results or index is None or not 0 <= index < len(results):
         return None, ""
     item = results[index]
-    path = Path(item["file"])
+    record = runtime.catalog.get_many([item["id"]]).get(item["id"]) if runtime is not None else None
+    path = Path(record.path if record is not None else item["file"])
     try:
         image = load_image(path).image
     except CarmatchError as exc:
-        return None, f"**{path.name}** could not be opened: {exc}"
+        return None, f"**{path.name}** could not be opened: {scrub_paths(str(exc))}"
     caption = item.get("caption") or "_no caption yet_"
     score = f"similarity {item['score']:.3f} (higher = closer match)"
-    return image, f"**{path.name}** · {score}\n\n{caption}\n\n`{path}`  \nid `{item['id'][:16]}`"
+    return image, f"**{path.name}** · {score}\n\n{caption}\n\nid `{item['id'][:16]}`"
 
 
 def similar_source(runtime: Runtime, results: list[dict[str, Any]], index: int | None) -> str:

@@ -103,6 +103,8 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
         items, results, note = actions.search(runtime, text, image, k, weight, where)
         return items, results, results, note
 
+    on_search.__doc__ = actions.SEARCH_API_DOC  # what the API page and the MCP tool say it does
+
     inputs = [text_in, image_in, k_in, weight_in, *filters.values(), state_in]
     outputs = [ui["gallery"], ui["json"], results_state, ui["notes"]]
     api_trigger.click(on_search, inputs, outputs, api_name="search")
@@ -158,7 +160,7 @@ def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any) -> Any:
 
     def on_select(results: list[dict[str, Any]], evt: gr.SelectData) -> tuple[Image.Image | None, str, int]:
         index = evt.index if isinstance(evt.index, int) else evt.index[0]
-        return (*actions.detail(results, index), index)
+        return (*actions.detail(results, index, runtime), index)
 
     shown = [ui["big"], ui["caption"], selected]
     ui["gallery"].select(on_select, [ui["results"]], shown, api_visibility="private").then(None, js=SCROLL_TO_DETAIL)

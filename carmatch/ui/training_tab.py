@@ -96,13 +96,13 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
         return actions.cancel_activation(runtime, state, pw)
 
     start_btn.click(on_start, [session_password, *hyperparameters], [status], api_visibility="private").then(
-        refresh, None, refresh_outputs
+        refresh, None, refresh_outputs, api_visibility="private"
     )
     resume_btn.click(on_resume, [session_password, resume_run], [status], api_visibility="private")
     cancel_btn.click(on_cancel, [session_password], [status], api_visibility="private")
     activate_btn.click(
         on_activate, [session_password, model_pick], [activate_msg], api_visibility="private", concurrency_limit=1
-    ).then(refresh, None, refresh_outputs)
+    ).then(refresh, None, refresh_outputs, api_visibility="private")
     cancel_activate_btn.click(on_cancel_activate, [session_password], [activate_msg], api_visibility="private")
 
 

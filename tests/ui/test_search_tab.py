@@ -35,7 +35,7 @@ def test_search_handler_returns_thumbnails_captions_and_scores(indexed: Runtime)
     thumb, label = gallery[0]
     assert Path(thumb).exists() and Path(thumb).is_relative_to(indexed.settings.thumbs_dir)
     assert label.endswith(f"\nsimilarity {results[0]['score']:.3f}")  # below the caption, named
-    assert Path(results[0]["file"]).name == "blue_pickup.png"
+    assert results[0]["file"] == "blue_pickup.png"  # the file name: visitors never see server paths
     assert set(results[0]) == {"id", "file", "score", "caption"}
 
 
@@ -46,9 +46,9 @@ def test_search_handler_refuses_empty_query(indexed: Runtime) -> None:
 
 def test_detail_shows_selected_result_large_with_file_name(indexed: Runtime) -> None:
     _, results, _ = search_actions.search(indexed, "a car", None, 3, 0.5)
-    image, text = search_actions.detail(results, 1)
+    image, text = search_actions.detail(results, 1, indexed)
     assert image is not None and image.size == (96, 64)
-    assert Path(results[1]["file"]).name in text
+    assert results[1]["file"] in text and str(indexed.settings.home.resolve()) not in text
 
 
 def test_filters_from_ui_become_where_clauses() -> None:
@@ -72,7 +72,7 @@ def test_filter_choices_are_sorted_with_counts(indexed: Runtime) -> None:
 def test_find_similar_uses_the_selected_results_file(indexed: Runtime) -> None:
     _, results, _ = search_actions.search(indexed, "a car", None, 3, 0.5)
     path = search_actions.similar_source(indexed, results, 1)
-    assert path == results[1]["file"]
+    assert Path(path).name == results[1]["file"] and Path(path).is_file()
     with pytest.raises(InvalidInputError, match="Select a result"):
         search_actions.similar_source(indexed, results, None)
 

@@ -1,0 +1,58 @@
+"""What a visitor may see: file names, never server paths; model names, never checkpoint paths.
+
+The public Search tab, the /search API and every error shown in the browser pass their text through
+here. Admins see full paths in the Dataset tab and in ``carmatch info``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePath
+from typing import Any
+
+from carmatch.dataset.demo_background import demo_import_of
+from carmatch.runtime import Runtime
+from carmatch.storage import storage_warning
+
+# An absolute POSIX path (two parts or more) or a Windows one, up to whitespace, a quote or a bracket.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w/.:])(?:[A-Za-z]:\\|/)[^\s`'\"()<>\[\],;]*[/\\][^\s`'\"()<>\[\],;]*")
+
+
+def _name_only(match: re.Match[str]) -> str:
+    text = match.group(0)
+    tail = text.rstrip(".:")  # keep a sentence's full stop outside the name
+    name = PurePath(tail.replace("\\", "/")).name or "…"
+    return name + text[len(tail) :]
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with every absolute path replaced by its last part (``/srv/data/cars/a.jpg`` -> ``a.jpg``)."""
+    return _ABSOLUTE_PATH.sub(_name_only, text)
+
+
+def model_label(value: str) -> str:
+    """A model name or pretrained tag as a visitor sees it: a path becomes its file name without the suffix."""
+    if "/" in value and (value.startswith(("/", "~", ".")) or value.endswith((".json", ".pt", ".bin", ".safetensors"))):
+        return PurePath(value).stem
+    return value
+
+
+def public_result(item: dict[str, Any]) -> dict[str, Any]:
+    """A search result for the browser and the API: the image's file name, never its server path."""
+    shown = dict(item)
+    if "file" in shown:
+        shown["file"] = PurePath(str(shown["file"])).name
+    return shown
+
+
+def space_notices(runtime: Runtime) -> list[str]:
+    """Status lines about hosting: a demo import in progress (or failed), and data lost on restart."""
+    notices: list[str] = []
+    job = demo_import_of(runtime)
+    line = job.status_line() if job is not None else None
+    if line:
+        notices.append(f"⏳ {line}")
+    warning = storage_warning(runtime.settings.home)
+    if warning:
+        notices.append(f"⚠️ {warning}")
+    return notices
