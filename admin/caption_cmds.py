@@ -84,7 +84,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         ids = _select(runtime.catalog, args)
         if not ids:
             if runtime.catalog.count() == 0:
-                print("The collection is empty: add images first with python -m admin ingest DIR")
+                print("The collection is empty: add images first with .venv/bin/carmatch ingest DIR")
             else:
                 print("Nothing to caption: the selected images have a caption from this prompt or a person.")
             return 0
@@ -130,7 +130,7 @@ def cmd_batch_submit(args: argparse.Namespace) -> int:
 
 def _print_jobs(jobs: list[BatchJob]) -> None:
     if not jobs:
-        print("No batch captioning jobs yet: python -m admin caption batch submit --bucket B --role-arn ARN")
+        print("No batch captioning jobs yet: .venv/bin/carmatch caption batch submit --bucket B --role-arn ARN")
     for job in jobs:
         progress = job.params.get("progress") or {}
         done = f" {progress.get('processedRecordCount', 0)}/{progress.get('totalRecordCount', job.record_count)}"
@@ -162,7 +162,7 @@ def cmd_batch_collect(args: argparse.Namespace) -> int:
             runtime.catalog, lambda: _client("s3", settings), args.job, force=args.force, region=settings.aws_region
         )
         if not run.reports:
-            print("No ended, uncollected batch jobs. See: python -m admin caption batch status")
+            print("No ended, uncollected batch jobs. See: .venv/bin/carmatch caption batch status")
         for report in run.reports:
             print(report.summary())
         return 0

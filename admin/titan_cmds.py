@@ -44,7 +44,7 @@ def cmd_titan_provision(args: argparse.Namespace) -> int:
         arn = titan_provision.provision(make_client("bedrock", region), runtime.catalog, plan, region)
     print(
         f"Created {arn}. Search with it: CARMATCH_MODEL=bedrock/{arn} "
-        "(python -m admin aws check shows when it is InService)"
+        "(.venv/bin/carmatch aws check shows when it is InService)"
     )
     return 0
 

@@ -201,7 +201,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 bar.close()
         print(f"\nBest epoch {result.best_epoch}. Test split, before → after:")
         print(format_table(comparison_rows({"base": result.test_before, run_id: result.test_after})))
-        print(f"\nUse it for search: python -m admin model activate {run_id}")
+        print(f"\nUse it for search: .venv/bin/carmatch model activate {run_id}")
         return 0
 
 
@@ -236,7 +236,7 @@ def _train_sagemaker(args: argparse.Namespace) -> int:
                 progress.close()
             print(f"Submitted SageMaker training job {job}.")
             if args.no_wait:
-                print(f"Collect it later: python -m admin train --sagemaker-job {job}")
+                print(f"Collect it later: .venv/bin/carmatch train --sagemaker-job {job}")
                 return 0
 
         def show(status: sagemaker.JobStatus) -> None:
@@ -248,7 +248,7 @@ def _train_sagemaker(args: argparse.Namespace) -> int:
         metrics = record.metrics
         if metrics.get("test_before") and metrics.get("test_after"):
             print(format_table(comparison_rows({"base": metrics["test_before"], job: metrics["test_after"]})))
-        print(f"Registered {job}. Use it for search: python -m admin model activate {job}")
+        print(f"Registered {job}. Use it for search: .venv/bin/carmatch model activate {job}")
         return 0
 
 
@@ -264,11 +264,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 "full_caption": _count(results, "n_texts"),
                 "partial_description": _count(results, "attr_queries"),
             }
-            print(json.dumps({"split": args.split, "queries": queries, "models": results}, indent=2))
+            models_json = {name: _counts_as_ints(metrics) for name, metrics in results.items()}
+            print(json.dumps({"split": args.split, "queries": queries, "models": models_json}, indent=2))
         else:
             print(f"Split: {args.split}")
             print(format_table(comparison_rows(results)))
         return 0
+
+
+def _counts_as_ints(metrics: dict[str, float]) -> dict[str, float | int]:
+    """Metrics for JSON: counts (n_images, n_texts, *_queries) as integers, rates and ranks as they are."""
+    return {k: int(v) if k.startswith("n_") or k.endswith("_queries") else v for k, v in metrics.items()}
 
 
 def _count(results: dict[str, dict[str, float]], key: str) -> int:
@@ -336,7 +342,7 @@ def cmd_titan_finetune(args: argparse.Namespace) -> int:
         )
         for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        print(f"Started Titan fine-tuning job {arn}. Check it: python -m admin titan status")
+        print(f"Started Titan fine-tuning job {arn}. Check it: .venv/bin/carmatch titan status")
         return 0
 
 

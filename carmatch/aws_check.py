@@ -242,7 +242,7 @@ def check_titan_model(bedrock: Any, model_setting: str) -> CheckLine:
                 "titan model",
                 PROBLEM,
                 f"{model} is a custom model, which Bedrock serves only through provisioned throughput.",
-                "Run: python -m admin titan provision, then set CARMATCH_MODEL=bedrock/<provisioned ARN>.",
+                "Run: .venv/bin/carmatch titan provision, then set CARMATCH_MODEL=bedrock/<provisioned ARN>.",
             )
         details = bedrock.get_foundation_model(modelIdentifier=model)["modelDetails"]
     except (BotoCoreError, ClientError) as exc:
@@ -283,7 +283,9 @@ def as_dicts(lines: list[CheckLine]) -> list[dict[str, str]]:
 
 def check_account(settings: Settings) -> list[CheckLine]:
     """:func:`run_checks` against the real account, with clients for ``settings.aws_region``."""
-    from carmatch.aws import make_client, service_regions
+    import boto3
 
-    regions = service_regions("bedrock")
+    from carmatch.aws import make_client
+
+    regions = boto3.Session().get_available_regions("bedrock")
     return run_checks(settings, lambda service: make_client(service, settings.aws_region), regions)

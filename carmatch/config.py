@@ -22,7 +22,7 @@ CLI = ".venv/bin/carmatch"
 DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
 # Claude Sonnet 4.5 through the US cross-region inference profile; carmatch.captions.profiles maps the
-# geography prefix to AWS_REGION's (eu., apac., ...). `python -m admin aws check` reports its lifecycle.
+# geography prefix to AWS_REGION's (eu., apac., ...). `.venv/bin/carmatch aws check` reports its lifecycle.
 DEFAULT_CAPTION_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 DEFAULT_EMBED_DIM = 1024  # Titan Multimodal Embeddings G1 output length: 256, 384 or 1024
 TITAN_EMBED_DIMS = (256, 384, 1024)

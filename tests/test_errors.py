@@ -71,9 +71,9 @@ def test_a_hint_follows_and_an_edge_may_replace_it() -> None:
         plan_jobs([0, 0, 0], BatchLimits(min_records=100))
     exc = info.value
     assert (exc.field, exc.value, exc.limit) == ("batch_records", 3, (100, None))
-    assert str(exc).endswith(exc.hint) and "python -m admin caption live" in exc.hint
+    assert str(exc).endswith(exc.hint) and ".venv/bin/carmatch caption live" in exc.hint
     in_app = for_browser(exc)
-    assert "only 3 images" in in_app and "Bulk actions" in in_app and "python -m admin" not in in_app
+    assert "only 3 images" in in_app and "Bulk actions" in in_app and "carmatch" not in in_app
 
 
 def test_rephrased_keeps_the_type_data_and_cause() -> None:

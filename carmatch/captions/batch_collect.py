@@ -126,7 +126,7 @@ def collect_job(catalog: Catalog, s3: Any, job_id: str, *, force: bool = False, 
     report = CollectReport(job_id)
     if job.status in ACTIVE_STATUSES or job.status == "Submitting":
         raise InvalidInputError(
-            f"Batch job {job_id} is {job.status}; collect it when it has ended (python -m admin caption batch wait)."
+            f"Batch job {job_id} is {job.status}; collect it when it has ended (.venv/bin/carmatch caption batch wait)."
         )
     if job.collected_at and not force:
         report.skipped = True
@@ -333,7 +333,7 @@ def wait_for_jobs(
             running = ", ".join(f"{j.id} ({j.status})" for j in jobs if j.is_active)
             raise BatchWaitTimeout(
                 f"Gave up waiting after {waited:.0f}s; still running: {running}. "
-                "Run `python -m admin caption batch wait` again later: nothing is lost."
+                "Run `.venv/bin/carmatch caption batch wait` again later: nothing is lost."
             )
         sleep(delay)
         waited += delay

@@ -115,7 +115,7 @@ def list_jobs(catalog: Catalog, job_ids: Iterable[str] | None = None) -> list[Ba
     unknown = [j for j in wanted if j not in known]
     if unknown:
         raise NotFoundError(
-            f"No batch captioning job named {unknown[0]!r}; see `python -m admin caption batch status`."
+            f"No batch captioning job named {unknown[0]!r}; see `.venv/bin/carmatch caption batch status`."
         )
     chosen = set(wanted)
     return [job for job in jobs if job.id in chosen]

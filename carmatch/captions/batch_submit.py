@@ -36,7 +36,7 @@ SOURCE_BATCH = "claude-batch"
 JOB_NAME_PATTERN = re.compile(r"[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9\+\-\.]){0,63}")
 JOB_NAME_MAX_CHARS = 63
 ROLE_ARN_PATTERN = re.compile(r"arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+")
-FOLLOW_WITH_CLI = "Follow them with: python -m admin caption batch status"
+FOLLOW_WITH_CLI = "Follow them with: .venv/bin/carmatch caption batch status"
 
 
 _Entry = tuple[str, int, int]  # a record in the staging file: (image id, offset, length in bytes)
@@ -82,7 +82,7 @@ def plan_jobs(sizes: Sequence[int], limits: BatchLimits) -> list[list[list[int]]
             limit=(limits.min_records, None),
             label="A Bedrock batch job",
             reason=f"needs at least {limits.min_records} records and there are only {total} images to caption",
-            hint="Caption them live instead: python -m admin caption live "
+            hint="Caption them live instead: .venv/bin/carmatch caption live "
             "(or lower CARMATCH_BATCH_MIN_RECORDS if your account's quota allows).",
         )
     for i, size in enumerate(sizes):

@@ -204,7 +204,7 @@ def export_titan(
     entries = _check_images(catalog, chosen, prefix, out_dir / "images", report, progress)
     if chosen.source == "unreviewed" and entries:
         report.warnings.append(FALLBACK_WARNING)
-    train, validation = _split_entries(entries, validation_fraction, report)
+    train, validation = _split_entries(entries, validation_fraction, report, include_unreviewed)
     for name, part in (("train.jsonl", train), ("validation.jsonl", validation)):
         with AtomicText(out_dir / name) as fh:
             for entry in part:
@@ -213,8 +213,7 @@ def export_titan(
     report.train, report.validation = len(train), len(validation)
     report.records = report.train + report.validation
     _write_manifest(out_dir, prefix, train + validation, report)
-    for warning in report.warnings:
-        log.warning("%s", warning)
+    log.info("Titan export warnings (the report's summary shows them to the user): %s", report.warnings)
     return report
 
 
@@ -273,7 +272,7 @@ def _write_manifest(out_dir: Path, prefix: str, entries: list[_Entry], report: E
 
 
 def _split_entries(
-    entries: list[_Entry], fraction: float | None, report: ExportReport
+    entries: list[_Entry], fraction: float | None, report: ExportReport, include_unreviewed: bool = False
 ) -> tuple[list[_Entry], list[_Entry]]:
     """Train and validation records: the splits, validation topped up from train's lowest buckets; warn on limits."""
     entries.sort(key=lambda e: (e.bucket, e.image_id))
@@ -295,7 +294,8 @@ def _split_entries(
     if len(train) < TITAN_MIN_TRAIN:
         report.warnings.append(
             f"Only {len(train)} training records: Titan fine-tuning needs at least {TITAN_MIN_TRAIN}, "
-            "so Bedrock will refuse this dataset. Approve more captions (or use --include-unreviewed)."
+            "so Bedrock will refuse this dataset. Approve more captions"
+            + ("." if include_unreviewed else " (or use --include-unreviewed).")
         )
     if len(validation) < TITAN_MIN_VALIDATION:
         report.warnings.append(

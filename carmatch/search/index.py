@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 INDEX_FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
-REBUILD_HINT = "python -m admin index rebuild"
+REBUILD_HINT = ".venv/bin/carmatch index rebuild"
 STAGING_PREFIX = ".staging-"
 STALE_STAGING_SECONDS = 6 * 3600  # a staging folder this old belongs to no running save
 

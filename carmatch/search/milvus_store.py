@@ -147,7 +147,7 @@ class MilvusStore:
         gen = self.current_generation()
         if gen is None:
             raise IndexMissingError(
-                f"No search index yet. Ingest images (python -m admin ingest DIR) or run {REBUILD_HINT}."
+                f"No search index yet. Ingest images (.venv/bin/carmatch ingest DIR) or run {REBUILD_HINT}."
             )
         return self._manifest_of(gen)
 

@@ -1,6 +1,6 @@
 """Rebuild: embed what a model has not seen, then assemble its whole index and swap it in.
 
-Used by ``python -m admin index rebuild`` and by model activation. The slow part (encoding) runs
+Used by ``carmatch index rebuild`` and by model activation. The slow part (encoding) runs
 outside the index write lock, so uploads and deletes go on meanwhile; the catch-up for images added
 since, the assembly and the swap run under it (see :mod:`carmatch.search.write_lock`).
 """

@@ -86,7 +86,7 @@ class Searcher:
 
             raise ModelMismatchError(
                 f"The index was built by {index.manifest.model_key}, the model is {embedder.model_key}. "
-                "Rebuild the index: python -m admin index rebuild"
+                "Rebuild the index: .venv/bin/carmatch index rebuild"
             )
         self.embedder = embedder
         self.index = index
@@ -129,7 +129,7 @@ class Searcher:
         query_text = check_query(text, image, k, image_weight)
         if len(self.index) == 0:
             raise EmptyCollectionError(
-                "The collection is empty: add images first (python -m admin ingest DIR, or the Dataset tab)."
+                "The collection is empty: add images first (.venv/bin/carmatch ingest DIR, or the Dataset tab)."
             )
         notes: list[str] = []
         parts: list[tuple[float, np.ndarray]] = []

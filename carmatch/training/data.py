@@ -70,7 +70,7 @@ def catalog_pairs(
     ]
     if not pairs:
         raise InvalidInputError(
-            "No captioned images to train on: caption images (Dataset tab or `python -m admin caption live`) "
+            "No captioned images to train on: caption images (Dataset tab or `.venv/bin/carmatch caption live`) "
             "and approve the good captions in the Dataset tab first."
         )
     return pairs, chosen.source

@@ -289,7 +289,7 @@ class Trainer:
             self._save_last(s, state)
             raise CancelledError(
                 f"Training run {self.run_id} cancelled at step {state['step']}/{s.schedule.total_steps}; "
-                f"resume it with: python -m admin train --resume {self.run_id}"
+                f"resume it with: .venv/bin/carmatch train --resume {self.run_id}"
             )
         if time.monotonic() - clock.last_save > self.config.checkpoint_minutes * 60:
             self._save_last(s, state)

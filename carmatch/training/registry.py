@@ -69,7 +69,7 @@ def get_model(catalog: Catalog, run_id: str) -> ModelRecord:
     if record is None:
         known = catalog.recent_model_ids(5)
         hint = f" Known runs: {', '.join(known)}." if known else " No runs are registered yet."
-        raise NotFoundError(f"No model run {run_id!r}.{hint} See: python -m admin model list")
+        raise NotFoundError(f"No model run {run_id!r}.{hint} See: .venv/bin/carmatch model list")
     return record
 
 
@@ -111,7 +111,7 @@ def spec_for(runtime: Runtime, run_id: str) -> ModelSpec:
     if record.status != "ready":
         raise InvalidInputError(
             f"Run {run_id} is {record.status}, not ready to activate."
-            + (f" Resume it: python -m admin train --resume {run_id}" if record.status == "cancelled" else "")
+            + (f" Resume it: .venv/bin/carmatch train --resume {run_id}" if record.status == "cancelled" else "")
         )
     if not record.checkpoint or not Path(record.checkpoint).is_file():
         raise NotFoundError(f"The checkpoint of run {run_id} is missing ({record.checkpoint}); it cannot be activated.")

@@ -54,7 +54,7 @@ class ProvisionPlan:
             f"${self.hourly_usd_per_unit:,.2f}/hour each = ${per_hour:,.2f}/hour, "
             f"${per_hour * HOURS_PER_DAY:,.2f}/day, "
             f"about ${per_hour * HOURS_PER_MONTH:,.0f}/month, billed every hour, used or not, until "
-            f"`python -m admin titan deprovision {self.job}` deletes it.{term}"
+            f"`.venv/bin/carmatch titan deprovision {self.job}` deletes it.{term}"
         )
 
 
@@ -67,12 +67,12 @@ def plan_provision(
     if record.status != "ready" or not model_arn:
         raise InvalidInputError(
             f"Titan job {job} has no custom model yet (status {record.status}). "
-            "Check it first: python -m admin titan status"
+            "Check it first: .venv/bin/carmatch titan status"
         )
     if record.config.get(PROVISIONED_KEY):
         raise InvalidInputError(
             f"Titan job {job} already has provisioned throughput {record.config[PROVISIONED_KEY]}; "
-            f"delete it first: python -m admin titan deprovision {job}"
+            f"delete it first: .venv/bin/carmatch titan deprovision {job}"
         )
     if units < 1:
         raise InvalidInputError(field="units", value=units, limit=1, reason=f"{units} must be at least 1")
@@ -139,7 +139,7 @@ def _titan_record(catalog: Catalog, job: str) -> ModelRecord:
     record = next((r for r in registry.list_models(catalog) if r.kind == "titan" and r.id == job), None)
     if record is None:
         raise NotFoundError(
-            f"No Titan job {job!r} was started from this carmatch home. See: python -m admin titan status"
+            f"No Titan job {job!r} was started from this carmatch home. See: .venv/bin/carmatch titan status"
         )
     return record
 

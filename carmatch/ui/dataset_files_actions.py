@@ -90,7 +90,7 @@ def export(
     if fmt == "titan":
         text += (
             f"\n\nFiles and converted images are in `{folder / 'titan'}`. Upload images and JSONL to S3 with:\n"
-            f"`python -m admin dataset export --format titan --out DIR --s3-prefix {s3_prefix} --upload`"
+            f"`.venv/bin/carmatch dataset export --format titan --out DIR --s3-prefix {s3_prefix} --upload`"
         )
     return copies, text
 

@@ -73,7 +73,7 @@ def test_batch_submit_below_minimum_suggests_live(
     fake_aws(monkeypatch, {"bedrock": bedrock, "s3": stubbed("s3")[0]})
     args = ["caption", "batch", "submit", "--bucket", "my-bucket", "--role-arn", "arn:aws:iam::123456789012:role/r"]
     assert main(args) == 1
-    assert "python -m admin caption live" in capsys.readouterr().err
+    assert ".venv/bin/carmatch caption live" in capsys.readouterr().err
 
 
 def test_batch_status_lists_ended_jobs_without_calling_aws(
@@ -102,4 +102,4 @@ def test_batch_submit_takes_bucket_and_role_from_settings_or_says_which_is_missi
     assert "Give --role-arn (or set CARMATCH_BATCH_ROLE_ARN)" in capsys.readouterr().err
     monkeypatch.setenv("CARMATCH_BATCH_ROLE_ARN", "arn:aws:iam::123456789012:role/r")
     assert main(["caption", "batch", "submit"]) == 1  # both from settings: on to the real check
-    assert "python -m admin caption live" in capsys.readouterr().err
+    assert ".venv/bin/carmatch caption live" in capsys.readouterr().err

@@ -31,6 +31,8 @@ def test_train_list_eval_activate_from_the_command_line(
     assert main(["eval", "--model", "base", "--model", run_id, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["split"] == "test" and set(report["models"]) == {"base", run_id}
+    base = report["models"]["base"]
+    assert isinstance(base["n_images"], int) and isinstance(base["n_texts"], int)  # counts print as counts
     assert {"t2i_r1", "t2i_r5", "t2i_r10", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_median_rank"} <= set(
         report["models"]["base"]
     )

@@ -105,6 +105,23 @@ def test_titan_export_converts_skips_splits_and_warns(catalog: Catalog, tmp_path
     assert again.train == report.train  # the split is deterministic
 
 
+def test_titan_export_warns_once_and_never_suggests_a_flag_already_given(
+    catalog: Catalog, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    d = tmp_path / "img"
+    for i in range(12):
+        add(catalog, car(d / f"ok{i}.jpg", 10 + i), f"a red sedan number {i}")
+    with caplog.at_level(logging.WARNING):
+        given = titan_export.export_titan(catalog, tmp_path / "t1", "s3://my-bucket/cars/", include_unreviewed=True)
+        plain = titan_export.export_titan(catalog, tmp_path / "t2", "s3://my-bucket/cars/")
+    too_few = [w for w in given.warnings if "training records" in w]
+    assert len(too_few) == 1 and "--include-unreviewed" not in too_few[0]
+    assert any("--include-unreviewed" in w for w in plain.warnings if "training records" in w)
+    assert [r for r in caplog.records if r.name == "carmatch.dataset.export_titan"] == []  # the summary says it
+
+
 def test_titan_needs_an_s3_prefix(catalog: Catalog, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="s3-prefix"):
         titan_export.export_titan(catalog, tmp_path, "")

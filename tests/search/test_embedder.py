@@ -109,3 +109,9 @@ def test_checkpoint_that_does_not_fit_the_config_is_one_line_naming_both(
     message = str(caught.value)
     assert "\n" not in message and len(message) < 600
     assert f"checkpoint {tiny_model[1]} does not fit the model config {config}" in message
+
+
+def test_a_download_error_ending_in_a_full_stop_reads_as_one_sentence(tmp_path: Path) -> None:
+    spec = embedder_module.ModelSpec(*DEFAULT)
+    text = embedder_module._load_error_help(spec, OSError("Make sure your Internet connection is on."))
+    assert "is on. The first run" in text and ".." not in text

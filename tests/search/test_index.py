@@ -96,7 +96,7 @@ def test_loading_an_index_of_another_model_is_refused(tmp_path: Path) -> None:
     store = IndexStore(tmp_path / "idx")
     index, _ = make_index(10, exact_max=100)
     store.save(index)
-    with pytest.raises(ModelMismatchError, match="python -m admin index rebuild"):
+    with pytest.raises(ModelMismatchError, match="carmatch index rebuild"):
         store.load("other-model@123")
 
 
