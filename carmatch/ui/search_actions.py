@@ -146,9 +146,7 @@ def filters_label(where: dict[str, str]) -> str:
     return f"Filters ({len(where)} active: {chosen})"
 
 
-def detail(
-    results: list[dict[str, Any]], index: int, runtime: Runtime | None = None
-) -> tuple[Image.Image | None, str]:
+def detail(results: list[dict[str, Any]], index: int, runtime: Runtime | None = None) -> tuple[Image.Image | None, str]:
     """The selected result shown large, with its caption, score and file name (read from the catalog by id)."""
     if not results or index is None or not 0 <= index < len(results):
         return None, ""
