@@ -12,15 +12,21 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from carmatch.config import load_dotenv_file, load_settings  # noqa: E402
+from carmatch.runtime import Runtime  # noqa: E402  (imports neither torch nor Gradio)
 from carmatch.storage import apply_storage_defaults, storage_warning  # noqa: E402
 
+if __name__ == "__main__":  # python app.py, gradio app.py and a Space; importing app reads no .env
+    load_dotenv_file()
 apply_storage_defaults()  # on a Space with persistent storage: HF_HOME on /data, before huggingface_hub loads
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+runtime = Runtime(load_settings())
+if __name__ == "__main__":  # first: the model loads while Gradio imports, the tabs are built and the server starts
+    runtime.start_loading()  # once; a failure is remembered and shown on every page
 
 import gradio as gr  # noqa: E402
 
-from carmatch.config import load_dotenv_file, load_settings  # noqa: E402
 from carmatch.dataset.demo_background import start_demo_import  # noqa: E402
-from carmatch.runtime import Runtime  # noqa: E402
 from carmatch.ui import dataset_tab, search_tab, training_tab  # noqa: E402
 
 log = logging.getLogger("carmatch.app")
@@ -51,12 +57,6 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
     return demo
 
 
-if __name__ == "__main__":  # python app.py, gradio app.py and a Space; importing app reads no .env
-    load_dotenv_file()
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-runtime = Runtime(load_settings())
-if __name__ == "__main__":  # the model loads in the background while the tabs are built and the server starts
-    runtime.start_loading()  # once; a failure is remembered and shown on every page
 demo = build_demo(runtime)
 
 if __name__ == "__main__":
