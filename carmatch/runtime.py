@@ -100,7 +100,6 @@ class Runtime:
             except CarmatchError as exc:
                 with self._state_lock:
                     self._embedder_error = exc
-                log.error("The CLIP model could not be loaded: %s", exc)  # once: later calls re-raise without logging
                 raise
             with self._state_lock:
                 if self._embedder is None:  # a model swapped in meanwhile wins
@@ -121,8 +120,8 @@ class Runtime:
     def _load_quietly(self) -> None:
         try:
             _ = self.embedder
-        except CarmatchError:
-            pass  # remembered in _embedder_error and logged once by `embedder`
+        except CarmatchError as exc:  # remembered; logged here once, as no caller sees it (later uses re-raise it)
+            log.error("The CLIP model could not be loaded: %s", exc)
 
     def model_error(self) -> CarmatchError | None:
         """Why the model could not be loaded, when the last attempt failed (never triggers a load)."""

@@ -39,14 +39,18 @@ def test_a_failed_load_is_tried_once_logged_once_and_raised_at_once_after(
     runtime.close()
 
 
-def test_the_load_failure_is_logged_once(
+def test_a_background_load_failure_is_logged_once(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr("carmatch.runtime.load_clip", lambda *a: (_ for _ in ()).throw(ModelLoadError("gone")))
     runtime = Runtime(settings)
     with caplog.at_level(logging.WARNING):
+        loader = runtime.start_loading()  # the app: no caller sees a background failure, so it is logged
+        assert loader is not None
+        loader.join()
         for _ in range(3):
             runtime.info()
+            runtime.start_loading()
     assert [r.getMessage() for r in caplog.records] == ["The CLIP model could not be loaded: gone"]
     runtime.close()
 
