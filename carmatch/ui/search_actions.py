@@ -159,7 +159,7 @@ def detail(results: list[dict[str, Any]], index: int, runtime: Runtime | None = 
         return None, f"**{path.name}** could not be opened: {scrub_paths(str(exc))}"
     caption = item.get("caption") or "_no caption yet_"
     score = f"similarity {item['score']:.3f} (higher = closer match)"
-    return image, f"**{path.name}** · {score}\n\n{caption}\n\nid `{item['id'][:16]}`"
+    return image, f"**{path.name}** · {score}\n\n{caption}"  # no path, no id prefix: nothing a visitor can use
 
 
 def similar_source(runtime: Runtime, results: list[dict[str, Any]], index: int | None) -> str:

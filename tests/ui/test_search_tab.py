@@ -49,6 +49,7 @@ def test_detail_shows_selected_result_large_with_file_name(indexed: Runtime) -> 
     image, text = search_actions.detail(results, 1, indexed)
     assert image is not None and image.size == (96, 64)
     assert results[1]["file"] in text and str(indexed.settings.home.resolve()) not in text
+    assert results[1]["id"][:12] not in text  # an id prefix is nothing a visitor can use
 
 
 def test_filters_from_ui_become_where_clauses() -> None:
