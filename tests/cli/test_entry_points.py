@@ -13,7 +13,21 @@ import pytest
 from admin.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ["ingest", "search", "info", "relocate", "index", "caption", "dataset", "demo", "train", "eval", "model", "titan", "aws"]
+COMMANDS = [
+    "ingest",
+    "search",
+    "info",
+    "relocate",
+    "index",
+    "caption",
+    "dataset",
+    "demo",
+    "train",
+    "eval",
+    "model",
+    "titan",
+    "aws",
+]
 
 
 def listed_commands(help_text: str) -> list[str]:
