@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,15 +122,24 @@ def cached_weights(hub: HubWeights) -> str | None:
 
 
 def hub_reachable(timeout_s: float = NETWORK_PROBE_SECONDS) -> bool:
-    """True when a TCP connection to the Hugging Face Hub opens within ``timeout_s`` seconds."""
+    """True when a TCP connection to the Hugging Face Hub opens within ``timeout_s`` seconds, name lookup included."""
     endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     host = endpoint.hostname or "huggingface.co"
     port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
+    answered: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                answered.append(True)
+        except OSError:
+            answered.append(False)
+
+    # The connect timeout does not cover a DNS lookup stuck on an unreachable resolver: bound both.
+    thread = threading.Thread(target=probe, name="carmatch-hub-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return bool(answered and answered[0])
 
 
 def _no_weights_error(spec: ModelSpec, hub: HubWeights, why: str) -> ModelLoadError:

@@ -115,3 +115,19 @@ def test_a_download_error_ending_in_a_full_stop_reads_as_one_sentence(tmp_path: 
     spec = embedder_module.ModelSpec(*DEFAULT)
     text = embedder_module._load_error_help(spec, OSError("Make sure your Internet connection is on."))
     assert "is on. The first run" in text and ".." not in text
+
+
+def test_a_name_lookup_that_hangs_still_ends_the_probe_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    release = threading.Event()
+
+    def stuck(*args: object, **kwargs: object) -> None:
+        release.wait(30)  # a resolver that never answers (released when the test ends)
+        raise OSError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", stuck)
+    try:
+        assert hub_reachable(0.05) is False
+    finally:
+        release.set()
