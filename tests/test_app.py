@@ -105,3 +105,8 @@ def test_public_config_and_search_results_show_no_server_path(served: tuple[Runt
     assert len(results) == 3
     assert home not in json.dumps(results) and home not in notes
     assert all("/" not in r["file"] for r in results)
+    posted = httpx.post(
+        f"{url}gradio_api/call/search", json={"data": ["a car", None, 3, 0.5, *["any"] * 5]}, timeout=30
+    )
+    raw = httpx.get(f"{url}gradio_api/call/search/{posted.json()['event_id']}", timeout=60).text
+    assert '"score"' in raw and home not in raw  # the raw answer, thumbnails included
