@@ -9,7 +9,9 @@ from pathlib import Path
 
 from admin.common import TqdmProgress, parse_where, runtime_for
 from carmatch.catalog.schema import FILTER_KEYS
+from carmatch.config import VECTOR_STORES
 from carmatch.locations import relocate
+from carmatch.search.migrate import migrate_store
 from carmatch.search.rebuild import rebuild_index
 from carmatch.search.searcher import check_query
 
@@ -48,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
     r = sub.add_parser("rebuild", help="re-embed what the active model lacks and rebuild the index")
     r.set_defaults(func=cmd_index_rebuild)
+    r = sub.add_parser("migrate", help="copy the index to the other vector store from cached embeddings, then use it")
+    r.add_argument("--to", required=True, choices=VECTOR_STORES, help="the store to move to")
+    r.set_defaults(func=cmd_index_migrate)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -103,6 +108,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             ("Active run", "active_run"),
             ("Device", "device"),
             ("Images", "images"),
+            ("Vector store", "store"),
+            ("Store at", "store_location"),
             ("Index size", "index_size"),
             ("Index model", "index_model"),
             ("Missing files", "missing_files"),
@@ -135,4 +142,16 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
         print(f"Index rebuilt: {len(index)} images with {runtime.embedder.model_key}.")
         for image_id, reason in failures:
             print(f"  not indexed {image_id[:12]}: {reason}")
+        return 0
+
+
+def cmd_index_migrate(args: argparse.Namespace) -> int:
+    """Copy every cached vector into the other store, verify the count, then switch the setting."""
+    with runtime_for(args) as runtime:
+        progress = TqdmProgress()
+        try:
+            report = migrate_store(args.settings, runtime.catalog, runtime.store, args.to, progress=progress)
+        finally:
+            progress.close()
+        print(report.summary())
         return 0

@@ -92,7 +92,7 @@ class Settings:
     exact_search_max: int = 40_000  # CARMATCH_EXACT_SEARCH_MAX: up to this, exact numpy search (bench crossover)
     hnsw_m: int = 16  # CARMATCH_HNSW_M
     hnsw_ef_construction: int = 200  # CARMATCH_HNSW_EF_CONSTRUCTION
-    hnsw_ef_search: int = 1024  # CARMATCH_HNSW_EF_SEARCH: keeps recall@10 >= 0.99 at 100k (bench)
+    hnsw_ef_search: int = 0  # CARMATCH_HNSW_EF_SEARCH: unset = smallest ef measured to reach recall@10 0.99
     vector_store: str = "hnswlib"  # CARMATCH_VECTOR_STORE: hnswlib | milvus
     milvus_uri: str = ""  # CARMATCH_MILVUS_URI: Milvus Lite file, or http://host:19530; "" = $CARMATCH_HOME/milvus.db
     milvus_token: str = field(default="", repr=False)  # CARMATCH_MILVUS_TOKEN: "user:password" or an API key
@@ -235,7 +235,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"CARMATCH_DEVICE={settings.device!r}: use auto, cpu, cuda or cuda:N")
     if settings.vector_store not in VECTOR_STORES:
         raise ConfigError(
-            field="CARMATCH_VECTOR_STORE", value=settings.vector_store, reason=f"use one of {', '.join(VECTOR_STORES)}"
+            field="vector_store",
+            value=settings.vector_store,
+            label="CARMATCH_VECTOR_STORE",
+            reason=f"is {settings.vector_store!r}: use one of {', '.join(VECTOR_STORES)}",
         )
     if settings.embed_dim not in TITAN_EMBED_DIMS:
         raise ConfigError(

@@ -1,9 +1,8 @@
 """Vector index: hnswlib cosine search over unit vectors, keyed by image id, saved atomically.
 
 Small collections are searched exactly with numpy (faster there and always exact); above
-``exact_max`` live vectors the hnswlib graph answers. Each save writes a new *generation*
-folder and then atomically points ``CURRENT`` at it, so a crash or a cancelled rebuild leaves the
-previous index serving.
+``exact_max`` live vectors the hnswlib graph answers. :class:`~carmatch.search.hnsw_store.IndexStore`
+saves it as generations swapped in atomically.
 """
 
 from __future__ import annotations
@@ -11,20 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from carmatch.atomic import atomic_open, fsync_dir, fsync_file, replace_dir, staging_dir, write_bytes
+from carmatch.atomic import atomic_open, fsync_dir, fsync_file, write_bytes
 from carmatch.catalog import now_iso
-from carmatch.errors import IndexMissingError, InvalidInputError, ModelMismatchError
+from carmatch.errors import IndexMissingError, InvalidInputError
+from carmatch.search.tuning import choose_ef, needs_measuring
 from carmatch.search.vectors import unit_rows
-from carmatch.search.write_lock import write_lock_for
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +28,6 @@ INDEX_FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
 REBUILD_HINT = ".venv/bin/carmatch index rebuild"
 STAGING_PREFIX = ".staging-"
-STALE_STAGING_SECONDS = 6 * 3600  # a staging folder this old belongs to no running save
 
 
 @dataclass
@@ -48,6 +43,9 @@ class IndexManifest:
     created_at: str = field(default_factory=now_iso)
     format_version: int = INDEX_FORMAT_VERSION
     space: str = "cosine"
+    ef_search: int = 0  # hnswlib ef measured on this collection (carmatch.search.tuning); 0 = not yet
+    ef_recall: float = 0.0  # recall@10 it reached
+    ef_count: int = 0  # live vectors when it was measured
 
 
 class VectorIndex:
@@ -61,7 +59,7 @@ class VectorIndex:
         exact_max: int = 40_000,
         m: int = 16,
         ef_construction: int = 200,
-        ef_search: int = 1024,
+        ef_search: int = 0,  # 0: the smallest ef measured to reach recall@10 >= 0.99 (tuning.choose_ef)
     ):
         self.manifest = manifest
         self.dim = manifest.dim
@@ -166,6 +164,17 @@ class VectorIndex:
             self._hnsw_count = len(self._ids)
         return self._hnsw
 
+    def search_ef(self) -> int:
+        """The configured ef, else the one measured on this collection (measured again when stale)."""
+        if self.ef_search > 0:
+            return self.ef_search
+        manifest = self.manifest
+        if needs_measuring(manifest.ef_search, manifest.ef_count, len(self)):
+            graph = self._ensure_hnsw()
+            manifest.ef_search, manifest.ef_recall = choose_ef(graph, self._vectors, self._alive)
+            manifest.ef_count = len(self)
+        return manifest.ef_search
+
     def _hnsw_add_new(self) -> None:
         graph = self._hnsw
         assert graph is not None
@@ -236,7 +245,7 @@ class VectorIndex:
 
     def _approximate(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> list[tuple[str, float]]:
         graph = self._ensure_hnsw()
-        ef = max(self.ef_search, k)
+        ef = max(self.search_ef(), k)
         filt = None
         if mask is not None:
             filt = lambda label: bool(mask[label])  # noqa: E731
@@ -266,12 +275,11 @@ class VectorIndex:
             compact._labels = {i: n for n, i in enumerate(ids)}
             compact._vectors = self._vectors[live]
             compact._alive = np.ones(len(ids), dtype=bool)
-            if self._hnsw is not None and len(live) == len(self._ids):
-                graph = self._hnsw
-            else:
-                graph = compact._ensure_hnsw()
+            owner = self if self._hnsw is not None and len(live) == len(self._ids) else compact
+            graph = owner._ensure_hnsw()
             graph.save_index(str(folder / "hnsw.bin"))  # type: ignore[attr-defined]
             fsync_file(folder / "hnsw.bin")  # hnswlib writes without fsync: flush it before CURRENT can point here
+            owner.search_ef()  # measured on the saved graph (or re-checked) before the manifest records it
         write_bytes(folder / "manifest.json", json.dumps(asdict(self.manifest), indent=2).encode())
         fsync_dir(folder)
 
@@ -282,7 +290,7 @@ class VectorIndex:
         exact_max: int = 40_000,
         m: int = 16,
         ef_construction: int = 200,
-        ef_search: int = 1024,
+        ef_search: int = 0,
     ) -> VectorIndex:
         """Read an index written by :meth:`save_to`."""
         try:
@@ -308,92 +316,3 @@ class VectorIndex:
             index._hnsw = graph
             index._hnsw_count = len(ids)
         return index
-
-
-class IndexStore:
-    """The index folder: generations of saved indexes and a CURRENT pointer swapped atomically.
-
-    Every writer holds :attr:`write_lock` from loading the index it changes to saving it (see
-    :mod:`carmatch.search.write_lock`); :meth:`save` takes it too. One of the two
-    :class:`~carmatch.search.store.VectorStore` implementations (the default).
-    """
-
-    kind = "hnswlib"
-
-    def __init__(
-        self, folder: Path, exact_max: int = 40_000, m: int = 16, ef_construction: int = 200, ef_search: int = 1024
-    ):
-        self.folder = Path(folder)
-        self.location = str(self.folder)
-        self.params = dict(exact_max=exact_max, m=m, ef_construction=ef_construction, ef_search=ef_search)
-        self.write_lock = write_lock_for(self.folder)
-
-    def new_index(self, manifest: IndexManifest) -> VectorIndex:
-        """An empty index with this store's parameters."""
-        return VectorIndex(manifest, **self.params)
-
-    def current_generation(self) -> str | None:
-        """Name of the generation CURRENT points to, or None when no index exists."""
-        try:
-            name = (self.folder / CURRENT_FILE).read_text().strip()
-        except FileNotFoundError:
-            return None
-        return name or None
-
-    def exists(self) -> bool:
-        """True when a saved index exists."""
-        gen = self.current_generation()
-        return gen is not None and (self.folder / gen / "manifest.json").exists()
-
-    def read_manifest(self) -> IndexManifest:
-        """The manifest of the current index, without loading vectors."""
-        gen = self.current_generation()
-        if gen is None:
-            raise IndexMissingError(
-                f"No search index yet. Ingest images (python -m admin ingest DIR) or run {REBUILD_HINT}."
-            )
-        try:
-            return IndexManifest(**json.loads((self.folder / gen / "manifest.json").read_text()))
-        except (OSError, ValueError, TypeError) as exc:
-            raise IndexMissingError(f"The index manifest is unreadable ({exc}). Rebuild it: {REBUILD_HINT}") from exc
-
-    def load(self, expected_model_key: str | None = None) -> VectorIndex:
-        """Load the current index, refusing one built by another model than ``expected_model_key``."""
-        manifest = self.read_manifest()
-        if expected_model_key is not None and manifest.model_key != expected_model_key:
-            raise ModelMismatchError(
-                f"The search index was built with model {manifest.model} ({manifest.pretrained}, weights "
-                f"{manifest.weights_hash[:12]}), but the active model is {expected_model_key}. "
-                f"Embeddings from different models cannot be compared. Rebuild the index: {REBUILD_HINT}"
-            )
-        gen = self.current_generation()
-        assert gen is not None
-        return VectorIndex.load_from(self.folder / gen, **self.params)
-
-    def describe(self) -> dict[str, Any]:
-        """Which store and where (for ``admin info``)."""
-        return {"store": self.kind, "store_location": str(self.folder.resolve())}
-
-    def save(self, index: VectorIndex) -> str:
-        """Save ``index`` as a new generation and atomically make it current; returns its name."""
-        gen = f"gen-{now_iso().replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:8]}"
-        with self.write_lock:
-            with staging_dir(self.folder, STAGING_PREFIX) as staging:
-                index.save_to(staging)
-                replace_dir(staging, self.folder / gen)
-            write_bytes(self.folder / CURRENT_FILE, gen.encode())  # the swap: CURRENT names the new generation
-            self._prune(keep={gen})
-        log.info("Saved index generation %s (%d vectors)", gen, len(index))
-        return gen
-
-    def _prune(self, keep: set[str]) -> None:
-        """Remove old generations and abandoned staging folders, keeping the current one."""
-        import time
-
-        for child in self.folder.iterdir():
-            if not child.is_dir() or child.name in keep:
-                continue
-            age = time.time() - child.stat().st_mtime
-            stale_staging = child.name.startswith(STAGING_PREFIX) and age > STALE_STAGING_SECONDS
-            if child.name.startswith("gen-") or stale_staging:
-                shutil.rmtree(child, ignore_errors=True)

@@ -1,6 +1,6 @@
 """The one vector-store interface: what search, ingest, delete, activation and rebuild rely on.
 
-Two implementations: :class:`~carmatch.search.index.IndexStore` (hnswlib, embedded, the default)
+Two implementations: :class:`~carmatch.search.hnsw_store.IndexStore` (hnswlib, embedded, the default)
 and :class:`~carmatch.search.milvus_store.MilvusStore` (Milvus Lite file, server or cluster).
 :func:`open_store` picks one from the settings; nothing else names either.
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 # Filter keys a store may keep as scalar fields beside each vector (Milvus does; hnswlib filters by id).
 SCALAR_FILTER_FIELDS = ("color", "body_type", "make", "viewpoint", "review_state")
+MILVUS_EF_SEARCH = 128  # Milvus HNSW search ef when CARMATCH_HNSW_EF_SEARCH is unset (bench/store_bench.py)
 _KEY_ALIASES = {"state": "review_state", "review": "review_state", "caption_source": "source"}
 
 Attributes = Callable[[Sequence[str]], dict[str, dict[str, str]]]  # ids -> {id: {field: value}}
@@ -95,12 +96,12 @@ def open_store(settings: Settings, catalog: Catalog) -> VectorStore:
             settings.milvus_location,
             token=settings.milvus_token,
             prefix=settings.milvus_collection,
-            ef_search=settings.hnsw_ef_search,
+            ef_search=settings.hnsw_ef_search or MILVUS_EF_SEARCH,
             attributes=catalog_attributes(catalog),
             changes=catalog.attribute_changes_since,
             lock_key=settings.index_dir,
         )
-    from carmatch.search.index import IndexStore
+    from carmatch.search.hnsw_store import IndexStore
 
     return IndexStore(
         settings.index_dir,

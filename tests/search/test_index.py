@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from carmatch.errors import IndexMissingError, ModelMismatchError
-from carmatch.search.index import IndexManifest, IndexStore, VectorIndex
+from carmatch.search.hnsw_store import IndexStore
+from carmatch.search.index import IndexManifest, VectorIndex
 
 
 def clustered(n: int, dim: int = 32, clusters: int = 50, seed: int = 0) -> np.ndarray:

@@ -19,7 +19,8 @@ import torch
 
 from carmatch.dataset import bulk
 from carmatch.runtime import Runtime
-from carmatch.search.index import IndexStore, VectorIndex
+from carmatch.search.hnsw_store import IndexStore
+from carmatch.search.index import VectorIndex
 from carmatch.search.uploads import add_uploads
 from carmatch.search.write_lock import IndexWriteLock, write_lock_for
 from carmatch.training import registry

@@ -1,0 +1,114 @@
+"""The hnswlib vector store: generations of saved indexes in a folder and a CURRENT pointer.
+
+Each save writes a new *generation* folder and then atomically points ``CURRENT`` at it, so a
+crash or a cancelled rebuild leaves the previous index serving. One of the two
+:class:`~carmatch.search.store.VectorStore` implementations (the default; the index itself is
+:class:`~carmatch.search.index.VectorIndex`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from carmatch.atomic import replace_dir, staging_dir, write_bytes
+from carmatch.catalog import now_iso
+from carmatch.errors import IndexMissingError, ModelMismatchError
+from carmatch.search.index import CURRENT_FILE, REBUILD_HINT, STAGING_PREFIX, IndexManifest, VectorIndex
+from carmatch.search.write_lock import write_lock_for
+
+log = logging.getLogger(__name__)
+
+STALE_STAGING_SECONDS = 6 * 3600  # a staging folder this old belongs to no running save
+
+
+class IndexStore:
+    """The index folder: generations of saved indexes and a CURRENT pointer swapped atomically.
+
+    Every writer holds :attr:`write_lock` from loading the index it changes to saving it (see
+    :mod:`carmatch.search.write_lock`); :meth:`save` takes it too. One of the two
+    :class:`~carmatch.search.store.VectorStore` implementations (the default).
+    """
+
+    kind = "hnswlib"
+
+    def __init__(
+        self, folder: Path, exact_max: int = 40_000, m: int = 16, ef_construction: int = 200, ef_search: int = 0
+    ):
+        self.folder = Path(folder)
+        self.location = str(self.folder)
+        self.params = dict(exact_max=exact_max, m=m, ef_construction=ef_construction, ef_search=ef_search)
+        self.write_lock = write_lock_for(self.folder)
+
+    def new_index(self, manifest: IndexManifest) -> VectorIndex:
+        """An empty index with this store's parameters."""
+        return VectorIndex(manifest, **self.params)
+
+    def current_generation(self) -> str | None:
+        """Name of the generation CURRENT points to, or None when no index exists."""
+        try:
+            name = (self.folder / CURRENT_FILE).read_text().strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def exists(self) -> bool:
+        """True when a saved index exists."""
+        gen = self.current_generation()
+        return gen is not None and (self.folder / gen / "manifest.json").exists()
+
+    def read_manifest(self) -> IndexManifest:
+        """The manifest of the current index, without loading vectors."""
+        gen = self.current_generation()
+        if gen is None:
+            raise IndexMissingError(
+                f"No search index yet. Ingest images (.venv/bin/carmatch ingest DIR) or run {REBUILD_HINT}."
+            )
+        try:
+            return IndexManifest(**json.loads((self.folder / gen / "manifest.json").read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise IndexMissingError(f"The index manifest is unreadable ({exc}). Rebuild it: {REBUILD_HINT}") from exc
+
+    def load(self, expected_model_key: str | None = None) -> VectorIndex:
+        """Load the current index, refusing one built by another model than ``expected_model_key``."""
+        manifest = self.read_manifest()
+        if expected_model_key is not None and manifest.model_key != expected_model_key:
+            raise ModelMismatchError(
+                f"The search index was built with model {manifest.model} ({manifest.pretrained}, weights "
+                f"{manifest.weights_hash[:12]}), but the active model is {expected_model_key}. "
+                f"Embeddings from different models cannot be compared. Rebuild the index: {REBUILD_HINT}"
+            )
+        gen = self.current_generation()
+        assert gen is not None
+        return VectorIndex.load_from(self.folder / gen, **self.params)
+
+    def describe(self) -> dict[str, Any]:
+        """Which store and where (for ``admin info``)."""
+        return {"store": self.kind, "store_location": str(self.folder.resolve())}
+
+    def save(self, index: VectorIndex) -> str:
+        """Save ``index`` as a new generation and atomically make it current; returns its name."""
+        gen = f"gen-{now_iso().replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:8]}"
+        with self.write_lock:
+            with staging_dir(self.folder, STAGING_PREFIX) as staging:
+                index.save_to(staging)
+                replace_dir(staging, self.folder / gen)
+            write_bytes(self.folder / CURRENT_FILE, gen.encode())  # the swap: CURRENT names the new generation
+            self._prune(keep={gen})
+        log.info("Saved index generation %s (%d vectors)", gen, len(index))
+        return gen
+
+    def _prune(self, keep: set[str]) -> None:
+        """Remove old generations and abandoned staging folders, keeping the current one."""
+        for child in self.folder.iterdir():
+            if not child.is_dir() or child.name in keep:
+                continue
+            age = time.time() - child.stat().st_mtime
+            stale_staging = child.name.startswith(STAGING_PREFIX) and age > STALE_STAGING_SECONDS
+            if child.name.startswith("gen-") or stale_staging:
+                shutil.rmtree(child, ignore_errors=True)

@@ -1,0 +1,126 @@
+"""Milvus only: moving between stores, `info`, and bad settings (unreachable URI, wrong token, foreign collection)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from admin.cli import main
+from carmatch.config import Settings, load_settings
+from carmatch.errors import ConfigError, IndexMissingError
+from carmatch.runtime import Runtime
+from carmatch.search.embedder import Embedder
+from carmatch.search.milvus_store import MilvusStore
+
+pytest.importorskip("milvus_lite")
+
+_COLLECTIONS = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def milvus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One Milvus Lite file for the module (its start-up is paid once)."""
+    return tmp_path_factory.mktemp("milvus") / "store.db"
+
+
+@pytest.fixture
+def milvus_env(settings: Settings, milvus_file: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point Milvus settings at the module's file with a collection of the test's own; returns the alias."""
+    alias = f"cli{next(_COLLECTIONS)}"
+    monkeypatch.setenv("CARMATCH_MILVUS_URI", str(milvus_file))
+    monkeypatch.setenv("CARMATCH_MILVUS_COLLECTION", alias)
+    return alias
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _top_ids(settings: Settings, embedder: Embedder, text: str) -> list[str]:
+    runtime = Runtime(settings, embedder=embedder)
+    try:
+        return [r.id for r in runtime.search(text=text, k=6).results]
+    finally:
+        runtime.close()
+
+
+def test_migrate_to_milvus_and_back_copies_every_vector_without_re_embedding(
+    milvus_env: str,
+    embedder: Embedder,
+    car_folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert run(capsys, "ingest", str(car_folder))[0] == 0
+    before = _top_ids(load_settings(), embedder, "a red car")
+    monkeypatch.setattr(Embedder, "encode_images", lambda *a, **k: pytest.fail("migrate re-embedded an image"))
+    monkeypatch.setattr(Embedder, "encode_image_tensor", lambda *a, **k: pytest.fail("migrate re-embedded an image"))
+
+    code, out, _ = run(capsys, "index", "migrate", "--to", "milvus")
+    assert code == 0 and "Copied 6 vector(s) from hnswlib to milvus; counts verified." in out
+    assert "CARMATCH_VECTOR_STORE=milvus" in (tmp_path / ".env").read_text()
+    monkeypatch.setenv("CARMATCH_VECTOR_STORE", "milvus")
+    assert _top_ids(load_settings(), embedder, "a red car") == before
+    info = json.loads(run(capsys, "info", "--json")[1])
+    assert (info["store"], info["index_size"]) == ("milvus", 6) and milvus_env in info["store_location"]
+
+    code, out, _ = run(capsys, "index", "migrate", "--to", "hnswlib")
+    assert code == 0 and "Copied 6 vector(s) from milvus to hnswlib" in out
+    assert (tmp_path / ".env").read_text().count("CARMATCH_VECTOR_STORE=") == 1
+    assert "CARMATCH_VECTOR_STORE=hnswlib" in (tmp_path / ".env").read_text()
+    monkeypatch.setenv("CARMATCH_VECTOR_STORE", "hnswlib")
+    assert _top_ids(load_settings(), embedder, "a red car") == before
+
+
+def test_migrate_to_the_store_in_use_is_refused(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "index", "migrate", "--to", "hnswlib")
+    assert code == 1 and "is the store in use" in err
+
+
+def test_unreachable_milvus_names_the_uri_setting_and_leaves_the_catalog_untouched(
+    settings: Settings, car_folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CARMATCH_VECTOR_STORE", "milvus")
+    monkeypatch.setenv("CARMATCH_MILVUS_URI", "http://127.0.0.1:1")
+    code, _, err = run(capsys, "ingest", str(car_folder))
+    assert code == 1 and "CARMATCH_MILVUS_URI" in err and "127.0.0.1:1" in err
+    runtime = Runtime(load_settings())
+    try:
+        assert runtime.catalog.count() == 0
+        assert any("CARMATCH_MILVUS_URI" in problem for problem in runtime.info(load_model=False)["problems"])
+    finally:
+        runtime.close()
+
+
+def test_a_bad_vector_store_name_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARMATCH_VECTOR_STORE", "faiss")
+    with pytest.raises(ConfigError, match="CARMATCH_VECTOR_STORE"):
+        load_settings()
+
+
+def test_rejected_credentials_name_the_token_setting() -> None:
+    from pymilvus.exceptions import MilvusException
+
+    class RefusingClient:
+        def list_collections(self) -> list[str]:
+            raise MilvusException(code=1800, message="user hasn't authenticated")
+
+    store = MilvusStore("https://milvus.example.com:19530", token="bad", client=RefusingClient())
+    with pytest.raises(ConfigError, match="CARMATCH_MILVUS_TOKEN"):
+        store.exists()
+
+
+def test_a_collection_not_made_by_carmatch_is_refused_with_the_setting_to_change(
+    milvus_file: Path, milvus_env: str
+) -> None:
+    store = MilvusStore(str(milvus_file), prefix=milvus_env)
+    store.client.create_collection(f"{milvus_env}_gforeign", dimension=8)
+    store.client.create_alias(f"{milvus_env}_gforeign", milvus_env)
+    with pytest.raises(IndexMissingError, match="CARMATCH_MILVUS_COLLECTION"):
+        store.load()
