@@ -20,6 +20,9 @@ from carmatch.ui.phrasing import FIELD_LABELS, for_browser
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0
+FOLLOW_LOG = (
+    "() => { const box = document.querySelector('#train-log textarea'); if (box) box.scrollTop = box.scrollHeight; }"
+)
 HYPERPARAMETERS = ("epochs", "batch_size", "lr", "unfreeze", "accum_steps")  # actions.start's order
 
 
@@ -40,14 +43,19 @@ def _hyperparameter_boxes(defaults: dict[str, Any]) -> list[gr.Number]:
 
 def _progress_views() -> list[Any]:
     """Status line, loss and recall curves, before/after table and log: what ``actions.poll`` fills."""
-    status = gr.Markdown(elem_id="train-status")
+    status = gr.Markdown(actions.NO_RUN_YET, elem_id="train-status")
     with gr.Row():
-        loss_plot = gr.LinePlot(x="step", y="loss", title="training loss", height=260)
+        loss_plot = gr.LinePlot(x="step", y="loss", title="training loss", height=260, elem_id="train-loss")
         recall_plot = gr.LinePlot(
-            x="epoch", y="value", color="metric", title="validation text→image recall", height=260
+            x="epoch",
+            y="value",
+            color="metric",
+            title="validation text→image recall",
+            height=260,
+            elem_id="train-recall",
         )
-    before_after = gr.Dataframe(label="test split: before → after", interactive=False)
-    log_box = gr.Textbox(label="log", lines=8, max_lines=8, interactive=False, autoscroll=True)
+    before_after = gr.Dataframe(label="test split: before → after", interactive=False, visible=False)
+    log_box = gr.Textbox(label="log", lines=8, max_lines=8, interactive=False, autoscroll=True, elem_id="train-log")
     return [status, loss_plot, recall_plot, before_after, log_box]
 
 
@@ -127,7 +135,8 @@ def _wire_refresh(
 
     def draw() -> tuple[Any, ...]:
         view = actions.poll(state)
-        return view["status"], view["loss"], view["recall"], view["before_after"], view["log"]
+        table = gr.update(value=view["before_after"], visible=view["before_after"] is not None)
+        return view["status"], view["loss"], view["recall"], table, view["log"]
 
     seen: dict[str, tuple[str, str] | None] = {"status": None}
 
@@ -141,6 +150,7 @@ def _wire_refresh(
 
     timer = gr.Timer(POLL_SECONDS)
     timer.tick(draw, None, draw_outputs, api_visibility="private", show_progress="hidden")
+    draw_outputs[-1].change(None, js=FOLLOW_LOG)  # the log follows its newest line
     timer.tick(refresh_when_job_changes, None, refresh_outputs, api_visibility="private", show_progress="hidden")
     demo.load(refresh, None, refresh_outputs, api_visibility="private")
     return refresh

@@ -21,6 +21,7 @@ from carmatch.dataset import curation
 from carmatch.runtime import Runtime
 from carmatch.search.embedder import Embedder
 from tests.conftest import draw_car_folder, isolate_environment, tiny_model_environment
+from tests.training_support import fill_with_cars
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -29,6 +30,8 @@ TIMEOUT_MS = 30_000
 DESKTOP = {"width": 1400, "height": 1000}
 PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"  # README "Screenshots"
+
+expect.set_options(timeout=TIMEOUT_MS)  # Gradio answers through a queue and a 2 s timer: allow for a busy machine
 
 if not CHROMIUM.exists() and not os.environ.get("CARMATCH_REQUIRE_BROWSER"):
     pytest.skip(f"chromium is not installed at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
@@ -47,7 +50,7 @@ class Served:
 def served(
     tmp_path_factory: pytest.TempPathFactory, tiny_model: tuple[str, str], embedder: Embedder
 ) -> Iterator[Served]:
-    """The app (with app.py's CSS) on 127.0.0.1 over 6 ingested cars and an admin password."""
+    """The app (with app.py's CSS) on 127.0.0.1 over 60 drawn cars (6 named + 54 approved) and an admin password."""
     import app
 
     folder = tmp_path_factory.mktemp("browser-app")
@@ -58,7 +61,8 @@ def served(
     runtime = Runtime(settings, embedder=embedder)
     cars = draw_car_folder(folder / "cars")
     runtime.ingestor().ingest_folder(cars)
-    label_cars(runtime)
+    label_cars(runtime, cars)
+    fill_with_cars(runtime, folder / "fleet", seeds=3)  # 54 approved pairs: enough to split and train on
     demo = app.build_demo(runtime)
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=app.CSS)
     try:
@@ -68,10 +72,12 @@ def served(
         runtime.close()
 
 
-def label_cars(runtime: Runtime) -> None:
-    """Give every drawn car a caption and its colour and body as attributes (from its file name)."""
-    for record in runtime.catalog.get_many(runtime.catalog.ids()).values():
-        color, body = Path(record.path).stem.split("_")
+def label_cars(runtime: Runtime, cars: Path) -> None:
+    """Give the 6 named cars a caption ("a red sedan car") and their colour and body as attributes."""
+    for path in sorted(p for p in cars.rglob("*") if p.is_file()):
+        record = runtime.catalog.find_by_path(str(path.resolve()))
+        assert record is not None
+        color, body = path.stem.split("_")
         attributes = {"color": color, "body_type": body}
         curation.save_caption(runtime.catalog, record.id, f"a {color} {body} car", attributes, record.version)
 

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from carmatch.runtime import Runtime
 from tests.browser.conftest import DESKTOP, PASSWORD, Served, open_page, screenshot, unlock
 
 NEW_CAPTION = "a purple zeppelin shaped roadster"
+FILTER_TEXT = "#dataset-filter-text textarea"
+
+
+def open_in_editor(page: Page, caption: str) -> None:
+    """Filter the grid to the one image with ``caption`` and open it in the editor."""
+    page.locator(FILTER_TEXT).fill(caption)
+    page.locator(FILTER_TEXT).press("Enter")
+    expect(page.locator("#dataset-page-info")).to_contain_text("1 matching")
+    page.locator("#dataset-grid button.thumbnail-item").first.click()
 
 
 def test_caption_edited_in_dataset_tab_shows_up_in_search(browser: Browser, served: Served) -> None:
@@ -21,7 +30,7 @@ def test_caption_edited_in_dataset_tab_shows_up_in_search(browser: Browser, serv
     unlock(page)
     expect(page.locator("#dataset-save")).to_be_enabled()
 
-    page.locator("#dataset-grid button.thumbnail-item").first.click()
+    open_in_editor(page, "a red sedan car")
     caption = page.locator("#dataset-caption textarea")
     expect(page.locator("#dataset-meta")).to_contain_text("state")
     caption.fill(NEW_CAPTION)
@@ -30,6 +39,9 @@ def test_caption_edited_in_dataset_tab_shows_up_in_search(browser: Browser, serv
     screenshot(page, "dataset-desktop")
 
     page.get_by_role("tab", name="Search").click()
+    page.locator("#search-filters").get_by_text("Filters (none active)").click()
+    page.locator("#search-filters").get_by_label("color", exact=True).click()
+    page.get_by_role("option", name="red (1)").click()  # the edit kept the image's attributes
     page.locator("#search-text textarea").fill("purple zeppelin")
     page.locator("#search-button").click()
     expect(page.locator("#results")).to_contain_text(NEW_CAPTION)
@@ -42,7 +54,7 @@ def test_caption_edited_in_dataset_tab_shows_up_in_search(browser: Browser, serv
 def test_refused_save_keeps_caption_and_fields_readable(browser: Browser, served: Served) -> None:
     page = open_page(browser, served.url, DESKTOP, tab="Dataset")
     unlock(page)
-    page.locator("#dataset-grid button.thumbnail-item").nth(1).click()
+    open_in_editor(page, "a green van car")
     expect(page.locator("#dataset-meta")).to_contain_text("state")
     typed = "my careful caption that must not be lost"
     page.locator("#dataset-caption textarea").fill(typed)
@@ -65,8 +77,8 @@ def test_refused_save_keeps_caption_and_fields_readable(browser: Browser, served
 def test_bulk_on_everything_matching_asks_for_confirmation(browser: Browser, served: Served) -> None:
     page = open_page(browser, served.url, DESKTOP, tab="Dataset")
     unlock(page)
-    page.locator("#dataset-filter-text input, #dataset-filter-text textarea").first.fill("van")
-    page.locator("#dataset-filter-text input, #dataset-filter-text textarea").first.press("Enter")
+    page.locator(FILTER_TEXT).fill("van car")
+    page.locator(FILTER_TEXT).press("Enter")
     expect(page.locator("#dataset-page-info")).to_contain_text("2 matching")
     page.get_by_text("Bulk actions").click()
     page.get_by_label("everything matching the filters").check()

@@ -10,16 +10,16 @@ TILES = "#results .thumbnail-item"
 
 
 def search_by_enter(page: Page, text: str) -> None:
-    """Type a description and press Enter; wait for the 6 results."""
+    """Type a description and press Enter; wait for the 12 results (the default number)."""
     box = page.locator("#search-text textarea")
     box.fill(text)
     box.press("Enter")
-    expect(page.locator(TILES)).to_have_count(6)
+    expect(page.locator(TILES)).to_have_count(12)
 
 
 def choose(page: Page, label: str, option: str) -> None:
     """Pick ``option`` in the dropdown labelled ``label``."""
-    page.get_by_label(label, exact=True).click()
+    page.locator("#search-filters").get_by_label(label, exact=True).click()
     page.get_by_role("option", name=option).click()
 
 
@@ -76,7 +76,7 @@ def test_filters_show_when_closed_name_what_to_relax_and_clear(browser: Browser,
     expect(page.locator("#search-notes")).to_contain_text("No matches with the filters color = red, body type = van")
     screenshot(page, "search-no-matches")
     page.locator("#clear-filters").click()
-    expect(page.locator(TILES)).to_have_count(6)
+    expect(page.locator(TILES)).to_have_count(12)
     expect(page.locator("#search-filters")).to_contain_text("Filters (none active)")
     page.context.close()
 

@@ -1,0 +1,50 @@
+"""The Training tab in Chromium: what appears before a run, cancel points to Resume, a resumed run keeps its curve."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Browser, expect
+
+from tests.browser.conftest import DESKTOP, PHONE, Served, open_page, screenshot, unlock
+
+STATUS = "#train-status"
+
+
+def test_resumed_run_keeps_its_curve_and_log(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, DESKTOP, tab="Training")
+    expect(page.locator(STATUS)).to_contain_text("No run yet")  # says what will appear, no placeholder table
+    expect(page.get_by_text("test split: before → after")).to_have_count(0)
+    unlock(page, "train")
+    page.get_by_label("epochs", exact=True).fill("500")
+    page.get_by_label("batch size", exact=True).fill("4")
+    page.get_by_role("button", name="Start training").click()
+    expect(page.locator(STATUS)).to_contain_text("step")
+    expect(page.locator("#train-recall .vega-embed")).to_be_visible()  # the base model's recall, epoch 0
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(page.locator(STATUS)).to_contain_text("Cancelled; its checkpoint is kept")
+    expect(page.locator(STATUS)).not_to_contain_text("python -m admin")
+    run_id = re.search(r"Run (\S+):", page.locator(STATUS).inner_text()).group(1)  # type: ignore[union-attr]
+    first_log = page.locator("#train-log textarea").input_value().splitlines()[0]
+    screenshot(page, "training-desktop")
+
+    page.get_by_label("resume an unfinished run").click()
+    page.get_by_role("option", name=run_id).click()
+    page.get_by_role("button", name="Resume", exact=True).click()
+    expect(page.locator(STATUS)).to_contain_text("running")
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(page.locator(STATUS)).to_contain_text("Cancelled; its checkpoint is kept")
+    expect(page.locator("#train-recall .vega-embed")).to_be_visible()  # the earlier curve is still drawn
+    log = page.locator("#train-log textarea")
+    expect(log).to_have_value(re.compile("^" + re.escape(first_log)))
+    assert log.input_value().count(f"run {run_id} started") == 2  # both sessions, oldest first
+    at_bottom = "box => box.scrollTop + box.clientHeight >= box.scrollHeight - 2"
+    page.wait_for_function(f"() => ({at_bottom})(document.querySelector('#train-log textarea'))")  # follows the newest
+    page.context.close()
+
+
+def test_training_tab_at_phone_size(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, PHONE, tab="Training")
+    expect(page.locator(STATUS)).to_be_visible()
+    screenshot(page, "training-phone")
+    page.context.close()
