@@ -150,14 +150,39 @@ def s3_prefix_uri(
     return f"{S3_SCHEME}{bucket}/{key}/" if key else f"{S3_SCHEME}{bucket}/"
 
 
-def make_client(service: str, region: str, total_attempts: int = 4, **kwargs: Any) -> Any:
-    """A boto3 client for ``service`` in ``region``, trying each call at most ``total_attempts`` times."""
+# Retries live here and only here: botocore's "adaptive" mode retries throttling, 5xx and dropped
+# connections with exponential backoff and jitter, and slows every thread sharing a client down when
+# AWS throttles (client-side rate limiting). carmatch adds only what botocore has not: stopping a whole
+# run on an error that fails every call alike (carmatch.captions.retry.is_fatal).
+RETRY_MODE = "adaptive"
+DEFAULT_ATTEMPTS = 4  # per call, first try included
+CALL_ATTEMPTS = 8  # per call for many small concurrent calls (live captions, Titan embeddings)
+READ_TIMEOUT_SECONDS = 300
+
+
+def retry_settings(total_attempts: int = DEFAULT_ATTEMPTS) -> dict[str, Any]:
+    """The ``retries`` option every carmatch client is made with."""
+    return {"total_max_attempts": total_attempts, "mode": RETRY_MODE}
+
+
+def make_client(service: str, region: str, total_attempts: int = DEFAULT_ATTEMPTS, **kwargs: Any) -> Any:
+    """A boto3 client for ``service`` in ``region``; botocore retries each call up to ``total_attempts`` times."""
     import boto3
     from botocore.config import Config
 
-    retries = {"total_max_attempts": total_attempts, "mode": "adaptive"}
-    config = Config(region_name=region, retries=retries, read_timeout=300)  # type: ignore[arg-type]
+    config = Config(
+        region_name=region,
+        retries=retry_settings(total_attempts),  # type: ignore[arg-type]
+        read_timeout=READ_TIMEOUT_SECONDS,
+    )
     return boto3.client(service, config=config, **kwargs)
+
+
+def service_regions(service: str) -> list[str]:
+    """The regions botocore's endpoint data lists for ``service`` (no call to AWS)."""
+    import boto3
+
+    return list(boto3.Session().get_available_regions(service))
 
 
 def has_credentials() -> bool:

@@ -283,9 +283,7 @@ def as_dicts(lines: list[CheckLine]) -> list[dict[str, str]]:
 
 def check_account(settings: Settings) -> list[CheckLine]:
     """:func:`run_checks` against the real account, with clients for ``settings.aws_region``."""
-    import boto3
+    from carmatch.aws import make_client, service_regions
 
-    from carmatch.aws import make_client
-
-    regions = boto3.Session().get_available_regions("bedrock")
+    regions = service_regions("bedrock")
     return run_checks(settings, lambda service: make_client(service, settings.aws_region), regions)

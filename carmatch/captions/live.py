@@ -2,17 +2,16 @@
 
 The Bedrock Runtime client is passed in (tests hand in one wrapped by ``botocore.stub.Stubber``).
 Batch captioning for thousands of images lives in :mod:`carmatch.captions.batch_submit`; both share the
-image preparation defined here, the image selection (:mod:`carmatch.captions.select`) and the retry
-policy (:mod:`carmatch.captions.retry`).
+image preparation defined here, the image selection (:mod:`carmatch.captions.select`) and the
+fatal-error policy (:mod:`carmatch.captions.retry`); throttling and 5xx are retried by botocore itself
+(:func:`carmatch.aws.make_client`).
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import random
 import re
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from PIL import Image
 
 from carmatch.aws import explain_aws_error
 from carmatch.captions.prompt import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT, CaptionReplyError, parse_caption_reply
-from carmatch.captions.retry import Sleep, call_with_retries, error_code, is_fatal
+from carmatch.captions.retry import error_code, is_fatal
 from carmatch.captions.select import select_images
 from carmatch.catalog import Catalog
 from carmatch.config import Settings
@@ -163,18 +162,14 @@ def reply_from_converse(response: dict[str, Any]) -> str:
     return text
 
 
-def _caption_one(
-    client: Any, image_id: str, path: str, settings: Settings, sleep: Sleep, rng: random.Random
-) -> _Outcome:
+def _caption_one(client: Any, image_id: str, path: str, settings: Settings) -> _Outcome:
     try:
         prepared = prepare_image(path, settings)
     except ImageError as exc:
         return _Outcome(image_id, error=f"image unreadable: {exc}")
     request = converse_request(prepared, settings.caption_model, settings.caption_max_tokens)
     try:
-        response = call_with_retries(
-            lambda: client.converse(**request), sleep=sleep, rng=rng, what=f"caption {image_id[:12]}"
-        )
+        response = client.converse(**request)  # botocore retries throttling and 5xx (carmatch.aws.make_client)
     except Exception as exc:  # noqa: BLE001 - botocore errors: classified by the caller
         if type(exc).__module__.startswith("botocore"):
             return _Outcome(image_id, error=f"{error_code(exc)}: {exc}", aws_error=exc)
@@ -195,15 +190,12 @@ def caption_live(
     overwrite_human: bool = False,
     progress: Progress = no_progress,
     cancel: Cancel = _never,
-    sleep: Sleep = time.sleep,
-    rng: random.Random | None = None,
 ) -> LiveReport:
     """Caption images with Claude through ``converse``, committing each result as it arrives.
 
     Raises AwsError (after saving what finished) when an error would fail every image: missing
     credentials, no model access, an unknown model id or region.
     """
-    rng = rng or random.Random()
     ids = list(dict.fromkeys(image_ids))
     records = catalog.get_many(ids)
     report = LiveReport(requested=len(ids))
@@ -216,7 +208,7 @@ def caption_live(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="caption") as pool:
 
         def start(image_id: str) -> Future[_Outcome]:
-            return pool.submit(_caption_one, client, image_id, records[image_id].path, settings, sleep, rng)
+            return pool.submit(_caption_one, client, image_id, records[image_id].path, settings)
 
         in_flight: dict[Future[_Outcome], str] = {}
         run.fill(in_flight, workers, start, cancel)
@@ -310,11 +302,11 @@ def _commit_live(
 
 def bedrock_runtime_client(settings: Settings) -> Any:
     """A Bedrock Runtime client for live captioning; AwsError with set-up help when no credentials exist."""
-    from carmatch.aws import make_client
+    from carmatch.aws import CALL_ATTEMPTS, make_client
 
     require_credentials()
-    # one try per call: caption_retry already backs off with jitter, and stacking both multiplies calls
-    return make_client("bedrock-runtime", settings.aws_region, total_attempts=1)
+    # one client shared by every caption thread, so adaptive mode's rate limiting slows them all together
+    return make_client("bedrock-runtime", settings.aws_region, total_attempts=CALL_ATTEMPTS)
 
 
 def caption_selected(

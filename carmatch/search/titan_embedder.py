@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from carmatch.aws import explain_aws_error, make_client
+from carmatch.aws import CALL_ATTEMPTS, explain_aws_error, make_client
 from carmatch.config import TITAN_EMBED_DIMS, Settings
 from carmatch.errors import AwsError, ConfigError
 from carmatch.search.embedder import Embedder, ModelSpec
@@ -38,7 +38,6 @@ TITAN_MAX_IMAGE_BYTES = 25 * 1024 * 1024  # 25 MB per image
 TITAN_MAX_TEXT_TOKENS = 256  # model card: max input text tokens
 CHARS_PER_TOKEN_ESTIMATE = 4  # Titan's tokenizer is not published; the searcher's length note uses this estimate
 JPEG_QUALITY = 92
-TITAN_ATTEMPTS = 8  # botocore adaptive retries (throttling, 5xx, dropped connections) per call
 
 
 def is_bedrock_model(name: str) -> bool:
@@ -158,6 +157,6 @@ def load_titan(name: str, settings: Settings, client: Any = None) -> TitanEmbedd
             "throughput: run .venv/bin/carmatch titan provision, then use bedrock/<provisioned-model ARN>."
         )
     if client is None:
-        client = make_client("bedrock-runtime", settings.aws_region, total_attempts=TITAN_ATTEMPTS)
+        client = make_client("bedrock-runtime", settings.aws_region, total_attempts=CALL_ATTEMPTS)
     log.info("Titan embedder %s (%d dims, %d calls at once)", model_id, settings.embed_dim, settings.titan_concurrency)
     return TitanEmbedder(client, model_id, settings.embed_dim, settings.titan_concurrency, settings.aws_region)

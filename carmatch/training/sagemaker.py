@@ -2,8 +2,9 @@
 
 The job runs ``carmatch/training.py`` unchanged inside a PyTorch training container (script mode):
 the ``training`` channel holds ``pairs.jsonl`` (and a model-config JSON when the model is one), the
-``images`` channel the images, content-addressed so later jobs upload only new ones, and the
-optional ``base`` channel a local base checkpoint. Clients are passed in (tests use Stubber/moto).
+``images`` channel a manifest of this job's images (stored content-addressed, so later jobs upload
+only new ones), and the optional ``base`` channel a local base checkpoint. Clients are passed in
+(tests use Stubber/moto).
 """
 
 from __future__ import annotations
@@ -28,46 +29,21 @@ from carmatch.training import registry
 from carmatch.training.checkpoints import SUMMARY_FILE
 from carmatch.training.config import TrainConfig, new_run_id
 from carmatch.training.data import Pair, pair_record, run_pairs
+from carmatch.training.sagemaker_images import training_image_uri
+from carmatch.training.sagemaker_network import NetworkPlan
 
 log = logging.getLogger(__name__)
 
-PYTORCH_VERSION = "2.3.0"
-DEFAULT_DLC_ACCOUNT = "763104351884"
-DLC_ACCOUNTS = {  # regions whose deep-learning-container registry is not the default account
-    "af-south-1": "626614931356",
-    "ap-east-1": "871362719292",
-    "ap-northeast-3": "364406365360",
-    "ap-southeast-3": "907027046896",
-    "eu-south-1": "692866216735",
-    "il-central-1": "780543022126",
-    "me-central-1": "914824155844",
-    "me-south-1": "217643126080",
-    "cn-north-1": "727897471807",
-    "cn-northwest-1": "727897471807",
-}
 ENTRY_POINT = "train_entry.py"
 POLL_SECONDS = 30
-TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
+TERMINAL_STATUSES = ("Completed", "Failed", "Stopped", "Deleting")  # a Deleting job can change no more either
+MANIFEST_SUFFIX = ".manifest"  # a channel whose URI ends so is a SageMaker manifest file, not a prefix
 MAX_RUNTIME_SECONDS = 24 * 3600
 SOURCE_REQUIREMENTS = "open_clip_torch>=2.24\nftfy\nregex\n"
 ENTRY_SOURCE = (
     '"""SageMaker entry point: carmatch\'s own training loop."""\n'
     "from carmatch.training.loop import main\n\nraise SystemExit(main())\n"
 )
-
-
-def training_image_uri(region: str, instance_type: str) -> str:
-    """The AWS PyTorch training container for ``region`` (GPU build for ml.g*/ml.p* instances)."""
-    family = instance_type.split(".")[1] if instance_type.count(".") >= 2 else ""
-    gpu = family[:1] in ("g", "p")
-    account = DLC_ACCOUNTS.get(region, DEFAULT_DLC_ACCOUNT)
-    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    tag = (
-        f"{PYTORCH_VERSION}-gpu-py311-cu121-ubuntu20.04-sagemaker"
-        if gpu
-        else f"{PYTORCH_VERSION}-cpu-py311-ubuntu20.04-sagemaker"
-    )
-    return f"{account}.dkr.ecr.{region}.{domain}/pytorch-training:{tag}"
 
 
 def _aws(action: str, region: str | None = None) -> Callable[[BaseException], AwsError]:
@@ -116,20 +92,23 @@ def upload_dataset(
         for n, pair in enumerate(pairs, 1):
             name = f"{pair.image_id}{Path(pair.path).suffix.lower() or '.jpg'}"
             if images_prefix + name not in existing:
-                with open(pair.path, "rb") as fh:
-                    s3.put_object(Bucket=bucket, Key=images_prefix + name, Body=fh.read())
+                s3.upload_file(str(pair.path), bucket, images_prefix + name)  # streamed from disk
             records.append(pair_record(pair, name))
             if progress:
                 progress(n, len(pairs), "uploading")
         body = "".join(json.dumps(r) + "\n" for r in records).encode()
         s3.put_object(Bucket=bucket, Key=job_prefix + "pairs.jsonl", Body=body)
+        # the images channel lists this job's images only, not every image the prefix ever received
+        manifest = [{"prefix": f"s3://{bucket}/{images_prefix}"}, *sorted({r["path"] for r in records})]
+        manifest_key = f"{prefix}/jobs/{job_name}/images{MANIFEST_SUFFIX}"
+        s3.put_object(Bucket=bucket, Key=manifest_key, Body=json.dumps(manifest).encode())
         if model_config is not None:
             s3.put_object(Bucket=bucket, Key=job_prefix + model_config.name, Body=model_config.read_bytes())
     except OSError as exc:
         raise InvalidInputError(f"Cannot read an image to upload: {exc}") from exc
     except (BotoCoreError, ClientError) as exc:
         raise _aws(f"upload the dataset to s3://{bucket}/{prefix}")(exc) from exc
-    return {"training": f"s3://{bucket}/{job_prefix}", "images": f"s3://{bucket}/{images_prefix}"}
+    return {"training": f"s3://{bucket}/{job_prefix}", "images": f"s3://{bucket}/{manifest_key}"}
 
 
 def hyperparameters(config: TrainConfig, source_uri: str, region: str) -> dict[str, str]:
@@ -155,7 +134,7 @@ class JobStatus:
     """What describe_training_job says about a job."""
 
     name: str
-    status: str  # InProgress | Completed | Failed | Stopping | Stopped
+    status: str  # InProgress | Completed | Failed | Stopping | Stopped | Deleting
     secondary: str
     billable_seconds: int
     failure_reason: str | None
@@ -181,9 +160,13 @@ def submit_training(
     max_runtime_s: int = MAX_RUNTIME_SECONDS,
     job_name: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    network: NetworkPlan | None = None,
 ) -> str:
     """Upload data and code, create the training job, and register it as submitted; returns the job name."""
     config.validate()
+    network = network or NetworkPlan()
+    network.check()
+    image_uri = image_uri or training_image_uri(region, instance_type)  # an unknown region is refused here
     if not role_arn.startswith("arn:"):
         raise InvalidInputError(f"--role-arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME).")
     pairs, source = run_pairs(catalog, config.val_fraction, config.test_fraction, config.batch_size)
@@ -197,7 +180,7 @@ def submit_training(
     request = {
         "TrainingJobName": job_name,
         "AlgorithmSpecification": {
-            "TrainingImage": image_uri or training_image_uri(region, instance_type),
+            "TrainingImage": image_uri,
             "TrainingInputMode": "File",
         },
         "RoleArn": role_arn,
@@ -207,6 +190,7 @@ def submit_training(
         "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 50},
         "StoppingCondition": {"MaxRuntimeInSeconds": int(max_runtime_s)},
         "Tags": [{"Key": "app", "Value": "carmatch"}],
+        **network.request(),
     }
     arn = _create_job(sm, request, region)
     job_config = {"arn": arn, "instance_type": instance_type, "data_source": source, "bucket": bucket, "prefix": prefix}
@@ -233,8 +217,7 @@ def _upload_code(s3: Any, config: TrainConfig, bucket: str, job_prefix: str, reg
         s3.put_object(Bucket=bucket, Key=source_key, Body=package_source())
         if config.pretrained != "none" and Path(config.pretrained).is_file():
             base_key = f"{job_prefix}/base/{Path(config.pretrained).name}"
-            with open(config.pretrained, "rb") as fh:
-                s3.put_object(Bucket=bucket, Key=base_key, Body=fh.read())
+            s3.upload_file(str(config.pretrained), bucket, base_key)  # streamed from disk, in parts
             base_uri = f"s3://{bucket}/{job_prefix}/base/"
     except (BotoCoreError, ClientError) as exc:
         raise _aws("upload the training code", region)(exc) from exc
@@ -242,13 +225,13 @@ def _upload_code(s3: Any, config: TrainConfig, bucket: str, job_prefix: str, reg
 
 
 def _input_channels(channels: dict[str, str]) -> list[dict[str, Any]]:
-    """``InputDataConfig`` entries: each channel name → its S3 prefix, copied whole to the instance."""
+    """``InputDataConfig`` entries: each channel name → its S3 prefix or manifest, copied to the instance."""
     return [
         {
             "ChannelName": name,
             "DataSource": {
                 "S3DataSource": {
-                    "S3DataType": "S3Prefix",
+                    "S3DataType": "ManifestFile" if uri.endswith(MANIFEST_SUFFIX) else "S3Prefix",
                     "S3Uri": uri,
                     "S3DataDistributionType": "FullyReplicated",
                 }
@@ -311,12 +294,12 @@ def wait_for_job(
         sleep(poll_seconds)
 
 
-def _safe_extract(data: bytes, dest: Path) -> None:
+def _safe_extract(archive: Path, dest: Path) -> None:
     """Unpack model.tar.gz into ``dest`` via a staging folder: a bad or interrupted unpack leaves ``dest`` as it was."""
     with staging_dir(dest.parent, prefix=f".{dest.name}-") as staging:
         root = staging.resolve()
         try:
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            with tarfile.open(archive, mode="r:gz") as tar:
                 for member in tar.getmembers():
                     target = (staging / member.name).resolve()
                     if not (member.isfile() or member.isdir()) or (target != root and root not in target.parents):
@@ -356,12 +339,16 @@ def collect_job(
             f"SageMaker job {job_name} ended {status.status}: {status.failure_reason or 'no model produced'}."
         )
     bucket, key = parse_s3_uri(status.model_artifacts, field="model_artifacts", label="The job's model artifacts")
+    run_dir = runs_dir / job_name
+    archive = runs_dir / f".{job_name}-model.tar.gz"
     try:
-        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, key, str(archive))  # to disk, in parallel parts: never held in memory
+        _safe_extract(archive, run_dir)
     except (BotoCoreError, ClientError) as exc:
         raise _aws(f"download {status.model_artifacts}")(exc) from exc
-    run_dir = runs_dir / job_name
-    _safe_extract(data, run_dir)
+    finally:
+        archive.unlink(missing_ok=True)
     checkpoint = run_dir / "best.pt"
     if not checkpoint.is_file():
         raise InvalidInputError(f"{status.model_artifacts} holds no best.pt; the job did not finish training.")

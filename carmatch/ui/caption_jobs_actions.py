@@ -13,7 +13,8 @@ import logging
 from typing import Any
 
 from carmatch.access import is_admin
-from carmatch.aws import has_credentials, make_client
+from carmatch.aws import has_credentials, make_client, service_regions
+from carmatch.aws_check import OK, PROBLEM, WARNING, check_account, run_checks
 from carmatch.captions import batch_jobs as jobs_db
 from carmatch.captions.batch_collect import collect_finished, refresh_jobs
 from carmatch.captions.batch_jobs import BatchJob
@@ -63,6 +64,26 @@ def readiness(bucket: str | None, role_arn: str | None, credentials: bool | None
     if not missing:
         return "✅ Ready to submit: AWS credentials found, bucket and role filled in."
     return "⚠️ Before submitting: " + "; ".join(missing) + "."
+
+
+CHECK_MARKS = {OK: "✅", WARNING: "⚠️", PROBLEM: "❌"}
+
+
+def aws_check(
+    runtime: Runtime, session_password: str | None, bucket: str | None, role_arn: str | None, *, clients: Any = None
+) -> str:
+    """``aws check`` for this panel (admin only): the CLI's checks, with the bucket and role typed in the boxes."""
+    require_admin(runtime, session_password)
+    s = runtime.settings
+    settings = s.with_overrides(
+        batch_bucket=(bucket or "").strip() or s.batch_bucket,
+        batch_role_arn=(role_arn or "").strip() or s.batch_role_arn,
+    )
+    lines = check_account(settings) if clients is None else run_checks(settings, clients, service_regions("bedrock"))
+    return "\n".join(
+        f"- {CHECK_MARKS[line.status]} **{line.name}**: {line.detail}" + (f" *Fix:* {line.fix}" if line.fix else "")
+        for line in lines
+    )
 
 
 def _when(stamp: str | None) -> str:

@@ -37,6 +37,7 @@ def build(runtime: Runtime, session_password: gr.State) -> Any:
             elem_id="batch-role-arn",
         )
     ready = gr.Markdown(actions.readiness("", ""), elem_id="batch-readiness")
+    _aws_check(runtime, session_password, bucket, role_arn)
     with gr.Row():
         submit_btn = gr.Button("Submit batch job", variant="primary", elem_id="batch-submit")
         refresh_btn = gr.Button("Refresh status", elem_id="batch-refresh")
@@ -76,3 +77,16 @@ def build(runtime: Runtime, session_password: gr.State) -> Any:
     submit_btn.click(on_submit, [session_password, bucket, prefix, role_arn], [report, table], api_visibility="private")
     refresh_btn.click(on_refresh, [session_password], [report, table], api_visibility="private")
     return collect_btn.click(on_collect, [session_password], [report, table], api_visibility="private")
+
+
+def _aws_check(runtime: Runtime, session_password: gr.State, bucket: Any, role_arn: Any) -> None:
+    """A folded "Check AWS" row: ``aws check``'s lines for the bucket and role in the boxes."""
+    with gr.Accordion("Check the AWS set-up (reads only, costs nothing)", open=False):
+        check_btn = gr.Button("Check AWS", elem_id="batch-aws-check")
+        checked = gr.Markdown(elem_id="batch-aws-check-result")
+
+    @user_errors
+    def on_check(pw: str, where: str, role: str) -> str:
+        return actions.aws_check(runtime, pw, where, role)
+
+    check_btn.click(on_check, [session_password, bucket, role_arn], [checked], api_visibility="private")

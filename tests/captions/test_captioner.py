@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import random
 import threading
 import time
 from pathlib import Path
@@ -14,9 +13,11 @@ import pytest
 from botocore.stub import ANY
 from PIL import Image
 
+from carmatch.aws import CALL_ATTEMPTS
 from carmatch.captions.live import (
     CLAUDE_MAX_PIXELS,
     CLAUDE_MAX_SIDE_PX,
+    bedrock_runtime_client,
     caption_live,
     caption_selected,
     fit_size,
@@ -24,7 +25,6 @@ from carmatch.captions.live import (
     require_credentials,
 )
 from carmatch.captions.prompt import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT
-from carmatch.captions.retry import MAX_ATTEMPTS, backoff_seconds
 from carmatch.captions.select import select_images
 from carmatch.catalog import Catalog
 from carmatch.errors import AwsError, InvalidInputError, NotFoundError
@@ -62,13 +62,6 @@ def expected_converse(image_bytes: Any = ANY) -> dict[str, Any]:
         ],
         "inferenceConfig": {"maxTokens": 600, "temperature": 0.0},
     }
-
-
-class Sleeps(list):
-    """A sleep() that records instead of sleeping."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 # -- images ---------------------------------------------------------------------------------
@@ -167,37 +160,25 @@ def test_live_stores_bad_replies_as_failures_never_as_captions(
     assert failure["prompt_version"] == PROMPT_VERSION
 
 
-def test_live_retries_throttling_and_5xx_with_growing_jittered_pauses(tmp_path: Path, catalog: Catalog) -> None:
-    settings = caption_settings(tmp_path)
-    (image_id,) = add_cars(catalog, tmp_path / "cars", 1)
-    client, stubber = stubbed("bedrock-runtime")
-    throttling(stubber, "converse")
-    throttling(stubber, "converse", "ServiceUnavailableException", 503)
-    throttling(stubber, "converse", "InternalServerException", 500)
-    stubber.add_response("converse", converse_response(reply_json()), expected_converse())
-    sleeps = Sleeps()
-    report = caption_live(catalog, client, [image_id], settings, sleep=sleeps, rng=random.Random(1))
-    stubber.assert_no_pending_responses()
-    assert report.captioned == 1
-    assert len(sleeps) == 3
-    for attempt, pause in enumerate(sleeps, 1):
-        ceiling = 2 ** (attempt - 1)
-        assert ceiling / 2 <= pause <= ceiling
-    assert backoff_seconds(30, random.Random(0)) <= 60  # capped
+def test_the_live_client_leaves_throttling_and_5xx_to_botocores_adaptive_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # its cached keys would leak into later tests
+    client = bedrock_runtime_client(caption_settings(tmp_path))
+    assert client.meta.config.retries == {"total_max_attempts": CALL_ATTEMPTS, "mode": "adaptive"}
 
 
-def test_live_gives_up_on_one_image_after_max_attempts_and_records_it(tmp_path: Path, catalog: Catalog) -> None:
+def test_live_records_an_image_botocore_gave_up_on_and_goes_on(tmp_path: Path, catalog: Catalog) -> None:
     settings = caption_settings(tmp_path)
     first, second = add_cars(catalog, tmp_path / "cars", 2)
     client, stubber = stubbed("bedrock-runtime")
-    for _ in range(MAX_ATTEMPTS):
-        throttling(stubber, "converse")
+    throttling(stubber, "converse")  # Stubber answers after botocore's retries: what is left when they ran out
     stubber.add_response("converse", converse_response(reply_json()), expected_converse())
-    sleeps = Sleeps()
-    report = caption_live(catalog, client, [first, second], settings, sleep=sleeps)
+    report = caption_live(catalog, client, [first, second], settings)
     stubber.assert_no_pending_responses()
     assert (report.captioned, report.failed) == (1, 1)
-    assert len(sleeps) == MAX_ATTEMPTS - 1
     assert "ThrottlingException" in catalog.caption_failures(first)[0]["error"]
     assert catalog.get(second).caption_source == "claude-live"
 
@@ -209,7 +190,7 @@ def test_live_stops_on_access_denied_and_keeps_what_was_already_captioned(tmp_pa
     stubber.add_response("converse", converse_response(reply_json()), expected_converse())
     throttling(stubber, "converse", "AccessDeniedException", 403)
     with pytest.raises(AwsError, match="model access"):
-        caption_live(catalog, client, ids, settings, sleep=Sleeps())
+        caption_live(catalog, client, ids, settings)
     stubber.assert_no_pending_responses()  # the third image was never sent
     assert catalog.get(ids[0]).caption_source == "claude-live"
     assert catalog.get(ids[1]).caption is None and catalog.get(ids[2]).caption is None
@@ -318,14 +299,3 @@ def test_caption_selected_redoes_claude_captions_but_keeps_human_ones(tmp_path: 
     stubber.assert_no_pending_responses()
     assert (report.captioned, report.skipped_human) == (1, 1)
     assert catalog.get(claude).attributes["color"] == "green" and catalog.get(mine).caption == "my car"
-
-
-def test_live_client_leaves_retrying_to_the_captioner(monkeypatch: pytest.MonkeyPatch) -> None:
-    from carmatch.captions.live import bedrock_runtime_client
-    from carmatch.config import load_settings
-
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    client = bedrock_runtime_client(load_settings({"AWS_REGION": "eu-west-1"}))
-    assert client.meta.region_name == "eu-west-1"
-    assert client.meta.config.retries["total_max_attempts"] == 1  # boto's own retries would multiply ours

@@ -17,9 +17,10 @@ from moto import mock_aws
 
 from carmatch.errors import AwsError, InvalidInputError
 from carmatch.runtime import Runtime
-from carmatch.training import registry, sagemaker
+from carmatch.training import registry, sagemaker, sagemaker_images
 from carmatch.training.data import read_pairs_jsonl
 from carmatch.training.loop import main as training_main
+from carmatch.training.sagemaker_network import NetworkPlan
 from tests.training_support import fast_config, fill_with_cars
 
 BUCKET = "carmatch-test-bucket"
@@ -87,11 +88,12 @@ def test_source_dir_holds_carmatch_and_the_entry_point() -> None:
 def test_submit_uploads_data_and_creates_the_job(runtime: Runtime, tmp_path: Path, aws: tuple[Any, Any]) -> None:
     sm, s3 = aws
     count = fill_with_cars(runtime, tmp_path / "cars", seeds=1)
+    s3.put_object(Bucket=BUCKET, Key="carmatch/images/from-another-job.jpg", Body=b"an image of an earlier job")
     config = fast_config(runtime, epochs=3, batch_size=4)
     job = "carmatch/jobs/carmatch-job-1"
     channels = {  # the local base checkpoint travels in its own channel
         "training": f"s3://{BUCKET}/{job}/training/",
-        "images": f"s3://{BUCKET}/carmatch/images/",
+        "images": f"s3://{BUCKET}/{job}/images.manifest",  # this job's images only
         "base": f"s3://{BUCKET}/{job}/base/",
     }
     expected = {
@@ -109,7 +111,7 @@ def test_submit_uploads_data_and_creates_the_job(runtime: Runtime, tmp_path: Pat
                 "ChannelName": channel,
                 "DataSource": {
                     "S3DataSource": {
-                        "S3DataType": "S3Prefix",
+                        "S3DataType": "ManifestFile" if channel == "images" else "S3Prefix",
                         "S3Uri": uri,
                         "S3DataDistributionType": "FullyReplicated",
                     }
@@ -132,7 +134,10 @@ def test_submit_uploads_data_and_creates_the_job(runtime: Runtime, tmp_path: Pat
         stub.assert_no_pending_responses()
     assert name == "carmatch-job-1"
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
-    assert sum(k.startswith("carmatch/images/") for k in keys) == count
+    assert sum(k.startswith("carmatch/images/") for k in keys) == count + 1
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{job}/images.manifest")["Body"].read())
+    assert manifest[0] == {"prefix": f"s3://{BUCKET}/carmatch/images/"}
+    assert len(manifest) == count + 1 and "from-another-job.jpg" not in manifest
     assert {
         "carmatch/jobs/carmatch-job-1/training/pairs.jsonl",
         "carmatch/jobs/carmatch-job-1/training/tiny-clip.json",
@@ -304,3 +309,77 @@ def test_bad_role_and_aws_errors_are_clear(runtime: Runtime, tmp_path: Path, aws
                 sm, s3, runtime.catalog, fast_config(runtime, batch_size=4), ROLE, BUCKET, "us-east-1"
             )
     assert registry.list_models(runtime.catalog) == []  # nothing recorded for a job that was never created
+
+
+def test_every_region_botocore_lists_for_sagemaker_has_a_training_image() -> None:
+    import boto3
+
+    session = boto3.Session()
+    regions = {
+        r
+        for partition in ("aws", "aws-us-gov", "aws-cn")
+        for r in session.get_available_regions("sagemaker", partition)
+    }
+    assert regions and all(sagemaker_images.dlc_account(region) for region in regions)
+    assert sagemaker.training_image_uri("ap-southeast-7", "ml.g5.xlarge").startswith(
+        "590183813437.dkr.ecr.ap-southeast-7."
+    )
+
+
+def test_a_region_without_a_training_image_is_refused_before_anything_is_uploaded(
+    runtime: Runtime, tmp_path: Path, aws: tuple[Any, Any]
+) -> None:
+    sm, s3 = aws
+    fill_with_cars(runtime, tmp_path / "cars", seeds=1)
+    with Stubber(sm), pytest.raises(InvalidInputError) as caught:  # no response queued: no job may be created
+        sagemaker.submit_training(
+            sm, s3, runtime.catalog, fast_config(runtime, batch_size=4), ROLE, BUCKET, "xx-moon-1"
+        )
+    assert (caught.value.field, caught.value.value) == ("aws_region", "xx-moon-1")
+    assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+
+
+@pytest.mark.parametrize(
+    "network,field",
+    [
+        (NetworkPlan(network_isolation=True), "network_isolation"),
+        (NetworkPlan(vpc_config={"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}), "vpc_config"),
+    ],
+)
+def test_network_isolation_or_a_vpc_without_internet_is_refused_up_front(
+    runtime: Runtime, tmp_path: Path, aws: tuple[Any, Any], network: NetworkPlan, field: str
+) -> None:
+    sm, s3 = aws
+    fill_with_cars(runtime, tmp_path / "cars", seeds=1)
+    config = fast_config(runtime, batch_size=4)
+    with Stubber(sm), pytest.raises(InvalidInputError, match="pip") as caught:
+        sagemaker.submit_training(sm, s3, runtime.catalog, config, ROLE, BUCKET, "us-east-1", network=network)
+    assert caught.value.field == field and s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+
+
+def test_a_vpc_with_internet_is_sent_with_the_job(runtime: Runtime, tmp_path: Path, aws: tuple[Any, Any]) -> None:
+    sm, s3 = aws
+    fill_with_cars(runtime, tmp_path / "cars", seeds=1)
+    vpc = {"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
+    with Stubber(sm) as stub:
+        stub.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/v"})
+        sent: list[dict[str, Any]] = []
+        sm.meta.events.register(
+            "provide-client-params.sagemaker.CreateTrainingJob", lambda params, **kw: sent.append(params)
+        )
+        network = NetworkPlan(vpc_config=vpc, vpc_has_internet=True)
+        sagemaker.submit_training(
+            sm, s3, runtime.catalog, fast_config(runtime, batch_size=4), ROLE, BUCKET, "us-east-1", network=network
+        )
+    assert sent[0]["VpcConfig"] == vpc
+
+
+@pytest.mark.parametrize("status", ["Stopped", "Deleting", "Failed", "Completed"])
+def test_any_terminal_or_deleting_status_ends_the_wait(aws: tuple[Any, Any], status: str) -> None:
+    sm, _ = aws
+    with Stubber(sm) as stub:
+        stub.add_response("describe_training_job", _describe("job-w", "InProgress", "Training"))
+        stub.add_response("describe_training_job", _describe("job-w", status, status))
+        ended = sagemaker.wait_for_job(sm, "job-w", sleep=lambda s: None)
+        stub.assert_no_pending_responses()
+    assert ended.status == status and ended.done
