@@ -202,3 +202,21 @@ def query_photo(path: str) -> Image.Image | None:
     except CarmatchError as exc:
         log.info("query photo %s: %s", path, exc)
         return None
+
+
+def model_key(runtime: Runtime) -> str:
+    """Which model answers searches now: a fine-tuned run's id, or ``base``."""
+    return runtime.active_model().run_id or "base"
+
+
+def model_change_note(runtime: Runtime, shown: str | None) -> tuple[str | None, str]:
+    """(new status text or None when unchanged, the model key now) for a page showing model ``shown``."""
+    current = model_key(runtime)
+    if shown is None or current == shown:
+        return None, current
+    try:
+        status = status_markdown(runtime)
+    except CarmatchError as exc:
+        status = f"⚠️ {for_browser(exc)}"
+    note = f"ℹ️ The search model changed to **{current}** (activated in the Training tab): search again for its results."
+    return f"{note}\n\n{status}", current

@@ -21,6 +21,7 @@ from carmatch.ui.phrasing import FIELD_LABELS, for_browser
 ANY = actions.ANY
 
 
+MODEL_POLL_SECONDS = 10.0  # how often an open Search tab checks whether another model was activated
 # After a search or a click on a result: bring the results (or the selected one) into view, on a phone too.
 SCROLL_TO_RESULTS = "() => document.getElementById('search-notes')?.scrollIntoView({block: 'start'})"
 SCROLL_TO_DETAIL = "() => document.getElementById('result-detail')?.scrollIntoView({block: 'nearest'})"
@@ -118,6 +119,20 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
         return (text, failed, *[gr.update(choices=choices[key]) for key in FILTER_ATTRIBUTES])
 
     demo.load(on_load, None, [status, retry_box, *filters.values()], api_visibility="private")
+    _wire_model_watch(demo, runtime, status)
+
+
+def _wire_model_watch(demo: gr.Blocks, runtime: Runtime, status: gr.Markdown) -> None:
+    """An open page learns, without a reload, that another model was activated (status line says so)."""
+    shown = gr.State(None)
+    demo.load(lambda: actions.model_key(runtime), None, [shown], api_visibility="private")
+
+    def on_tick(seen: str | None) -> tuple[Any, str]:
+        text, current = actions.model_change_note(runtime, seen)
+        return (gr.update() if text is None else text), current
+
+    timer = gr.Timer(MODEL_POLL_SECONDS)
+    timer.tick(on_tick, [shown], [status, shown], api_visibility="private", show_progress="hidden")
 
 
 def _model_retry(runtime: Runtime, status: gr.Markdown) -> gr.Group:

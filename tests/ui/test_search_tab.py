@@ -117,3 +117,14 @@ def test_retrying_the_model_needs_the_admin_password_and_then_loads_it(
     text = search_actions.retry_model(rt, "secret")
     assert "⚠️" not in text and "on cpu" in text and rt.model_error() is None
     rt.close()
+
+
+def test_open_page_learns_that_another_model_was_activated(indexed: Runtime) -> None:
+    from carmatch.runtime import ActiveModel
+
+    shown = search_actions.model_key(indexed)
+    assert search_actions.model_change_note(indexed, shown) == (None, "base")
+    indexed.set_active_model(ActiveModel(indexed.active_model().spec, "run-new"))
+    text, current = search_actions.model_change_note(indexed, shown)
+    assert current == "run-new" and text is not None and "changed to **run-new**" in text
+    assert search_actions.model_change_note(indexed, current) == (None, "run-new")
