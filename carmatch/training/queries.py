@@ -43,11 +43,29 @@ class Query:
         """What a person would type: "a red suv"."""
         return describe(dict(self.words))
 
-    def judge(self, image_words: Sequence[Mapping[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    def judge(self, image_words: Sequence[Mapping[str, str]] | Columns) -> tuple[np.ndarray, np.ndarray]:
         """(relevant, candidate) masks over the images: candidates name every attribute of the query."""
-        candidate = np.array([all(key in w for key, _ in self.words) for w in image_words], dtype=bool)
-        relevant = np.array([all(w.get(key) == value for key, value in self.words) for w in image_words], dtype=bool)
+        columns = image_words if isinstance(image_words, Columns) else Columns(image_words)
+        candidate = np.ones(columns.size, dtype=bool)
+        relevant = np.ones(columns.size, dtype=bool)
+        for key, value in self.words:
+            column = columns.of(key)
+            candidate &= column != ""
+            relevant &= column == value
         return relevant, candidate
+
+
+class Columns:
+    """The images' attribute words as one array per key ("" where an image does not name it), for fast masks."""
+
+    def __init__(self, image_words: Sequence[Mapping[str, str]]):
+        self.size = len(image_words)
+        keys = {key for words in image_words for key in words}
+        self.columns = {key: np.array([w.get(key, "") for w in image_words], dtype=object) for key in keys}
+
+    def of(self, key: str) -> np.ndarray:
+        """The words every image has for ``key``."""
+        return self.columns.get(key, np.full(self.size, "", dtype=object))
 
 
 def build_queries(
@@ -55,19 +73,20 @@ def build_queries(
 ) -> list[Query]:
     """Every attribute combination of the images over ``key_sets`` that separates some images from others."""
     queries: list[Query] = []
+    columns = Columns(image_words)
     for keys in key_sets:
         combos = sorted({tuple((k, w[k]) for k in sorted(keys)) for w in image_words if all(k in w for k in keys)})
         for combo in combos:
             query = Query(combo)
-            relevant, candidate = query.judge(image_words)
+            relevant, candidate = query.judge(columns)
             if relevant.any() and (candidate & ~relevant).any():
                 queries.append(query)
     return queries
 
 
-def is_seen(query: Query, seen_words: Sequence[Mapping[str, str]]) -> bool:
+def is_seen(query: Query, seen_words: Sequence[Mapping[str, str]] | Columns) -> bool:
     """True when some image of ``seen_words`` (the training images) has the query's combination."""
-    return any(all(w.get(key) == value for key, value in query.words) for w in seen_words)
+    return bool(query.judge(seen_words)[0].any())
 
 
 def query_scores(
@@ -75,8 +94,9 @@ def query_scores(
 ) -> dict[int, np.ndarray]:
     """Per query, precision@k and recall@k for each k of PARTIAL_KS: ``{k: (queries, 2) array}``."""
     out = {k: np.zeros((len(queries), 2)) for k in PARTIAL_KS}
+    columns = Columns(image_words)
     for n, query in enumerate(queries):
-        relevant, candidate = query.judge(image_words)
+        relevant, candidate = query.judge(columns)
         scores = image_vecs[candidate] @ query_vecs[n]
         ranked = relevant[candidate][np.argsort(-scores, kind="stable")]
         for k in PARTIAL_KS:
@@ -98,7 +118,8 @@ def partial_metrics(
     scores = query_scores(image_vecs, query_vecs, queries, image_words)
     groups = {"attr": np.ones(len(queries), dtype=bool)}
     if seen_words is not None:
-        groups["attr_unseen"] = np.array([not is_seen(q, seen_words) for q in queries], dtype=bool)
+        seen_columns = Columns(seen_words)
+        groups["attr_unseen"] = np.array([not is_seen(q, seen_columns) for q in queries], dtype=bool)
     metrics: dict[str, float] = {}
     for prefix, mask in groups.items():
         metrics[f"{prefix}_queries"] = float(mask.sum())

@@ -27,6 +27,7 @@ import numpy as np
 
 from carmatch.errors import InvalidInputError
 from carmatch.training.attributes import phrasable, random_description
+from carmatch.training.queries import Columns, Query
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +104,12 @@ class CaptionViews:
 
     def positives(self, keys: Sequence[tuple[int, int]]) -> np.ndarray:
         """(texts, images) mask: True where the text of ``keys[i]`` describes the image of ``keys[j]``."""
-        views = [self.view(index, epoch) for index, epoch in keys]
+        captions = np.array([self.captions[index] for index, _ in keys], dtype=object)
+        columns = Columns([self.words[index] for index, _ in keys])
         mask = np.zeros((len(keys), len(keys)), dtype=bool)
-        for i, view in enumerate(views):
-            for j, (index, _) in enumerate(keys):
-                if view.asks is None:
-                    mask[i, j] = self.captions[index] == self.captions[keys[i][0]]
-                else:
-                    mask[i, j] = all(self.words[index].get(key) == value for key, value in view.asks)
+        for i, (index, epoch) in enumerate(keys):
+            view = self.view(index, epoch)
+            mask[i] = captions == captions[i] if view.asks is None else Query(view.asks).judge(columns)[0]
         return mask
 
 
