@@ -324,9 +324,13 @@ def start_training(
     runtime: Runtime,
     config: TrainConfig | None = None,
     resume: str | None = None,
+    earlier: TrainingJob | None = None,
     **overrides: Any,
 ) -> TrainingJob:
-    """Start a new run (or resume one) in the background; returns the job to poll or cancel."""
+    """Start a new run (or resume one) in the background; returns the job to poll or cancel.
+
+    Resuming with the ``earlier`` job of the same run keeps its loss and recall curves and log.
+    """
     if is_training():
         raise BusyError("A training job is already running; wait for it to finish or cancel it first.")
     if resume is not None:
@@ -335,7 +339,11 @@ def start_training(
     else:
         config = config or default_config(runtime.settings, runtime.catalog, **overrides)
         run_id = prepare_run(runtime.catalog, runtime.settings, config)
-    return TrainingJob(runtime.catalog, runtime.settings, run_id).start()
+    job = TrainingJob(runtime.catalog, runtime.settings, run_id)
+    if resume is not None and earlier is not None and earlier.run_id == run_id:
+        job.steps, job.epochs = list(earlier.steps), list(earlier.epochs)
+        job.log_tail.extend(earlier.log_tail)
+    return job.start()
 
 
 def summary_for_tab(runtime: Runtime) -> dict[str, Any]:

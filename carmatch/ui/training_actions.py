@@ -24,6 +24,12 @@ from carmatch.ui.phrasing import phrased
 log = logging.getLogger(__name__)
 
 RECALL_KEYS = {"t2i_r1": "R@1", "t2i_r5": "R@5", "t2i_r10": "R@10", "attr_p5": "partial description P@5"}
+NO_RUN_YET = (
+    "No run yet in this app session: press **Start training** (or choose an unfinished run and press "
+    "**Resume**). Its loss curve, validation recall and log appear below; the before/after table when it finishes."
+)
+RESUME_IN_TAB = "Cancelled; its checkpoint is kept. Choose it in 'resume an unfinished run' and press **Resume**."
+CLI_RESUME_HINT = "resume it with: .venv/bin/carmatch train --resume"  # the library's words for the CLI
 
 
 @dataclass
@@ -84,7 +90,7 @@ def start(
         if state.job is not None and state.job.running:
             raise BusyError(f"Run {state.job.run_id} is still training; cancel it or wait for it to finish.")
         if resume:
-            job = training_jobs.start_training(runtime, resume=resume)
+            job = training_jobs.start_training(runtime, resume=resume, earlier=state.job)
         else:
             given = _numbers(epochs=epochs, batch_size=batch_size, lr=lr, unfreeze=unfreeze, accum_steps=accum_steps)
             job = training_jobs.start_training(
@@ -113,7 +119,10 @@ def cancel(runtime: Runtime, state: TrainingState, session_password: str | None)
     if state.job is None or not state.job.running:
         return "No training run is in progress."
     state.job.cancel()
-    return f"Cancelling run **{state.job.run_id}** after the current step; resume it later from the list."
+    return (
+        f"Cancelling run **{state.job.run_id}** after the current step. To continue later, choose it in "
+        "'resume an unfinished run' and press **Resume**."
+    )
 
 
 def poll(state: TrainingState) -> dict[str, Any]:
@@ -121,7 +130,7 @@ def poll(state: TrainingState) -> dict[str, Any]:
     job = state.job
     if job is None:
         return {
-            "status": "No training run started in this app session.",
+            "status": NO_RUN_YET,
             "loss": None,
             "recall": None,
             "log": "",
@@ -143,13 +152,15 @@ def poll(state: TrainingState) -> dict[str, Any]:
         status += f" · step {snap['step']}/{snap['total_steps']} · epoch {snap['epoch']}"
     if snap["eta_s"] is not None and snap["status"] == "running":
         status += f" · ETA {format_seconds(snap['eta_s'])}"
-    if snap["error"]:
+    if snap["status"] == "cancelled":
+        status += f"\n\n{RESUME_IN_TAB}"
+    elif snap["error"]:
         status += f"\n\n⚠️ {snap['error']}"
     before_after = None
     if snap["before_after"]:
         header, *body = snap["before_after"]
         before_after = pd.DataFrame(body, columns=header)
-    log_text = "\n".join(snap["log_tail"])
+    log_text = "\n".join(line.split(CLI_RESUME_HINT)[0].rstrip("; ") for line in snap["log_tail"])
     return {"status": status, "loss": loss, "recall": recall, "log": log_text, "before_after": before_after}
 
 

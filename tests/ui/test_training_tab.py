@@ -76,9 +76,14 @@ def test_cancel_leaves_a_run_that_can_be_resumed(admin_runtime: Runtime) -> None
     actions.start(admin_runtime, state, PASSWORD, epochs=30, batch_size=16, lr=1e-3, unfreeze=-1, accum_steps=1)
     assert "Cancelling" in actions.cancel(admin_runtime, state, PASSWORD)
     assert state.job is not None and state.job.wait(timeout=240)
-    assert "cancelled" in actions.poll(state)["status"]
+    first = actions.poll(state)
+    assert "cancelled" in first["status"] and "press **Resume**" in first["status"]
+    assert ".venv/bin/carmatch" not in first["status"] + first["log"]
     run_id = state.job.run_id
     assert run_id in actions.resumable_runs(admin_runtime)
     assert "resumed" in actions.start(admin_runtime, state, PASSWORD, 0, 0, 0, 0, 1, resume=run_id)
     actions.cancel(admin_runtime, state, PASSWORD)
     assert state.job.wait(timeout=240)
+    again = actions.poll(state)  # the resumed run keeps the earlier curves and log
+    assert again["recall"].iloc[: len(first["recall"])].equals(first["recall"])
+    assert again["log"].startswith(first["log"])
