@@ -139,7 +139,12 @@ def _editor() -> dict[str, Any]:
     message = gr.Markdown(elem_id="dataset-message")
     conflict = gr.Markdown(visible=False, elem_id="dataset-conflict")
     history = gr.Dataframe(
-        headers=actions.HISTORY_HEADERS, label="History (newest first)", interactive=False, wrap=True
+        headers=actions.HISTORY_HEADERS,
+        label="History (newest first)",
+        interactive=False,
+        wrap=True,
+        column_widths=["46%", "20%", "6%", "12%", "10%", "6%"],
+        elem_id="dataset-history",
     )
     current_id, current_version = gr.State(""), gr.State(-1)
     outputs = [current_id, current_version, big, meta, caption, *attr_boxes, history, message, conflict]
