@@ -9,6 +9,7 @@ Browsing is open to everyone; every write re-checks the password held in the ses
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from typing import Any
 
@@ -27,6 +28,18 @@ from carmatch.ui.phrasing import FIELD_LABELS, for_browser
 log = logging.getLogger(__name__)
 
 ANY = actions.ANY
+KEYS = {"a": "dataset-approve", "r": "dataset-reject", "s": "dataset-skip", "n": "dataset-next", "p": "dataset-prev"}
+KEYS_HELP = (
+    "Keys (outside text boxes): **A** approve · **R** reject · **S** skip to the next unreviewed · "
+    "**N** / **P** next / previous page · **Enter** in the caption saves, approves and moves on"
+)
+# One document-level listener: a key outside a text box clicks the button it names, when that button can act.
+KEYS_JS = (
+    "() => { const keys = " + json.dumps(KEYS) + "; document.addEventListener('keydown', (e) => {"
+    " if (e.ctrlKey || e.metaKey || e.altKey || /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName)) return;"
+    " const button = document.getElementById(keys[e.key.toLowerCase()]);"
+    " if (button && button.offsetParent !== null && !button.disabled) { e.preventDefault(); button.click(); } }); }"
+)
 EDIT_BUTTONS = ("save", "approve", "reject", "undo")  # disabled while the tab is locked
 EDITOR_OUTPUTS = 8 + len(ATTRIBUTE_COLUMNS)  # id, version, image, meta, caption, attributes, history, message, conflict
 
@@ -76,9 +89,9 @@ def _pager_row() -> dict[str, Any]:
     """Previous / page number / next / where we are / refresh."""
     with gr.Row(equal_height=True):
         return {
-            "prev": gr.Button("◀ Previous", size="sm"),
+            "prev": gr.Button("◀ Previous", size="sm", elem_id="dataset-prev"),
             "number": gr.Number(value=1, precision=0, label="page", minimum=1, min_width=80),
-            "next": gr.Button("Next ▶", size="sm"),
+            "next": gr.Button("Next ▶", size="sm", elem_id="dataset-next"),
             "info": gr.Markdown(elem_id="dataset-page-info"),
             "refresh": gr.Button("Refresh", size="sm"),
         }
@@ -136,6 +149,7 @@ def _editor() -> dict[str, Any]:
             "undo": gr.Button("Undo ↩", elem_id="dataset-undo", interactive=False),
             "reload": gr.Button("Reload", elem_id="dataset-reload"),
         }
+    gr.Markdown(KEYS_HELP, elem_id="dataset-keys")
     message = gr.Markdown(elem_id="dataset-message")
     conflict = gr.Markdown(visible=False, elem_id="dataset-conflict")
     history = gr.Dataframe(
@@ -200,6 +214,7 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
     for event in (imported, uploaded, collected):
         refresh_after(event)
     _wire_first_load(demo, runtime, grid_outputs, filters[1 : 1 + len(FILTER_ATTRIBUTES)])
+    demo.load(None, js=KEYS_JS)
     _wire_lock(session_password, [editor["caption"], *editor["attrs"], *[editor[b] for b in EDIT_BUTTONS], bulk["run"]])
     return session_password
 

@@ -7,7 +7,7 @@ import re
 from playwright.sync_api import Browser, Page, expect
 
 from carmatch.runtime import Runtime
-from tests.browser.conftest import DESKTOP, PASSWORD, Served, open_page, screenshot, unlock
+from tests.browser.conftest import DESKTOP, PASSWORD, PHONE, Served, open_page, screenshot, unlock
 
 NEW_CAPTION = "a purple zeppelin shaped roadster"
 FILTER_TEXT = "#dataset-filter-text textarea"
@@ -99,4 +99,26 @@ def test_one_login_unlocks_dataset_and_training(browser: Browser, served: Served
     page.get_by_role("tab", name="Training").click()
     expect(page.locator("#train-access")).to_contain_text("unlocked")
     assert PASSWORD not in page.content()
+    page.context.close()
+
+
+def test_keyboard_shortcuts_are_shown_and_approve(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, DESKTOP, tab="Dataset")
+    expect(page.locator("#dataset-keys")).to_contain_text("A approve · R reject · S skip")
+    unlock(page)
+    open_in_editor(page, "a yellow sedan car")
+    expect(page.locator("#dataset-meta")).to_contain_text("yellow_sedan.bmp")
+    page.locator("#dataset-meta").click()  # focus outside any text box
+    page.keyboard.press("r")
+    expect(page.locator("#dataset-message")).to_contain_text("Rejected")
+    records = served.runtime.catalog.get_many(served.runtime.catalog.ids()).values()
+    assert [r.review_state for r in records if r.caption == "a yellow sedan car"] == ["rejected"]
+    page.context.close()
+
+
+def test_dataset_tab_at_phone_size_is_locked_and_readable(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, PHONE, tab="Dataset")
+    expect(page.locator("#dataset-access")).to_contain_text("Read-only until you unlock")
+    expect(page.locator("#dataset-approve")).to_be_disabled()
+    screenshot(page, "dataset-phone")
     page.context.close()
