@@ -31,6 +31,8 @@ def test_enter_in_description_searches_and_keeps_no_newline(browser: Browser, se
     )
     search_by_enter(page, "a red sedan")
     assert text.input_value() == "a red sedan"  # Enter searched; it added no newline
+    text.press("Shift+Enter")
+    expect(text).to_have_value("a red sedan\n")  # Shift+Enter adds a line, as the placeholder says
     expect(page.locator("#search-notes")).to_contain_text("higher means a closer match")
     screenshot(page, "search-desktop")
     page.context.close()
