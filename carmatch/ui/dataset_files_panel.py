@@ -20,7 +20,8 @@ from carmatch.ui.phrasing import FIELD_LABELS, for_browser
 IMPORT_HELP = (
     "Columns: `file` (path as ingested, absolute or relative to the ingested folder) or `id`, then "
     f"`caption`, optional {', '.join(f'`{key}`' for key in ATTRIBUTE_COLUMNS)}. Imported captions start "
-    "unreviewed and never replace a caption a person wrote."
+    "unreviewed and never replace a caption a person wrote. A row that changes only attributes keeps the "
+    "review state; the preview lists approved captions a new caption would send back to unreviewed."
 )
 
 
@@ -28,14 +29,16 @@ def build_import(runtime: Runtime, session_password: gr.State) -> Any:
     """Lay out and wire the import panel; returns the apply event (captions changed)."""
     plan = gr.State([])
     gr.Markdown(IMPORT_HELP)
-    import_file = gr.File(label="Captions file", file_types=[".csv", ".jsonl", ".json"], type="filepath")
-    preview_btn = gr.Button("Preview changes")
-    preview_text = gr.Textbox(label="Preview", lines=6, interactive=False)
+    import_file = gr.File(
+        label="Captions file", file_types=[".csv", ".jsonl", ".json"], type="filepath", elem_id="import-file"
+    )
+    preview_btn = gr.Button("Preview changes", elem_id="import-preview-button")
+    preview_text = gr.Textbox(label="Preview", lines=6, interactive=False, elem_id="import-preview")
     preview_table = gr.Dataframe(
         headers=["line", "image", "current caption", "new caption", "attributes"], interactive=False, wrap=True
     )
-    apply_btn = gr.Button("Apply import", variant="primary")
-    import_report = gr.Textbox(label="Import report", lines=3, interactive=False)
+    apply_btn = gr.Button("Apply import", variant="primary", elem_id="import-apply")
+    import_report = gr.Textbox(label="Import report", lines=3, interactive=False, elem_id="import-report")
 
     @user_errors
     def on_preview(pw: str, file: str | None) -> tuple[str, list[list[Any]], list[dict[str, Any]]]:

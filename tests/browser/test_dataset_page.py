@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
@@ -121,4 +122,26 @@ def test_dataset_tab_at_phone_size_is_locked_and_readable(browser: Browser, serv
     expect(page.locator("#dataset-access")).to_contain_text("Read-only until you unlock")
     expect(page.locator("#dataset-approve")).to_be_disabled()
     screenshot(page, "dataset-phone")
+    page.context.close()
+
+
+def test_import_changing_only_attributes_keeps_approvals(browser: Browser, served: Served, tmp_path: Path) -> None:
+    catalog = served.runtime.catalog
+    record = catalog.find_by_path(str((served.cars / "white_van.png").resolve()))
+    assert record is not None
+    catalog.set_review_state(record.id, "approved", author="reviewer")
+    csv = tmp_path / "attributes.csv"
+    csv.write_text(f"file,caption,make\n{record.path},{record.caption},ford\n")
+    page = open_page(browser, served.url, DESKTOP, tab="Dataset")
+    unlock(page)
+    page.get_by_text("Import captions (CSV / JSONL)").click()
+    page.locator("#import-file input[type=file]").set_input_files(str(csv))
+    page.locator("#import-preview-button").click()
+    preview = page.locator("#import-preview textarea")
+    expect(preview).to_have_value(re.compile(r"^1 row\(s\): 1 caption\(s\) will change"))
+    assert "return to unreviewed" not in preview.input_value()
+    page.locator("#import-apply").click()
+    expect(page.locator("#import-report textarea")).to_have_value(re.compile(r"^Import: 1 changed of 1"))
+    after = catalog.get(record.id)
+    assert (after.review_state, after.caption, after.attributes.get("make")) == ("approved", record.caption, "ford")
     page.context.close()
