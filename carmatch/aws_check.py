@@ -252,6 +252,31 @@ def check_titan_model(bedrock: Any, model_setting: str) -> CheckLine:
     return CheckLine("titan model", OK if status == "ACTIVE" else WARNING, f"{model}: {status.title()}.")
 
 
+def check_fine_tuning(region: str) -> CheckLine:
+    """Whether ``region`` has SageMaker's PyTorch training image and Bedrock's Titan fine-tuning (local tables only)."""
+    from carmatch.training.sagemaker_images import dlc_account
+    from carmatch.training.titan_finetune import TITAN_CUSTOMIZATION_REGIONS
+
+    try:
+        sagemaker = f"SageMaker PyTorch image in {region} (registry {dlc_account(region)})"
+    except InvalidInputError:
+        return CheckLine(
+            "fine-tuning",
+            WARNING,
+            f"no SageMaker PyTorch training image known in {region}.",
+            "Train on SageMaker from another region, or pass --image-uri.",
+        )
+    if region not in TITAN_CUSTOMIZATION_REGIONS:
+        where = " or ".join(TITAN_CUSTOMIZATION_REGIONS)
+        return CheckLine(
+            "fine-tuning",
+            WARNING,
+            f"{sagemaker}; Titan fine-tuning is not offered in {region}.",
+            f"For titan finetune, use AWS_REGION={where}.",
+        )
+    return CheckLine("fine-tuning", OK, f"{sagemaker}; Titan fine-tuning offered.")
+
+
 def run_checks(settings: Settings, make_client: ClientFactory, bedrock_regions: list[str]) -> list[CheckLine]:
     """Every check that applies to ``settings``; stops after the credentials when they do not work."""
     lines = [check_credentials(make_client("sts"))]
@@ -268,6 +293,7 @@ def run_checks(settings: Settings, make_client: ClientFactory, bedrock_regions: 
         lines.append(check_role(make_client("iam"), settings.batch_role_arn))
     if settings.model.startswith(BEDROCK_MODEL_PREFIX):
         lines.append(check_titan_model(bedrock, settings.model))
+    lines.append(check_fine_tuning(settings.aws_region))
     return lines
 
 

@@ -123,7 +123,8 @@ def test_a_working_account_is_all_ok_and_names_who_and_where() -> None:
     env = {"AWS_REGION": "eu-west-1", "CARMATCH_BATCH_BUCKET": "my-batch", "CARMATCH_BATCH_ROLE_ARN": ROLE_ARN}
     lines = run_checks(load_settings(env), clients, ["eu-west-1", "us-east-1"])
     clients.verify()
-    assert [line.status for line in lines] == [OK] * 7, [line.text() for line in lines]
+    assert [line.status for line in lines] == [OK] * 7 + [WARNING], [line.text() for line in lines]
+    assert "Titan fine-tuning is not offered in eu-west-1" in lines[-1].detail  # us-east-1 / us-west-2 only
     assert f"user/ana (account {ACCOUNT})" in lines[0].detail
     assert "eu-central-1" in lines[2].detail  # the regions the profile routes to
     assert not has_problems(lines)
@@ -254,3 +255,9 @@ def test_the_cli_prints_one_line_per_fact_and_fails_on_a_problem(
     monkeypatch.setattr("admin.aws_cmds.check_account", lambda settings: problem)
     assert main(["aws", "check"]) == 1
     assert capsys.readouterr().out.strip() == "PROBLEM credentials: not usable. Fix: Set them."
+
+
+def test_fine_tuning_regions_come_from_the_local_tables() -> None:
+    assert aws_check.check_fine_tuning("us-west-2").status == OK
+    line = aws_check.check_fine_tuning("xx-nowhere-1")
+    assert line.status == WARNING and "--image-uri" in line.fix
