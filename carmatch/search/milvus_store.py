@@ -52,12 +52,17 @@ def catalog_attributes(catalog: Catalog) -> Attributes:
         records = catalog.get_many(list(image_ids))
         out: dict[str, dict[str, str]] = {}
         for image_id, record in records.items():
-            row = {key: (attr_value(record.attributes, key) or "") for key in SCALAR_FILTER_FIELDS[:-1]}
+            row = {key: _fits(attr_value(record.attributes, key) or "") for key in SCALAR_FILTER_FIELDS[:-1]}
             row["review_state"] = record.review_state
             out[image_id] = row
         return out
 
     return read
+
+
+def _fits(value: str) -> str:
+    """``value`` cut to the VARCHAR field's byte length (a runaway caption attribute cannot fail an upsert)."""
+    return value.encode()[:VALUE_MAX_CHARS].decode(errors="ignore")
 
 
 def _milvus_error(exc: Exception, uri: str) -> ConfigError:

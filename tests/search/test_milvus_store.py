@@ -124,3 +124,19 @@ def test_a_collection_not_made_by_carmatch_is_refused_with_the_setting_to_change
     store.client.create_alias(f"{milvus_env}_gforeign", milvus_env)
     with pytest.raises(IndexMissingError, match="CARMATCH_MILVUS_COLLECTION"):
         store.load()
+
+
+def test_an_overlong_attribute_is_cut_to_the_field_instead_of_failing_the_upsert(
+    milvus_env: str, embedder: Embedder, car_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARMATCH_VECTOR_STORE", "milvus")
+    runtime = Runtime(load_settings(), embedder=embedder)
+    try:
+        runtime.ingestor().ingest_folder(car_folder)
+        record = runtime.catalog.find_by_path(str((car_folder / "red_sedan.jpg").resolve()))
+        assert record is not None
+        runtime.catalog.set_caption(record.id, "a car", "human", attributes={"color": "red", "make": "é" * 400})
+        hits = runtime.search(text="a car", k=6, where={"color": "red"}).results
+        assert [hit.id for hit in hits] == [record.id]
+    finally:
+        runtime.close()
