@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from admin import aws_cmds, caption_cmds, core_cmds, dataset_cmds, demo_cmds, train_cmds
 from carmatch.config import load_dotenv_file, load_settings
 from carmatch.errors import CarmatchError
+from carmatch.storage import apply_storage_defaults
 
 log = logging.getLogger("admin")
 
@@ -66,6 +67,7 @@ def cli_message(exc: CarmatchError, flags: Mapping[str, str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one admin command; returns the process exit status."""
     load_dotenv_file()
+    apply_storage_defaults()  # on a Space with persistent storage: the Hugging Face cache on /data
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
