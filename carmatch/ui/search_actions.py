@@ -15,6 +15,7 @@ from PIL import Image
 
 from carmatch.access import check_admin
 from carmatch.catalog.schema import FILTER_ATTRIBUTES
+from carmatch.dataset.demo_background import demo_import_of
 from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
 from carmatch.images import load_image
 from carmatch.runtime import Runtime
@@ -83,6 +84,15 @@ def status_markdown(runtime: Runtime) -> str:
             f"(`{model_label(info['pretrained'])}`, run: {info['active_run']}) {where}"
         )
     return "\n\n".join(lines)
+
+
+def demo_progress_status(runtime: Runtime, was_running: bool) -> tuple[str | None, bool]:
+    """(status to show, running) while a background demo import runs, and once when it ends; None: keep the status."""
+    job = demo_import_of(runtime)
+    running = job is not None and job.running()
+    if running or was_running:
+        return status_markdown(runtime), running
+    return None, False
 
 
 def retry_model(runtime: Runtime, password: str | None) -> str:

@@ -22,6 +22,7 @@ ANY = actions.ANY
 
 
 MODEL_POLL_SECONDS = 10.0  # how often an open Search tab checks whether another model was activated
+DEMO_POLL_SECONDS = 5.0  # how often an open Search tab shows the progress of a demo import
 # After a search or a click on a result: bring the results (or the selected one) into view, on a phone too.
 SCROLL_TO_RESULTS = "() => document.getElementById('search-notes')?.scrollIntoView({block: 'start'})"
 SCROLL_TO_DETAIL = "() => document.getElementById('result-detail')?.scrollIntoView({block: 'nearest'})"
@@ -120,6 +121,7 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
 
     demo.load(on_load, None, [status, retry_box, *filters.values()], api_visibility="private")
     _wire_model_watch(demo, runtime, status)
+    _wire_demo_watch(runtime, status)
 
 
 def _wire_model_watch(demo: gr.Blocks, runtime: Runtime, status: gr.Markdown) -> None:
@@ -133,6 +135,18 @@ def _wire_model_watch(demo: gr.Blocks, runtime: Runtime, status: gr.Markdown) ->
 
     timer = gr.Timer(MODEL_POLL_SECONDS)
     timer.tick(on_tick, [shown], [status, shown], api_visibility="private", show_progress="hidden")
+
+
+def _wire_demo_watch(runtime: Runtime, status: gr.Markdown) -> None:
+    """While a Space's first start imports the demo collection, the status line follows its progress."""
+    was_running = gr.State(False)
+
+    def on_tick(running: bool) -> tuple[Any, bool]:
+        text, now = actions.demo_progress_status(runtime, running)
+        return (gr.update() if text is None else text), now
+
+    timer = gr.Timer(DEMO_POLL_SECONDS)
+    timer.tick(on_tick, [was_running], [status, was_running], api_visibility="private", show_progress="hidden")
 
 
 def _model_retry(runtime: Runtime, status: gr.Markdown) -> gr.Group:

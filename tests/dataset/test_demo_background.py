@@ -36,14 +36,16 @@ def test_first_start_on_a_space_imports_the_demo_while_search_answers(
     assert job is not None and demo_import_of(runtime) is job
     try:
         assert paused.wait(60)
-        status = search_actions.status_markdown(runtime)
-        assert "Importing the demo collection: 2 of 4 cars" in status
+        status, running = search_actions.demo_progress_status(runtime, was_running=False)
+        assert running and "Importing the demo collection: 2 of 4 cars" in (status or "")
         assert len(runtime.search(text="a car", k=4).results) == 2  # what is indexed so far
     finally:
         go_on.set()
         assert job.wait(60)
     assert runtime.catalog.count() == 4 and not job.failed
-    assert "Importing" not in search_actions.status_markdown(runtime)
+    final, running = search_actions.demo_progress_status(runtime, was_running=True)  # once more when it ends
+    assert not running and "4 images" in (final or "") and "Importing" not in (final or "")
+    assert search_actions.demo_progress_status(runtime, was_running=False) == (None, False)  # then quiet
     assert not autostart_wanted(runtime, space_env(tmp_path))  # done: a restart does not import again
 
 
