@@ -139,6 +139,31 @@ def load_page(runtime: Runtime, query: curation.Query, number: int = 1, page_siz
     return PageView(gallery, [r.id for r in result.records], choices, result.page, result.pages, result.total)
 
 
+SELECTED_MARK = "☑ "
+
+
+def toggle_selection(ids: Sequence[str], chosen: Sequence[str], index: int) -> list[str]:
+    """The picked ids after a click on thumbnail ``index`` in select mode (a second click unpicks it)."""
+    if not 0 <= index < len(ids):
+        return list(chosen)
+    image_id = ids[index]
+    return [i for i in chosen if i != image_id] if image_id in chosen else [*chosen, image_id]
+
+
+def selection_note(chosen: Sequence[str]) -> str:
+    """How many thumbnails are picked for bulk actions."""
+    return f"**{len(chosen)} selected** for bulk actions" if chosen else "Nothing selected for bulk actions"
+
+
+def mark_selected(items: Sequence[Any] | None, ids: Sequence[str], chosen: Sequence[str]) -> list[tuple[str, str]]:
+    """The grid's (thumbnail, caption) items with ☑ before the picked ones' captions."""
+    picked, marked = set(chosen), []
+    for (thumb, caption), image_id in zip(items or [], ids):
+        text = (caption or "").removeprefix(SELECTED_MARK)
+        marked.append((thumb, SELECTED_MARK + text if image_id in picked else text))
+    return marked
+
+
 # -- editor ----------------------------------------------------------------------------------
 @dataclass
 class EditorView:

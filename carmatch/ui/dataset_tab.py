@@ -99,7 +99,8 @@ def _pager_row() -> dict[str, Any]:
 
 def _bulk_panel() -> dict[str, Any]:
     """Selection on this page, scope, action, delete options, the run button and its report."""
-    selected = gr.CheckboxGroup([], label="Select images on this page", elem_id="dataset-selected")
+    # holds the ids picked on the thumbnails (select mode); shown as ☑ marks on the grid, not as a list
+    selected = gr.CheckboxGroup([], label="Select images on this page", elem_id="dataset-selected", visible=False)
     with gr.Row():
         select_all = gr.Button("Select page", size="sm")
         select_none = gr.Button("Clear", size="sm")
@@ -180,6 +181,11 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
     pager = _pager_row()
     with gr.Row():
         with gr.Column(scale=3):
+            with gr.Row(equal_height=True):
+                select_mode = gr.Checkbox(
+                    label="Select mode: click thumbnails to pick them for bulk actions", elem_id="dataset-select-mode"
+                )
+                picked_note = gr.Markdown(actions.selection_note([]), elem_id="dataset-picked")
             grid = gr.Gallery(
                 label="Collection (✅ approved · ⛔ rejected · • unreviewed)",
                 columns=6,
@@ -208,6 +214,7 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
         """Redraw the grid's page once ``event`` has changed the collection."""
         event.then(show_page, [pager["number"], *filters], grid_outputs, api_visibility="private")
 
+    bulk.update(mode=select_mode, note=picked_note)
     _wire_selection(runtime, grid, page_ids, bulk, editor["outputs"])
     _wire_editor(runtime, session_password, filters, editor, refresh_after)
     _wire_bulk(runtime, session_password, filters, bulk, refresh_after)
@@ -276,17 +283,30 @@ def _wire_grid(runtime: Runtime, filters: list[Any], pager: dict[str, Any], grid
 def _wire_selection(
     runtime: Runtime, grid: gr.Gallery, page_ids: gr.State, bulk: dict[str, Any], editor_outputs: list[Any]
 ) -> None:
-    """A click on the grid opens the image in the editor; the bulk panel selects the page or nothing."""
+    """A click on the grid opens the image in the editor, or in select mode (de)selects it for bulk actions."""
+    selected, note = bulk["selected"], bulk["note"]
+    keep_editor = [gr.update() for _ in editor_outputs]
 
-    def on_select(ids: list[str], evt: gr.SelectData) -> tuple[Any, ...]:
+    def on_select(ids: list[str], mode: bool, chosen: list[str], items: Any, evt: gr.SelectData) -> tuple[Any, ...]:
         index = evt.index if isinstance(evt.index, int) else evt.index[0]
+        if mode:
+            chosen = actions.toggle_selection(ids, chosen or [], index)
+            return (*keep_editor, chosen, actions.selection_note(chosen), actions.mark_selected(items, ids, chosen))
         image_id = ids[index] if ids and 0 <= index < len(ids) else None
-        return _editor_values(actions.open_image(runtime, image_id))
+        return (*_editor_values(actions.open_image(runtime, image_id)), gr.update(), gr.update(), gr.update())
 
-    selected = bulk["selected"]
-    grid.select(on_select, [page_ids], editor_outputs, api_visibility="private")
-    bulk["select_all"].click(lambda ids: gr.update(value=list(ids)), [page_ids], [selected], api_visibility="private")
-    bulk["select_none"].click(lambda: gr.update(value=[]), None, [selected], api_visibility="private")
+    def choose(everything: bool) -> Any:
+        def handler(ids: list[str], items: Any) -> tuple[Any, ...]:
+            picked = list(ids) if everything else []
+            return picked, actions.selection_note(picked), actions.mark_selected(items, ids, picked)
+
+        return handler
+
+    inputs, outputs = [page_ids, bulk["mode"], selected, grid], [*editor_outputs, selected, note, grid]
+    grid.select(on_select, inputs, outputs, api_visibility="private", show_progress="hidden")
+    for button, everything in ((bulk["select_all"], True), (bulk["select_none"], False)):
+        button.click(choose(everything), [page_ids, grid], [selected, note, grid], api_visibility="private")
+    selected.change(lambda c: actions.selection_note(c or []), [selected], [note], api_visibility="private")
 
 
 def _wire_editor(

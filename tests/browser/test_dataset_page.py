@@ -81,7 +81,7 @@ def test_bulk_on_everything_matching_asks_for_confirmation(browser: Browser, ser
     page.locator(FILTER_TEXT).fill("van car")
     page.locator(FILTER_TEXT).press("Enter")
     expect(page.locator("#dataset-page-info")).to_contain_text("2 matching")
-    page.get_by_text("Bulk actions").click()
+    page.get_by_role("button", name="Bulk actions").click()
     page.get_by_label("everything matching the filters").check()
     page.locator("#dataset-bulk-run").click()
     report = page.locator("#bulk-report textarea")
@@ -144,4 +144,32 @@ def test_import_changing_only_attributes_keeps_approvals(browser: Browser, serve
     expect(page.locator("#import-report textarea")).to_have_value(re.compile(r"^Import: 1 changed of 1"))
     after = catalog.get(record.id)
     assert (after.review_state, after.caption, after.attributes.get("make")) == ("approved", record.caption, "ford")
+    page.context.close()
+
+
+def test_thumbnails_are_selected_for_bulk_actions_by_clicking_them(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, DESKTOP, tab="Dataset")
+    unlock(page)
+    page.locator(FILTER_TEXT).fill("pickup car")
+    page.locator(FILTER_TEXT).press("Enter")
+    expect(page.locator("#dataset-page-info")).to_contain_text("2 matching")
+    expect(page.locator("#dataset-selected")).to_have_count(0)  # no separate list of id pills
+    page.locator("#dataset-select-mode input").check()
+    tiles = page.locator("#dataset-grid button.thumbnail-item")
+    tiles.nth(0).click()
+    expect(page.locator("#dataset-picked")).to_contain_text("1 selected")
+    expect(tiles.nth(0)).to_contain_text("☑")
+    tiles.nth(1).click()
+    expect(page.locator("#dataset-picked")).to_contain_text("2 selected")
+    tiles.nth(0).click()  # a second click unpicks
+    expect(page.locator("#dataset-picked")).to_contain_text("1 selected")
+    expect(tiles.nth(0)).not_to_contain_text("☑")
+    expect(page.locator("#dataset-meta")).to_contain_text(
+        "Select an image in the grid"
+    )  # clicks picked, opened nothing
+    page.get_by_role("button", name="Bulk actions").click()
+    page.get_by_label("reject", exact=True).check()
+    page.locator("#dataset-bulk-run").click()
+    expect(page.locator("#bulk-report textarea")).to_have_value(re.compile(r"^Reject: 1 changed of 1 selected"))
+    screenshot(page, "dataset-select-mode")
     page.context.close()

@@ -298,3 +298,14 @@ def test_app_has_a_dataset_tab(admin_runtime: Runtime) -> None:
     demo = app.build_demo(admin_runtime)
     labels = {getattr(block, "label", None) for block in demo.blocks.values()}
     assert {"Admin password", "Caption (Enter = save, approve and go to the next unreviewed)"} <= labels
+
+
+def test_thumbnail_clicks_pick_and_unpick_with_marks() -> None:
+    ids = ["a1", "b2", "c3"]
+    chosen = actions.toggle_selection(ids, [], 1)
+    chosen = actions.toggle_selection(ids, chosen, 2)
+    assert chosen == ["b2", "c3"] and actions.toggle_selection(ids, chosen, 1) == ["c3"]
+    items = [("t1.png", "• a car"), ("t2.png", "☑ • a van"), ("t3.png", "• a truck")]
+    marked = actions.mark_selected(items, ids, ["c3"])
+    assert [caption for _, caption in marked] == ["• a car", "• a van", "☑ • a truck"]
+    assert "1 selected" in actions.selection_note(["c3"])
