@@ -150,6 +150,13 @@ def toggle_selection(ids: Sequence[str], chosen: Sequence[str], index: int) -> l
     return [i for i in chosen if i != image_id] if image_id in chosen else [*chosen, image_id]
 
 
+def pick_range(ids: Sequence[str], chosen: Sequence[str], start: int, end: int) -> list[str]:
+    """The picked ids after a shift-click: every thumbnail from ``start`` to ``end`` (either order) is picked."""
+    low, high = sorted((max(0, start), min(end, len(ids) - 1)))
+    span = [ids[i] for i in range(low, high + 1)]
+    return [*chosen, *[i for i in span if i not in chosen]]
+
+
 def selection_note(chosen: Sequence[str]) -> str:
     """How many thumbnails are picked for bulk actions."""
     return f"**{len(chosen)} selected** for bulk actions" if chosen else "Nothing selected for bulk actions"

@@ -9,7 +9,6 @@ Browsing is open to everyone; every write re-checks the password held in the ses
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from typing import Any
 
@@ -20,7 +19,7 @@ from carmatch.catalog.schema import FILTER_ATTRIBUTES
 from carmatch.dataset import curation
 from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
-from carmatch.ui import caption_jobs_panel, dataset_files_panel
+from carmatch.ui import caption_jobs_panel, dataset_files_panel, dataset_selection
 from carmatch.ui import dataset_actions as actions
 from carmatch.ui.common import progress_adapter, unlock_row, user_errors
 from carmatch.ui.phrasing import FIELD_LABELS, for_browser
@@ -28,18 +27,6 @@ from carmatch.ui.phrasing import FIELD_LABELS, for_browser
 log = logging.getLogger(__name__)
 
 ANY = actions.ANY
-KEYS = {"a": "dataset-approve", "r": "dataset-reject", "s": "dataset-skip", "n": "dataset-next", "p": "dataset-prev"}
-KEYS_HELP = (
-    "Keys (outside text boxes): **A** approve · **R** reject · **S** skip to the next unreviewed · "
-    "**N** / **P** next / previous page · **Enter** in the caption saves, approves and moves on"
-)
-# One document-level listener: a key outside a text box clicks the button it names, when that button can act.
-KEYS_JS = (
-    "() => { const keys = " + json.dumps(KEYS) + "; document.addEventListener('keydown', (e) => {"
-    " if (e.ctrlKey || e.metaKey || e.altKey || /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName)) return;"
-    " const button = document.getElementById(keys[e.key.toLowerCase()]);"
-    " if (button && button.offsetParent !== null && !button.disabled) { e.preventDefault(); button.click(); } }); }"
-)
 EDIT_BUTTONS = ("save", "approve", "reject", "undo")  # disabled while the tab is locked
 EDITOR_OUTPUTS = 8 + len(ATTRIBUTE_COLUMNS)  # id, version, image, meta, caption, attributes, history, message, conflict
 
@@ -150,7 +137,7 @@ def _editor() -> dict[str, Any]:
             "undo": gr.Button("Undo ↩", elem_id="dataset-undo", interactive=False),
             "reload": gr.Button("Reload", elem_id="dataset-reload"),
         }
-    gr.Markdown(KEYS_HELP, elem_id="dataset-keys")
+    gr.Markdown(dataset_selection.KEYS_HELP, elem_id="dataset-keys")
     message = gr.Markdown(elem_id="dataset-message")
     conflict = gr.Markdown(visible=False, elem_id="dataset-conflict")
     history = gr.Dataframe(
@@ -215,13 +202,13 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
         event.then(show_page, [pager["number"], *filters], grid_outputs, api_visibility="private")
 
     bulk.update(mode=select_mode, note=picked_note)
-    _wire_selection(runtime, grid, page_ids, bulk, editor["outputs"])
+    dataset_selection.wire(runtime, grid, page_ids, bulk, editor["outputs"], _editor_values)
     _wire_editor(runtime, session_password, filters, editor, refresh_after)
     _wire_bulk(runtime, session_password, filters, bulk, refresh_after)
     for event in (imported, uploaded, collected):
         refresh_after(event)
     _wire_first_load(demo, runtime, grid_outputs, filters[1 : 1 + len(FILTER_ATTRIBUTES)])
-    demo.load(None, js=KEYS_JS)
+    demo.load(None, js=dataset_selection.KEYS_JS)
     _wire_lock(session_password, [editor["caption"], *editor["attrs"], *[editor[b] for b in EDIT_BUTTONS], bulk["run"]])
     return session_password
 
@@ -278,35 +265,6 @@ def _wire_grid(runtime: Runtime, filters: list[Any], pager: dict[str, Any], grid
     pager["number"].submit(show_page, paged, grid_outputs, api_visibility="private")
     pager["refresh"].click(show_page, paged, grid_outputs, api_visibility="private")
     return show_page
-
-
-def _wire_selection(
-    runtime: Runtime, grid: gr.Gallery, page_ids: gr.State, bulk: dict[str, Any], editor_outputs: list[Any]
-) -> None:
-    """A click on the grid opens the image in the editor, or in select mode (de)selects it for bulk actions."""
-    selected, note = bulk["selected"], bulk["note"]
-    keep_editor = [gr.update() for _ in editor_outputs]
-
-    def on_select(ids: list[str], mode: bool, chosen: list[str], items: Any, evt: gr.SelectData) -> tuple[Any, ...]:
-        index = evt.index if isinstance(evt.index, int) else evt.index[0]
-        if mode:
-            chosen = actions.toggle_selection(ids, chosen or [], index)
-            return (*keep_editor, chosen, actions.selection_note(chosen), actions.mark_selected(items, ids, chosen))
-        image_id = ids[index] if ids and 0 <= index < len(ids) else None
-        return (*_editor_values(actions.open_image(runtime, image_id)), gr.update(), gr.update(), gr.update())
-
-    def choose(everything: bool) -> Any:
-        def handler(ids: list[str], items: Any) -> tuple[Any, ...]:
-            picked = list(ids) if everything else []
-            return picked, actions.selection_note(picked), actions.mark_selected(items, ids, picked)
-
-        return handler
-
-    inputs, outputs = [page_ids, bulk["mode"], selected, grid], [*editor_outputs, selected, note, grid]
-    grid.select(on_select, inputs, outputs, api_visibility="private", show_progress="hidden")
-    for button, everything in ((bulk["select_all"], True), (bulk["select_none"], False)):
-        button.click(choose(everything), [page_ids, grid], [selected, note, grid], api_visibility="private")
-    selected.change(lambda c: actions.selection_note(c or []), [selected], [note], api_visibility="private")
 
 
 def _wire_editor(

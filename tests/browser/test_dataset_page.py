@@ -173,3 +173,19 @@ def test_thumbnails_are_selected_for_bulk_actions_by_clicking_them(browser: Brow
     expect(page.locator("#bulk-report textarea")).to_have_value(re.compile(r"^Reject: 1 changed of 1 selected"))
     screenshot(page, "dataset-select-mode")
     page.context.close()
+
+
+def test_shift_click_picks_a_range_of_thumbnails(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, DESKTOP, tab="Dataset")
+    page.locator(FILTER_TEXT).fill(" car")
+    page.locator(FILTER_TEXT).press("Enter")
+    expect(page.locator("#dataset-page-info")).not_to_contain_text("60 matching")
+    page.locator("#dataset-select-mode input").check()
+    tiles = page.locator("#dataset-grid button.thumbnail-item")
+    tiles.nth(0).click()
+    expect(page.locator("#dataset-picked")).to_contain_text("1 selected")
+    tiles.nth(3).click(modifiers=["Shift"])
+    expect(page.locator("#dataset-picked")).to_contain_text("4 selected")
+    for n in range(4):
+        expect(tiles.nth(n)).to_contain_text("☑")
+    page.context.close()

@@ -309,3 +309,9 @@ def test_thumbnail_clicks_pick_and_unpick_with_marks() -> None:
     marked = actions.mark_selected(items, ids, ["c3"])
     assert [caption for _, caption in marked] == ["• a car", "• a van", "☑ • a truck"]
     assert "1 selected" in actions.selection_note(["c3"])
+
+
+def test_shift_click_picks_every_thumbnail_between() -> None:
+    ids = ["a", "b", "c", "d", "e"]
+    assert actions.pick_range(ids, ["e"], 3, 1) == ["e", "b", "c", "d"]
+    assert actions.pick_range(ids, [], 0, 9) == ids  # past the page's end stops at the last one

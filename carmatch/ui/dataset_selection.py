@@ -1,0 +1,77 @@
+"""The Dataset grid's clicks and keys: open an image, or pick thumbnails for bulk actions; keyboard shortcuts.
+
+Layout is in :mod:`carmatch.ui.dataset_tab`; the pure rules (toggle, range, marks) in
+:mod:`carmatch.ui.dataset_actions`. Shift-click needs the browser: a capture listener records
+whether Shift was held on the last mouse press, and the select event's ``js`` hands that flag in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from carmatch.runtime import Runtime
+from carmatch.ui import dataset_actions as actions
+
+KEYS = {"a": "dataset-approve", "r": "dataset-reject", "s": "dataset-skip", "n": "dataset-next", "p": "dataset-prev"}
+KEYS_HELP = (
+    "Keys (outside text boxes): **A** approve · **R** reject · **S** skip to the next unreviewed · "
+    "**N** / **P** next / previous page · **Enter** in the caption saves, approves and moves on"
+)
+# One document-level listener: a key outside a text box clicks the button it names, when that button can act;
+# and a capture listener remembers whether Shift was held on the last mouse press (for shift-click ranges).
+KEYS_JS = (
+    "() => { const keys = " + json.dumps(KEYS) + "; document.addEventListener('keydown', (e) => {"
+    " if (e.ctrlKey || e.metaKey || e.altKey || /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName)) return;"
+    " const button = document.getElementById(keys[e.key.toLowerCase()]);"
+    " if (button && button.offsetParent !== null && !button.disabled) { e.preventDefault(); button.click(); } });"
+    " document.addEventListener('mousedown', (e) => { window.carmatchShift = e.shiftKey; }, true); }"
+)
+WITH_SHIFT_JS = "(...values) => [...values.slice(0, -1), window.carmatchShift === true]"  # last input: shift held
+
+
+def wire(
+    runtime: Runtime,
+    grid: gr.Gallery,
+    page_ids: gr.State,
+    bulk: dict[str, Any],
+    editor_outputs: list[Any],
+    editor_values: Callable[[actions.EditorView], tuple[Any, ...]],
+) -> None:
+    """A click opens the image in the editor, or in select mode picks it (shift-click: a range) for bulk actions."""
+    selected, note = bulk["selected"], bulk["note"]
+    keep_editor = [gr.update() for _ in editor_outputs]
+    last = gr.State(None)  # the last thumbnail picked, where a shift-click range starts
+    shift = gr.Checkbox(visible=False)  # filled in the browser by WITH_SHIFT_JS
+
+    def on_select(
+        ids: list[str], mode: bool, chosen: list[str], items: Any, start: int | None, held: bool, evt: gr.SelectData
+    ) -> tuple[Any, ...]:
+        index = evt.index if isinstance(evt.index, int) else evt.index[0]
+        if not mode:
+            image_id = ids[index] if ids and 0 <= index < len(ids) else None
+            return (*editor_values(actions.open_image(runtime, image_id)), *[gr.update() for _ in range(4)])
+        if held and start is not None:
+            chosen = actions.pick_range(ids, chosen or [], start, index)
+        else:
+            chosen = actions.toggle_selection(ids, chosen or [], index)
+        marked = actions.mark_selected(items, ids, chosen)
+        return (*keep_editor, chosen, actions.selection_note(chosen), marked, index)
+
+    inputs = [page_ids, bulk["mode"], selected, grid, last, shift]
+    outputs = [*editor_outputs, selected, note, grid, last]
+    grid.select(on_select, inputs, outputs, js=WITH_SHIFT_JS, api_visibility="private", show_progress="hidden")
+
+    def choose(everything: bool) -> Any:
+        def handler(ids: list[str], items: Any) -> tuple[Any, ...]:
+            picked = list(ids) if everything else []
+            return picked, actions.selection_note(picked), actions.mark_selected(items, ids, picked)
+
+        return handler
+
+    for button, everything in ((bulk["select_all"], True), (bulk["select_none"], False)):
+        button.click(choose(everything), [page_ids, grid], [selected, note, grid], api_visibility="private")
+    selected.change(lambda c: actions.selection_note(c or []), [selected], [note], api_visibility="private")
