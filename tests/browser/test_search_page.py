@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.browser.conftest import DESKTOP, PHONE, Served, open_page, screenshot
 
@@ -107,4 +107,29 @@ def test_phone_reaches_search_and_results_without_scrolling_past_the_drop_zone(
     page.locator(TILES).first.click()
     expect(page.locator("#result-detail")).to_be_in_viewport()
     expect(page.locator("#result-detail")).to_contain_text("similarity")
+    page.context.close()
+
+
+def test_previous_results_stay_uncovered_while_a_search_runs(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, DESKTOP)
+    search_by_enter(page, "a white van")
+    held: list[Route] = []
+    page.route(
+        "**/queue/join*", lambda route: held.append(route)
+    )  # hold the next search until the old results are checked
+    page.locator("#search-text textarea").fill("a yellow sedan")
+    page.locator("#search-button").click()
+    expect(page.locator(TILES)).to_have_count(12)
+    first = page.locator(TILES).first.locator("img")
+    box = first.bounding_box()
+    assert box is not None
+    on_top = page.evaluate(
+        "([x, y]) => !!document.elementFromPoint(x, y)?.closest('#results .thumbnail-item')",
+        [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+    )
+    assert on_top, "the old results are covered while the new search runs"
+    assert held, "the search request was not held"
+    held[0].continue_()
+    page.unroute("**/queue/join*")
+    expect(page.locator("#search-notes")).to_contain_text("higher means a closer match")
     page.context.close()
