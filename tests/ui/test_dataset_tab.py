@@ -315,3 +315,11 @@ def test_shift_click_picks_every_thumbnail_between() -> None:
     ids = ["a", "b", "c", "d", "e"]
     assert actions.pick_range(ids, ["e"], 3, 1) == ["e", "b", "c", "d"]
     assert actions.pick_range(ids, [], 0, 9) == ids  # past the page's end stops at the last one
+
+
+def test_a_change_while_locked_says_to_enter_the_password(admin_runtime: Runtime) -> None:
+    image_id = actions.load_page(admin_runtime, actions.make_query()).ids[0]
+    before = admin_runtime.catalog.get(image_id)
+    with pytest.raises(AccessDeniedError, match="enter the admin password to edit"):
+        actions.save(admin_runtime, "", image_id, before.version, "new words", [], actions.make_query())
+    assert admin_runtime.catalog.get(image_id).version == before.version
