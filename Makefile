@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench demo install install-dev
+.PHONY: screenshots run test lint bench demo install install-dev
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,3 +36,6 @@ lint: install-dev
 bench: install
 	$(PY) bench/search_bench.py
 	$(PY) bench/train_bench.py
+
+screenshots: install-dev  # refresh docs/screenshots from the browser tests
+	CARMATCH_SCREENSHOTS=$(CURDIR)/docs/screenshots HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest -q tests/browser
