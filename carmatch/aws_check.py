@@ -132,7 +132,7 @@ def check_caption_model(bedrock: Any, model: str, region: str) -> list[CheckLine
             lines.append(CheckLine("inference profile", OK, f"{model} {routed}."))
         details = bedrock.get_foundation_model(modelIdentifier=base)["modelDetails"]
         lines.append(_lifecycle_line(details, model, region))
-        lines.append(_access_line(bedrock.get_foundation_model_availability(modelId=base), base))
+        lines.append(access_line(bedrock.get_foundation_model_availability(modelId=base), base))
     except (BotoCoreError, ClientError) as exc:
         fix = "Check the model id against Bedrock's model list for this region, and the README's IAM policy."
         if _code(exc) in ("ResourceNotFoundException", "ValidationException"):
@@ -142,7 +142,7 @@ def check_caption_model(bedrock: Any, model: str, region: str) -> list[CheckLine
     return lines
 
 
-def _access_line(availability: dict[str, Any], model: str) -> CheckLine:
+def access_line(availability: dict[str, Any], model: str) -> CheckLine:
     """Whether this account may invoke ``model`` (Anthropic models need a one-time use-case form)."""
     authorized = availability.get("authorizationStatus") == "AUTHORIZED"
     agreed = availability.get("agreementAvailability", {}).get("status") == "AVAILABLE"

@@ -168,7 +168,7 @@ def test_a_model_id_that_does_not_exist_is_a_problem_with_a_working_example() ->
 
 
 def test_model_access_not_granted_is_a_problem() -> None:
-    line = aws_check._access_line({**AVAILABLE, "authorizationStatus": "NOT_AUTHORIZED"}, SONNET)
+    line = aws_check.access_line({**AVAILABLE, "authorizationStatus": "NOT_AUTHORIZED"}, SONNET)
     assert line.status == PROBLEM and "model catalog" in line.fix
 
 

@@ -265,3 +265,14 @@ def test_sql_runs_only_in_the_catalog() -> None:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in EXECUTE_NAMES
     ]
     assert not offenders, "every SQL statement lives in carmatch/catalog/:\n" + "\n".join(offenders)
+
+
+def test_tests_reach_no_private_attributes() -> None:
+    """Tests use what a caller can use: no ``obj._name`` (a private name would pin the implementation)."""
+    offenders = [
+        where(path, node.lineno) + f" .{node.attr}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for node in ast.walk(parsed(path))
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+    ]
+    assert not offenders, "use public behaviour instead:\n" + "\n".join(offenders)

@@ -42,14 +42,14 @@ class DemoImport:
         self._thread.start()
         return self
 
-    def _progress(self, done: int, total: int, message: str) -> None:
+    def report_progress(self, done: int, total: int, message: str) -> None:
         self.done, self.total = done, total
 
     def _run(self) -> None:
         log.info("Importing the demo collection (%d images from %s) in the background", self.total, self.source)
         try:
             self.report = import_demo(
-                self.runtime, self.source, n=self.total, progress=self._progress, cancel=self._cancel
+                self.runtime, self.source, n=self.total, progress=self.report_progress, cancel=self._cancel
             )
             log.info("%s", self.report.summary())
         except CarmatchError as exc:

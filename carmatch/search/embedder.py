@@ -62,7 +62,8 @@ def _is_local_checkpoint(pretrained: str) -> bool:
     return pretrained.endswith((".pt", ".pth", ".bin", ".safetensors", ".npz")) or Path(pretrained).exists()
 
 
-def _load_error_help(spec: ModelSpec, exc: BaseException) -> str:
+def load_error_help(spec: ModelSpec, exc: BaseException) -> str:
+    """One message for a model that failed to load: what went wrong and the one thing to do about it."""
     return (
         f"Could not load CLIP weights '{spec.pretrained}' for model '{spec.arch}': {_first_line(exc)}. "
         "The first run downloads them from the Hugging Face Hub, which needs internet access. "
@@ -172,7 +173,7 @@ def fetch_weights(spec: ModelSpec, hub: HubWeights, offline: bool) -> str:
         except EntryNotFoundError:
             continue  # no .safetensors twin: take the file open_clip names
         except Exception as exc:  # huggingface_hub / httpx raise many types for network failures
-            raise ModelLoadError(_load_error_help(spec, exc)) from exc
+            raise ModelLoadError(load_error_help(spec, exc)) from exc
     raise ModelLoadError(f"{hub.url} holds none of {', '.join(hub.filenames)}.")
 
 
@@ -315,7 +316,7 @@ def _weights_source(spec: ModelSpec, arch: str, offline: bool) -> tuple[str | No
     if hub is not None:
         return fetch_weights(spec, hub, offline), hub.preprocess
     if offline:
-        raise ModelLoadError(_load_error_help(spec, OSError("downloads are off (CARMATCH_OFFLINE or HF_HUB_OFFLINE)")))
+        raise ModelLoadError(load_error_help(spec, OSError("downloads are off (CARMATCH_OFFLINE or HF_HUB_OFFLINE)")))
     return pretrained, {}  # a tag open_clip downloads from a URL
 
 
@@ -335,12 +336,12 @@ def _create_model(spec: ModelSpec, arch: str, weights: str | None, preprocess: d
     except (AssertionError, RuntimeError, KeyError, ValueError) as exc:  # state-dict shapes or keys disagree
         if weights is not None and Path(weights).is_file():
             raise _misfit_error(spec, weights, exc) from exc
-        raise ModelLoadError(_load_error_help(spec, exc)) from exc
+        raise ModelLoadError(load_error_help(spec, exc)) from exc
     except OSError as exc:
-        raise ModelLoadError(_load_error_help(spec, exc)) from exc
+        raise ModelLoadError(load_error_help(spec, exc)) from exc
     except Exception as exc:  # huggingface_hub raises its own hierarchy for offline / HTTP failures
         if type(exc).__module__.startswith(("huggingface_hub", "requests", "urllib3", "httpx")):
-            raise ModelLoadError(_load_error_help(spec, exc)) from exc
+            raise ModelLoadError(load_error_help(spec, exc)) from exc
         raise
     return model, transform
 

@@ -23,7 +23,7 @@ def test_first_start_on_a_space_imports_the_demo_while_search_answers(
 ) -> None:
     monkeypatch.setattr(demo, "CHUNK_ROWS", 2)
     paused, go_on = threading.Event(), threading.Event()
-    report_progress = DemoImport._progress
+    report_progress = DemoImport.report_progress
 
     def pause_after_first_chunk(job: DemoImport, done: int, total: int, message: str) -> None:
         report_progress(job, done, total, message)
@@ -31,7 +31,7 @@ def test_first_start_on_a_space_imports_the_demo_while_search_answers(
             paused.set()
             go_on.wait(60)
 
-    monkeypatch.setattr(DemoImport, "_progress", pause_after_first_chunk)
+    monkeypatch.setattr(DemoImport, "report_progress", pause_after_first_chunk)
     job = start_demo_import(runtime, space_env(image_folder(tmp_path / "cars-ds")))
     assert job is not None and demo_import_of(runtime) is job
     try:

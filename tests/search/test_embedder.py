@@ -113,7 +113,7 @@ def test_checkpoint_that_does_not_fit_the_config_is_one_line_naming_both(
 
 def test_a_download_error_ending_in_a_full_stop_reads_as_one_sentence(tmp_path: Path) -> None:
     spec = embedder_module.ModelSpec(*DEFAULT)
-    text = embedder_module._load_error_help(spec, OSError("Make sure your Internet connection is on."))
+    text = embedder_module.load_error_help(spec, OSError("Make sure your Internet connection is on."))
     assert "is on. The first run" in text and ".." not in text
 
 
