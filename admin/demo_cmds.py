@@ -34,4 +34,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         finally:
             progress.close()
         print(report.summary())
+        if not report.interrupted:
+            print(next_steps(runtime.settings.pretrained))
         return 130 if report.interrupted else 0
+
+
+def next_steps(pretrained: str) -> str:
+    """What to do with the demo collection, and what its results mean with the weights at hand."""
+    lines = ['Next: `make run` and open http://127.0.0.1:7860, or `.venv/bin/carmatch search "red suv"`.']
+    if pretrained.strip().lower() == "none":
+        lines.append(
+            "The model has random weights (CARMATCH_PRETRAINED=none): similar-looking photos still land near "
+            "each other, but a description finds cars no better than chance and scores mean little. With the "
+            "real weights (unset CARMATCH_PRETRAINED and run with internet once) descriptions find the right cars."
+        )
+    return "\n".join(lines)

@@ -9,7 +9,6 @@ open: tests wait for elements, never for "networkidle". Screenshots go to ``SCRE
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +29,11 @@ PASSWORD = "browser-test-password"
 TIMEOUT_MS = 30_000
 DESKTOP = {"width": 1400, "height": 1000}
 PHONE = {"width": 390, "height": 844}
-# Screenshots for a reviewer: to refresh the README's (docs/screenshots) run `make screenshots`;
-# otherwise they go to the temp folder, so a test run never rewrites tracked files.
-SCREENSHOTS = Path(os.environ.get("CARMATCH_SCREENSHOTS") or Path(tempfile.gettempdir()) / "carmatch-screenshots")
+# Screenshots for a reviewer: every run writes them to build/screenshots/ (ignored by git; the README
+# names it); `make screenshots` refreshes the README's copies in docs/screenshots/.
+SCREENSHOTS = Path(
+    os.environ.get("CARMATCH_SCREENSHOTS") or Path(__file__).resolve().parents[2] / "build" / "screenshots"
+)
 
 expect.set_options(timeout=TIMEOUT_MS)  # Gradio answers through a queue and a 2 s timer: allow for a busy machine
 

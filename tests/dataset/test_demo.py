@@ -131,3 +131,15 @@ def test_demo_command_imports_and_names_a_bad_dataset_by_its_flag(
     assert "--dataset" in capsys.readouterr().err
     assert main(["demo", "--dataset", str(source), "--split", "nope"]) == 1
     assert "--split" in capsys.readouterr().err
+
+
+def test_demo_command_says_what_results_mean_with_random_weights(
+    settings: object, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = image_folder(tmp_path / "cars-ds", per_class=1)
+    assert main(["demo", "--dataset", str(source), "--n", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Next: `make run`" in out and "random weights" not in out  # the tiny test model has real (seeded) weights
+    monkeypatch.setenv("CARMATCH_PRETRAINED", "none")
+    assert main(["demo", "--dataset", str(source), "--n", "2"]) == 0
+    assert "random weights (CARMATCH_PRETRAINED=none)" in capsys.readouterr().out
