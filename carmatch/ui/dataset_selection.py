@@ -13,13 +13,20 @@ from typing import Any
 
 import gradio as gr
 
+from carmatch.dataset import curation
 from carmatch.runtime import Runtime
 from carmatch.ui import dataset_actions as actions
 
-KEYS = {"a": "dataset-approve", "r": "dataset-reject", "s": "dataset-skip", "n": "dataset-next", "p": "dataset-prev"}
+KEYS = {
+    "a": "dataset-approve",
+    "r": "dataset-reject",
+    "s": "dataset-skip",
+    "n": "dataset-image-next",
+    "p": "dataset-image-prev",
+}
 KEYS_HELP = (
     "Keys (outside text boxes): **A** approve · **R** reject · **S** skip to the next unreviewed · "
-    "**N** / **P** next / previous page · **Enter** in the caption saves, approves and moves on"
+    "**N** / **P** next / previous image · **Enter** in the caption saves, approves and moves on"
 )
 # One document-level listener: a key outside a text box clicks the button it names, when that button can act;
 # and a capture listener remembers whether Shift was held on the last mouse press (for shift-click ranges).
@@ -75,3 +82,37 @@ def wire(
     for button, everything in ((bulk["select_all"], True), (bulk["select_none"], False)):
         button.click(choose(everything), [page_ids, grid], [selected, note, grid], api_visibility="private")
     selected.change(lambda c: actions.selection_note(c or []), [selected], [note], api_visibility="private")
+
+
+def step_image(runtime: Runtime, image_id: str | None, query: curation.Query, step: int) -> actions.EditorView:
+    """The image ``step`` places after (or before) ``image_id`` among those matching the filters, in grid order."""
+    ids = curation.matching_ids(runtime.catalog, query)
+    if not ids:
+        return actions.open_image(runtime, None, "No images match the filters.")
+    if image_id not in ids:  # nothing open yet (or it left the filters): start at the first or the last
+        return actions.open_image(runtime, ids[0] if step > 0 else ids[-1])
+    index = ids.index(image_id) + step
+    if not 0 <= index < len(ids):
+        edge = "last" if step > 0 else "first"
+        return actions.open_image(runtime, image_id, f"This is the {edge} image matching the filters.")
+    return actions.open_image(runtime, ids[index])
+
+
+def wire_stepping(
+    runtime: Runtime,
+    buttons: tuple[gr.Button, gr.Button],
+    current: gr.State,
+    filters: list[Any],
+    editor_outputs: list[Any],
+    editor_values: Callable[[actions.EditorView], tuple[Any, ...]],
+) -> None:
+    """Previous / next image buttons (keys P / N) open the neighbouring image in the editor."""
+
+    def stepper(step: int) -> Any:
+        def handler(image_id: str, *values: Any) -> tuple[Any, ...]:
+            return editor_values(step_image(runtime, image_id or None, actions.query_from_inputs(values), step))
+
+        return handler
+
+    for button, step in zip(buttons, (-1, +1)):
+        button.click(stepper(step), [current, *filters], editor_outputs, api_visibility="private")

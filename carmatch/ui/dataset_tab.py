@@ -137,6 +137,9 @@ def _editor() -> dict[str, Any]:
             "undo": gr.Button("Undo ↩", elem_id="dataset-undo", interactive=False),
             "reload": gr.Button("Reload", elem_id="dataset-reload"),
         }
+    with gr.Row():
+        buttons["image_prev"] = gr.Button("◀ Previous image", size="sm", elem_id="dataset-image-prev")
+        buttons["image_next"] = gr.Button("Next image ▶", size="sm", elem_id="dataset-image-next")
     gr.Markdown(dataset_selection.KEYS_HELP, elem_id="dataset-keys")
     message = gr.Markdown(elem_id="dataset-message")
     conflict = gr.Markdown(visible=False, elem_id="dataset-conflict")
@@ -204,6 +207,8 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
     bulk.update(mode=select_mode, note=picked_note)
     dataset_selection.wire(runtime, grid, page_ids, bulk, editor["outputs"], _editor_values)
     _wire_editor(runtime, session_password, filters, editor, refresh_after)
+    stepping = (editor["image_prev"], editor["image_next"])
+    dataset_selection.wire_stepping(runtime, stepping, editor["id"], filters, editor["outputs"], _editor_values)
     _wire_bulk(runtime, session_password, filters, bulk, refresh_after)
     for event in (imported, uploaded, collected):
         refresh_after(event)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
+from carmatch.dataset import curation
 from carmatch.runtime import Runtime
 from tests.browser.conftest import DESKTOP, PASSWORD, PHONE, Served, open_page, screenshot, unlock
 
@@ -106,6 +107,7 @@ def test_one_login_unlocks_dataset_and_training(browser: Browser, served: Served
 def test_keyboard_shortcuts_are_shown_and_approve(browser: Browser, served: Served) -> None:
     page = open_page(browser, served.url, DESKTOP, tab="Dataset")
     expect(page.locator("#dataset-keys")).to_contain_text("A approve · R reject · S skip")
+    expect(page.locator("#dataset-keys")).to_contain_text("N / P next / previous image")
     unlock(page)
     open_in_editor(page, "a yellow sedan car")
     expect(page.locator("#dataset-meta")).to_contain_text("yellow_sedan.bmp")
@@ -114,6 +116,24 @@ def test_keyboard_shortcuts_are_shown_and_approve(browser: Browser, served: Serv
     expect(page.locator("#dataset-message")).to_contain_text("Rejected")
     records = served.runtime.catalog.get_many(served.runtime.catalog.ids()).values()
     assert [r.review_state for r in records if r.caption == "a yellow sedan car"] == ["rejected"]
+    page.context.close()
+
+
+def test_keys_n_and_p_move_to_the_next_and_previous_image(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, DESKTOP, tab="Dataset")
+    expect(page.locator("#dataset-keys")).to_contain_text("N / P next / previous image")
+    first, second = curation.matching_ids(served.runtime.catalog, curation.Query())[:2]
+    page.locator("#dataset-grid button.thumbnail-item").first.click()
+    meta = page.locator("#dataset-meta")
+    expect(meta).to_contain_text(first[:16])
+    meta.click()  # focus outside any text box: no admin password needed to look around
+    page.keyboard.press("n")
+    expect(meta).to_contain_text(second[:16])
+    page.keyboard.press("p")
+    expect(meta).to_contain_text(first[:16])
+    page.keyboard.press("p")  # already the first: stays, and says so
+    expect(page.locator("#dataset-message")).to_contain_text("first image matching the filters")
+    expect(meta).to_contain_text(first[:16])
     page.context.close()
 
 

@@ -13,6 +13,7 @@ from carmatch.errors import AccessDeniedError, InvalidInputError
 from carmatch.runtime import Runtime
 from carmatch.ui import dataset_actions as actions
 from carmatch.ui import dataset_files_actions as files_actions
+from carmatch.ui import dataset_selection
 from tests.drawing import draw_car
 
 PASSWORD = "s3cret-pass"
@@ -143,6 +144,16 @@ def test_skip_and_reject_move_on(admin_runtime: Runtime) -> None:
     version = admin_runtime.catalog.get(ids[1]).version
     after = actions.review(admin_runtime, PASSWORD, ids[1], version, "rejected", query)
     assert admin_runtime.catalog.get(ids[1]).review_state == "rejected" and after.image_id == ids[2]
+
+
+def test_next_and_previous_image_follow_the_grid_order_across_pages(admin_runtime: Runtime) -> None:
+    query = actions.make_query(sort="file name")
+    ids = actions.load_page(admin_runtime, query, page_size=2).ids + actions.load_page(admin_runtime, query, 2, 2).ids
+    assert dataset_selection.step_image(admin_runtime, ids[1], query, +1).image_id == ids[2]  # onto the next page
+    assert dataset_selection.step_image(admin_runtime, ids[2], query, -1).image_id == ids[1]
+    assert dataset_selection.step_image(admin_runtime, None, query, +1).image_id == ids[0]
+    stay = dataset_selection.step_image(admin_runtime, ids[0], query, -1)
+    assert stay.image_id == ids[0] and "first image" in stay.message
 
 
 def test_bulk_approve_selected_and_by_filter(admin_runtime: Runtime) -> None:
