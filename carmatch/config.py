@@ -114,6 +114,9 @@ class Settings:
     embed_dim: int = DEFAULT_EMBED_DIM  # CARMATCH_EMBED_DIM: Titan (CARMATCH_MODEL=bedrock/...) vector length
     titan_concurrency: int = 8  # CARMATCH_TITAN_CONCURRENCY: Titan invoke_model calls in flight at once
     offline: bool = False  # CARMATCH_OFFLINE (or HF_HUB_OFFLINE): never try downloads
+    demo: bool = True  # CARMATCH_DEMO: on a Space, import the demo collection into an empty one at start
+    demo_dataset: str = ""  # CARMATCH_DEMO_DATASET: Hub id or local folder; "" = carmatch.dataset.demo's default
+    demo_count: int = 0  # CARMATCH_DEMO_COUNT: images the start-up import takes; 0 = carmatch.dataset.demo's default
 
     @property
     def db_path(self) -> Path:
@@ -191,6 +194,9 @@ _ENV_NAMES: dict[str, str] = {
     "embed_dim": "CARMATCH_EMBED_DIM",
     "titan_concurrency": "CARMATCH_TITAN_CONCURRENCY",
     "offline": "CARMATCH_OFFLINE",
+    "demo": "CARMATCH_DEMO",
+    "demo_dataset": "CARMATCH_DEMO_DATASET",
+    "demo_count": "CARMATCH_DEMO_COUNT",
 }
 
 

@@ -9,7 +9,6 @@ from what is already indexed. ``CARMATCH_DEMO=0`` turns it off; ``CARMATCH_DEMO_
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Mapping
@@ -83,8 +82,7 @@ class DemoImport:
 
 def autostart_wanted(runtime: Runtime, env: Mapping[str, str] | None = None) -> bool:
     """True on a Space with the demo on, when the collection is empty or a demo import was cut short."""
-    env = os.environ if env is None else env
-    if not on_space(env) or env.get("CARMATCH_DEMO", "1").strip().lower() in {"0", "false", "no", "off"}:
+    if not on_space(env) or not runtime.settings.demo:
         return False
     if runtime.catalog.get_meta(DEMO_DONE_KEY):
         return False
@@ -93,13 +91,10 @@ def autostart_wanted(runtime: Runtime, env: Mapping[str, str] | None = None) -> 
 
 def start_demo_import(runtime: Runtime, env: Mapping[str, str] | None = None) -> DemoImport | None:
     """Start the background demo import when :func:`autostart_wanted`; the running import, or None."""
-    env = os.environ if env is None else env
     if not autostart_wanted(runtime, env):
         return None
-    count = env.get("CARMATCH_DEMO_COUNT", "").strip()
-    job = DemoImport(
-        runtime, env.get("CARMATCH_DEMO_DATASET") or DEMO_DATASET, int(count) if count.isdigit() else DEMO_COUNT
-    )
+    settings = runtime.settings
+    job = DemoImport(runtime, settings.demo_dataset or DEMO_DATASET, settings.demo_count or DEMO_COUNT)
     _imports[runtime] = job
     return job.start()
 
