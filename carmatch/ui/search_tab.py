@@ -26,6 +26,17 @@ DEMO_POLL_SECONDS = 5.0  # how often an open Search tab shows the progress of a 
 # After a search or a click on a result: bring the results (or the selected one) into view, on a phone too.
 SCROLL_TO_RESULTS = "() => document.getElementById('search-notes')?.scrollIntoView({block: 'start'})"
 SCROLL_TO_DETAIL = "() => document.getElementById('result-detail')?.scrollIntoView({block: 'nearest'})"
+# "Back to results" returns to the tile that was tapped: a capture listener remembers its position in the gallery.
+TRACK_TAPS_JS = (
+    "() => document.addEventListener('click', (e) => { const tile = e.target.closest('#results .thumbnail-item');"
+    " if (tile) window.carmatchTile = [...document.querySelectorAll('#results .thumbnail-item')].indexOf(tile); },"
+    " true)"
+)
+BACK_TO_TILE_JS = (
+    "() => { const tiles = document.querySelectorAll('#results .thumbnail-item');"
+    " (tiles[window.carmatchTile ?? -1] || document.getElementById('results'))"
+    "?.scrollIntoView({block: 'center'}); }"
+)
 
 
 def _query_column() -> tuple[Any, Any, Any, Any, gr.Accordion, dict[str, gr.Dropdown], gr.Dropdown, gr.Button]:
@@ -72,6 +83,7 @@ def _results_column() -> dict[str, Any]:
         with gr.Column():
             ui["caption"] = gr.Markdown("Select a result to see it large here.")
             ui["similar"] = gr.Button("Find similar (search with this photo)", elem_id="find-similar")
+            ui["back"] = gr.Button("↑ Back to results", size="sm", elem_id="back-to-results")
     with gr.Accordion("Results as JSON", open=False):
         ui["json"] = gr.JSON(label="results")
     return ui
@@ -120,6 +132,7 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
         return (text, failed, *[gr.update(choices=choices[key]) for key in FILTER_ATTRIBUTES])
 
     demo.load(on_load, None, [status, retry_box, *filters.values()], api_visibility="private")
+    demo.load(None, js=TRACK_TAPS_JS)
     _wire_model_watch(demo, runtime, status)
     _wire_demo_watch(runtime, status)
 
@@ -193,6 +206,7 @@ def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any) -> Any:
 
     shown = [ui["big"], ui["caption"], selected]
     ui["gallery"].select(on_select, [ui["results"]], shown, api_visibility="private").then(None, js=SCROLL_TO_DETAIL)
+    ui["back"].click(None, js=BACK_TO_TILE_JS)  # back to the tapped tile, where the reader left off
 
     def on_similar(results: list[dict[str, Any]], index: int | None, *values: Any) -> tuple[Any, ...]:
         """Search with the selected result's photo (description cleared); the photo shows as the query."""

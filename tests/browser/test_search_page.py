@@ -110,6 +110,19 @@ def test_phone_reaches_search_and_results_without_scrolling_past_the_drop_zone(
     page.context.close()
 
 
+def test_phone_tap_shows_the_result_and_back_returns_to_the_tapped_tile(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, PHONE)
+    search_by_enter(page, "a green van")
+    tile = page.locator(TILES).nth(1)
+    tile.click()
+    expect(page.locator("#result-detail")).to_be_in_viewport()
+    expect(page.locator("#result-detail")).to_contain_text("similarity")
+    expect(tile).not_to_be_in_viewport()  # the detail took the screen: the way back must be obvious
+    page.locator("#back-to-results").click()
+    expect(tile).to_be_in_viewport()
+    page.context.close()
+
+
 def test_previous_results_stay_uncovered_while_a_search_runs(browser: Browser, served: Served) -> None:
     page = open_page(browser, served.url, DESKTOP)
     search_by_enter(page, "a white van")
