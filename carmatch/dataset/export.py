@@ -112,6 +112,18 @@ class ExportReport:
         return "\n".join(lines)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text starting =, +, -, @, tab or CR gets a leading quote (OWASP)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def export_csv(catalog: Catalog, out: Path, include_unreviewed: bool = False) -> ExportReport:
     """Write the pairs as CSV with columns id, file, caption, attributes, source, review_state."""
     report = ExportReport(files=[Path(out)])
@@ -121,7 +133,7 @@ def export_csv(catalog: Catalog, out: Path, include_unreviewed: bool = False) ->
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         for record in iter_records(catalog, chosen):
-            writer.writerow({k: ("" if v is None else v) for k, v in record_dict(record).items()})
+            writer.writerow({k: csv_cell(v) for k, v in record_dict(record).items()})
             report.records += 1
     if chosen.source == "unreviewed" and report.records:
         report.warnings.append(FALLBACK_WARNING)

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -40,6 +41,7 @@ class ImportRow:
     id: str | None = None
     file: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    problem: str | None = None  # why the row is refused (a non-scalar value), reported per row
 
     @property
     def label(self) -> str:
@@ -134,25 +136,53 @@ def read_import_file(path: Path) -> tuple[list[ImportRow], list[str]]:
     return _read_csv(text, path.name)
 
 
+def plain_text(value: str) -> str:
+    """``value`` without NUL and other control characters (tabs and line breaks become spaces)."""
+    return value.translate(_CONTROL_TABLE)
+
+
+_CONTROL_TABLE = {c: (" " if chr(c) in "\t\n\r" else None) for c in (*range(32), 127, *range(0x80, 0xA0))}
+_CONTROL_TABLE.update({c: None for c in (0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))})
+
+
+def _scalar_text(key: str, value: Any) -> tuple[str, str | None]:
+    """(clean text, None) for a scalar value; ("", reason) for a list, an object, NaN or infinity."""
+    if value is None:
+        return "", None
+    if isinstance(value, (list, dict, tuple, set)):
+        kind = "an object" if isinstance(value, dict) else "a list"
+        return "", f"{key} must be a single value, not {kind}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "", f"{key} must be a real value, not {value}"
+    return plain_text(str(value)), None
+
+
 def _row_from_mapping(data: dict[str, Any], line: int, name: str, ignored: set[str]) -> ImportRow:
     clean = {str(k).strip().lower(): v for k, v in data.items() if k is not None}
     attrs: dict[str, str] = {}
+    problems: list[str] = []
     nested = clean.get("attributes")
     if isinstance(nested, dict):
         for key, value in nested.items():
             key = str(key).strip().lower()
             if key in ATTRIBUTE_COLUMNS:
-                attrs[key] = "" if value is None else str(value)
+                attrs[key], problem = _scalar_text(key, value)
+                problems.extend([problem] if problem else [])
             else:
                 ignored.add(f"attributes.{key}")
     for key in ATTRIBUTE_COLUMNS:
         if key in clean and clean[key] not in (None, ""):
-            attrs[key] = str(clean[key])
+            attrs[key], problem = _scalar_text(key, clean[key])
+            problems.extend([problem] if problem else [])
     ignored.update(k for k in clean if k not in KNOWN_COLUMNS)
-    image_id = str(clean.get("id") or "").strip() or None
-    file = str(clean.get("file") or "").strip() or None
-    caption = clean.get("caption")
-    return ImportRow(line, "" if caption is None else str(caption), image_id, file, attrs)
+    texts = {}
+    for key in ("id", "file", "caption"):
+        texts[key], problem = _scalar_text(key, clean.get(key))
+        problems.extend([problem] if problem else [])
+    image_id = texts["id"].strip() or None
+    file = texts["file"].strip() or None
+    problem_text = "; ".join(problems) or None
+    return ImportRow(line, texts["caption"], image_id, file, attrs, problem_text)
 
 
 def _read_csv(text: str, name: str) -> tuple[list[ImportRow], list[str]]:
@@ -261,6 +291,9 @@ def preview_import(catalog: Catalog, rows: list[ImportRow], ignored_columns: lis
     preview = ImportPreview(rows=len(rows), ignored_columns=list(ignored_columns or []))
     seen: dict[str, int] = {}
     for row in rows:
+        if row.problem:
+            preview.problems.append((row.line, row.label, row.problem))
+            continue
         caption = " ".join(row.caption.split())
         if not caption:
             preview.problems.append((row.line, row.label, "empty caption"))
