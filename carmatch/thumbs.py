@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 from carmatch.atomic import atomic_open
@@ -28,6 +29,21 @@ def thumbnail_path(thumbs_dir: Path, image_id: str, source: Path | str, side: in
     except OSError as exc:
         raise ImageError(f"Cannot write thumbnail {target}: {exc}") from exc
     return target
+
+
+def remove_thumbnails(thumbs_dir: Path, image_ids: Iterable[str]) -> int:
+    """Delete every cached thumbnail of ``image_ids`` (all sizes), so a deleted image is no longer served."""
+    removed = 0
+    for image_id in image_ids:
+        if len(image_id) < 2 or not image_id.isalnum():
+            continue  # ids are hex digests; anything else could glob outside its own thumbnails
+        for path in (Path(thumbs_dir) / image_id[:2]).glob(f"{image_id}-*.jpg"):
+            try:
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:
+                continue
+    return removed
 
 
 def placeholder_path(thumbs_dir: Path) -> Path:

@@ -12,6 +12,7 @@ from carmatch.catalog import REVIEW_STATES, Catalog
 from carmatch.dataset.curation import DEFAULT_AUTHOR
 from carmatch.errors import InvalidInputError
 from carmatch.progress import Progress, no_progress
+from carmatch.thumbs import remove_thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ def bulk_delete(
     image_ids: Sequence[str],
     delete_files_under: Path | None = None,
     progress: Progress = no_progress,
+    thumbs_dir: Path | None = None,
 ) -> BulkReport:
     """Remove images from the collection and the saved index at once (files kept unless asked).
 
@@ -100,7 +102,8 @@ def bulk_delete(
     stop returning them. The catalog and the index change under the index write lock, so a model
     activation builds its index either before the delete (which then removes the ids from it) or
     after. With ``delete_files_under`` set, files inside that folder (the uploads folder) are
-    deleted too; files elsewhere are never touched.
+    deleted too; files elsewhere are never touched. With ``thumbs_dir`` set, the images' cached
+    thumbnails are deleted, so the app no longer serves them.
     """
     ids = list(dict.fromkeys(image_ids))
     report = BulkReport("Delete", requested=len(ids))
@@ -112,6 +115,8 @@ def bulk_delete(
             progress(min(start + BULK_CHUNK, len(ids)), len(ids), "deleting")
         removed = remove_from_index(store, list(live))
     report.notes.append(f"Removed {removed} from the search index; history is kept in the catalog.")
+    if thumbs_dir is not None:
+        remove_thumbnails(thumbs_dir, list(live))
     if delete_files_under is not None:
         root = Path(delete_files_under).resolve()
         deleted = kept = 0

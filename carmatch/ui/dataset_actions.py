@@ -383,7 +383,7 @@ def bulk(
         if not confirmed:
             raise InvalidInputError(f"Tick 'confirm' to remove {len(ids)} image(s) from the collection.")
         under = runtime.settings.uploads_dir if delete_files else None
-        return bulk_ops.bulk_delete(catalog, runtime.store, ids, under, progress).summary()
+        return bulk_ops.bulk_delete(catalog, runtime.store, ids, under, progress, runtime.settings.thumbs_dir).summary()
     if action == "caption with Claude":
         # with no client passed in, the captioner makes a bedrock-runtime client (carmatch.aws.make_client)
         return bulk_ops.caption_with_claude(catalog, runtime.settings, ids, bedrock_client, progress)
