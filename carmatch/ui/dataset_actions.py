@@ -38,7 +38,7 @@ STATE_MARKS = {"approved": "✅", "rejected": "⛔", "unreviewed": "•"}
 BULK_ACTIONS = ("approve", "reject", "delete", "caption with Claude")
 SCOPE_SELECTED = "selected on this page"
 SCOPE_MATCHING = "everything matching the filters"
-HISTORY_HEADERS = ["caption", "when (UTC)", "v", "source", "state", "who"]  # caption first, narrow columns after
+HISTORY_HEADERS = ["caption", "when", "v", "source", "state", "who"]  # caption first, narrow columns after
 QUERY_INPUTS = ("text", *FILTER_ATTRIBUTES, "source", "state", "sort")  # the filter row, left to right
 
 
@@ -222,8 +222,8 @@ def open_image(runtime: Runtime, image_id: str | None, message: str = "") -> Edi
 
 
 def short_date(stamp: str | None) -> str:
-    """An ISO timestamp as 'YYYY-MM-DD HH:MM' (the catalog stores UTC)."""
-    return (stamp or "").replace("T", " ")[:16]
+    """An ISO timestamp as 'YYYY-MM-DD HH:MM UTC' (the catalog stores UTC; the browser shows local time)."""
+    return (stamp or "").replace("T", " ")[:16] + " UTC" if stamp else ""
 
 
 def _conflict_markdown(conflict: curation.CaptionConflict) -> str:

@@ -1,4 +1,4 @@
-"""The Dataset grid's clicks and keys: open an image, or pick thumbnails for bulk actions; keyboard shortcuts.
+"""The Dataset grid's clicks and keys: open an image, or pick thumbnails; shortcuts; history dates in local time.
 
 Layout is in :mod:`carmatch.ui.dataset_tab`; the pure rules (toggle, range, marks) in
 :mod:`carmatch.ui.dataset_actions`. Shift-click needs the browser: a capture listener records
@@ -36,6 +36,22 @@ KEYS_JS = (
     " const button = document.getElementById(keys[e.key.toLowerCase()]);"
     " if (button && button.offsetParent !== null && !button.disabled) { e.preventDefault(); button.click(); } });"
     " document.addEventListener('mousedown', (e) => { window.carmatchShift = e.shiftKey; }, true); }"
+)
+# History dates arrive as 'YYYY-MM-DD HH:MM UTC'; the browser rewrites each such text in its own local time
+# (the UTC value stays in the cell's title). It edits the text node itself, so the table's later updates land.
+LOCAL_DATES_JS = (
+    "() => { const utc = /^(\\d{4})-(\\d\\d)-(\\d\\d) (\\d\\d):(\\d\\d) UTC$/;"
+    " const pad = (n) => String(n).padStart(2, '0');"
+    " const cells = '#dataset-history [role=gridcell], #dataset-history td';"
+    " const localize = () => document.querySelectorAll(cells).forEach((cell) => {"
+    " const walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);"
+    " for (let node = walk.nextNode(); node; node = walk.nextNode()) {"
+    " const m = utc.exec(node.data.trim()); if (!m) continue;"
+    " const d = new Date(Date.UTC(+m[1], m[2] - 1, +m[3], +m[4], +m[5]));"
+    " node.data = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} "
+    "${pad(d.getHours())}:${pad(d.getMinutes())}`; cell.title = m[0]; } });"
+    " new MutationObserver(localize).observe(document.body, {subtree: true, childList: true, characterData: true});"
+    " localize(); }"
 )
 WITH_SHIFT_JS = "(...values) => [...values.slice(0, -1), window.carmatchShift === true]"  # last input: shift held
 

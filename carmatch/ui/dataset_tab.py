@@ -214,6 +214,7 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
         refresh_after(event)
     _wire_first_load(demo, runtime, grid_outputs, filters[1 : 1 + len(FILTER_ATTRIBUTES)])
     demo.load(None, js=dataset_selection.KEYS_JS)
+    demo.load(None, js=dataset_selection.LOCAL_DATES_JS)
     _wire_lock(session_password, [editor["caption"], *editor["attrs"], *[editor[b] for b in EDIT_BUTTONS], bulk["run"]])
     return session_password
 

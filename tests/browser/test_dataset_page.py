@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Browser, Page, expect
 
@@ -135,6 +137,27 @@ def test_keys_n_and_p_move_to_the_next_and_previous_image(browser: Browser, serv
     expect(page.locator("#dataset-message")).to_contain_text("first image matching the filters")
     expect(meta).to_contain_text(first[:16])
     page.context.close()
+
+
+def test_history_dates_show_in_the_browsers_local_time(browser: Browser, served: Served) -> None:
+    record = served.runtime.catalog.find_by_path(str((served.cars / "sub" / "deeper" / "black_pickup.jpeg").resolve()))
+    assert record is not None
+    stamp = datetime.fromisoformat(curation.detail(served.runtime.catalog, record.id).history[0].created_at)
+    local = stamp.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%d %H:%M")
+    context = browser.new_context(viewport=DESKTOP, timezone_id="America/New_York")
+    page = context.new_page()
+    page.goto(served.url)
+    page.get_by_role("tab", name="Dataset").click()
+    open_in_editor(page, record.caption or "")
+    history = page.locator("#dataset-history")
+    expect(history).to_contain_text(local)  # New York time, not the catalog's UTC
+    expect(history).not_to_contain_text(" UTC")
+    assert local != stamp.strftime("%Y-%m-%d %H:%M")
+    open_in_editor(page, "a blue pickup car")  # the table's next rows are converted too
+    expect(history).to_contain_text("a blue pickup car")
+    expect(history).to_contain_text(local[:10])
+    expect(history).not_to_contain_text(" UTC")
+    context.close()
 
 
 def test_dataset_tab_at_phone_size_is_locked_and_readable(browser: Browser, served: Served) -> None:

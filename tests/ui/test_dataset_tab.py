@@ -96,7 +96,7 @@ def test_edit_save_moves_to_next_unreviewed_and_undo_restores(admin_runtime: Run
         view.image is not None
         and "claude-live" in view.meta
         and view.history[0][0] == view.caption
-        and len(view.history[0][1]) == 16
+        and len(view.history[0][1]) == len("YYYY-MM-DD HH:MM UTC")
     )
     edited = actions.save(
         admin_runtime,
@@ -154,6 +154,11 @@ def test_next_and_previous_image_follow_the_grid_order_across_pages(admin_runtim
     assert dataset_selection.step_image(admin_runtime, None, query, +1).image_id == ids[0]
     stay = dataset_selection.step_image(admin_runtime, ids[0], query, -1)
     assert stay.image_id == ids[0] and "first image" in stay.message
+
+
+def test_history_dates_are_short_and_marked_utc_for_the_browser_to_localise() -> None:
+    assert actions.short_date("2026-11-25T16:42:07+00:00") == "2026-11-25 16:42 UTC"
+    assert actions.short_date(None) == ""
 
 
 def test_bulk_approve_selected_and_by_filter(admin_runtime: Runtime) -> None:
