@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import gradio as gr
 
-from carmatch.errors import CarmatchError
+from carmatch.access import UnlockThrottle, admin_enabled, check_unlock
+from carmatch.errors import AccessDeniedError, CarmatchError
 from carmatch.runtime import Runtime
 from carmatch.ui.dataset_actions import access_note, unlock
 from carmatch.ui.phrasing import for_browser
@@ -17,6 +19,7 @@ from carmatch.ui.phrasing import for_browser
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+UNLOCK_THROTTLE = UnlockThrottle()  # one per app process: both tabs' unlock rows share it
 
 
 def user_errors(fn: F) -> F:
@@ -77,8 +80,8 @@ def unlock_row(runtime: Runtime, button: str, prefix: str, session_password: gr.
         unlock_btn = gr.Button(button, scale=1, elem_id=f"{prefix}-unlock")
     access = gr.Markdown(access_note(runtime), elem_id=f"{prefix}-access")
 
-    def on_unlock(given: str) -> tuple[str, str, Any]:
-        stored, note = unlock(runtime, given)
+    def on_unlock(given: str, request: gr.Request) -> tuple[str, str, Any]:
+        stored, note = guarded_unlock(runtime, UNLOCK_THROTTLE, given, client_address(request))
         return stored, note, gr.update(value="")
 
     unlock_btn.click(on_unlock, [password], [session_password, access, password], api_visibility="private")
@@ -89,3 +92,26 @@ def unlock_row(runtime: Runtime, button: str, prefix: str, session_password: gr.
 
     session_password.change(on_login_change, [session_password], [access], api_visibility="private")
     return session_password
+
+
+def client_address(request: gr.Request | None) -> str:
+    """The visitor's address: on a Space, the one its proxy appended to X-Forwarded-For; else the peer."""
+    if request is None:
+        return "unknown"
+    headers = getattr(request, "headers", None) or {}
+    forwarded = headers.get("x-forwarded-for", "") if os.environ.get("SPACE_ID") else ""
+    if forwarded.strip():
+        return forwarded.split(",")[-1].strip()
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", None) or "unknown")
+
+
+def guarded_unlock(runtime: Runtime, throttle: UnlockThrottle, given: str | None, client: str) -> tuple[str, str]:
+    """unlock, with repeated wrong passwords from one client slowed down and logged; (session value, message)."""
+    if not admin_enabled(runtime.settings):
+        return unlock(runtime, given)
+    try:
+        check_unlock(runtime.settings, throttle, given, client)
+    except AccessDeniedError as exc:
+        return "", f"❌ {exc} Editing stays locked."
+    return given or "", "🔓 Editing unlocked for this browser session."

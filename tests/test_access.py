@@ -1,0 +1,81 @@
+"""Admin unlock: wrong passwords from one client are slowed down exponentially and logged with its address."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import pytest
+
+from carmatch.access import UnlockThrottle, check_unlock
+from carmatch.config import Settings
+from carmatch.errors import AccessDeniedError
+
+
+class Clock:
+    """A clock the test moves by hand (no sleeps)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def admin(settings: Settings) -> Settings:
+    return settings.with_overrides(admin_password="s3cret")
+
+
+def test_five_wrong_passwords_then_each_try_waits_twice_as_long(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    throttle, settings = UnlockThrottle(free=5, base_s=1.0, clock=clock), admin(settings)
+    caplog.set_level(logging.WARNING, logger="carmatch.access")
+    for _ in range(4):
+        with pytest.raises(AccessDeniedError, match="Wrong admin password"):
+            check_unlock(settings, throttle, "guess", "203.0.113.7")
+        assert throttle.wait_left("203.0.113.7") == 0
+    delays = []
+    for _ in range(3):
+        with pytest.raises(AccessDeniedError, match="Wrong admin password"):
+            check_unlock(settings, throttle, "guess", "203.0.113.7")
+        delays.append(throttle.wait_left("203.0.113.7"))
+        with pytest.raises(AccessDeniedError, match="Too many wrong admin passwords"):
+            check_unlock(settings, throttle, "s3cret", "203.0.113.7")  # even the right one waits
+        clock.now += delays[-1]
+    assert delays == [1.0, 2.0, 4.0]
+    check_unlock(settings, throttle, "s3cret", "203.0.113.7")  # after the wait, the right password unlocks
+    with pytest.raises(AccessDeniedError, match="Wrong admin password"):
+        check_unlock(settings, throttle, "guess", "203.0.113.7")
+    assert throttle.wait_left("203.0.113.7") == 0  # success cleared the count: back to five free tries
+    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Failed admin unlock")]
+    assert len(failures) == 8 and all("203.0.113.7" in line for line in failures)
+
+
+def test_one_clients_failures_do_not_lock_out_another(settings: Settings) -> None:
+    clock = Clock()
+    throttle, settings = UnlockThrottle(free=1, clock=clock), admin(settings)
+    with pytest.raises(AccessDeniedError):
+        check_unlock(settings, throttle, "guess", "203.0.113.7")
+    assert throttle.wait_left("203.0.113.7") > 0
+    check_unlock(settings, throttle, "s3cret", "198.51.100.1")
+
+
+def test_the_apps_unlock_row_uses_the_throttle_and_the_client_address(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gr = pytest.importorskip("gradio")
+    from carmatch.ui import common
+
+    runtime = SimpleNamespace(settings=admin(settings))
+    throttle = UnlockThrottle(free=1, clock=Clock())
+    request = gr.Request(headers={"x-forwarded-for": "1.2.3.4, 203.0.113.7"}, client={"host": "10.0.0.1"})
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert common.client_address(request) == "10.0.0.1"  # a header is trusted only behind a Space's proxy
+    monkeypatch.setenv("SPACE_ID", "owner/space")
+    assert common.client_address(request) == "203.0.113.7"
+    stored, note = common.guarded_unlock(runtime, throttle, "guess", "203.0.113.7")  # type: ignore[arg-type]
+    assert stored == "" and "Wrong admin password" in note
+    stored, note = common.guarded_unlock(runtime, throttle, "s3cret", "203.0.113.7")  # type: ignore[arg-type]
+    assert stored == "" and "wait 1 s" in note
