@@ -42,11 +42,12 @@ CSS = """
 }
 footer { display: none !important; }
 """
+UPLOAD_CACHE = (3600, 3600)  # Gradio's delete_cache: every hour, delete uploads and outputs over an hour old
 
 
 def build_demo(runtime: Runtime) -> gr.Blocks:
     """The whole app for one Runtime."""
-    with gr.Blocks(title="carmatch") as demo:
+    with gr.Blocks(title="carmatch", delete_cache=UPLOAD_CACHE) as demo:
         gr.Markdown("# carmatch\nFind cars in your collection by photo, by description, or both.")
         with gr.Tab("Search", id="search"):
             search_tab.build(demo, runtime)
@@ -55,6 +56,14 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         with gr.Tab("Training", id="training"):
             training_tab.build(demo, runtime, login)  # one admin login unlocks both tabs
     return demo
+
+
+def launch_options(runtime: Runtime) -> dict[str, object]:
+    """What launch() needs beyond the defaults: the thumbnails folder, and the upload size limit."""
+    return {
+        "allowed_paths": [str(runtime.settings.thumbs_dir.resolve())],
+        "max_file_size": runtime.settings.max_upload_bytes,  # Gradio answers 413 to anything larger
+    }
 
 
 demo = build_demo(runtime)
@@ -67,6 +76,6 @@ if __name__ == "__main__":
         mcp_server=True,  # the /search endpoint as an MCP tool (gradio[mcp]); admin actions are private
         theme=gr.themes.Soft(),
         css=CSS,
-        allowed_paths=[str(runtime.settings.thumbs_dir.resolve())],
+        **launch_options(runtime),  # type: ignore[arg-type]
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
     )

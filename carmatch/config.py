@@ -89,6 +89,7 @@ class Settings:
     batch_size: int = 32  # CARMATCH_BATCH_SIZE: images per embedding batch
     max_image_bytes: int = 50 * 1024 * 1024  # CARMATCH_MAX_IMAGE_BYTES
     max_image_pixels: int = 64_000_000  # CARMATCH_MAX_IMAGE_PIXELS (width * height)
+    max_upload_bytes: int = 200 * 1024 * 1024  # CARMATCH_MAX_UPLOAD_BYTES: any one file sent to the app (Gradio)
     exact_search_max: int = 40_000  # CARMATCH_EXACT_SEARCH_MAX: up to this, exact numpy search (bench crossover)
     hnsw_m: int = 16  # CARMATCH_HNSW_M
     hnsw_ef_construction: int = 200  # CARMATCH_HNSW_EF_CONSTRUCTION
@@ -169,6 +170,7 @@ _ENV_NAMES: dict[str, str] = {
     "device": "CARMATCH_DEVICE",
     "batch_size": "CARMATCH_BATCH_SIZE",
     "max_image_bytes": "CARMATCH_MAX_IMAGE_BYTES",
+    "max_upload_bytes": "CARMATCH_MAX_UPLOAD_BYTES",
     "max_image_pixels": "CARMATCH_MAX_IMAGE_PIXELS",
     "exact_search_max": "CARMATCH_EXACT_SEARCH_MAX",
     "hnsw_m": "CARMATCH_HNSW_M",

@@ -15,6 +15,8 @@ from carmatch.runtime import Runtime
 from carmatch.search.embedder import Embedder
 from tests.conftest import draw_car_folder, isolate_environment, tiny_model_environment
 
+UPLOAD_LIMIT = 1_000_000  # the served app's CARMATCH_MAX_UPLOAD_BYTES
+
 
 @pytest.fixture(scope="module")
 def served(
@@ -25,12 +27,14 @@ def served(
     with pytest.MonkeyPatch.context() as monkeypatch:
         isolate_environment(monkeypatch, folder)
         tiny_model_environment(monkeypatch, tiny_model)
+        monkeypatch.setenv("CARMATCH_MAX_UPLOAD_BYTES", str(UPLOAD_LIMIT))
         import app
 
         runtime = Runtime(load_settings(), embedder=embedder)
     runtime.ingestor().ingest_folder(draw_car_folder(folder / "cars"))
     demo = app.build_demo(runtime)
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, mcp_server=True)
+    options = app.launch_options(runtime)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, mcp_server=True, **options)
     try:
         yield runtime, demo.local_url
     finally:
@@ -110,3 +114,16 @@ def test_public_config_and_search_results_show_no_server_path(served: tuple[Runt
     )
     raw = httpx.get(f"{url}gradio_api/call/search/{posted.json()['event_id']}", timeout=60).text
     assert '"score"' in raw and home not in raw  # the raw answer, thumbnails included
+
+
+def test_uploads_over_the_limit_are_refused_and_temp_files_expire(served: tuple[Runtime, str]) -> None:
+    import httpx
+
+    import app
+
+    url = served[1].rstrip("/") + "/gradio_api/upload"
+    small = httpx.post(url, files={"files": ("ok.bin", b"x" * 1000)}, timeout=30)
+    assert small.status_code == 200
+    big = httpx.post(url, files={"files": ("big.bin", b"x" * (UPLOAD_LIMIT + 1))}, timeout=30)
+    assert big.status_code == 413
+    assert app.demo.delete_cache == app.UPLOAD_CACHE  # Gradio deletes uploads and outputs after an hour
