@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 
+from carmatch.access import is_admin
 from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
 from carmatch.ui import training_actions as actions
@@ -20,6 +21,7 @@ from carmatch.ui.phrasing import FIELD_LABELS, for_browser
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0
+LOCKED_VIEW = "🔒 Unlock training to see the collection's training pairs, runs, logs and models."
 FOLLOW_LOG = (
     "() => { const box = document.querySelector('#train-log textarea'); if (box) box.scrollTop = box.scrollHeight; }"
 )
@@ -81,7 +83,7 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
         cancel_activate_btn = gr.Button("Cancel rebuild", scale=1)
     activate_msg = gr.Markdown()
     refresh_outputs = [summary, models, model_pick, resume_run]
-    refresh = _wire_refresh(demo, runtime, state, draw_outputs, refresh_outputs)
+    refresh = _wire_refresh(demo, runtime, state, draw_outputs, refresh_outputs, session_password)
 
     @user_errors
     def on_start(pw: str, e: float | None, b: float | None, lr_: float | None, k: float | None, a: float | None) -> str:
@@ -104,13 +106,13 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
         return actions.cancel_activation(runtime, state, pw)
 
     start_btn.click(on_start, [session_password, *hyperparameters], [status], api_visibility="private").then(
-        refresh, None, refresh_outputs, api_visibility="private"
+        refresh, [session_password], refresh_outputs, api_visibility="private"
     )
     resume_btn.click(on_resume, [session_password, resume_run], [status], api_visibility="private")
     cancel_btn.click(on_cancel, [session_password], [status], api_visibility="private")
     activate_btn.click(
         on_activate, [session_password, model_pick], [activate_msg], api_visibility="private", concurrency_limit=1
-    ).then(refresh, None, refresh_outputs, api_visibility="private")
+    ).then(refresh, [session_password], refresh_outputs, api_visibility="private")
     cancel_activate_btn.click(on_cancel_activate, [session_password], [activate_msg], api_visibility="private")
 
 
@@ -120,10 +122,16 @@ def _wire_refresh(
     state: actions.TrainingState,
     draw_outputs: list[Any],
     refresh_outputs: list[Any],
+    session_password: gr.State,
 ) -> Any:
-    """Poll the running job on a timer, re-read summary and models when it changes; returns the refresh handler."""
+    """Poll the running job on a timer, re-read summary and models when it changes; returns the refresh handler.
 
-    def refresh() -> tuple[Any, ...]:
+    Runs, models, logs and paths are admin matters: a locked session's ticks show only LOCKED_VIEW.
+    """
+
+    def refresh(pw: str | None) -> tuple[Any, ...]:
+        if not is_admin(runtime.settings, pw):
+            return LOCKED_VIEW, None, gr.update(choices=["base"]), gr.update(choices=[])
         try:
             text = actions.summary_markdown(runtime)
             table = actions.models_table(runtime)
@@ -133,24 +141,29 @@ def _wire_refresh(
             return f"⚠️ {for_browser(exc)}", None, gr.update(), gr.update()
         return text, table, gr.update(choices=choices), gr.update(choices=resumable)
 
-    def draw() -> tuple[Any, ...]:
+    def draw(pw: str | None) -> tuple[Any, ...]:
+        if not is_admin(runtime.settings, pw):
+            return LOCKED_VIEW, None, None, gr.update(value=None, visible=False), ""
         view = actions.poll(state)
         table = gr.update(value=view["before_after"], visible=view["before_after"] is not None)
         return view["status"], view["loss"], view["recall"], table, view["log"]
 
     seen: dict[str, tuple[str, str] | None] = {"status": None}
 
-    def refresh_when_job_changes() -> tuple[Any, ...]:
+    def refresh_when_job_changes(pw: str | None) -> tuple[Any, ...]:
         """Re-read the summary and model list only when the job's status changed (cheap ticks)."""
         current = (state.job.run_id, state.job.status) if state.job is not None else None
-        if current == seen["status"]:
+        if current == seen["status"] or not is_admin(runtime.settings, pw):
             return tuple(gr.update() for _ in refresh_outputs)
         seen["status"] = current
-        return refresh()
+        return refresh(pw)
 
     timer = gr.Timer(POLL_SECONDS)
-    timer.tick(draw, None, draw_outputs, api_visibility="private", show_progress="hidden")
+    timer.tick(draw, [session_password], draw_outputs, api_visibility="private", show_progress="hidden")
     draw_outputs[-1].change(None, js=FOLLOW_LOG)  # the log follows its newest line
-    timer.tick(refresh_when_job_changes, None, refresh_outputs, api_visibility="private", show_progress="hidden")
-    demo.load(refresh, None, refresh_outputs, api_visibility="private")
+    timer.tick(
+        refresh_when_job_changes, [session_password], refresh_outputs, api_visibility="private", show_progress="hidden"
+    )
+    demo.load(refresh, [session_password], refresh_outputs, api_visibility="private")
+    session_password.change(refresh, [session_password], refresh_outputs, api_visibility="private")
     return refresh

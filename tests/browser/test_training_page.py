@@ -13,9 +13,10 @@ STATUS = "#train-status"
 
 def test_resumed_run_keeps_its_curve_and_log(browser: Browser, served: Served) -> None:
     page = open_page(browser, served.url, DESKTOP, tab="Training")
-    expect(page.locator(STATUS)).to_contain_text("No run yet")  # says what will appear, no placeholder table
+    expect(page.locator(STATUS)).to_contain_text("Unlock training")  # a locked visitor sees no runs, logs or paths
     expect(page.get_by_text("test split: before → after")).to_have_count(0)
     unlock(page, "train")
+    expect(page.locator(STATUS)).to_contain_text("No run yet")  # says what will appear, no placeholder table
     page.get_by_label("epochs", exact=True).fill("500")
     page.get_by_label("batch size", exact=True).fill("4")
     page.get_by_role("button", name="Start training").click()

@@ -87,3 +87,23 @@ def test_cancel_leaves_a_run_that_can_be_resumed(admin_runtime: Runtime) -> None
     again = actions.poll(state)  # the resumed run keeps the earlier curves and log
     assert again["recall"].iloc[: len(first["recall"])].equals(first["recall"])
     assert again["log"].startswith(first["log"])
+
+
+def test_an_anonymous_visitor_sees_no_run_log_model_or_path(
+    admin_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gr = pytest.importorskip("gradio")
+    from carmatch.ui import training_tab
+
+    secret = "/srv/carmatch/runs/run-123 log line"
+    view = {"status": secret, "loss": None, "recall": None, "log": secret, "before_after": None}
+    monkeypatch.setattr(actions, "poll", lambda state: view)
+    monkeypatch.setattr(actions, "summary_markdown", lambda runtime: secret)
+    with gr.Blocks() as demo:
+        training_tab.build(demo, admin_runtime)
+    handlers = {f.name: f.fn for f in demo.fns.values() if f.name in ("draw", "refresh", "refresh_when_job_changes")}
+    assert set(handlers) == {"draw", "refresh", "refresh_when_job_changes"}
+    for password in ("", "wrong"):
+        for name, handler in handlers.items():
+            assert secret not in repr(handler(password)), name
+    assert secret in repr(handlers["draw"](PASSWORD)) and secret in repr(handlers["refresh"](PASSWORD))
