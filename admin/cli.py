@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from admin import aws_cmds, caption_cmds, core_cmds, dataset_cmds, demo_cmds, train_cmds
+from admin import aws_cmds, backup_cmds, caption_cmds, core_cmds, dataset_cmds, demo_cmds, train_cmds
+from carmatch.catalog.faults import environment_fault
 from carmatch.config import load_dotenv_file, load_settings
 from carmatch.errors import CarmatchError
 from carmatch.storage import apply_storage_defaults
@@ -20,7 +22,7 @@ from carmatch.storage import apply_storage_defaults
 log = logging.getLogger("admin")
 
 # Modules that add subcommands, in help order: each defines register(subparsers) and sets func=handler(args) -> int.
-COMMAND_MODULES = (core_cmds, caption_cmds, dataset_cmds, demo_cmds, train_cmds, aws_cmds)
+COMMAND_MODULES = (core_cmds, caption_cmds, dataset_cmds, demo_cmds, train_cmds, aws_cmds, backup_cmds)
 CONSOLE_SCRIPT = "carmatch"  # pyproject's [project.scripts] name for admin.cli:main
 MODULE_PROG = "python -m admin"
 
@@ -83,6 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except CarmatchError as exc:
         print(f"error: {cli_message(exc, option_flags(parser, args))}", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.DatabaseError) as exc:
+        fault = environment_fault(exc, args.settings.home if hasattr(args, "settings") else None)
+        if fault is None:
+            raise
+        print(f"error: {cli_message(fault, {})}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: work already committed is kept; run the command again to resume.", file=sys.stderr)

@@ -167,3 +167,7 @@ class BusyError(CarmatchError):
 
 class CancelledError(CarmatchError):
     """A long-running job was cancelled by the user."""
+
+
+class StorageError(CarmatchError):
+    """The home folder, database or disk cannot be used: corrupt, unreadable, read-only, full or not a folder."""

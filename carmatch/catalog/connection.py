@@ -11,12 +11,28 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from carmatch.catalog.faults import check_db_path, check_home, migration_backup_path, os_fault, sqlite_fault
 from carmatch.catalog.schema import MIGRATIONS, split_sql
-from carmatch.errors import InvalidInputError
+from carmatch.errors import InvalidInputError, StorageError
 
 log = logging.getLogger(__name__)
+
+
+def _raise_fault(exc: sqlite3.Error, path: Path) -> NoReturn:
+    """Raise the StorageError for a database fault (chained to it), or ``exc`` itself when it is not one."""
+    fault = sqlite_fault(exc, path)
+    if fault is None:
+        raise exc
+    raise fault from exc
+
+
+def open_sqlite(target: str, uri: bool = False) -> sqlite3.Connection:
+    """A connection to ``target`` shared between threads, autocommit, rows by name."""
+    conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=30, uri=uri)
+    conn.row_factory = sqlite3.Row
+    return conn
 
 
 class CatalogBase:
@@ -24,16 +40,40 @@ class CatalogBase:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = False  # True when the home cannot be written: reads work, writes raise StorageError
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.row_factory = sqlite3.Row
+        if str(path) == ":memory:":
+            self._conn = open_sqlite(":memory:")
+        else:
+            check_home(self.path.parent)
+            check_db_path(self.path)
+            self._conn = self._open_file()
         self._conn.execute("PRAGMA foreign_keys=ON")
-        if str(path) != ":memory:":
-            self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
+        try:
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            _raise_fault(exc, self.path)
+
+    def _open_file(self) -> sqlite3.Connection:
+        """Open the catalog file for writing, or read-only when its folder cannot be written."""
+        try:
+            conn = open_sqlite(str(self.path))
+            conn.execute("PRAGMA journal_mode=WAL")  # reads the header: a corrupt file fails here
+            return conn
+        except sqlite3.Error as exc:
+            text = str(exc).lower()
+            if not self.path.is_file() or not ("readonly" in text or "unable to open" in text):
+                _raise_fault(exc, self.path)
+        log.warning("Catalog %s is not writable: opening it read-only", self.path)
+        self.read_only = True
+        try:
+            conn = open_sqlite(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as exc:
+            _raise_fault(exc, self.path)
+        return conn
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -48,6 +88,15 @@ class CatalogBase:
                 raise InvalidInputError(
                     f"{self.path} was written by a newer carmatch (schema {current}); upgrade carmatch."
                 )
+            if current == len(MIGRATIONS):
+                return
+            if self.read_only:
+                raise StorageError(
+                    f"The catalog {self.path} needs upgrading (schema {current}), but its folder is read-only: "
+                    "make it writable and run carmatch once."
+                )
+            if current > 0 and str(self.path) != ":memory:":
+                self.backup(migration_backup_path(self.path, current))
             for version in range(current, len(MIGRATIONS)):
                 log.info("Migrating catalog %s to schema %d", self.path, version + 1)
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -59,6 +108,24 @@ class CatalogBase:
                 except sqlite3.Error:
                     self._conn.execute("ROLLBACK")
                     raise
+
+    def backup(self, target: Path) -> Path:
+        """Write a consistent copy of the catalog to ``target`` (sqlite's VACUUM INTO), replacing an older one."""
+        target = Path(target)
+        partial = target.with_name(target.name + ".partial")
+        partial.unlink(missing_ok=True)
+        try:
+            with self._lock:
+                self._conn.execute("VACUUM INTO ?", (str(partial),))
+            partial.replace(target)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise os_fault(exc, target) from exc
+        except sqlite3.Error as exc:
+            partial.unlink(missing_ok=True)
+            _raise_fault(exc, target)
+        log.info("Backed up catalog %s to %s", self.path, target)
+        return target
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -73,18 +140,25 @@ class CatalogBase:
             if self._conn.in_transaction:
                 yield self._conn
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _raise_fault(exc, self.path)
 
     def _execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         """Run one read query and return all rows."""
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                _raise_fault(exc, self.path)
 
     def close(self) -> None:
         """Close the database connection."""

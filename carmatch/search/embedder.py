@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -54,8 +55,23 @@ def register_model_config(name: str) -> str:
     path = Path(name).expanduser()
     if not path.is_file():
         raise ConfigError(f"CARMATCH_MODEL points to {path}, which does not exist")
+    _check_model_config(path)
     open_clip.add_model_config(path)
     return path.stem
+
+
+def _check_model_config(path: Path) -> None:
+    """Refuse a model-config JSON that does not parse or lacks open_clip's required keys."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"CARMATCH_MODEL points to {path}, which is not valid JSON: {_first_line(exc)}") from exc
+    required = ("embed_dim", "vision_cfg", "text_cfg")
+    missing = [key for key in required if not isinstance(config, dict) or key not in config]
+    if missing:
+        raise ConfigError(
+            f"CARMATCH_MODEL points to {path}, which is not an open_clip model config (missing {', '.join(missing)})"
+        )
 
 
 def _is_local_checkpoint(pretrained: str) -> bool:

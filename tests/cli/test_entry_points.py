@@ -27,6 +27,7 @@ COMMANDS = [
     "model",
     "titan",
     "aws",
+    "backup",
 ]
 
 

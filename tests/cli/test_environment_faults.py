@@ -1,0 +1,147 @@
+"""Environment faults (corrupt catalog, wrong home, read-only home, full disk, bad model config) are one line."""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from admin.cli import main
+from carmatch.catalog import Catalog, connection
+from carmatch.catalog.schema import MIGRATIONS, split_sql
+from carmatch.config import Settings
+from carmatch.errors import StorageError
+from carmatch.search import hnsw_store
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    """The error line, after checking there is exactly one and no traceback."""
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_corrupt_catalog_names_the_fix(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    settings.home.mkdir(parents=True)
+    settings.db_path.write_bytes(b"this is not sqlite at all" * 100)
+    code, _, err = run(capsys, "search", "red car")
+    line = one_line_error(err)
+    assert code == 1
+    assert "corrupt or truncated" in line and "backup" in line and "carmatch ingest" in line
+
+
+def test_truncated_catalog_names_the_fix(
+    settings: Settings, car_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "ingest", str(car_folder))[0] == 0
+    data = settings.db_path.read_bytes()
+    for suffix in ("-wal", "-shm"):
+        Path(str(settings.db_path) + suffix).unlink(missing_ok=True)
+    settings.db_path.write_bytes(data[: len(data) // 3])
+    code, _, err = run(capsys, "info")
+    assert code == 1
+    assert "corrupt or truncated" in one_line_error(err)
+
+
+def test_catalog_path_that_is_a_folder(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    settings.db_path.mkdir(parents=True)
+    code, _, err = run(capsys, "info")
+    assert code == 1
+    assert "is a folder, not a database file" in one_line_error(err)
+
+
+def test_home_that_is_a_file(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    settings.home.write_text("oops")
+    code, _, err = run(capsys, "search", "red car")
+    assert code == 1
+    line = one_line_error(err)
+    assert str(settings.home) in line and "is a file" in line and "point CARMATCH_HOME at a folder" in line
+
+
+def test_malformed_model_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "broken-model.json"
+    bad.write_text('{"embed_dim": 512,')
+    monkeypatch.setenv("CARMATCH_MODEL", str(bad))
+    monkeypatch.setenv("CARMATCH_PRETRAINED", "none")
+    code, _, err = run(capsys, "search", "red car")
+    assert code == 1
+    assert "is not valid JSON" in one_line_error(err)
+
+
+def test_full_disk_while_saving_the_index_is_one_line_and_a_rerun_catches_up(
+    settings: Settings, car_folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def full(path: Path | str, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(hnsw_store, "write_bytes", full)
+    code, _, err = run(capsys, "ingest", str(car_folder))
+    assert code == 1
+    assert "is full: free some space" in one_line_error(err)
+    monkeypatch.undo()
+    monkeypatch.setenv("CARMATCH_HOME", str(settings.home))
+    monkeypatch.setenv("CARMATCH_MODEL", settings.model)
+    monkeypatch.setenv("CARMATCH_PRETRAINED", settings.pretrained)
+    code, out, _ = run(capsys, "index", "rebuild")
+    assert code == 0
+    code, out, _ = run(capsys, "search", "red car", "--k", "6", "--json")
+    assert code == 0 and out.count('"id"') == 6
+
+
+def test_read_only_home_reads_and_refuses_writes(
+    settings: Settings, car_folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "ingest", str(car_folder))[0] == 0
+    real_connect = connection.open_sqlite
+
+    def read_only_folder(target: str, uri: bool = False) -> sqlite3.Connection:
+        if not uri:  # the read-write open; running as root, chmod cannot make a folder read-only
+            raise sqlite3.OperationalError("unable to open database file")
+        return real_connect(target, uri)
+
+    monkeypatch.setattr(connection, "open_sqlite", read_only_folder)
+    with Catalog(settings.db_path) as catalog:
+        assert catalog.read_only
+        assert catalog.get_meta("no-such-key", "fallback") == "fallback"
+        with pytest.raises(StorageError, match="is read-only: searching still works"):
+            catalog.set_meta("note", "x")
+    code, out, _ = run(capsys, "search", "red car", "--k", "3", "--json")
+    assert code == 0 and out.count('"id"') == 3
+
+
+def test_backup_is_a_consistent_copy(settings: Settings, car_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "ingest", str(car_folder))[0] == 0
+    code, out, _ = run(capsys, "backup")
+    assert code == 0 and "carmatch.db.bak" in out
+    with Catalog(settings.home / "carmatch.db.bak") as copy, Catalog(settings.db_path) as live:
+        assert copy.count() == live.count() == 6
+
+
+def test_backup_without_a_catalog_says_so(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "backup")
+    assert code == 1 and "no catalog" in one_line_error(err)
+
+
+def test_migrating_an_old_catalog_keeps_a_copy_at_its_old_schema(settings: Settings) -> None:
+    settings.home.mkdir(parents=True)
+    conn = sqlite3.connect(settings.db_path, isolation_level=None)
+    for statement in split_sql(MIGRATIONS[0]):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version=1")
+    conn.close()
+    with Catalog(settings.db_path) as catalog:
+        assert catalog.schema_version == len(MIGRATIONS)
+    saved = sqlite3.connect(settings.home / "carmatch.db.schema1.bak")
+    assert saved.execute("PRAGMA user_version").fetchone()[0] == 1
+    saved.close()
