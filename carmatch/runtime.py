@@ -161,7 +161,7 @@ class Runtime:
         Searches keep being answered during ``build``: until the swap, :meth:`index` keeps serving
         the old in-memory index whenever the newly saved one belongs to the model being installed.
         """
-        with self.store.write_lock:
+        with self.store.write_lock.holding("model activation"):
             with self._lock:
                 try:
                     self.index()  # hold the serving index in memory so searches can use it during the build

@@ -107,7 +107,7 @@ def bulk_delete(
     """
     ids = list(dict.fromkeys(image_ids))
     report = BulkReport("Delete", requested=len(ids))
-    with store.write_lock:
+    with store.write_lock.holding("bulk delete", progress):
         live = catalog.get_many(ids)
         report.missing = len(ids) - len(live)
         for start in range(0, len(ids), BULK_CHUNK):

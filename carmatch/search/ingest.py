@@ -171,7 +171,7 @@ class Ingestor:
         Holds the index write lock throughout, so no model swap or bulk delete lands between loading
         the index and saving it (an index of another model than CURRENT's is refused, not saved).
         """
-        with self.store.write_lock:
+        with self.store.write_lock.holding("ingest", progress):
             index = self._open_index()
             report = IngestReport(seen=len(paths))
             try:

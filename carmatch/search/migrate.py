@@ -76,7 +76,7 @@ def migrate_store(
         raise InvalidInputError(field="to", value=target_kind, reason=f"is the store in use ({source.location})")
     manifest = dataclasses.replace(source.read_manifest(), count=0)  # the model whose embeddings move
     target = open_store(settings.with_overrides(vector_store=target_kind), catalog)
-    with target.write_lock:
+    with target.write_lock.holding("store migration", progress):
         copied, missing = _copy(catalog, manifest, target, progress, cancel)
     env_path = env_file if env_file is not None else Path.cwd() / ".env"
     set_env_value(env_path, STORE_VARIABLE, target_kind)

@@ -75,7 +75,7 @@ def rebuild_index(
     index serving.
     """
     _, failures = embed_missing(catalog, embedder, batch_size, progress, cancel, limits)
-    with store.write_lock:
+    with store.write_lock.holding("rebuild", progress):
         _, late_failures = embed_missing(catalog, embedder, batch_size, progress, cancel, limits)
         index = store.new_index(manifest_for(embedder))
         try:

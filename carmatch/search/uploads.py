@@ -228,7 +228,8 @@ def add_uploads(runtime: Any, files: Sequence[Path | str], progress: Progress = 
         raise InvalidInputError("Choose image files or a .zip of images to upload.")
     paths, report = stage_uploads(files, settings.uploads_dir, settings.max_image_bytes)
     if paths:
-        with runtime.store.write_lock:  # the ingestor is made under it: it embeds with the model then active
+        # the ingestor is made under the lock: it embeds with the model then active
+        with runtime.store.write_lock.holding("upload", progress):
             root = settings.uploads_dir.resolve()
             report.ingest = runtime.ingestor().ingest_paths(paths, root=root, progress=progress)
             report.removed_duplicates = _drop_unused_copies(runtime.catalog, paths)

@@ -10,7 +10,8 @@ Events order every step; nothing sleeps.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,12 @@ class WatchedLock:
 
     def __exit__(self, *exc: object) -> None:
         self.lock.release()
+
+    @contextmanager
+    def holding(self, activity: str, progress: object = None) -> Iterator[WatchedLock]:
+        """Hold the lock as ``with`` does (the activity name only matters to other processes)."""
+        with self:
+            yield self
 
 
 @pytest.fixture
