@@ -131,4 +131,7 @@ def wire_stepping(
         return handler
 
     for button, step in zip(buttons, (-1, +1)):
-        button.click(stepper(step), [current, *filters], editor_outputs, api_visibility="private")
+        # always_last: a key pressed while the previous step is still answering steps again once it has
+        button.click(
+            stepper(step), [current, *filters], editor_outputs, api_visibility="private", trigger_mode="always_last"
+        )
