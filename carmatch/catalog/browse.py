@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from carmatch.bounds import check_filter_text
 from carmatch.catalog.connection import CatalogBase
 from carmatch.catalog.records import ImageRecord
 from carmatch.catalog.schema import ATTRIBUTE_COLUMNS, CAPTION_SOURCES, REVIEW_STATES
@@ -43,7 +44,8 @@ class BrowseQuery:
 def _where(query: BrowseQuery) -> tuple[str, list[Any]]:
     """The SQL WHERE clause (over ``images``) of a query and its parameters; InvalidInputError when unknown."""
     clauses, params = ["deleted_at IS NULL"], []
-    for word in query.text.split():
+    text = check_filter_text(query.text, "caption_contains", "The caption filter") or ""
+    for word in text.split():
         clauses.append("caption LIKE ? ESCAPE '\\'")
         params.append("%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
     for key, value in query.attributes.items():

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from carmatch.bounds import check_number
 from carmatch.catalog import ATTRIBUTE_COLUMNS, CAPTION_SOURCES, Catalog, HistoryEntry, ImageRecord
 from carmatch.catalog.browse import DEFAULT_SORT, FAILED, SORTS, SOURCE_FILTERS, SOURCE_NONE, STATE_FILTERS
 from carmatch.catalog.browse import BrowseQuery as Query  # what the grid shows is the catalog's browse query
@@ -69,11 +70,11 @@ class Page:
 
 def page(catalog: Catalog, query: Query, number: int = 1, page_size: int = DEFAULT_PAGE_SIZE) -> Page:
     """The ``number``-th page (1-based, clamped) of images matching ``query``."""
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidInputError(field="page_size", value=page_size, limit=(1, MAX_PAGE_SIZE), label="Page size")
+    page_size = check_number(page_size, "page_size", 1, MAX_PAGE_SIZE, integer=True, label="Page size")
+    wanted = check_number(number, "page", None, None, integer=True, label="The page number")  # then clamped
     total = catalog.count_matching(query)
     pages = max(1, -(-total // page_size))
-    number = min(max(1, int(number)), pages)
+    number = min(max(1, wanted), pages)
     return Page(catalog.page_records(query, page_size, (number - 1) * page_size), total, number, page_size)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from carmatch.bounds import check_number
 from carmatch.catalog import Catalog
 from carmatch.errors import EmptyCollectionError, InvalidInputError
 from carmatch.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageSource, load_image
@@ -63,10 +64,8 @@ def check_query(text: str | None, image: object | None, k: int, image_weight: fl
         )
     if query_text is None and image is None:
         raise InvalidInputError("Nothing to search for: give a description, a photo, or both.")
-    if not 1 <= int(k) <= MAX_K:
-        raise InvalidInputError(field="k", value=k, limit=(1, MAX_K), label="The number of results")
-    if not 0.0 <= float(image_weight) <= 1.0:
-        raise InvalidInputError(field="image_weight", value=image_weight, limit=(0, 1), label="The image weight")
+    check_number(k, "k", 1, MAX_K, integer=True, label="The number of results")
+    check_number(image_weight, "image_weight", 0, 1, label="The image weight")
     return query_text
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from carmatch.atomic import atomic_open
+from carmatch.bounds import number_problem
 from carmatch.errors import CarmatchError, ConfigError, InvalidInputError, Problem
 from carmatch.training.data import Pair, check_split, write_pairs_jsonl
 from carmatch.training.views import DEFAULT_VIEWS, parse_views
@@ -28,6 +29,29 @@ PAIRS_FILE = "pairs.jsonl"
 
 class TrainingOutOfMemoryError(CarmatchError):
     """The GPU ran out of memory during training."""
+
+
+# Sane ranges of the numeric settings: (lowest, highest, whole number?). Finer rules live in validate().
+NUMBER_BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
+    "epochs": (None, 1000, True),
+    "batch_size": (None, 4096, True),
+    "accum_steps": (None, 1024, True),
+    "lr": (None, 1.0, False),
+    "min_lr_ratio": (0, 1, False),
+    "warmup_steps": (-1, 1_000_000, True),
+    "weight_decay": (None, 10, False),
+    "grad_clip": (None, 1000, False),
+    "unfreeze": (None, 10_000, True),
+    "seed": (0, 2**32 - 1, True),
+    "val_fraction": (None, None, False),
+    "test_fraction": (None, None, False),
+    "crop_scale_min": (None, None, False),
+    "color_jitter": (None, None, False),
+    "num_workers": (-1, 64, True),
+    "eval_batch_size": (1, 4096, True),
+    "checkpoint_minutes": (0, 24 * 60, False),
+    "hard_negatives": (None, 64, True),
+}
 
 
 # -- config -------------------------------------------------------------------------------------
@@ -59,8 +83,24 @@ class TrainConfig:
     caption_views: str = DEFAULT_VIEWS  # full caption / short attribute descriptions, e.g. "full:1,attributes:2"
     hard_negatives: int = 1  # images differing in one attribute placed beside each image in its batch; 0: off
 
+    def bounds_problems(self) -> list[Problem]:
+        """Each numeric setting that is NaN, infinite, not a number, or outside its sane range."""
+        checks = [
+            (name, value, low, high, integer)
+            for name, (low, high, integer) in NUMBER_BOUNDS.items()
+            for value in [getattr(self, name)]
+        ]
+        found = [
+            number_problem(value, name, low, high, integer=integer, label=f"--{name.replace('_', '-')}")
+            for name, value, low, high, integer in checks
+        ]
+        return [problem for problem in found if problem is not None]
+
     def validate(self) -> None:
         """Refuse nonsensical values with a message saying what to use instead."""
+        bounds = self.bounds_problems()  # first: NaN passes every comparison below
+        if bounds:
+            raise InvalidInputError("Invalid training settings", problems=bounds)
         lr_ok = self.lr > 0 and math.isfinite(self.lr)
         if lr_ok and self.lr > 1e-2:
             log.warning("Learning rate %g is very high for fine-tuning CLIP; 1e-5 is typical", self.lr)

@@ -1,0 +1,74 @@
+"""The one check for a number a user typed: a real number (not NaN, not infinite, not text) in a sane range."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from carmatch.errors import InvalidInputError, Problem
+
+MAX_FILTER_CHARS = 200  # a free-text filter ("caption contains", a search box) longer than this is refused
+MAX_FILTER_WORDS = 20  # each word becomes one SQL condition: SQLite's expression depth ends near 1000
+
+
+def _as_number(value: Any, integer: bool) -> float | int | None:
+    """``value`` as a finite number (an int when ``integer``), or None when it is not one."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value.strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number):
+        return None
+    if integer:
+        return int(number) if number.is_integer() else None
+    return number
+
+
+def number_problem(
+    value: Any, field: str, low: float | None, high: float | None, *, integer: bool = False, label: str = ""
+) -> Problem | None:
+    """What is wrong with ``value`` as ``field`` (None when it is a finite number within [low, high])."""
+    number = _as_number(value, integer)
+    kind = "a whole number" if integer else "a number"
+    if number is None:
+        return Problem(field, value, (low, high), f"must be {kind} (got {value!r})", label)
+    if (low is not None and number < low) or (high is not None and number > high):
+        return Problem(field, value, (low, high), "", label)
+    return None
+
+
+def check_number(
+    value: Any, field: str, low: float | None, high: float | None, *, integer: bool = False, label: str = ""
+) -> Any:
+    """``value`` as a number (int when ``integer``) within [low, high]; else InvalidInputError with the data."""
+    problem = number_problem(value, field, low, high, integer=integer, label=label)
+    if problem is not None:
+        raise InvalidInputError(problems=[problem])
+    return _as_number(value, integer)
+
+
+def check_filter_text(value: str | None, field: str, label: str = "") -> str | None:
+    """A free-text filter bounded in characters and words; None or blank stays None."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    words = len(text.split())
+    if words > MAX_FILTER_WORDS:
+        raise InvalidInputError(
+            field=field,
+            value=f"{words} words",
+            limit=MAX_FILTER_WORDS,
+            label=label,
+            reason=f"has too many words: use at most {MAX_FILTER_WORDS} (got {words})",
+        )
+    if len(text) > MAX_FILTER_CHARS:
+        raise InvalidInputError(
+            field=field,
+            value=f"{len(text)} characters",
+            limit=MAX_FILTER_CHARS,
+            label=label,
+            reason=f"is too long: use at most {MAX_FILTER_CHARS} characters (got {len(text)})",
+        )
+    return text

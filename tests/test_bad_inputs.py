@@ -1,0 +1,136 @@
+"""Every bad input tried against carmatch, with the message a user sees; each is refused and changes nothing.
+
+Environment faults (corrupt catalog, wrong home, read-only home, full disk, malformed model config)
+are in tests/cli/test_environment_faults.py, through the CLI a user runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from carmatch.catalog import Catalog
+from carmatch.dataset.curation import Query, page
+from carmatch.errors import InvalidInputError
+from carmatch.search.searcher import check_query
+from carmatch.training.config import TrainConfig
+
+NAN, INF = float("nan"), float("inf")
+CAPTION_498_WORDS = " ".join(["red"] * 498)
+
+
+def search_with(k: Any = 12, image_weight: Any = 0.5) -> Callable[[Catalog], object]:
+    return lambda _catalog: check_query("red pickup", None, k, image_weight)
+
+
+def train_with(**settings: Any) -> Callable[[Catalog], object]:
+    return lambda _catalog: TrainConfig(model="tiny", pretrained="none", **settings).validate()
+
+
+def page_with(number: Any = 1, page_size: Any = 48, text: str = "") -> Callable[[Catalog], object]:
+    return lambda catalog: page(catalog, Query(text=text), number, page_size)
+
+
+BAD_INPUTS = [  # (what a user tried, the call, field, limit, the message they see)
+    ("k=NaN", search_with(k=NAN), "k", (1, 200), "The number of results must be a whole number (got nan)."),
+    ("k=inf", search_with(k=INF), "k", (1, 200), "The number of results must be a whole number (got inf)."),
+    ("k=0", search_with(k=0), "k", (1, 200), "The number of results must be between 1 and 200 (got 0)."),
+    ("k=1e9", search_with(k=1e9), "k", (1, 200), "The number of results must be between 1 and 200 (got 1000000000.0)."),
+    ("k='a'", search_with(k="a"), "k", (1, 200), "The number of results must be a whole number (got 'a')."),
+    ("k=2.5", search_with(k=2.5), "k", (1, 200), "The number of results must be a whole number (got 2.5)."),
+    (
+        "image weight NaN",
+        search_with(image_weight=NAN),
+        "image_weight",
+        (0, 1),
+        "The image weight must be a number (got nan).",
+    ),
+    (
+        "image weight 2",
+        search_with(image_weight=2),
+        "image_weight",
+        (0, 1),
+        "The image weight must be between 0 and 1 (got 2).",
+    ),
+    (
+        "epochs=1e9",
+        train_with(epochs=int(1e9)),
+        "epochs",
+        (None, 1000),
+        "Invalid training settings: --epochs must be at most 1000 (got 1000000000).",
+    ),
+    (
+        "epochs=NaN",
+        train_with(epochs=NAN),
+        "epochs",
+        (None, 1000),
+        "Invalid training settings: --epochs must be a whole number (got nan).",
+    ),
+    (
+        "accum=NaN",
+        train_with(accum_steps=NAN),
+        "accum_steps",
+        (None, 1024),
+        "Invalid training settings: --accum-steps must be a whole number (got nan).",
+    ),
+    (
+        "batch size inf",
+        train_with(batch_size=INF),
+        "batch_size",
+        (None, 4096),
+        "Invalid training settings: --batch-size must be a whole number (got inf).",
+    ),
+    (
+        "batch size 1e6",
+        train_with(batch_size=10**6),
+        "batch_size",
+        (None, 4096),
+        "Invalid training settings: --batch-size must be at most 4096 (got 1000000).",
+    ),
+    ("lr=NaN", train_with(lr=NAN), "lr", (None, 1.0), "Invalid training settings: --lr must be a number (got nan)."),
+    ("lr=5", train_with(lr=5.0), "lr", (None, 1.0), "Invalid training settings: --lr must be at most 1.0 (got 5.0)."),
+    (
+        "weight decay inf",
+        train_with(weight_decay=INF),
+        "weight_decay",
+        (None, 10),
+        "Invalid training settings: --weight-decay must be a number (got inf).",
+    ),
+    ("page NaN", page_with(number=NAN), "page", (None, None), "The page number must be a whole number (got nan)."),
+    ("page 'a'", page_with(number="a"), "page", (None, None), "The page number must be a whole number (got 'a')."),
+    ("page size NaN", page_with(page_size=NAN), "page_size", (1, 500), "Page size must be a whole number (got nan)."),
+    (
+        "caption contains 498 words",
+        page_with(text=CAPTION_498_WORDS),
+        "caption_contains",
+        20,
+        "The caption filter has too many words: use at most 20 (got 498).",
+    ),
+    (
+        "caption contains 5,000 characters",
+        page_with(text="x" * 5000),
+        "caption_contains",
+        200,
+        "The caption filter is too long: use at most 200 characters (got 5000).",
+    ),
+]
+
+
+@pytest.mark.parametrize(("tried", "call", "field", "limit", "message"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_is_refused_with_its_message(
+    tried: str, call: Callable[[Catalog], object], field: str, limit: object, message: str
+) -> None:
+    with Catalog(":memory:") as catalog:
+        with pytest.raises(InvalidInputError) as refused:
+            call(catalog)
+        assert str(refused.value) == message
+        assert refused.value.field == field and refused.value.limit == limit
+        assert catalog.count() == 0
+
+
+def test_a_long_caption_filter_within_bounds_still_searches() -> None:
+    with Catalog(":memory:") as catalog:
+        assert page(catalog, Query(text=" ".join(["red"] * 20))).total == 0
+        assert page(catalog, Query(), number=10**9).page == 1  # past the last page: the last one
