@@ -14,7 +14,7 @@ from carmatch.access import UnlockThrottle, admin_enabled, check_unlock
 from carmatch.errors import AccessDeniedError, CarmatchError
 from carmatch.runtime import Runtime
 from carmatch.ui.dataset_actions import access_note, unlock
-from carmatch.ui.phrasing import for_browser
+from carmatch.ui.phrasing import as_html, for_browser
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except CarmatchError as exc:
             log.info("%s: %s", fn.__name__, exc)
-            raise gr.Error(for_browser(exc), print_exception=False) from exc
+            raise gr.Error(as_html(for_browser(exc)), print_exception=False) from exc
 
     return wrapper  # type: ignore[return-value]
 

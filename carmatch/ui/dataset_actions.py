@@ -25,7 +25,7 @@ from carmatch.images import load_image
 from carmatch.progress import Progress, no_progress
 from carmatch.runtime import Runtime
 from carmatch.thumbs import placeholder_path, safe_thumbnail
-from carmatch.ui.phrasing import phrased
+from carmatch.ui.phrasing import as_code, as_text, phrased
 
 log = logging.getLogger(__name__)
 
@@ -201,18 +201,20 @@ def open_image(runtime: Runtime, image_id: str | None, message: str = "") -> Edi
         image = load_image(Path(record.path), runtime.settings.max_image_pixels, runtime.settings.max_image_bytes).image
         image.thumbnail((DETAIL_SIDE, DETAIL_SIDE))
     except CarmatchError as exc:
-        message = (message + "\n\n" if message else "") + f"⚠️ The image file cannot be opened: {exc}"
+        message = (message + "\n\n" if message else "") + f"⚠️ The image file cannot be opened: {as_text(exc)}"
     meta = (
-        f"**{Path(record.path).name}** · {record.width}×{record.height} · id `{record.id[:16]}`\n\n"
+        f"**{as_text(Path(record.path).name)}** · {record.width}×{record.height} · id `{record.id[:16]}`\n\n"
         f"state **{record.review_state}** · source **{record.caption_source or 'none'}** · "
-        f"model `{record.caption_model or '-'}` · prompt `{record.prompt_version or '-'}` · "
+        f"model {as_code(record.caption_model or '-')} · prompt {as_code(record.prompt_version or '-')} · "
         f"version {record.version}"
-        + (f" · by {record.caption_author}" if record.caption_author else "")
-        + f"\n\n`{record.path}`"
+        + (f" · by {as_text(record.caption_author)}" if record.caption_author else "")
+        + f"\n\n{as_code(record.path)}"
     )
     if info.failures and not record.caption:
         last = info.failures[0]
-        meta += f"\n\n⚠️ Captioning failed {len(info.failures)}×; last ({last['source']}): {last['error']}"
+        meta += (
+            f"\n\n⚠️ Captioning failed {len(info.failures)}×; last ({as_text(last['source'])}): {as_text(last['error'])}"
+        )
     attrs = {key: str(record.attributes.get(key) or "") for key in ATTRIBUTE_COLUMNS}
     history = [
         [h.caption or "", short_date(h.created_at), h.version, h.source or "", h.review_state or "", h.author or ""]

@@ -22,7 +22,7 @@ from carmatch.runtime import Runtime
 from carmatch.ui import caption_jobs_panel, dataset_files_panel, dataset_selection
 from carmatch.ui import dataset_actions as actions
 from carmatch.ui.common import progress_adapter, unlock_row, user_errors
-from carmatch.ui.phrasing import FIELD_LABELS, for_browser
+from carmatch.ui.phrasing import FIELD_LABELS, as_text, for_browser
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ def _kept_on_refusal(fn: Any) -> Any:
         except CarmatchError as exc:
             log.info("%s refused: %s", fn.__name__, exc)
             kept: list[Any] = [gr.update() for _ in range(EDITOR_OUTPUTS)]
-            kept[-2] = f"❌ {for_browser(exc)}"
+            kept[-2] = f"❌ {as_text(for_browser(exc))}"
             return tuple(kept)
 
     return wrapper
@@ -356,7 +356,7 @@ def _wire_first_load(demo: gr.Blocks, runtime: Runtime, grid_outputs: list[Any],
         except CarmatchError as exc:
             log.warning("Dataset tab could not load: %s", exc)
             choices = {key: [ANY] for key in FILTER_ATTRIBUTES}
-            grid_values = ([], [], gr.update(choices=[], value=[]), f"⚠️ {for_browser(exc)}", 1, "")
+            grid_values = ([], [], gr.update(choices=[], value=[]), f"⚠️ {as_text(for_browser(exc))}", 1, "")
         return (*grid_values, *[gr.update(choices=choices[key]) for key in FILTER_ATTRIBUTES])
 
     demo.load(on_load, None, [*grid_outputs, *attributes], api_visibility="private")

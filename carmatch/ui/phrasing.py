@@ -9,6 +9,8 @@ error with those labels, so the message names what the person sees. No Gradio he
 from __future__ import annotations
 
 import functools
+import html
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -51,6 +53,26 @@ def for_browser(exc: CarmatchError) -> str:
     if not exc.problems:
         return scrub_paths(str(exc))
     return scrub_paths(exc.describe(FIELD_LABELS, FIELD_HINTS.get(exc.field or "")))
+
+
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character, as CommonMark lets escape
+
+
+def as_text(value: object) -> str:
+    """Markdown that shows ``value`` verbatim: no HTML, link, image, emphasis or heading is interpreted."""
+    return _PUNCTUATION.sub(r"\\\1", str(value))
+
+
+def as_code(value: object) -> str:
+    """A Markdown code span showing ``value`` verbatim, whatever backticks it holds."""
+    text = str(value).replace("\n", " ")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
+
+
+def as_html(message: str) -> str:
+    """``message`` escaped for an HTML context (Gradio renders a gr.Error's message as HTML)."""
+    return html.escape(message, quote=False)
 
 
 def phrased(fn: F) -> F:

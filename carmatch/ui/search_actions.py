@@ -20,7 +20,7 @@ from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
 from carmatch.images import load_image
 from carmatch.runtime import Runtime
 from carmatch.thumbs import placeholder_path, safe_thumbnail
-from carmatch.ui.phrasing import for_browser, phrased
+from carmatch.ui.phrasing import as_text, for_browser, phrased
 from carmatch.ui.public import model_label, public_result, scrub_paths, space_notices
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def status_markdown(runtime: Runtime) -> str:
     """
     runtime.start_loading()
     info = runtime.info(load_model=False)
-    lines = [f"⚠️ {scrub_paths(p)}" for p in info["problems"] if not (info["images"] == 0 and "is empty" in p)]
+    lines = [f"⚠️ {as_text(scrub_paths(p))}" for p in info["problems"] if not (info["images"] == 0 and "is empty" in p)]
     lines[:0] = space_notices(runtime)  # a demo import in progress, data lost on restart
     if info["model_state"] == "loading":
         lines.append("⏳ The model is loading; a search waits for it. Reload the page to see when it is ready.")
@@ -144,7 +144,7 @@ def no_matches_note(where: dict[str, str] | None) -> str:
     """Why a search found nothing: the filters to relax, when there are any."""
     if not where:
         return "No matches."
-    chosen = ", ".join(f"{key.replace('_', ' ')} = {value}" for key, value in where.items())
+    chosen = ", ".join(f"{key.replace('_', ' ')} = {as_text(value)}" for key, value in where.items())
     return f"No matches with the filters {chosen}. Relax one of them, or press **Clear filters**."
 
 
@@ -166,10 +166,10 @@ def detail(results: list[dict[str, Any]], index: int, runtime: Runtime | None = 
     try:
         image = load_image(path).image
     except CarmatchError as exc:
-        return None, f"**{path.name}** could not be opened: {scrub_paths(str(exc))}"
-    caption = item.get("caption") or "_no caption yet_"
+        return None, f"**{as_text(path.name)}** could not be opened: {as_text(scrub_paths(str(exc)))}"
+    caption = as_text(item["caption"]) if item.get("caption") else "_no caption yet_"
     score = f"similarity {item['score']:.3f} (higher = closer match)"
-    return image, f"**{path.name}** · {score}\n\n{caption}"  # no path, no id prefix: nothing a visitor can use
+    return image, f"**{as_text(path.name)}** · {score}\n\n{caption}"  # no path, no id prefix: nothing a visitor can use
 
 
 def similar_source(runtime: Runtime, results: list[dict[str, Any]], index: int | None) -> str:
@@ -197,7 +197,7 @@ def first_load(runtime: Runtime) -> tuple[str, dict[str, list[tuple[str, str]]]]
     try:
         text = status_markdown(runtime)
     except CarmatchError as exc:
-        text = f"⚠️ {for_browser(exc)}"
+        text = f"⚠️ {as_text(for_browser(exc))}"
     try:
         choices = filter_choices(runtime)
     except CarmatchError:
@@ -227,6 +227,6 @@ def model_change_note(runtime: Runtime, shown: str | None) -> tuple[str | None, 
     try:
         status = status_markdown(runtime)
     except CarmatchError as exc:
-        status = f"⚠️ {for_browser(exc)}"
+        status = f"⚠️ {as_text(for_browser(exc))}"
     note = f"ℹ️ The search model changed to **{current}** (activated in the Training tab): search again for its results."
     return f"{note}\n\n{status}", current

@@ -16,7 +16,7 @@ from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
 from carmatch.ui import search_actions as actions
 from carmatch.ui.common import photo_input, user_errors
-from carmatch.ui.phrasing import FIELD_LABELS, for_browser
+from carmatch.ui.phrasing import FIELD_LABELS, as_text, for_browser
 
 ANY = actions.ANY
 
@@ -213,7 +213,7 @@ def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any) -> Any:
         try:
             path = actions.similar_source(runtime, results, index)
         except CarmatchError as exc:
-            return (*[gr.update() for _ in range(5)], f"⚠️ {for_browser(exc)}", gr.update())
+            return (*[gr.update() for _ in range(5)], f"⚠️ {as_text(for_browser(exc))}", gr.update())
         query = list(values)
         query[0], query[1] = "", path
         return (actions.query_photo(path), "", *in_page(*query))

@@ -16,7 +16,7 @@ from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
 from carmatch.ui import training_actions as actions
 from carmatch.ui.common import progress_adapter, unlock_row, user_errors
-from carmatch.ui.phrasing import FIELD_LABELS, for_browser
+from carmatch.ui.phrasing import FIELD_LABELS, as_text, for_browser
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def _wire_refresh(
             choices = actions.model_choices(runtime)
             resumable = actions.resumable_runs(runtime)
         except CarmatchError as exc:
-            return f"⚠️ {for_browser(exc)}", None, gr.update(), gr.update()
+            return f"⚠️ {as_text(for_browser(exc))}", None, gr.update(), gr.update()
         return text, table, gr.update(choices=choices), gr.update(choices=resumable)
 
     def draw(pw: str | None) -> tuple[Any, ...]:

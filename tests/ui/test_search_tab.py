@@ -10,6 +10,7 @@ from carmatch.errors import CarmatchError, InvalidInputError
 from carmatch.runtime import Runtime
 from carmatch.ui import search_actions
 from tests.drawing import draw_car
+from tests.ui.rendering import rendered, shown
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_detail_shows_selected_result_large_with_file_name(indexed: Runtime) -> 
     _, results, _ = search_actions.search(indexed, "a car", None, 3, 0.5)
     image, text = search_actions.detail(results, 1, indexed)
     assert image is not None and image.size == (96, 64)
-    assert results[1]["file"] in text and str(indexed.settings.home.resolve()) not in text
+    assert results[1]["file"] in shown(text) and str(indexed.settings.home.resolve()) not in shown(text)
     assert results[1]["id"][:12] not in text  # an id prefix is nothing a visitor can use
 
 
@@ -96,7 +97,7 @@ def test_a_model_that_failed_to_load_is_the_first_thing_the_page_says(
     loader = rt.start_loading()
     assert loader is not None
     loader.join()
-    text = search_actions.status_markdown(rt)
+    text = shown(search_actions.status_markdown(rt))
     assert text.startswith("⚠️ The weights are not downloaded yet. Fix: CARMATCH_PRETRAINED=none make run")
     assert "6 images" in text and "(failed)" in text
     rt.close()
@@ -128,3 +129,20 @@ def test_open_page_learns_that_another_model_was_activated(indexed: Runtime) -> 
     text, current = search_actions.model_change_note(indexed, shown)
     assert current == "run-new" and text is not None and "changed to **run-new**" in text
     assert search_actions.model_change_note(indexed, current) == (None, "run-new")
+
+
+HOSTILE = '<img src="http://tracker.example/p.png"> see [offer](http://evil.example) **now** `x` # big'
+
+
+def test_the_detail_view_shows_captions_and_file_names_as_plain_text(indexed: Runtime) -> None:
+    _, results, _ = search_actions.search(indexed, "a car", None, 3, 0.5)
+    results[1]["caption"] = HOSTILE
+    _, text = search_actions.detail(results, 1, indexed)
+    html = rendered(text)
+    assert "<img" not in html and "<a " not in html and "<h1" not in html and html.count("<strong>") == 1
+    assert HOSTILE in shown(text)  # every character shown as typed; only the file name is bold
+
+
+def test_filter_values_echoed_in_notes_are_plain_text() -> None:
+    note = search_actions.no_matches_note({"make": "[x](http://evil.example)"})
+    assert "<a " not in rendered(note) and "[x](http://evil.example)" in shown(note)
