@@ -25,6 +25,7 @@ from carmatch.search.write_lock import write_lock_for
 log = logging.getLogger(__name__)
 
 STALE_STAGING_SECONDS = 6 * 3600  # a staging folder this old belongs to no running save
+LEFTOVER_SECONDS = 300  # a CURRENT temp file or unpointed generation this old belongs to no running save
 
 
 class IndexStore:
@@ -44,6 +45,32 @@ class IndexStore:
         self.location = str(self.folder)
         self.params = dict(exact_max=exact_max, m=m, ef_construction=ef_construction, ef_search=ef_search)
         self.write_lock = write_lock_for(self.folder)
+        self.clean_leftovers()
+
+    def clean_leftovers(self, min_age: float = LEFTOVER_SECONDS) -> list[str]:
+        """Remove what a killed save left: CURRENT temp files and generations CURRENT never pointed to.
+
+        Only leftovers older than ``min_age`` seconds go, so a save running in another process
+        (which writes them for milliseconds) is never disturbed; returns the names removed.
+        """
+        if not self.folder.is_dir():
+            return []
+        current = self.current_generation()
+        removed: list[str] = []
+        for child in self.folder.iterdir():
+            leftover = child.name.startswith(f".{CURRENT_FILE}.") and child.name.endswith(".tmp")
+            orphan = child.is_dir() and child.name.startswith("gen-") and child.name != current
+            try:
+                if not (leftover or orphan) or time.time() - child.stat().st_mtime < min_age:
+                    continue
+                shutil.rmtree(child) if orphan else child.unlink()
+            except OSError as exc:  # a read-only home keeps them; searching still works
+                log.debug("Could not remove leftover %s: %s", child, exc)
+                continue
+            removed.append(child.name)
+        if removed:
+            log.info("Removed leftovers of an interrupted index save: %s", ", ".join(sorted(removed)))
+        return removed
 
     def new_index(self, manifest: IndexManifest) -> VectorIndex:
         """An empty index with this store's parameters."""

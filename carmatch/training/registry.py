@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 BASE = "base"
 MODEL_STATUSES = ("running", "ready", "cancelled", "failed", "submitted")
+TRAINING_LOCK_FILE = ".training.lock"  # in runs_dir: held (flock) by the process training in this home
+INTERRUPTED = "interrupted — resume or delete"  # shown for a local run "running" that no process trains
 _REBUILD_LOCK = threading.Lock()
 
 
@@ -78,6 +80,24 @@ def list_models(catalog: Catalog) -> list[ModelRecord]:
     return catalog.models()
 
 
+def training_alive(runs_dir: Path) -> bool:
+    """True while some process (this one included) holds the training lock of the home owning ``runs_dir``."""
+    try:
+        import fcntl
+    except ImportError:  # no fcntl (Windows): cannot tell, so never call a run interrupted
+        return True
+    try:
+        handle = open(runs_dir / TRAINING_LOCK_FILE)  # noqa: SIM115 - closed below, lock released with it
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        return False
+
+
 def model_table(runtime: Runtime) -> list[dict[str, Any]]:
     """Rows for ``model list``/the app: the base model first, then each run, with an ``active`` flag."""
     active = runtime.active_model().run_id
@@ -96,6 +116,11 @@ def model_table(runtime: Runtime) -> list[dict[str, Any]]:
         }
     ]
     rows += [record.to_dict(active=record.id == active) for record in list_models(runtime.catalog)]
+    if any(row["kind"] == "local" and row["status"] == "running" for row in rows):
+        if not training_alive(runtime.settings.runs_dir):  # killed mid-training: the record still says running
+            for row in rows:
+                if row["kind"] == "local" and row["status"] == "running":
+                    row["status"] = INTERRUPTED
     return rows
 
 

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LOCK_FILE = ".training.lock"
+LOCK_FILE = registry.TRAINING_LOCK_FILE
 LOG_TAIL_LINES = 200
 _PROCESS_LOCK = threading.Lock()
 
