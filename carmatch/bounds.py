@@ -72,3 +72,11 @@ def check_filter_text(value: str | None, field: str, label: str = "") -> str | N
             reason=f"is too long: use at most {MAX_FILTER_CHARS} characters (got {len(text)})",
         )
     return text
+
+
+def selection_index(value: Any, length: int) -> int | None:
+    """``value`` as a position in a list of ``length`` items, or None when it is not one ('a', NaN, -1, too big)."""
+    index = _as_number(value, integer=True)
+    if index is None or not 0 <= index < length:
+        return None
+    return int(index)

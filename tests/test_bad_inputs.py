@@ -134,3 +134,29 @@ def test_a_long_caption_filter_within_bounds_still_searches() -> None:
     with Catalog(":memory:") as catalog:
         assert page(catalog, Query(text=" ".join(["red"] * 20))).total == 0
         assert page(catalog, Query(), number=10**9).page == 1  # past the last page: the last one
+
+
+@pytest.mark.parametrize("index", ["a", float("nan"), -1, 99, None, "1e9"])
+def test_a_tampered_gallery_select_index_shows_nothing_or_asks_to_select(index: Any) -> None:
+    from carmatch.ui import search_actions
+
+    results = [{"id": "abc", "file": "missing.jpg", "score": 0.5, "caption": "red car"}]
+    assert search_actions.detail(results, index) == (None, "")
+    with pytest.raises(InvalidInputError, match="Select a result first, then press Find similar."):
+        search_actions.similar_source(None, results, index)  # type: ignore[arg-type]
+
+
+def test_a_disk_fault_in_an_app_action_is_a_message_not_a_blank_error() -> None:
+    import errno
+
+    import gradio as gr
+
+    from carmatch.ui.common import user_errors
+
+    @user_errors
+    def save() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/home/index/CURRENT")
+
+    with pytest.raises(gr.Error) as shown:
+        save()
+    assert "is full: free some space and run it again." in shown.value.message

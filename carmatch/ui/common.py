@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import gradio as gr
 
 from carmatch.access import UnlockThrottle, admin_enabled, check_unlock
+from carmatch.catalog.faults import environment_fault
 from carmatch.errors import AccessDeniedError, CarmatchError
 from carmatch.runtime import Runtime
 from carmatch.ui.dataset_actions import access_note, unlock
@@ -32,6 +34,12 @@ def user_errors(fn: F) -> F:
         except CarmatchError as exc:
             log.info("%s: %s", fn.__name__, exc)
             raise gr.Error(as_html(for_browser(exc)), print_exception=False) from exc
+        except (OSError, sqlite3.Error) as exc:  # a full disk, a read-only home: a message, not a blank "Error"
+            fault = environment_fault(exc)
+            if fault is None:
+                raise
+            log.warning("%s: %s", fn.__name__, fault)
+            raise gr.Error(as_html(for_browser(fault)), print_exception=False) from exc
 
     return wrapper  # type: ignore[return-value]
 

@@ -14,6 +14,7 @@ from typing import Any
 from PIL import Image
 
 from carmatch.access import check_admin
+from carmatch.bounds import selection_index
 from carmatch.catalog.schema import FILTER_ATTRIBUTES
 from carmatch.dataset.demo_background import demo_import_of
 from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
@@ -115,13 +116,13 @@ def search(
     runtime: Runtime,
     text: str | None,
     image: Image.Image | str | None,
-    k: float,
-    image_weight: float,
+    k: Any,  # the slider's number, or whatever a tampered event sends: the library checks both
+    image_weight: Any,
     where: dict[str, str] | None = None,
 ) -> tuple[list[tuple[str, str]], list[dict[str, Any]], str]:
     """Run a search; returns gallery items (thumbnail, label), result dicts and notes markdown."""
     text = text if text and text.strip() else None  # a blank box is no description
-    response = runtime.search(text=text, image=image, k=int(k), image_weight=float(image_weight), where=where)
+    response = runtime.search(text=text, image=image, k=k, image_weight=image_weight, where=where)  # checked there
     gallery: list[tuple[str, str]] = []
     results: list[dict[str, Any]] = []
     for result in response.results:
@@ -158,9 +159,10 @@ def filters_label(where: dict[str, str]) -> str:
 
 def detail(results: list[dict[str, Any]], index: int, runtime: Runtime | None = None) -> tuple[Image.Image | None, str]:
     """The selected result shown large, with its caption, score and file name (read from the catalog by id)."""
-    if not results or index is None or not 0 <= index < len(results):
+    position = selection_index(index, len(results or []))  # a tampered event may send 'a' or NaN
+    if position is None:
         return None, ""
-    item = results[index]
+    item = results[position]
     record = runtime.catalog.get_many([item["id"]]).get(item["id"]) if runtime is not None else None
     path = Path(record.path if record is not None else item["file"])
     try:
@@ -174,9 +176,10 @@ def detail(results: list[dict[str, Any]], index: int, runtime: Runtime | None = 
 
 def similar_source(runtime: Runtime, results: list[dict[str, Any]], index: int | None) -> str:
     """The file of the selected result, to search with as the next query photo."""
-    if not results or index is None or not 0 <= index < len(results):
+    position = selection_index(index, len(results or []))  # a tampered event may send 'a' or NaN
+    if position is None:
         raise InvalidInputError("Select a result first, then press Find similar.")
-    image_id = results[index]["id"]
+    image_id = results[position]["id"]
     record = runtime.catalog.get_many([image_id]).get(image_id)
     if record is None:
         raise NotFoundError(f"Image {image_id[:12]} is no longer in the collection.")
