@@ -55,6 +55,7 @@ class Runtime:
         self._index: SearchIndex | None = None
         self._index_generation: str | None = None
         self._installing: str | None = None  # model key whose index is being built for a swap
+        self._seen_active = self.active_model().spec  # the active-model record last acted on (see _follow_active)
 
     # -- model ------------------------------------------------------------------------------
     def active_model(self) -> ActiveModel:
@@ -93,18 +94,54 @@ class Runtime:
                     raise self._embedder_error
             spec = self.active_model().spec
             try:
-                if is_bedrock_model(spec.name):  # CARMATCH_MODEL=bedrock/...: Titan on Bedrock
-                    embedder: Embedder = load_titan(spec.name, self.settings)
-                else:
-                    embedder = load_clip(spec.name, spec.pretrained, self.settings.device, self.settings.offline)
+                embedder = self._load(spec)
             except CarmatchError as exc:
                 with self._state_lock:
                     self._embedder_error = exc
                 raise
             with self._state_lock:
                 if self._embedder is None:  # a model swapped in meanwhile wins
-                    self._embedder = embedder
+                    self._embedder, self._seen_active = embedder, spec
                 return self._embedder
+
+    def _load(self, spec: ModelSpec) -> Embedder:
+        """Load the model ``spec`` names: Titan on Bedrock for ``bedrock/...``, else open_clip."""
+        if is_bedrock_model(spec.name):  # CARMATCH_MODEL=bedrock/...: Titan on Bedrock
+            return load_titan(spec.name, self.settings)
+        return load_clip(spec.name, spec.pretrained, self.settings.device, self.settings.offline)
+
+    def _follow_active(self) -> None:
+        """Switch models when another process (``model activate``) changed the active model.
+
+        Cheap: the active-model record is read only when CURRENT names a generation this runtime has
+        not loaded. The old model and its in-memory index keep answering until the new model is
+        loaded; a model that fails to load is logged once and the old one keeps serving.
+        """
+        loaded = self._embedder
+        if loaded is None or self._installing is not None:
+            return
+        if self.store.current_generation() == self._index_generation:
+            return
+        spec = self.active_model().spec
+        if spec == self._seen_active or not self._model_lock.acquire(blocking=False):
+            return  # unchanged, or another search is switching (or loading) right now
+        try:
+            self._seen_active = spec
+            embedder = self._load(spec)
+        except CarmatchError as exc:
+            log.error(
+                "The newly activated model %s could not be loaded; the previous one keeps answering: %s", spec.name, exc
+            )
+            return
+        finally:
+            self._model_lock.release()
+        with self._lock:
+            with self._state_lock:
+                if self._embedder is not loaded:
+                    return  # swapped meanwhile in this process
+                self._embedder = embedder
+            self._index, self._index_generation = None, None
+        log.info("Switched to the newly activated model %s", embedder.model_key)
 
     def start_loading(self) -> threading.Thread | None:
         """Load the active model in a background thread (app start-up); None when nothing is left to load."""
@@ -146,6 +183,7 @@ class Runtime:
         """Switch to another model whose index has already been saved as current."""
         with self._lock:
             self.set_active_model(active)
+            self._seen_active = self.active_model().spec
             with self._state_lock:
                 self._embedder = embedder
                 self._embedder_error = None
@@ -188,15 +226,15 @@ class Runtime:
                     )
                 raise IndexMissingError(f"No search index yet. Build it: {CLI} index rebuild")
             if self._index is None or generation != self._index_generation:
-                if self._index is not None and self._installing is not None:
-                    if self.store.read_manifest().model_key == self._installing:
-                        return self._index  # the new model's index is saved but not swapped in yet
+                if self._index is not None and self.store.read_manifest().model_key != self.embedder.model_key:
+                    return self._index  # another model's index is saved but not swapped in yet (here or elsewhere)
                 self._index = self.store.load(self.embedder.model_key)
                 self._index_generation = generation
             return self._index
 
     def searcher(self) -> Searcher:
         """A Searcher over the active model and current index (read together, never mid-swap)."""
+        self._follow_active()
         with self._lock:
             embedder, index = self.embedder, self.index()
         return Searcher(embedder, index, self.catalog, self.settings.max_image_bytes, self.settings.max_image_pixels)

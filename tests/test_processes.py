@@ -106,3 +106,57 @@ def test_an_ingest_during_a_rebuilds_save_waits_and_ends_in_the_index(
         assert sorted(store.load().ids) == sorted(catalog.ids())
     finally:
         catalog.close()
+
+
+def nudged_run(runtime: Runtime, tiny_model: tuple[str, str], folder: Path) -> str:
+    """Register a ready fine-tuned run: the tiny model with nudged weights (another embedding space)."""
+    import torch
+
+    from carmatch.training import registry
+
+    state = torch.load(tiny_model[1], weights_only=True)
+    generator = torch.Generator().manual_seed(7)
+    nudged = {
+        k: v + 0.05 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
+        for k, v in state.items()
+    }
+    checkpoint = folder / "run-b" / "best.pt"
+    checkpoint.parent.mkdir(parents=True)
+    torch.save(nudged, checkpoint)
+    registry.register_model(runtime.catalog, "run-b", "local", tiny_model[0], tiny_model[1], "ready", str(checkpoint))
+    return str(checkpoint)
+
+
+def answering_model(runtime: Runtime) -> str:
+    """Search like the app does; the model key of the index that answered (it must answer)."""
+    searcher = runtime.searcher()
+    assert searcher.search(text="a red sedan", k=3).results
+    return searcher.index.manifest.model_key
+
+
+def test_a_running_app_follows_a_model_activated_by_the_cli(
+    runtime: Runtime, tiny_model: tuple[str, str], tmp_path: Path
+) -> None:
+    from carmatch.search.embedder import load_clip
+
+    runtime.ingestor().ingest_folder(draw_car_folder(tmp_path / "cars"))
+    base_key = answering_model(runtime)
+    run_key = load_clip(tiny_model[0], nudged_run(runtime, tiny_model, tmp_path / "runs"), "cpu").model_key
+    paused, go, log = tmp_path / "paused", tmp_path / "go", tmp_path / "activate.log"
+    activation = start_cli(["model", "activate", "run-b"], log, PAUSE_AT_SAVE=str(paused), GO=str(go))
+    wait_for(paused.exists, "the activation to reach its save", activation)
+    assert answering_model(runtime) == base_key  # the old model answers while the new index is built
+    go.touch()
+    answered = []
+    while True:  # search again and again while the other process saves the new index and swaps models
+        answered.append(answering_model(runtime))
+        try:
+            activation.wait(timeout=POLL_SECONDS)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    finish(activation, log)
+    assert set(answered) <= {base_key, run_key}
+    assert answering_model(runtime) == run_key
+    assert runtime.active_model().run_id == "run-b"
+    assert runtime.info(load_model=False)["problems"] == []
