@@ -6,11 +6,11 @@ import hmac
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from carmatch.config import Settings
-from carmatch.errors import AccessDeniedError
+from carmatch.errors import AccessDeniedError, BusyError
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +97,28 @@ def check_unlock(settings: Settings, throttle: UnlockThrottle, password: str | N
             throttle.failed(client)
         raise
     throttle.succeeded(client)
+
+
+class RateLimit:
+    """At most ``per_minute`` calls per client in any 60 seconds; BusyError (with the wait) beyond that."""
+
+    def __init__(self, per_minute: int, what: str = "searches", clock: Callable[[], float] = time.monotonic):
+        self.per_minute, self.what, self.clock = per_minute, what, clock
+        self._calls: OrderedDict[str, deque[float]] = OrderedDict()  # address -> times of its recent calls
+        self._lock = threading.Lock()
+
+    def check(self, client: str) -> None:
+        """Count a call from ``client``, or raise BusyError when it is over the limit (not counted)."""
+        now = self.clock()
+        with self._lock:
+            calls = self._calls.pop(client, deque())
+            while calls and calls[0] <= now - 60:
+                calls.popleft()
+            self._calls[client] = calls
+            while len(self._calls) > 10_000:  # bounded memory under many addresses
+                self._calls.popitem(last=False)
+            if len(calls) >= self.per_minute:
+                wait = calls[0] + 60 - now
+                log.warning("Rate limit: %s from %s over %d a minute", self.what, client, self.per_minute)
+                raise BusyError(f"Too many {self.what} from your address: try again in {wait:.0f} s.")
+            calls.append(now)

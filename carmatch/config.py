@@ -90,6 +90,7 @@ class Settings:
     max_image_bytes: int = 50 * 1024 * 1024  # CARMATCH_MAX_IMAGE_BYTES
     max_image_pixels: int = 64_000_000  # CARMATCH_MAX_IMAGE_PIXELS (width * height)
     max_upload_bytes: int = 200 * 1024 * 1024  # CARMATCH_MAX_UPLOAD_BYTES: any one file sent to the app (Gradio)
+    search_per_minute: int = 120  # CARMATCH_SEARCH_PER_MINUTE: searches one client may run in any minute (app)
     exact_search_max: int = 40_000  # CARMATCH_EXACT_SEARCH_MAX: up to this, exact numpy search (bench crossover)
     hnsw_m: int = 16  # CARMATCH_HNSW_M
     hnsw_ef_construction: int = 200  # CARMATCH_HNSW_EF_CONSTRUCTION
@@ -171,6 +172,7 @@ _ENV_NAMES: dict[str, str] = {
     "batch_size": "CARMATCH_BATCH_SIZE",
     "max_image_bytes": "CARMATCH_MAX_IMAGE_BYTES",
     "max_upload_bytes": "CARMATCH_MAX_UPLOAD_BYTES",
+    "search_per_minute": "CARMATCH_SEARCH_PER_MINUTE",
     "max_image_pixels": "CARMATCH_MAX_IMAGE_PIXELS",
     "exact_search_max": "CARMATCH_EXACT_SEARCH_MAX",
     "hnsw_m": "CARMATCH_HNSW_M",

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from carmatch.access import UnlockThrottle, check_unlock
+from carmatch.access import RateLimit, UnlockThrottle, check_unlock
 from carmatch.config import Settings
-from carmatch.errors import AccessDeniedError
+from carmatch.errors import AccessDeniedError, BusyError
+from carmatch.runtime import Runtime
 
 
 class Clock:
@@ -79,3 +81,32 @@ def test_the_apps_unlock_row_uses_the_throttle_and_the_client_address(
     assert stored == "" and "Wrong admin password" in note
     stored, note = common.guarded_unlock(runtime, throttle, "s3cret", "203.0.113.7")  # type: ignore[arg-type]
     assert stored == "" and "wait 1 s" in note
+
+
+def test_searches_over_the_per_minute_limit_wait_for_the_window() -> None:
+    clock = Clock()
+    limit = RateLimit(3, "searches", clock=clock)
+    for _ in range(3):
+        limit.check("203.0.113.7")
+    with pytest.raises(BusyError, match="Too many searches from your address: try again in 60 s"):
+        limit.check("203.0.113.7")
+    limit.check("198.51.100.1")  # another visitor is not held up
+    clock.now += 60.5
+    limit.check("203.0.113.7")
+
+
+def test_the_search_api_applies_the_per_client_limit(runtime: Runtime, car_folder: Path) -> None:
+    gr = pytest.importorskip("gradio")
+    from carmatch.ui import search_tab
+
+    runtime.settings = runtime.settings.with_overrides(search_per_minute=2)
+    runtime.ingestor().ingest_folder(car_folder)
+    with gr.Blocks() as demo:
+        search_tab.build(demo, runtime)
+    search = next(f.fn for f in demo.fns.values() if f.api_name == "search")
+    request = gr.Request(client={"host": "203.0.113.7"})
+    query = ("a red car", None, 2, 0.5, "any", "any", "any", "any", "any")
+    for _ in range(2):
+        assert len(search(*query, request=request)[1]) == 2
+    with pytest.raises(gr.Error, match="Too many searches"):
+        search(*query, request=request)

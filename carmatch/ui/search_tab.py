@@ -5,17 +5,19 @@ Layout and wiring only; the logic is in :mod:`carmatch.ui.search_actions` (plain
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import gradio as gr
 from PIL import Image
 
+from carmatch.access import RateLimit
 from carmatch.catalog import REVIEW_STATES
 from carmatch.catalog.schema import FILTER_ATTRIBUTES
 from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
 from carmatch.ui import search_actions as actions
-from carmatch.ui.common import photo_input, user_errors
+from carmatch.ui.common import client_address, photo_input, user_errors
 from carmatch.ui.phrasing import FIELD_LABELS, as_text, for_browser
 
 ANY = actions.ANY
@@ -100,6 +102,7 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
             ui = _results_column()
     results_state = gr.State([])
     api_trigger = gr.Button(visible=False)  # carries the /search API (errors raised to the client)
+    searches = RateLimit(runtime.settings.search_per_minute, "searches")  # per client, API and Search button
 
     @user_errors
     def on_search(  # the /search API: parameter names and order stay as clients call them
@@ -112,7 +115,10 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
         make: str,
         view: str,
         state: str,
+        request: gr.Request | None = None,
     ) -> tuple[list[tuple[str, str]], list[dict[str, Any]], list[dict[str, Any]], str]:
+        if request is not None:
+            searches.check(client_address(request))
         where = actions.build_where(color, body, make, view, state)  # one value per actions.WHERE_INPUTS
         items, results, note = actions.search(runtime, text, image, k, weight, where)
         return items, results, results, note
@@ -181,22 +187,42 @@ def _model_retry(runtime: Runtime, status: gr.Markdown) -> gr.Group:
     return box
 
 
+def page_search(in_page: Any) -> Any:
+    """The Search button's handler: ``in_page`` given the visitor's request, so the per-client limit applies."""
+
+    def search_page(  # the Search inputs, in order
+        text: str,
+        image: str | None,
+        k: float,
+        weight: float,
+        color: str,
+        body: str,
+        make: str,
+        view: str,
+        state: str,
+        request: gr.Request | None = None,
+    ) -> tuple[Any, ...]:
+        return in_page(text, image, k, weight, color, body, make, view, state, request=request)
+
+    return search_page
+
+
 def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any) -> Any:
     """Search (button, Enter, Find similar) into the page and show the selected result; returns the page search."""
     outputs = ui["outputs"]
 
-    def in_page(*values: Any) -> tuple[Any, ...]:
+    def in_page(*values: Any, request: gr.Request | None = None) -> tuple[Any, ...]:
         """Search for the page: an error replaces the results, in the notes, and stays until the next search."""
         where = actions.build_where(*values[4:])
         try:
-            found = on_search(*values)
+            found = on_search(*values, request=request)
         except gr.Error as exc:
-            found = ([], [], [], f"⚠️ {exc.message}")
+            found = ([], [], [], f"⚠️ {as_text(html.unescape(exc.message))}")
         return (*found, gr.update(visible=bool(where)))
 
     page = {"outputs": [*outputs, ui["clear"]], "api_visibility": "private", "show_progress": "minimal"}
     for trigger in (ui["search"].click, ui["text"].submit):
-        trigger(in_page, ui["inputs"], **page).then(None, js=SCROLL_TO_RESULTS)
+        trigger(page_search(in_page), ui["inputs"], **page).then(None, js=SCROLL_TO_RESULTS)
 
     selected = gr.State(None)
 
