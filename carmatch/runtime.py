@@ -19,6 +19,7 @@ from carmatch.config import CLI, Settings
 from carmatch.errors import CarmatchError, EmptyCollectionError, IndexMissingError
 from carmatch.images import ImageSource
 from carmatch.locations import missing_files, missing_files_problem
+from carmatch.progress import Progress, no_progress
 from carmatch.search.embedder import Embedder, ModelSpec, load_clip
 from carmatch.search.ingest import Ingestor, Limits
 from carmatch.search.searcher import DEFAULT_IMAGE_WEIGHT, Searcher, SearchResponse
@@ -190,7 +191,13 @@ class Runtime:
             self._index = None
             self._index_generation = None
 
-    def install_model(self, embedder: Embedder, active: ActiveModel | None, build: Callable[[], object]) -> None:
+    def install_model(
+        self,
+        embedder: Embedder,
+        active: ActiveModel | None,
+        build: Callable[[], object],
+        progress: Progress = no_progress,
+    ) -> None:
         """Run ``build`` (which saves the new model's index as current), then swap models.
 
         Build and swap happen under the index write lock, so no upload or bulk delete can save an
@@ -199,7 +206,7 @@ class Runtime:
         Searches keep being answered during ``build``: until the swap, :meth:`index` keeps serving
         the old in-memory index whenever the newly saved one belongs to the model being installed.
         """
-        with self.store.write_lock.holding("model activation"):
+        with self.store.write_lock.holding("model activation", progress):  # a wait for another process is reported
             with self._lock:
                 try:
                     self.index()  # hold the serving index in memory so searches can use it during the build

@@ -192,7 +192,7 @@ def activate(
             )
             built.update(index=index, failures=failures)
 
-        runtime.install_model(embedder, active, build)
+        runtime.install_model(embedder, active, build, report)
         log.info("Activated %s (%s): %d images indexed", run_id, embedder.model_key, len(built["index"]))
         return ActivationResult(run_id, embedder.model_key, len(built["index"]), True, built["failures"])
     except CarmatchError:

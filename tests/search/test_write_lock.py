@@ -184,3 +184,51 @@ def test_every_store_on_one_folder_shares_one_reentrant_lock(tmp_path: Path) -> 
         assert taken.outcome() is False  # another thread cannot take it meanwhile
     assert first.write_lock.acquire(blocking=False)
     first.write_lock.release()
+
+
+HOLDER_SNIPPET = """
+import sys, time
+from pathlib import Path
+from filelock import FileLock
+lock_path, holder_path, held, go = sys.argv[1:]
+with FileLock(lock_path):
+    Path(holder_path).write_text("rebuild (process 1234)")
+    Path(held).touch()
+    deadline = time.monotonic() + 120
+    while not Path(go).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+"""
+
+
+def test_a_writer_waiting_for_another_process_reports_it_as_progress(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    lock = IndexWriteLock(tmp_path / "index")
+    held, go = tmp_path / "held", tmp_path / "go"
+    args = [str(lock.lock_path), str(lock.holder_path), str(held), str(go)]
+    other = subprocess.Popen([sys.executable, "-c", HOLDER_SNIPPET, *args])
+    messages: list[str] = []
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not held.exists():  # poll until the other process holds the lock
+            assert other.poll() is None and time.monotonic() < deadline, "the other process never took the lock"
+            time.sleep(0.02)
+        assert not lock.acquire(blocking=False)  # a non-blocking writer gives up at once
+
+        def upload() -> str:
+            with lock.holding("upload", lambda done, total, message: messages.append(message)):
+                return lock.holder_path.read_text()
+
+        writer = Worker("upload", upload)
+        writer.start()
+        while not messages:
+            assert writer.is_alive() and time.monotonic() < deadline, "the writer never said it waits"
+            time.sleep(0.02)
+        assert writer.is_alive()  # still waiting: the other process holds the lock
+    finally:
+        go.touch()
+        other.wait(WAIT_SECONDS)
+    assert writer.outcome().startswith("upload (process ")  # then it went on and wrote
+    assert messages == ["waiting for the running rebuild (process 1234)…"]
