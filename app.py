@@ -15,6 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from carmatch.config import load_dotenv_file, load_settings  # noqa: E402
 from carmatch.runtime import Runtime  # noqa: E402  (imports neither torch nor Gradio)
 from carmatch.storage import apply_storage_defaults, storage_warning  # noqa: E402
+from carmatch.thumbs import prune_thumbnails  # noqa: E402
 
 if __name__ == "__main__":  # python app.py, gradio app.py and a Space; importing app reads no .env
     load_dotenv_file()
@@ -71,6 +72,7 @@ demo = build_demo(runtime)
 if __name__ == "__main__":
     if warning := storage_warning(runtime.settings.home):
         log.warning("%s", warning)
+    prune_thumbnails(runtime.settings.thumbs_dir, runtime.catalog.ids())  # serve thumbnails of live images only
     start_demo_import(runtime)  # a Space's first start: the demo collection, in the background
     demo.queue(default_concurrency_limit=4).launch(
         mcp_server=True,  # the /search endpoint as an MCP tool (gradio[mcp]); admin actions are private

@@ -46,6 +46,19 @@ def remove_thumbnails(thumbs_dir: Path, image_ids: Iterable[str]) -> int:
     return removed
 
 
+def prune_thumbnails(thumbs_dir: Path, live_ids: Iterable[str]) -> int:
+    """Delete cached thumbnails of images no longer in the collection (e.g. deleted before this sweep existed)."""
+    live = set(live_ids)
+    removed = 0
+    for path in Path(thumbs_dir).glob("??/*-*.jpg"):
+        if path.name.rsplit("-", 1)[0] not in live:
+            path.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.info("Removed %d thumbnail(s) of images no longer in the collection", removed)
+    return removed
+
+
 def placeholder_path(thumbs_dir: Path) -> Path:
     """A grey square shown where an image's file is gone or unreadable."""
     path = Path(thumbs_dir) / "missing.png"
