@@ -7,8 +7,10 @@ The library checks files, formats and limits; its errors are phrased with the pa
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +31,9 @@ from carmatch.runtime import Runtime
 from carmatch.search.uploads import add_uploads
 from carmatch.ui.dataset_actions import APP_AUTHOR, require_admin
 from carmatch.ui.phrasing import phrased
+
+DOWNLOAD_PREFIX = "carmatch-export-"  # download copies of exports, in the system temp folder
+DOWNLOAD_KEEP_SECONDS = 600  # removed at the next export once this old
 
 
 @phrased
@@ -80,7 +85,7 @@ def export(
         report = export_titan(catalog, folder / "titan", s3_prefix or "", include_unreviewed, progress=progress)
     else:
         raise InvalidInputError(f"Unknown export format {fmt!r}; use csv, jsonl or titan.")
-    downloads = Path(tempfile.mkdtemp(prefix="carmatch-export-"))
+    downloads = download_folder()
     copies = []
     for path in report.files:
         target = downloads / (f"titan-{path.name}" if fmt == "titan" else path.name)
@@ -93,6 +98,19 @@ def export(
             f"`.venv/bin/carmatch dataset export --format titan --out DIR --s3-prefix {s3_prefix} --upload`"
         )
     return copies, text
+
+
+def download_folder(keep_seconds: float = DOWNLOAD_KEEP_SECONDS) -> Path:
+    """A new temp folder for an export's download copies, after removing earlier exports' old ones.
+
+    Gradio copies a returned file into its own cache (cleaned by ``delete_cache``) as the event ends,
+    so a copy older than ``keep_seconds`` is no longer needed by any download.
+    """
+    for old in Path(tempfile.gettempdir()).glob(f"{DOWNLOAD_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if old.is_dir() and time.time() - old.stat().st_mtime > keep_seconds:
+                shutil.rmtree(old)
+    return Path(tempfile.mkdtemp(prefix=DOWNLOAD_PREFIX))
 
 
 def _check_something_to_export(runtime: Runtime, include_unreviewed: bool) -> None:

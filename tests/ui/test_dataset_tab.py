@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -339,3 +342,19 @@ def test_a_change_while_locked_says_to_enter_the_password(admin_runtime: Runtime
     with pytest.raises(AccessDeniedError, match="enter the admin password to edit"):
         actions.save(admin_runtime, "", image_id, before.version, "new words", [], actions.make_query())
     assert admin_runtime.catalog.get(image_id).version == before.version
+
+
+def test_an_export_removes_earlier_exports_old_download_copies_from_the_system_temp_folder(
+    admin_runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system_temp = tmp_path / "system-temp"
+    system_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    stale = system_temp / f"{files_actions.DOWNLOAD_PREFIX}old"
+    stale.mkdir()
+    (stale / "pairs.jsonl").write_text("{}\n")
+    then = time.time() - files_actions.DOWNLOAD_KEEP_SECONDS - 60
+    os.utime(stale, (then, then))
+    files, _ = files_actions.export(admin_runtime, PASSWORD, "jsonl", include_unreviewed=True)
+    assert not stale.exists()
+    assert [p.name for p in system_temp.iterdir()] == [Path(files[0]).parent.name]
