@@ -208,7 +208,7 @@ def open_image(runtime: Runtime, image_id: str | None, message: str = "") -> Edi
         f"model {as_code(record.caption_model or '-')} · prompt {as_code(record.prompt_version or '-')} · "
         f"version {record.version}"
         + (f" · by {as_text(record.caption_author)}" if record.caption_author else "")
-        + f"\n\n{as_code(record.path)}"
+        + f"\n\n{as_code(record.rel_path or Path(record.path).name)}"  # never a server path: visitors read this tab
     )
     if info.failures and not record.caption:
         last = info.failures[0]

@@ -358,3 +358,11 @@ def test_an_export_removes_earlier_exports_old_download_copies_from_the_system_t
     files, _ = files_actions.export(admin_runtime, PASSWORD, "jsonl", include_unreviewed=True)
     assert not stale.exists()
     assert [p.name for p in system_temp.iterdir()] == [Path(files[0]).parent.name]
+
+
+def test_the_editor_names_the_file_within_its_folder_never_a_server_path(admin_runtime: Runtime) -> None:
+    image_id = next(iter(ids_by_name(admin_runtime).values()))
+    record = admin_runtime.catalog.get(image_id)
+    meta = actions.open_image(admin_runtime, image_id).meta
+    assert Path(record.path).name in meta
+    assert str(Path(record.path).parent) not in meta and str(admin_runtime.settings.home) not in meta
