@@ -63,3 +63,18 @@ def fast_config(runtime: Runtime, **overrides: Any) -> TrainConfig:
     )
     values.update(overrides)
     return default_config(runtime.settings, **values)
+
+
+def nudged_checkpoint(tiny_model: tuple[str, str], path: Path) -> Path:
+    """The tiny model with seeded nudged weights (another embedding space), saved at ``path``."""
+    import torch
+
+    state = torch.load(tiny_model[1], weights_only=True)
+    generator = torch.Generator().manual_seed(1)
+    nudged = {
+        k: v + 0.05 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
+        for k, v in state.items()
+    }
+    path.parent.mkdir(parents=True)
+    torch.save(nudged, path)
+    return path

@@ -61,7 +61,7 @@ def refresh_jobs(
             for key in ("totalRecordCount", "processedRecordCount", "successRecordCount", "errorRecordCount")
             if key in reply
         }
-        jobs_db.update_job(catalog, job.id, status=reply["status"], message=reply.get("message") or "", params=params)
+        catalog.update_job(job.id, status=reply["status"], message=reply.get("message") or "", params=params)
     return jobs_db.list_jobs(catalog, named)
 
 
@@ -149,7 +149,7 @@ def collect_job(catalog: Catalog, s3: Any, job_id: str, *, force: bool = False, 
         except (ClientError, BotoCoreError) as exc:
             raise explain_aws_error(exc, f"read the output of batch job {job_id}", region) from exc
     report.missing = jobs_db.mark_unanswered(catalog, job_id, "missing")
-    jobs_db.update_job(catalog, job_id, collected=True)
+    catalog.update_job(job_id, collected=True)
     log.info("Collected %s", report.summary())
     return report
 

@@ -91,20 +91,6 @@ def insert_job(
     catalog.insert_job(job_id, JOB_KIND, "Submitting", input_uri, output_uri, params, records)
 
 
-def update_job(
-    catalog: Catalog,
-    job_id: str,
-    *,
-    status: str | None = None,
-    message: str | None = None,
-    arn: str | None = None,
-    params: dict[str, Any] | None = None,
-    collected: bool = False,
-) -> None:
-    """Change some fields of a job row (None leaves a field alone)."""
-    catalog.update_job(job_id, status=status, message=message, arn=arn, params=params, collected=collected)
-
-
 def list_jobs(catalog: Catalog, job_ids: Iterable[str] | None = None) -> list[BatchJob]:
     """Batch captioning jobs, oldest first (all, or those named)."""
     jobs = [BatchJob.of(row) for row in catalog.jobs(JOB_KIND)]

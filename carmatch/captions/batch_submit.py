@@ -375,8 +375,8 @@ def _create_job(
         )
     except (ClientError, BotoCoreError) as exc:
         error = explain_aws_error(exc, f"create batch job {name}", settings.aws_region)
-        jobs_db.update_job(catalog, name, status="SubmitFailed", message=str(error))
+        catalog.update_job(name, status="SubmitFailed", message=str(error))
         jobs_db.mark_unanswered(catalog, name, "cancelled")
         raise error from exc
-    jobs_db.update_job(catalog, name, status="Submitted", arn=response["jobArn"])
+    catalog.update_job(name, status="Submitted", arn=response["jobArn"])
     log.info("Submitted batch job %s (%s)", name, response["jobArn"])

@@ -18,7 +18,7 @@ from typing import Any
 
 from carmatch.atomic import replace_dir, staging_dir, write_bytes
 from carmatch.catalog import now_iso
-from carmatch.errors import IndexMissingError, ModelMismatchError
+from carmatch.errors import IndexMissingError
 from carmatch.search.index import CURRENT_FILE, REBUILD_HINT, STAGING_PREFIX, IndexManifest, VectorIndex
 from carmatch.search.write_lock import write_lock_for
 
@@ -103,13 +103,7 @@ class IndexStore:
 
     def load(self, expected_model_key: str | None = None) -> VectorIndex:
         """Load the current index, refusing one built by another model than ``expected_model_key``."""
-        manifest = self.read_manifest()
-        if expected_model_key is not None and manifest.model_key != expected_model_key:
-            raise ModelMismatchError(
-                f"The search index was built with model {manifest.model} ({manifest.pretrained}, weights "
-                f"{manifest.weights_hash[:12]}), but the active model is {expected_model_key}. "
-                f"Embeddings from different models cannot be compared. Rebuild the index: {REBUILD_HINT}"
-            )
+        self.read_manifest().refuse_other_model(expected_model_key, "The search index")
         gen = self.current_generation()
         assert gen is not None
         return VectorIndex.load_from(self.folder / gen, **self.params)

@@ -18,9 +18,9 @@ import numpy as np
 
 from carmatch.atomic import atomic_open, fsync_dir, fsync_file, write_bytes
 from carmatch.catalog import now_iso
-from carmatch.errors import IndexMissingError, InvalidInputError
+from carmatch.errors import IndexMissingError, InvalidInputError, ModelMismatchError
 from carmatch.search.tuning import choose_ef, needs_measuring
-from carmatch.search.vectors import unit_rows
+from carmatch.search.vectors import unit_rows, unit_rows_for
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,15 @@ class IndexManifest:
     ef_search: int = 0  # hnswlib ef measured on this collection (carmatch.search.tuning); 0 = not yet
     ef_recall: float = 0.0  # recall@10 it reached
     ef_count: int = 0  # live vectors when it was measured
+
+    def refuse_other_model(self, expected_model_key: str | None, built: str) -> None:
+        """ModelMismatchError when ``built`` (e.g. "The search index") was made by another model than expected."""
+        if expected_model_key is not None and self.model_key != expected_model_key:
+            raise ModelMismatchError(
+                f"{built} was built with model {self.model} ({self.pretrained}, weights "
+                f"{self.weights_hash[:12]}), but the active model is {expected_model_key}. "
+                f"Embeddings from different models cannot be compared. Rebuild the index: {REBUILD_HINT}"
+            )
 
 
 class VectorIndex:
@@ -101,11 +110,7 @@ class VectorIndex:
         """Add or replace vectors for ``image_ids``; returns how many ids were new."""
         if len(image_ids) == 0:
             return 0
-        vectors = unit_rows(vectors)
-        if vectors.shape != (len(image_ids), self.dim):
-            raise InvalidInputError(
-                f"Embeddings have shape {vectors.shape}, the index expects ({len(image_ids)}, {self.dim})"
-            )
+        vectors = unit_rows_for(len(image_ids), self.dim, vectors)
         new_ids, new_rows = [], []
         for image_id, vec in zip(image_ids, vectors):
             label = self._labels.get(image_id)

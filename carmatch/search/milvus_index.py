@@ -17,7 +17,7 @@ import numpy as np
 from carmatch.errors import InvalidInputError
 from carmatch.search.index import IndexManifest
 from carmatch.search.store import SCALAR_FILTER_FIELDS
-from carmatch.search.vectors import unit_rows
+from carmatch.search.vectors import unit_rows, unit_rows_for
 
 if TYPE_CHECKING:
     from carmatch.search.milvus_store import MilvusStore
@@ -77,11 +77,7 @@ class MilvusIndex:
         """Upsert vectors (with their filter attributes) for ``image_ids``; returns how many ids were new."""
         if len(image_ids) == 0:
             return 0
-        vectors = unit_rows(vectors)
-        if vectors.shape != (len(image_ids), self.dim):
-            raise InvalidInputError(
-                f"Embeddings have shape {vectors.shape}, the index expects ({len(image_ids)}, {self.dim})"
-            )
+        vectors = unit_rows_for(len(image_ids), self.dim, vectors)
         before = self._existing(image_ids)
         self._upsert(list(image_ids), vectors)
         return len(set(image_ids) - before)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from carmatch.catalog import now_iso
 from carmatch.catalog.records import attr_value
-from carmatch.errors import ConfigError, IndexMissingError, InvalidInputError, ModelMismatchError
+from carmatch.errors import ConfigError, IndexMissingError, InvalidInputError
 from carmatch.search.index import REBUILD_HINT, IndexManifest
 from carmatch.search.milvus_index import SYNCED_PROPERTY, MilvusIndex
 from carmatch.search.store import SCALAR_FILTER_FIELDS, Attributes
@@ -182,12 +182,7 @@ class MilvusStore:
     def load(self, expected_model_key: str | None = None) -> MilvusIndex:
         """The live collection as an index, refusing one built by another model or of another size."""
         manifest = self.read_manifest()
-        if expected_model_key is not None and manifest.model_key != expected_model_key:
-            raise ModelMismatchError(
-                f"The Milvus collection {self.alias} was built with model {manifest.model} ({manifest.pretrained}, "
-                f"weights {manifest.weights_hash[:12]}), but the active model is {expected_model_key}. "
-                f"Embeddings from different models cannot be compared. Rebuild the index: {REBUILD_HINT}"
-            )
+        manifest.refuse_other_model(expected_model_key, f"The Milvus collection {self.alias}")
         gen = self.current_generation()
         assert gen is not None
         self._call("load_collection", collection_name=gen)

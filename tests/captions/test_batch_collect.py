@@ -118,7 +118,7 @@ def test_the_cli_the_dataset_tab_and_wait_collect_through_it(
     home: Path, catalog: Catalog, tmp_path: Path, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     done, running = two_jobs(catalog, tmp_path, s3)
-    jobs_db.update_job(catalog, running.id, status="Completed")
+    catalog.update_job(running.id, status="Completed")
     callers: list[str] = []
 
     def spy(name: str) -> Any:

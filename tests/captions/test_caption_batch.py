@@ -101,7 +101,7 @@ def recorded_job(
     records = [(f"r{n:010d}", image_id) for n, image_id in enumerate(image_ids)]
     params = {"model": MODEL, "prompt_version": PROMPT_VERSION, "overwrite_human": overwrite_human}
     jobs_db.insert_job(catalog, name, f"s3://{BUCKET}/{base}/input/", f"s3://{BUCKET}/{base}/output/", params, records)
-    jobs_db.update_job(catalog, name, status=status, arn=ACCOUNT_ARN + "abcdef123456")
+    catalog.update_job(name, status=status, arn=ACCOUNT_ARN + "abcdef123456")
     return jobs_db.get_job(catalog, name)
 
 

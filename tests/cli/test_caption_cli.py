@@ -84,7 +84,7 @@ def test_batch_status_lists_ended_jobs_without_calling_aws(
     assert "No batch captioning jobs yet" in capsys.readouterr().out
     with Catalog(home / "carmatch.db") as catalog:
         jobs_db.insert_job(catalog, "job-1", "s3://b/i/", "s3://b/o/", {}, [("r0", ids[0]), ("r1", ids[1])])
-        jobs_db.update_job(catalog, "job-1", status="Failed", message="role cannot read the bucket", arn="arn:x/abc")
+        catalog.update_job("job-1", status="Failed", message="role cannot read the bucket", arn="arn:x/abc")
     assert main(["caption", "batch", "status"]) == 0  # no credentials needed: nothing is running
     out = capsys.readouterr().out
     assert "job-1" in out and "Failed" in out and "role cannot read the bucket" in out and "2 images" in out

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from carmatch.dataset import bulk
 from carmatch.runtime import Runtime
@@ -26,6 +25,7 @@ from carmatch.search.uploads import add_uploads
 from carmatch.search.write_lock import IndexWriteLock, write_lock_for
 from carmatch.training import registry
 from tests.drawing import save_car
+from tests.training_support import nudged_checkpoint
 
 WAIT_SECONDS = 120  # only a guard against a hang; every wait below returns as soon as its event is set
 
@@ -89,15 +89,7 @@ def indexed(runtime: Runtime, car_folder: Path) -> Runtime:
 @pytest.fixture
 def run_id(indexed: Runtime, tiny_model: tuple[str, str], tmp_path: Path) -> str:
     """A registered fine-tuned run: the tiny model with nudged weights (another embedding space)."""
-    state = torch.load(tiny_model[1], weights_only=True)
-    generator = torch.Generator().manual_seed(1)
-    nudged = {
-        k: v + 0.05 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
-        for k, v in state.items()
-    }
-    checkpoint = tmp_path / "runs" / "run-lock" / "best.pt"
-    checkpoint.parent.mkdir(parents=True)
-    torch.save(nudged, checkpoint)
+    checkpoint = nudged_checkpoint(tiny_model, tmp_path / "runs" / "run-lock" / "best.pt")
     registry.register_model(
         indexed.catalog, "run-lock", "local", tiny_model[0], tiny_model[1], "ready", str(checkpoint)
     )

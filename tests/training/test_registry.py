@@ -7,11 +7,11 @@ import threading
 from pathlib import Path
 
 import pytest
-import torch
 
 from carmatch.errors import BusyError, CancelledError, InvalidInputError, NotFoundError
 from carmatch.runtime import Runtime
 from carmatch.training import registry
+from tests.training_support import nudged_checkpoint
 
 
 @pytest.fixture
@@ -24,15 +24,7 @@ def indexed(runtime: Runtime, car_folder: Path) -> Runtime:
 @pytest.fixture
 def run_id(indexed: Runtime, tiny_model: tuple[str, str], tmp_path: Path) -> str:
     """A registered 'fine-tuned' run: the tiny model with nudged weights (a different embedding space)."""
-    state = torch.load(tiny_model[1], weights_only=True)
-    generator = torch.Generator().manual_seed(1)
-    nudged = {
-        k: v + 0.05 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
-        for k, v in state.items()
-    }
-    checkpoint = tmp_path / "runs" / "run-test" / "best.pt"
-    checkpoint.parent.mkdir(parents=True)
-    torch.save(nudged, checkpoint)
+    checkpoint = nudged_checkpoint(tiny_model, tmp_path / "runs" / "run-test" / "best.pt")
     registry.register_model(
         indexed.catalog,
         "run-test",

@@ -75,7 +75,7 @@ def recorded_job(runtime: Runtime, image_ids: list[str], status: str, name: str 
     params = {"model": MODEL, "prompt_version": PROMPT_VERSION, "overwrite_human": False}
     catalog = runtime.catalog
     jobs_db.insert_job(catalog, name, f"s3://{BUCKET}/{base}/input/", f"s3://{BUCKET}/{base}/output/", params, records)
-    jobs_db.update_job(catalog, name, status=status, arn=JOB_ARN)
+    catalog.update_job(name, status=status, arn=JOB_ARN)
     return jobs_db.get_job(catalog, name)
 
 
@@ -243,7 +243,7 @@ def test_missing_credentials_give_a_clear_message_and_change_nothing(runtime: Ru
     with pytest.raises(AwsError, match="credentials were not found"):
         actions.collect(runtime, PASSWORD)
     assert jobs_db.get_job(runtime.catalog, running.id).status == "InProgress"
-    jobs_db.update_job(runtime.catalog, running.id, status="Completed")
+    runtime.catalog.update_job(running.id, status="Completed")
     with pytest.raises(AwsError, match="credentials were not found"):
         actions.collect(runtime, PASSWORD)
     assert jobs_db.get_job(runtime.catalog, running.id).collected_at is None
