@@ -20,11 +20,11 @@ from carmatch.errors import CarmatchError, EmptyCollectionError, IndexMissingErr
 from carmatch.images import ImageSource
 from carmatch.locations import missing_files, missing_files_problem
 from carmatch.progress import Progress, no_progress
-from carmatch.search.embedder import Embedder, ModelSpec, load_clip
+from carmatch.search.embedder import Embedder, ModelSpec
 from carmatch.search.ingest import Ingestor, Limits
+from carmatch.search.loading import base_spec, load_embedder
 from carmatch.search.searcher import DEFAULT_IMAGE_WEIGHT, Searcher, SearchResponse
 from carmatch.search.store import SearchIndex, VectorStore, open_store
-from carmatch.search.titan_embedder import is_bedrock_model, load_titan
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class Runtime:
                 return ActiveModel(ModelSpec(data["name"], data["pretrained"]), data.get("run_id"))
             except (ValueError, KeyError):
                 log.warning("Ignoring unreadable active-model record %r", raw)
-        return ActiveModel(ModelSpec(self.settings.model, self.settings.pretrained))
+        return ActiveModel(base_spec(self.settings))
 
     def set_active_model(self, active: ActiveModel | None) -> None:
         """Record which model answers searches (None = the settings' base model)."""
@@ -107,9 +107,7 @@ class Runtime:
 
     def _load(self, spec: ModelSpec) -> Embedder:
         """Load the model ``spec`` names: Titan on Bedrock for ``bedrock/...``, else open_clip."""
-        if is_bedrock_model(spec.name):  # CARMATCH_MODEL=bedrock/...: Titan on Bedrock
-            return load_titan(spec.name, self.settings)
-        return load_clip(spec.name, spec.pretrained, self.settings.device, self.settings.offline)
+        return load_embedder(spec, self.settings)
 
     def _follow_active(self) -> None:
         """Switch models when another process (``model activate``) changed the active model.

@@ -22,7 +22,7 @@ def test_a_failed_load_is_tried_once_logged_once_and_raised_at_once_after(
         calls.append(name)
         raise ModelLoadError("no weights here")
 
-    monkeypatch.setattr("carmatch.runtime.load_clip", no_weights)
+    monkeypatch.setattr("carmatch.search.loading.load_clip", no_weights)
     runtime = Runtime(settings)
     loader = runtime.start_loading()
     assert loader is not None
@@ -42,7 +42,7 @@ def test_a_failed_load_is_tried_once_logged_once_and_raised_at_once_after(
 def test_a_background_load_failure_is_logged_once(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr("carmatch.runtime.load_clip", lambda *a: (_ for _ in ()).throw(ModelLoadError("gone")))
+    monkeypatch.setattr("carmatch.search.loading.load_clip", lambda *a: (_ for _ in ()).throw(ModelLoadError("gone")))
     runtime = Runtime(settings)
     with caplog.at_level(logging.WARNING):
         loader = runtime.start_loading()  # the app: no caller sees a background failure, so it is logged

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 BEDROCK_MODEL_PREFIX = "bedrock/"
 TITAN_ARCH = "titan"
+TITAN_PRETRAINED = "bedrock"  # a Titan ModelSpec's pretrained source: the weights live on Bedrock
 TITAN_MAX_IMAGE_SIDE = 2048  # pixels, each side (Titan Multimodal Embeddings G1 model card)
 TITAN_MAX_IMAGE_BYTES = 25 * 1024 * 1024  # 25 MB per image
 TITAN_MAX_TEXT_TOKENS = 256  # model card: max input text tokens
@@ -69,7 +70,7 @@ class TitanEmbedder(Embedder):
         self.dim = dim
         self.concurrency = max(1, concurrency)
         self.region = region
-        self.spec = ModelSpec(f"{BEDROCK_MODEL_PREFIX}{model_id}", "bedrock")
+        self.spec = ModelSpec(f"{BEDROCK_MODEL_PREFIX}{model_id}", TITAN_PRETRAINED)
         self.device = "bedrock"
         self.model = self.tokenizer = None
         self.preprocess = encode_image

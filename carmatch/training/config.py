@@ -16,7 +16,9 @@ from typing import Any
 
 from carmatch.atomic import atomic_open
 from carmatch.bounds import number_problem
+from carmatch.config import CLI
 from carmatch.errors import CarmatchError, ConfigError, InvalidInputError, Problem
+from carmatch.search.titan_embedder import is_bedrock_model
 from carmatch.training.data import Pair, check_split, write_pairs_jsonl
 from carmatch.training.views import DEFAULT_VIEWS, parse_views
 
@@ -146,12 +148,24 @@ class TrainConfig:
             problems.append(
                 Problem("precision", self.precision, PRECISIONS, f"{self.precision!r}: use auto, fp32, bf16 or fp16")
             )
+        problems.extend(self._text_problems())
+        if problems:
+            raise InvalidInputError("Invalid training settings", problems=problems)
+
+    def _text_problems(self) -> list[Problem]:
+        """A model training cannot fine-tune (Titan on Bedrock) and a caption-view mix that does not parse."""
+        problems: list[Problem] = []
+        if is_bedrock_model(self.model):
+            reason = (
+                f"is {self.model}, Titan on Bedrock: train fine-tunes open_clip models; "
+                f"fine-tune Titan with {CLI} titan finetune"
+            )
+            problems.append(Problem("carmatch_model", self.model, reason=reason, label="CARMATCH_MODEL"))
         try:
             parse_views(self.caption_views)
         except InvalidInputError as exc:
             problems.extend(exc.problems)
-        if problems:
-            raise InvalidInputError("Invalid training settings", problems=problems)
+        return problems
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

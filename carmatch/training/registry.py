@@ -17,8 +17,10 @@ from carmatch.catalog import Catalog
 from carmatch.catalog.models import ModelRecord
 from carmatch.errors import BusyError, CarmatchError, InvalidInputError, NotFoundError
 from carmatch.progress import Progress, no_progress
-from carmatch.search.embedder import ModelSpec, load_clip
+from carmatch.search.embedder import ModelSpec
+from carmatch.search.loading import base_spec, load_embedder
 from carmatch.search.rebuild import embed_missing, rebuild_index
+from carmatch.search.titan_embedder import is_bedrock_model
 
 if TYPE_CHECKING:
     from carmatch.runtime import Runtime
@@ -101,13 +103,14 @@ def training_alive(runs_dir: Path) -> bool:
 def model_table(runtime: Runtime) -> list[dict[str, Any]]:
     """Rows for ``model list``/the app: the base model first, then each run, with an ``active`` flag."""
     active = runtime.active_model().run_id
+    base = base_spec(runtime.settings)
     rows: list[dict[str, Any]] = [
         {
             "id": BASE,
             "created_at": "",
             "kind": "base",
-            "base_model": runtime.settings.model,
-            "base_pretrained": runtime.settings.pretrained,
+            "base_model": base.name,
+            "base_pretrained": base.pretrained,
             "checkpoint": None,
             "status": "ready",
             "metrics": {},
@@ -127,7 +130,7 @@ def model_table(runtime: Runtime) -> list[dict[str, Any]]:
 def spec_for(runtime: Runtime, run_id: str) -> ModelSpec:
     """The model spec that ``run_id`` (or ``base``) names; refuses runs that cannot serve searches."""
     if run_id == BASE:
-        return ModelSpec(runtime.settings.model, runtime.settings.pretrained)
+        return base_spec(runtime.settings)  # Titan (bedrock/...) or open_clip
     record = get_model(runtime.catalog, run_id)
     if record.kind == "titan":
         raise InvalidInputError(
@@ -170,7 +173,7 @@ def activate(
         current = runtime.active_model()
         embedder = runtime.embedder_if_loaded()
         if embedder is None or embedder.spec != spec:
-            embedder = load_clip(spec.name, spec.pretrained, runtime.settings.device, runtime.settings.offline)
+            embedder = load_embedder(spec, runtime.settings)
         if (
             current.spec == spec
             and runtime.store.exists()
@@ -221,6 +224,15 @@ def evaluate_models(
     split = split_name(split, also=("all",))
     fractions = matching_split(runtime.catalog, val_fraction, test_fraction)
     specs = {model_id: spec_for(runtime, model_id) for model_id in model_ids}  # unknown ids fail before any work
+    titan = [model_id for model_id, spec in specs.items() if is_bedrock_model(spec.name)]
+    if titan:
+        raise InvalidInputError(
+            field="carmatch_model",  # the setting, not eval's --model flag
+            value=specs[titan[0]].name,
+            reason=f"is {specs[titan[0]].name}, Titan on Bedrock: eval scores open_clip models (base or "
+            "fine-tuned runs) on this machine; set CARMATCH_MODEL to an open_clip model to evaluate",
+            label="CARMATCH_MODEL",
+        )
     pairs, _ = catalog_pairs(runtime.catalog, fractions.validation, fractions.test)
     chosen = [p for p in pairs if split == "all" or p.split == split]
     if len(chosen) < 2:
@@ -229,7 +241,7 @@ def evaluate_models(
     for model_id, spec in specs.items():
         loaded = runtime.embedder_if_loaded()
         if loaded is None or loaded.spec != spec:
-            loaded = load_clip(spec.name, spec.pretrained, runtime.settings.device, runtime.settings.offline)
+            loaded = load_embedder(spec, runtime.settings)
         seen = [p for p in pairs if p.split == "train"] if split != "train" else None  # unseen = held out
         results[model_id] = evaluate_model(
             loaded.model, loaded.preprocess, loaded.tokenizer, chosen, loaded.device, seen=seen
