@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from carmatch.catalog import now_iso
 from carmatch.catalog.records import attr_value
-from carmatch.errors import ConfigError, IndexMissingError, InvalidInputError
+from carmatch.errors import ConfigError, IndexMissingError, InvalidInputError, ModelMismatchError
 from carmatch.search.index import REBUILD_HINT, IndexManifest
 from carmatch.search.milvus_index import SYNCED_PROPERTY, MilvusIndex
 from carmatch.search.store import SCALAR_FILTER_FIELDS, Attributes
@@ -169,8 +169,10 @@ class MilvusStore:
         if dims and int(dims[0]) != manifest.dim:
             raise ConfigError(
                 field="CARMATCH_MILVUS_COLLECTION",
-                value=collection,
-                reason=f"holds {dims[0]}-d vectors, its manifest says {manifest.dim}; point it at another name",
+                label="CARMATCH_MILVUS_COLLECTION",
+                value=self.alias,
+                reason=f"names collection {collection}, which holds {dims[0]}-d vectors while its manifest says "
+                f"{manifest.dim}-d; set CARMATCH_MILVUS_COLLECTION to another name (nothing was changed)",
             )
         manifest.count = self._count(collection)
         return manifest
@@ -182,7 +184,13 @@ class MilvusStore:
     def load(self, expected_model_key: str | None = None) -> MilvusIndex:
         """The live collection as an index, refusing one built by another model or of another size."""
         manifest = self.read_manifest()
-        manifest.refuse_other_model(expected_model_key, f"The Milvus collection {self.alias}")
+        try:
+            manifest.refuse_other_model(expected_model_key, f"The Milvus collection {self.alias}")
+        except ModelMismatchError as exc:
+            raise ModelMismatchError(
+                f"{exc} (Its vectors are {manifest.dim}-d. To keep it, set CARMATCH_MILVUS_COLLECTION to another "
+                "name instead.)"
+            ) from exc
         gen = self.current_generation()
         assert gen is not None
         self._call("load_collection", collection_name=gen)

@@ -140,3 +140,84 @@ def test_an_overlong_attribute_is_cut_to_the_field_instead_of_failing_the_upsert
         assert [hit.id for hit in hits] == [record.id]
     finally:
         runtime.close()
+
+
+def _catalog_count() -> int:
+    runtime = Runtime(load_settings())
+    try:
+        return runtime.catalog.count()
+    finally:
+        runtime.close()
+
+
+def test_a_wrong_token_through_the_cli_names_the_token_setting_and_leaves_the_catalog_untouched(
+    settings: Settings, car_folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pymilvus
+    from pymilvus.exceptions import MilvusException
+
+    class RefusingClient:
+        def __init__(self, **kwargs: object) -> None:
+            raise MilvusException(code=1800, message="auth check failure, please check username and password")
+
+    monkeypatch.setattr(pymilvus, "MilvusClient", RefusingClient)
+    monkeypatch.setenv("CARMATCH_VECTOR_STORE", "milvus")
+    monkeypatch.setenv("CARMATCH_MILVUS_URI", "https://milvus.example.com:19530")
+    monkeypatch.setenv("CARMATCH_MILVUS_TOKEN", "root:wrong")
+    code, _, err = run(capsys, "ingest", str(car_folder))
+    assert code == 1 and "CARMATCH_MILVUS_TOKEN" in err and "refused the credentials" in err
+    assert "root:wrong" not in err  # the secret itself is never echoed
+    assert _catalog_count() == 0
+
+
+def test_a_collection_of_vectors_of_another_dimension_names_the_collection_setting_and_changes_nothing(
+    settings: Settings,
+    milvus_file: Path,
+    milvus_env: str,
+    embedder: Embedder,
+    car_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from dataclasses import asdict
+
+    from pymilvus import DataType, MilvusClient
+
+    from carmatch.search.ingest import manifest_for
+    from carmatch.search.milvus_store import MANIFEST_PROPERTY
+
+    store = MilvusStore(str(milvus_file), prefix=milvus_env)
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=embedder.dim * 2)
+    name = f"{milvus_env}_gwide"
+    properties = {MANIFEST_PROPERTY: json.dumps(asdict(manifest_for(embedder)))}  # says embedder.dim
+    store.client.create_collection(name, schema=schema, properties=properties)
+    store.client.create_alias(name, milvus_env)
+    monkeypatch.setenv("CARMATCH_VECTOR_STORE", "milvus")
+
+    code, _, err = run(capsys, "ingest", str(car_folder))
+    assert code == 1 and "CARMATCH_MILVUS_COLLECTION" in err and f"{embedder.dim * 2}-d" in err
+    assert _catalog_count() == 0
+
+
+def test_a_collection_built_by_a_model_of_another_dimension_is_refused_naming_the_collection_setting(
+    settings: Settings,
+    milvus_file: Path,
+    milvus_env: str,
+    embedder: Embedder,
+    car_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from carmatch.search.index import IndexManifest
+
+    store = MilvusStore(str(milvus_file), prefix=milvus_env)
+    titan = IndexManifest("bedrock/amazon.titan-embed-image-v1", "titan", "bedrock", "0" * 64, embedder.dim * 32)
+    store.save(store.new_index(titan))
+    monkeypatch.setenv("CARMATCH_VECTOR_STORE", "milvus")
+
+    code, _, err = run(capsys, "ingest", str(car_folder))
+    assert code == 1 and "built with model titan" in err and "CARMATCH_MILVUS_COLLECTION" in err
+    assert _catalog_count() == 0
+    assert store.read_manifest().dim == embedder.dim * 32  # the other model's collection is kept as it was
