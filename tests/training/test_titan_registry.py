@@ -13,8 +13,10 @@ from admin.cli import main
 from carmatch.errors import InvalidInputError
 from carmatch.runtime import Runtime
 from carmatch.search.titan_embedder import TitanEmbedder
+from carmatch.training import registry
 from carmatch.training.config import TrainConfig
 from tests.search.test_titan_embedder import ANY_BODY, TITAN, answer, runtime_client
+from tests.training_support import nudged_checkpoint
 
 
 @pytest.fixture
@@ -76,3 +78,20 @@ def test_eval_and_train_refuse_a_titan_model_before_any_work(
     with pytest.raises(InvalidInputError, match="Titan on Bedrock"):
         TrainConfig(model=f"bedrock/{TITAN}", pretrained="bedrock").validate()
     stub.assert_no_pending_responses()
+
+
+def test_a_fine_tuned_clip_run_activates_while_settings_name_titan(
+    titan_home: tuple[Runtime, Any], tiny_model: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runtime, stub = titan_home
+    checkpoint = nudged_checkpoint(tiny_model, tmp_path / "runs" / "run-test" / "best.pt")
+    registry.register_model(
+        runtime.catalog, "run-test", "local", tiny_model[0], tiny_model[1], "ready", checkpoint=str(checkpoint)
+    )
+    assert main(["model", "activate", "run-test"]) == 0
+    assert "Activated run-test: 6 images indexed" in capsys.readouterr().out
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["model"], info["pretrained"], info["active_run"]) == (tiny_model[0], str(checkpoint), "run-test")
+    assert info["device"] == "cpu" and info["problems"] == []
+    stub.assert_no_pending_responses()  # Titan was never called
