@@ -17,7 +17,8 @@ def add_actions(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--hourly-usd",
         type=float,
-        help="the per-unit hourly rate from https://aws.amazon.com/bedrock/pricing/ (the cost is stated from it)",
+        help="the per-unit hourly rate from https://aws.amazon.com/bedrock/pricing/ (default: read from the "
+        "AWS Price List API; asked for when it lists none)",
     )
     s.add_argument("--name", help="provisioned model name (default <job>-pt)")
     s.add_argument("--yes", action="store_true", help="create it; without --yes only the cost is printed")
@@ -31,16 +32,18 @@ def cmd_titan_provision(args: argparse.Namespace) -> int:
     """State the hourly cost; with --yes create the provisioned throughput."""
     from carmatch.aws import make_client
     from carmatch.training import titan_provision
+    from carmatch.training.titan_pricing import PRICING_REGION
 
+    region = args.settings.aws_region
+    pricing = make_client("pricing", PRICING_REGION) if args.hourly_usd is None else None
     with runtime_for(args) as runtime:
         plan = titan_provision.plan_provision(
-            runtime.catalog, args.job, args.units, args.commitment, args.hourly_usd, args.name
+            runtime.catalog, args.job, args.units, args.commitment, args.hourly_usd, args.name, pricing, region
         )
         print(plan.statement())
         if not args.yes:
             print("Nothing was created. Run again with --yes to create it.")
             return 0
-        region = args.settings.aws_region
         arn = titan_provision.provision(make_client("bedrock", region), runtime.catalog, plan, region)
     print(
         f"Created {arn}. Search with it: CARMATCH_MODEL=bedrock/{arn} "

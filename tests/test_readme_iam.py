@@ -11,7 +11,14 @@ from botocore import xform_name
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-SERVICES = {"bedrock": "bedrock", "bedrock-runtime": "bedrock", "s3": "s3", "sagemaker": "sagemaker", "iam": "iam"}
+SERVICES = {
+    "bedrock": "bedrock",
+    "bedrock-runtime": "bedrock",
+    "s3": "s3",
+    "sagemaker": "sagemaker",
+    "iam": "iam",
+    "pricing": "pricing",
+}
 # calls whose IAM action is not "<prefix>:<OperationName>"
 SPECIAL = {
     "converse": "bedrock:InvokeModel",
@@ -23,7 +30,7 @@ SPECIAL = {
     "download_file": "s3:GetObject",
 }
 NO_PERMISSION = {"get_caller_identity"}  # sts: allowed to every identity
-CLIENTS = r"(?:bedrock|s3|sm|sts|iam|client|s3_client|self\.client)"  # what carmatch names its clients
+CLIENTS = r"(?:bedrock|s3|sm|sts|iam|pricing|client|s3_client|self\.client)"  # what carmatch names its clients
 
 
 def json_blocks(text: str) -> list[str]:
@@ -69,6 +76,7 @@ def test_the_identity_policy_names_every_action_carmatch_calls() -> None:
     (policy,) = [json.loads(b) for b in json_blocks(section("IAM permissions for the identity that runs carmatch"))]
     called = actions_the_code_calls()
     assert {"bedrock:InvokeModel", "bedrock:CreateModelInvocationJob", "s3:PutObject", "iam:GetRole"} <= called
+    assert "pricing:GetProducts" in called  # titan provision reads the provisioned-throughput rate
     missing = called - policy_actions(policy)
     assert not missing, f"README's identity policy lacks {sorted(missing)}"
 

@@ -18,6 +18,7 @@ from carmatch.catalog import Catalog
 from carmatch.catalog.models import ModelRecord
 from carmatch.errors import InvalidInputError, NotFoundError
 from carmatch.training import registry
+from carmatch.training.titan_pricing import listed_rate
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class ProvisionPlan:
     units: int
     commitment: str  # a key of COMMITMENTS
     hourly_usd_per_unit: float
+    rate_source: str = "--hourly-usd"  # or the Price List product the rate came from
 
     @property
     def hourly_usd(self) -> float:
@@ -51,7 +53,7 @@ class ProvisionPlan:
         term = "" if self.commitment == "none" else f" You commit to {self.commitment}: it cannot be deleted sooner."
         return (
             f"Provisioned throughput {self.name} for {self.model_arn}: {self.units} model unit(s) at "
-            f"${self.hourly_usd_per_unit:,.2f}/hour each = ${per_hour:,.2f}/hour, "
+            f"${self.hourly_usd_per_unit:,.2f}/hour each ({self.rate_source}) = ${per_hour:,.2f}/hour, "
             f"${per_hour * HOURS_PER_DAY:,.2f}/day, "
             f"about ${per_hour * HOURS_PER_MONTH:,.0f}/month, billed every hour, used or not, until "
             f"`.venv/bin/carmatch titan deprovision {self.job}` deletes it.{term}"
@@ -59,9 +61,20 @@ class ProvisionPlan:
 
 
 def plan_provision(
-    catalog: Catalog, job: str, units: int, commitment: str, hourly_usd_per_unit: float | None, name: str | None = None
+    catalog: Catalog,
+    job: str,
+    units: int,
+    commitment: str,
+    hourly_usd_per_unit: float | None,
+    name: str | None = None,
+    pricing: Any = None,
+    region: str = "",
 ) -> ProvisionPlan:
-    """Check everything ``titan provision`` needs, locally; nothing is sent to AWS."""
+    """Check everything ``titan provision`` needs; nothing is created.
+
+    Without ``hourly_usd_per_unit``, the rate is read from the AWS Price List with the ``pricing``
+    client (after every local check passed); when it lists none, the ``--hourly-usd`` is asked for.
+    """
     record = _titan_record(catalog, job)
     model_arn = (record.metrics or {}).get("custom_model_arn")
     if record.status != "ready" or not model_arn:
@@ -78,18 +91,35 @@ def plan_provision(
         raise InvalidInputError(field="units", value=units, limit=1, reason=f"{units} must be at least 1")
     if commitment not in COMMITMENTS:
         raise InvalidInputError(field="commitment", value=commitment, reason=f"must be one of {', '.join(COMMITMENTS)}")
-    if hourly_usd_per_unit is None or not math.isfinite(hourly_usd_per_unit) or hourly_usd_per_unit <= 0:
-        raise InvalidInputError(
-            field="hourly_usd",
-            value=hourly_usd_per_unit,
-            reason="is needed so the cost can be stated before anything is created: copy the per-model-unit "
-            "hourly rate of Titan Multimodal Embeddings custom models for your region and commitment "
-            f"from {PRICING_PAGE}",
-        )
     name = name or f"{job}-pt"
     if not _NAME.fullmatch(name):
         raise InvalidInputError(field="name", value=name, reason="must be 1-63 letters, digits, '.', '_' or '-'")
-    return ProvisionPlan(job, model_arn, name, units, commitment, hourly_usd_per_unit)
+    if hourly_usd_per_unit is not None or pricing is None:
+        return ProvisionPlan(job, model_arn, name, units, commitment, _given_rate(hourly_usd_per_unit))
+    listed = listed_rate(pricing, region, commitment)
+    if listed.usd_per_hour is None:
+        raise _given_rate_needed(None, f"{listed.problem}. ")
+    return ProvisionPlan(
+        job, model_arn, name, units, commitment, listed.usd_per_hour, f"AWS Price List: {listed.usage_type}"
+    )
+
+
+def _given_rate(hourly_usd_per_unit: float | None) -> float:
+    """The ``--hourly-usd`` rate when it is a positive number."""
+    if hourly_usd_per_unit is None or not math.isfinite(hourly_usd_per_unit) or hourly_usd_per_unit <= 0:
+        raise _given_rate_needed(hourly_usd_per_unit)
+    return hourly_usd_per_unit
+
+
+def _given_rate_needed(value: float | None, why: str = "") -> InvalidInputError:
+    """The refusal asking for ``--hourly-usd``, with why the Price List gave no rate."""
+    return InvalidInputError(
+        field="hourly_usd",
+        value=value,
+        reason=f"is needed so the cost can be stated before anything is created: {why}copy the per-model-unit "
+        "hourly rate of Titan Multimodal Embeddings custom models for your region and commitment "
+        f"from {PRICING_PAGE}",
+    )
 
 
 def provision(bedrock: Any, catalog: Catalog, plan: ProvisionPlan, region: str = "") -> str:

@@ -105,7 +105,7 @@ def test_the_cli_prints_the_cost_and_creates_nothing_without_yes(
         assert main(["titan", "provision", "carmatch-titan-1", "--hourly-usd", "10"]) == 0
     out = capsys.readouterr().out
     assert "$10.00/hour" in out and "Nothing was created" in out
-    assert main(["titan", "provision", "carmatch-titan-1"]) == 1
+    assert main(["titan", "provision", "carmatch-titan-1", "--hourly-usd", "0"]) == 1  # no rate: see test_titan_pricing
     assert "--hourly-usd" in capsys.readouterr().err
     with Stubber(bedrock) as stub:
         stub.add_response("create_provisioned_model_throughput", {"provisionedModelArn": PROVISIONED})
