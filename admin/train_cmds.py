@@ -67,6 +67,13 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prefix", default="carmatch", help="S3 key prefix (default carmatch)")
     p.add_argument("--instance-type", default="ml.g5.xlarge", help="SageMaker instance type (default ml.g5.xlarge)")
     p.add_argument("--image-uri", help="training container (default: AWS PyTorch training image for the region)")
+    p.add_argument("--subnets", metavar="IDS", help="run the SageMaker job in these VPC subnets (comma-separated)")
+    p.add_argument("--security-groups", metavar="IDS", help="the VPC security groups (comma-separated; with --subnets)")
+    p.add_argument(
+        "--vpc-has-internet",
+        action="store_true",
+        help="confirm the subnets reach the internet through a NAT gateway (the job installs packages)",
+    )
     p.add_argument("--no-wait", action="store_true", help="submit the SageMaker job and return")
     p.add_argument("--sagemaker-job", metavar="NAME", help="wait for / collect an already submitted SageMaker job")
     p.set_defaults(func=cmd_train)
@@ -208,9 +215,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train_sagemaker(args: argparse.Namespace) -> int:
     from carmatch.training import sagemaker
     from carmatch.training.runs import default_config
+    from carmatch.training.sagemaker_network import vpc_plan
 
     if args.sagemaker_job is None and (not args.role_arn or not args.bucket):
         raise InvalidInputError("--sagemaker needs --role-arn ARN and --bucket BUCKET.")
+    network = vpc_plan(args.subnets, args.security_groups, args.vpc_has_internet)
+    network.check()  # before any client is made or anything uploaded
     region = args.settings.aws_region
     sm, s3 = sagemaker.sagemaker_clients(region)
     with runtime_for(args) as runtime:
@@ -231,6 +241,7 @@ def _train_sagemaker(args: argparse.Namespace) -> int:
                     args.prefix,
                     args.image_uri,
                     progress=progress,
+                    network=network,
                 )
             finally:
                 progress.close()

@@ -343,7 +343,7 @@ def test_a_region_without_a_training_image_is_refused_before_anything_is_uploade
     "network,field",
     [
         (NetworkPlan(network_isolation=True), "network_isolation"),
-        (NetworkPlan(vpc_config={"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}), "vpc_config"),
+        (NetworkPlan(vpc_config={"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}), "vpc_has_internet"),
     ],
 )
 def test_network_isolation_or_a_vpc_without_internet_is_refused_up_front(
