@@ -8,18 +8,24 @@ import sys
 from pathlib import Path
 
 from admin.common import TqdmProgress, parse_where, runtime_for
+from carmatch.aws import S3_SCHEME, make_client
 from carmatch.catalog.schema import FILTER_KEYS
 from carmatch.config import VECTOR_STORES
+from carmatch.errors import InvalidInputError
 from carmatch.locations import relocate
+from carmatch.search.ingest import Limits
 from carmatch.search.migrate import migrate_store
 from carmatch.search.rebuild import rebuild_index
+from carmatch.search.s3_source import S3ImageSource
 from carmatch.search.searcher import check_query
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the core commands to the admin parser."""
     p = subparsers.add_parser("ingest", help="add a folder of images (and captions) to the collection")
-    p.add_argument("folder", type=Path, help="folder to walk recursively for JPEG/PNG/WebP/BMP images")
+    p.add_argument(
+        "folder", help="folder to walk recursively for JPEG/PNG/WebP/BMP images, or an S3 folder s3://bucket/prefix/"
+    )
     p.add_argument("--captions", type=Path, help="CSV with columns file,caption (file relative to FOLDER)")
     p.set_defaults(func=cmd_ingest)
 
@@ -56,11 +62,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    """Ingest a folder; prints a summary."""
+    """Ingest a folder or an S3 prefix; prints a summary."""
+    if args.folder.strip().lower().startswith(S3_SCHEME):
+        return ingest_s3(args)
     with runtime_for(args) as runtime:
         progress = TqdmProgress()
         try:
-            report = runtime.ingestor().ingest_folder(args.folder, args.captions, progress)
+            report = runtime.ingestor().ingest_folder(Path(args.folder), args.captions, progress)
+        finally:
+            progress.close()
+        print(report.summary())
+        return 130 if report.interrupted else 0
+
+
+def ingest_s3(args: argparse.Namespace) -> int:
+    """Ingest the images under an S3 prefix (downloaded into CARMATCH_HOME/s3/); prints a summary."""
+    if args.captions:
+        raise InvalidInputError(
+            field="captions",
+            value=str(args.captions),
+            reason="works with a local folder only: after an S3 ingest, run .venv/bin/carmatch dataset import "
+            "FILE, whose file column is the key within the S3 folder",
+        )
+    settings = args.settings
+    limits = Limits(settings.max_image_bytes, settings.max_image_pixels)
+    source = S3ImageSource(make_client("s3", settings.aws_region), args.folder.strip(), settings.home, limits)
+    with runtime_for(args) as runtime:
+        progress = TqdmProgress()
+        try:
+            report = source.ingest(runtime.ingestor, progress)
         finally:
             progress.close()
         print(report.summary())

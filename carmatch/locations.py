@@ -14,6 +14,10 @@ from carmatch.errors import InvalidInputError
 log = logging.getLogger(__name__)
 
 MISSING_EXAMPLES = 3  # how many missing files a message names
+# Images ingested from S3 are kept at CARMATCH_HOME/s3/<bucket>/<key>: that local copy is the image's
+# path in the catalog (thumbnails, training, captions and embedding read it), and the path maps back
+# to exactly one S3 URI (s3_uri_of), which Titan exports reference instead of uploading the image again.
+S3_COPY_FOLDER = "s3"
 
 
 @dataclass(frozen=True)
@@ -72,3 +76,23 @@ def relocate(catalog: Catalog, old: str | Path, new: str | Path) -> RelocateRepo
 
 def _under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def s3_copy_path(home: Path, bucket: str, key: str) -> Path:
+    """Where the local copy of ``s3://bucket/key`` lives; InvalidInputError for a key no file name can hold."""
+    parts = key.split("/")
+    if not key or any(part in ("", ".", "..") for part in parts) or "\0" in key:
+        raise InvalidInputError(
+            field="s3_key", value=key, reason="has an empty, '.' or '..' segment, so it cannot be a local file name"
+        )
+    return Path(home).expanduser().resolve() / S3_COPY_FOLDER / bucket / Path(*parts)
+
+
+def s3_uri_of(path: str | Path, home: Path) -> str | None:
+    """The S3 URI an image's path is the local copy of, or None for an image from a local folder."""
+    root = Path(home).expanduser().resolve() / S3_COPY_FOLDER
+    local = Path(path)
+    if not local.is_relative_to(root):
+        return None
+    parts = local.relative_to(root).parts
+    return f"s3://{parts[0]}/{'/'.join(parts[1:])}" if len(parts) >= 2 else None

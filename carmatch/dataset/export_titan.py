@@ -22,11 +22,12 @@ from typing import Any, NamedTuple
 
 from PIL import Image, UnidentifiedImageError
 
-from carmatch.aws import parse_s3_uri, s3_prefix_uri
+from carmatch.aws import explain_aws_error, parse_s3_uri, s3_prefix_uri
 from carmatch.catalog import Catalog, ImageRecord
 from carmatch.dataset.export import FALLBACK_WARNING, AtomicText, ExportReport, write_bytes_atomic
 from carmatch.dataset.training_set import TrainingSet, count_records, iter_records, split_bucket, training_set
 from carmatch.errors import InvalidInputError, Problem
+from carmatch.locations import s3_uri_of
 from carmatch.progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
@@ -90,10 +91,7 @@ class TitanImage:
 
 
 def prepare_titan_image(record: ImageRecord, images_dir: Path) -> TitanImage:
-    """Check an image against Titan's limits; convert it into ``images_dir`` when needed.
-
-    Raises InvalidInputError with the reason when it cannot be made to fit.
-    """
+    """Check an image against Titan's limits; convert it into ``images_dir`` when needed (else InvalidInputError)."""
     path = Path(record.path)
     try:
         size = path.stat().st_size
@@ -184,10 +182,10 @@ def export_titan(
     The records follow the collection's split (carmatch.dataset.training_set): the test split is
     never exported; ``validation.jsonl`` is the validation split, topped up from the train split
     (lowest hash buckets first) to Titan's minimum and, when given, to ``validation_fraction`` of
-    the records; ``train.jsonl`` is the rest of the train split. Image-refs are
-    ``<s3_prefix><image id>.<ext>``. Images Titan would refuse are converted into ``out_dir/images``
-    when possible, else skipped with the reason. Record counts outside Titan's limits give
-    warnings: the files are written anyway, but Bedrock will refuse a job below the minimum.
+    the records; ``train.jsonl`` is the rest of the train split. Image-refs are ``<s3_prefix><image id>.<ext>``,
+    or an image's own S3 URI when it came from S3 and needs no conversion (not uploaded again). Images Titan
+    would refuse are converted into ``out_dir/images`` when possible, else skipped with the reason. Record counts
+    outside Titan's limits give warnings: the files are written anyway, but Bedrock refuses a job below the minimum.
     """
     prefix = normalise_s3_prefix(s3_prefix)
     if validation_fraction is not None and not 0.0 < validation_fraction < 1.0:
@@ -229,7 +227,7 @@ def _check_images(
             report.held_out += 1
         else:
             try:
-                entry = _entry(record, split, prefix, images_dir)
+                entry = _entry(record, split, prefix, images_dir, catalog.path.parent)  # the home holds the catalog
             except InvalidInputError as exc:
                 report.skipped.append((record.id, str(exc)))
             else:
@@ -241,14 +239,15 @@ def _check_images(
     return entries
 
 
-def _entry(record: ImageRecord, split: str, prefix: str, images_dir: Path) -> _Entry:
+def _entry(record: ImageRecord, split: str, prefix: str, images_dir: Path, home: Path) -> _Entry:
     """The Titan line of one image; InvalidInputError with the reason when Titan would refuse it."""
     caption = " ".join((record.caption or "").split())
     problem = titan_caption_problem(caption)
     if problem is not None:
         raise InvalidInputError(problem)
     image = prepare_titan_image(record, images_dir)
-    line = {"image-ref": f"{prefix}{record.id}.{image.ext}", "caption": caption}
+    in_place = None if image.converted else s3_uri_of(record.path, home)  # ingested from S3: Titan reads it there
+    line = {"image-ref": in_place or f"{prefix}{record.id}.{image.ext}", "caption": caption}
     return _Entry(split, split_bucket(record.id), record.id, line, image)
 
 
@@ -261,6 +260,7 @@ def _write_manifest(out_dir: Path, prefix: str, entries: list[_Entry], report: E
         "images": [
             {"image_ref": e.line["image-ref"], "local": str(e.image.local), "converted": e.image.converted}
             for e in sorted(entries, key=lambda e: e.image_id)
+            if e.line["image-ref"] == f"{prefix}{e.image_id}.{e.image.ext}"  # not one referenced where it is in S3
         ],
         "skipped": [{"id": i, "reason": r} for i, r in report.skipped],
         "held_out_test": report.held_out,
@@ -321,8 +321,6 @@ class UploadReport:
 
 def upload_titan(s3_client: Any, out_dir: Path, progress: Progress = no_progress) -> UploadReport:
     """Copy an export's images and JSONL to its S3 prefix, streamed from disk in parts; skip what is there."""
-    from carmatch.aws import explain_aws_error
-
     manifest_path = Path(out_dir) / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
