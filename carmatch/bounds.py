@@ -75,8 +75,29 @@ def check_filter_text(value: str | None, field: str, label: str = "") -> str | N
 
 
 def selection_index(value: Any, length: int) -> int | None:
-    """``value`` as a position in a list of ``length`` items, or None when it is not one ('a', NaN, -1, too big)."""
+    """``value`` as a position in a list of ``length`` items, or None when it is not one ('a', NaN, -1, too big).
+
+    A select event's index may also come as ``[row, column]``: its row is the position.
+    """
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
     index = _as_number(value, integer=True)
     if index is None or not 0 <= index < length:
         return None
     return int(index)
+
+
+def check_selection(value: Any, length: int, field: str = "selection", label: str = "The selected item") -> int:
+    """``value`` (a select event's index) as a position among the ``length`` items shown; else InvalidInputError."""
+    index = selection_index(value, length)
+    if index is None:
+        got = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "…"  # a hostile client may send anything
+        reason = (
+            f"is not one of the {length} shown (got {got}); select one again"
+            if length
+            else f"cannot be used: nothing is shown to select (got {got})"
+        )
+        raise InvalidInputError(
+            field=field, value=value, limit=(0, length - 1) if length else None, label=label, reason=reason
+        )
+    return index

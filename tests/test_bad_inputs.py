@@ -7,15 +7,19 @@ are in tests/cli/test_environment_faults.py, through the CLI a user runs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from carmatch.bounds import check_selection
 from carmatch.catalog import Catalog
 from carmatch.dataset.curation import Query, page
 from carmatch.errors import InvalidInputError
+from carmatch.runtime import Runtime
 from carmatch.search.searcher import check_query
 from carmatch.training.config import TrainConfig
+from carmatch.ui.phrasing import as_text
 
 NAN, INF = float("nan"), float("inf")
 CAPTION_498_WORDS = " ".join(["red"] * 498)
@@ -136,14 +140,62 @@ def test_a_long_caption_filter_within_bounds_still_searches() -> None:
         assert page(catalog, Query(), number=10**9).page == 1  # past the last page: the last one
 
 
-@pytest.mark.parametrize("index", ["a", float("nan"), -1, 99, None, "1e9"])
-def test_a_tampered_gallery_select_index_shows_nothing_or_asks_to_select(index: Any) -> None:
+TAMPERED_INDEXES = [  # what a hostile client sent as a gallery select event's index, and the value quoted back
+    ("a", "'a'"),
+    (float("nan"), "nan"),
+    (-1, "-1"),
+    (99, "99"),
+    (None, "None"),
+    ("1e9", "'1e9'"),
+    ([], "[]"),
+    ({"x": 1}, "{'x': 1}"),
+    ("9" * 500, "'" + "9" * 36 + "…"),
+]
+
+
+@pytest.mark.parametrize(("index", "quoted"), TAMPERED_INDEXES, ids=[repr(i)[:12] for i, _ in TAMPERED_INDEXES])
+def test_a_tampered_search_result_select_says_so_and_find_similar_asks_to_select(index: Any, quoted: str) -> None:
     from carmatch.ui import search_actions
 
     results = [{"id": "abc", "file": "missing.jpg", "score": 0.5, "caption": "red car"}]
-    assert search_actions.detail(results, index) == (None, "")
+    image, text = search_actions.detail(results, index)
+    assert image is None
+    assert text == "⚠️ " + as_text(f"The selected result is not one of the 1 shown (got {quoted}); select one again.")
     with pytest.raises(InvalidInputError, match="Select a result first, then press Find similar."):
         search_actions.similar_source(None, results, index)  # type: ignore[arg-type]
+
+
+def test_select_index_checks_in_the_library() -> None:
+    assert check_selection(2, 3) == 2 and check_selection([1, 0], 3) == 1  # a [row, column] index: its row
+    with pytest.raises(InvalidInputError) as refused:
+        check_selection("a", 3, "thumbnail", "The clicked thumbnail")
+    assert str(refused.value) == "The clicked thumbnail is not one of the 3 shown (got 'a'); select one again."
+    assert refused.value.field == "thumbnail" and refused.value.limit == (0, 2)
+    with pytest.raises(InvalidInputError, match="nothing is shown to select"):
+        check_selection(0, 0)
+
+
+@pytest.mark.parametrize(("index", "quoted"), TAMPERED_INDEXES, ids=[repr(i)[:12] for i, _ in TAMPERED_INDEXES])
+def test_a_tampered_dataset_thumbnail_click_says_so_and_changes_nothing(
+    runtime: Runtime, car_folder: Path, index: Any, quoted: str
+) -> None:
+    import gradio as gr
+
+    from carmatch.ui import dataset_tab
+
+    runtime.ingestor().ingest_folder(car_folder)
+    with gr.Blocks() as demo:
+        dataset_tab.build(demo, runtime)
+    click = next(f.fn for f in demo.fns.values() if f.fn is not None and f.fn.__name__ == "on_select")
+    ids = runtime.catalog.ids()[:3]
+    for select_mode in (False, True):
+        shown = click(ids, select_mode, [ids[0]], [], 0, True, gr.SelectData(None, {"index": index, "value": None}))
+        message = shown[dataset_tab.EDITOR_OUTPUTS - 2]
+        expected = f"The clicked thumbnail is not one of the 3 shown (got {quoted}); select one again."
+        assert message == "⚠️ " + as_text(expected)
+        assert all(value == gr.update() for i, value in enumerate(shown) if i != dataset_tab.EDITOR_OUTPUTS - 2)
+    opened = click(ids, False, [], [], None, False, gr.SelectData(None, {"index": 1, "value": None}))
+    assert opened[0] == ids[1]  # a real click still opens the image
 
 
 def test_a_disk_fault_in_an_app_action_is_a_message_not_a_blank_error() -> None:

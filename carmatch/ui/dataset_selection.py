@@ -13,9 +13,12 @@ from typing import Any
 
 import gradio as gr
 
+from carmatch.bounds import check_selection
 from carmatch.dataset import curation
+from carmatch.errors import InvalidInputError
 from carmatch.runtime import Runtime
 from carmatch.ui import dataset_actions as actions
+from carmatch.ui.phrasing import as_text, for_browser
 
 KEYS = {
     "a": "dataset-approve",
@@ -53,6 +56,7 @@ LOCAL_DATES_JS = (
     " new MutationObserver(localize).observe(document.body, {subtree: true, childList: true, characterData: true});"
     " localize(); }"
 )
+MESSAGE_OUTPUT = -2  # the editor's outputs end with its message line, then the conflict box
 WITH_SHIFT_JS = "(...values) => [...values.slice(0, -1), window.carmatchShift === true]"  # last input: shift held
 
 
@@ -73,10 +77,14 @@ def wire(
     def on_select(
         ids: list[str], mode: bool, chosen: list[str], items: Any, start: int | None, held: bool, evt: gr.SelectData
     ) -> tuple[Any, ...]:
-        index = evt.index if isinstance(evt.index, int) else evt.index[0]
+        try:
+            index = check_selection(evt.index, len(ids or []), "thumbnail", "The clicked thumbnail")  # 'a', NaN, 99…
+        except InvalidInputError as exc:
+            refused: list[Any] = [gr.update() for _ in editor_outputs]
+            refused[MESSAGE_OUTPUT] = f"⚠️ {as_text(for_browser(exc))}"  # the rest of the editor stays as it was
+            return (*refused, *[gr.update() for _ in range(4)])
         if not mode:
-            image_id = ids[index] if ids and 0 <= index < len(ids) else None
-            return (*editor_values(actions.open_image(runtime, image_id)), *[gr.update() for _ in range(4)])
+            return (*editor_values(actions.open_image(runtime, ids[index])), *[gr.update() for _ in range(4)])
         if held and start is not None:
             chosen = actions.pick_range(ids, chosen or [], start, index)
         else:

@@ -14,19 +14,20 @@ from typing import Any
 from PIL import Image
 
 from carmatch.access import check_admin
-from carmatch.bounds import selection_index
+from carmatch.bounds import check_selection, selection_index
 from carmatch.catalog.schema import FILTER_ATTRIBUTES
 from carmatch.dataset.demo_background import demo_import_of
 from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
 from carmatch.images import load_image
 from carmatch.runtime import Runtime
-from carmatch.thumbs import placeholder_path, safe_thumbnail
+from carmatch.thumbs import THUMB_SIDE, placeholder_path, safe_thumbnail
 from carmatch.ui.phrasing import as_text, for_browser, phrased
 from carmatch.ui.public import model_label, public_result, scrub_paths, space_notices
 
 log = logging.getLogger(__name__)
 
 ANY = "any"
+PLACEHOLDER_GREY = (200, 200, 200)  # as carmatch.thumbs draws its placeholder
 SCORE_HELP = (
     "Similarity: how close each car is to your query (cosine similarity of CLIP embeddings, -1 to 1; "
     "higher means a closer match). Results are sorted by it."
@@ -119,26 +120,43 @@ def search(
     k: Any,  # the slider's number, or whatever a tampered event sends: the library checks both
     image_weight: Any,
     where: dict[str, str] | None = None,
-) -> tuple[list[tuple[str, str]], list[dict[str, Any]], str]:
+) -> tuple[list[tuple[str | Image.Image, str]], list[dict[str, Any]], str]:
     """Run a search; returns gallery items (thumbnail, label), result dicts and notes markdown."""
     text = text if text and text.strip() else None  # a blank box is no description
     response = runtime.search(text=text, image=image, k=k, image_weight=image_weight, where=where)  # checked there
-    gallery: list[tuple[str, str]] = []
+    gallery: list[tuple[str | Image.Image, str]] = []
     results: list[dict[str, Any]] = []
     for result in response.results:
-        thumb = safe_thumbnail(runtime.settings.thumbs_dir, result.id, result.path)
+        thumb = gallery_image(runtime.settings.thumbs_dir, result.id, result.path)
         item = result.to_dict()
         # "file", not "path": gradio_client would take any dict with a "path" key for a file to download
         item["file"] = item.pop("path")
         results.append(public_result(item))  # the file name only: visitors never see server paths
         label = f"{result.caption or Path(result.path).name}\nsimilarity {result.score:.3f}"
-        gallery.append((str(thumb) if thumb else str(placeholder_path(runtime.settings.thumbs_dir)), label))
+        gallery.append((thumb, label))
     notes = list(response.notes)
     if not results:
         notes.append(no_matches_note(where))
     else:
         notes.append(SCORE_HELP)
     return gallery, results, "\n\n".join(f"ℹ️ {n}" for n in notes)
+
+
+def gallery_image(thumbs_dir: Path, image_id: str, source: str | Path) -> str | Image.Image:
+    """A result's thumbnail: its cached file; in a read-only home one made in memory; else the grey placeholder."""
+    cached = safe_thumbnail(thumbs_dir, image_id, source)
+    if cached is not None:
+        return str(cached)
+    try:  # the thumbnail could not be cached (a read-only home) or the original is gone: Gradio copies this one
+        thumb = load_image(Path(source)).image.copy()
+        thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
+        return thumb
+    except CarmatchError:
+        pass
+    try:
+        return str(placeholder_path(thumbs_dir))
+    except OSError:  # read-only, and no placeholder written before
+        return Image.new("RGB", (64, 64), PLACEHOLDER_GREY)
 
 
 def no_matches_note(where: dict[str, str] | None) -> str:
@@ -157,11 +175,12 @@ def filters_label(where: dict[str, str]) -> str:
     return f"Filters ({len(where)} active: {chosen})"
 
 
-def detail(results: list[dict[str, Any]], index: int, runtime: Runtime | None = None) -> tuple[Image.Image | None, str]:
+def detail(results: list[dict[str, Any]], index: Any, runtime: Runtime | None = None) -> tuple[Image.Image | None, str]:
     """The selected result shown large, with its caption, score and file name (read from the catalog by id)."""
-    position = selection_index(index, len(results or []))  # a tampered event may send 'a' or NaN
-    if position is None:
-        return None, ""
+    try:
+        position = check_selection(index, len(results or []), "result", "The selected result")  # 'a', NaN, 99…
+    except InvalidInputError as exc:
+        return None, f"⚠️ {as_text(for_browser(exc))}"
     item = results[position]
     record = runtime.catalog.get_many([item["id"]]).get(item["id"]) if runtime is not None else None
     path = Path(record.path if record is not None else item["file"])

@@ -12,9 +12,10 @@ import gradio as gr
 from PIL import Image
 
 from carmatch.access import RateLimit
+from carmatch.bounds import selection_index
 from carmatch.catalog import REVIEW_STATES
 from carmatch.catalog.schema import FILTER_ATTRIBUTES
-from carmatch.errors import CarmatchError
+from carmatch.errors import BusyError, CarmatchError
 from carmatch.runtime import Runtime
 from carmatch.ui import search_actions as actions
 from carmatch.ui.common import client_address, photo_input, user_errors
@@ -116,7 +117,7 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
         view: str,
         state: str,
         request: gr.Request | None = None,
-    ) -> tuple[list[tuple[str, str]], list[dict[str, Any]], list[dict[str, Any]], str]:
+    ) -> tuple[list[tuple[str | Image.Image, str]], list[dict[str, Any]], list[dict[str, Any]], str]:
         if request is not None:
             searches.check(client_address(request))
         where = actions.build_where(color, body, make, view, state)  # one value per actions.WHERE_INPUTS
@@ -129,8 +130,8 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
     outputs = [ui["gallery"], ui["json"], results_state, ui["notes"]]
     api_trigger.click(on_search, inputs, outputs, api_name="search")
     ui.update(inputs=inputs, outputs=outputs, results=results_state, search=search_btn, text=text_in, photo=image_in)
-    in_page = _wire_page(runtime, ui, on_search)
-    _wire_filters(ui, panel, filters, state_in, in_page)
+    in_page = _wire_page(runtime, ui, on_search, searches)
+    _wire_filters(ui, panel, filters, state_in, in_page, searches)
 
     def on_load() -> tuple[Any, ...]:
         text, choices = actions.first_load(runtime)
@@ -187,6 +188,20 @@ def _model_retry(runtime: Runtime, status: gr.Markdown) -> gr.Group:
     return box
 
 
+def over_limit(searches: RateLimit, request: gr.Request | None) -> str | None:
+    """Count a Search-tab call (find similar, a result opened, a filter changed) against the visitor's limit.
+
+    None when the call may go ahead, else the notes line saying when to try again.
+    """
+    if request is None:  # not a browser event (every Gradio event hands in its request)
+        return None
+    try:
+        searches.check(client_address(request))
+    except BusyError as exc:
+        return f"⚠️ {as_text(for_browser(exc))}"
+    return None
+
+
 def page_search(in_page: Any) -> Any:
     """The Search button's handler: ``in_page`` given the visitor's request, so the per-client limit applies."""
 
@@ -207,7 +222,7 @@ def page_search(in_page: Any) -> Any:
     return search_page
 
 
-def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any) -> Any:
+def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any, searches: RateLimit) -> Any:
     """Search (button, Enter, Find similar) into the page and show the selected result; returns the page search."""
     outputs = ui["outputs"]
 
@@ -226,23 +241,41 @@ def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any) -> Any:
 
     selected = gr.State(None)
 
-    def on_select(results: list[dict[str, Any]], evt: gr.SelectData) -> tuple[Image.Image | None, str, int]:
-        index = evt.index if isinstance(evt.index, int) else evt.index[0]
-        return (*actions.detail(results, index, runtime), index)
+    def on_select(
+        results: list[dict[str, Any]], evt: gr.SelectData, request: gr.Request
+    ) -> tuple[Image.Image | None, str, int | None]:
+        if busy := over_limit(searches, request):  # opening a result reads the photo: limited like a search
+            return None, busy, None
+        position = selection_index(evt.index, len(results or []))  # a tampered event may send anything
+        return (*actions.detail(results, evt.index, runtime), position)
 
     shown = [ui["big"], ui["caption"], selected]
     ui["gallery"].select(on_select, [ui["results"]], shown, api_visibility="private").then(None, js=SCROLL_TO_DETAIL)
     ui["back"].click(None, js=BACK_TO_TILE_JS)  # back to the tapped tile, where the reader left off
 
-    def on_similar(results: list[dict[str, Any]], index: int | None, *values: Any) -> tuple[Any, ...]:
+    def on_similar(  # the selected result, then the Search inputs in order
+        results: list[dict[str, Any]],
+        index: int | None,
+        text: str,
+        image: str | None,
+        k: float,
+        weight: float,
+        color: str,
+        body: str,
+        make: str,
+        view: str,
+        state: str,
+        request: gr.Request | None = None,
+    ) -> tuple[Any, ...]:
         """Search with the selected result's photo (description cleared); the photo shows as the query."""
+        kept = [gr.update() for _ in range(5)]
+        if busy := over_limit(searches, request):  # counted here once: the search below is not counted again
+            return (*kept, busy, gr.update())
         try:
             path = actions.similar_source(runtime, results, index)
         except CarmatchError as exc:
-            return (*[gr.update() for _ in range(5)], f"⚠️ {as_text(for_browser(exc))}", gr.update())
-        query = list(values)
-        query[0], query[1] = "", path
-        return (actions.query_photo(path), "", *in_page(*query))
+            return (*kept, f"⚠️ {as_text(for_browser(exc))}", gr.update())
+        return (actions.query_photo(path), "", *in_page("", path, k, weight, color, body, make, view, state))
 
     similar_outputs = [ui["photo"], ui["text"], *page.pop("outputs")]
     ui["similar"].click(on_similar, [ui["results"], selected, *ui["inputs"]], similar_outputs, **page).then(
@@ -252,22 +285,31 @@ def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any) -> Any:
 
 
 def _wire_filters(
-    ui: dict[str, Any], panel: gr.Accordion, filters: dict[str, gr.Dropdown], state_in: gr.Dropdown, in_page: Any
+    ui: dict[str, Any],
+    panel: gr.Accordion,
+    filters: dict[str, gr.Dropdown],
+    state_in: gr.Dropdown,
+    in_page: Any,
+    searches: RateLimit,
 ) -> None:
     """The filter panel's title counts the active filters; Clear filters resets them and searches again."""
     dropdowns = list(filters.values())
 
-    def on_filters(*values: Any) -> tuple[Any, Any]:
-        where = actions.build_where(*values)
-        return gr.update(label=actions.filters_label(where)), gr.update(visible=bool(where))
+    def on_filters(  # the filter dropdowns, in actions.WHERE_INPUTS order
+        color: str, body: str, make: str, view: str, state: str, request: gr.Request | None = None
+    ) -> tuple[Any, Any, Any]:
+        if busy := over_limit(searches, request):  # a filter change counts like a search: it cannot be spammed
+            return gr.update(), gr.update(), busy
+        where = actions.build_where(color, body, make, view, state)
+        return gr.update(label=actions.filters_label(where)), gr.update(visible=bool(where)), gr.update()
 
     for dropdown in dropdowns:
-        dropdown.change(on_filters, [*dropdowns, state_in], [panel, ui["clear"]], api_visibility="private")
+        dropdown.change(on_filters, [*dropdowns, state_in], [panel, ui["clear"], ui["notes"]], api_visibility="private")
 
     def on_clear() -> tuple[Any, ...]:
         return tuple(gr.update(value=ANY) for _ in dropdowns)
 
     page_outputs = [*ui["outputs"], ui["clear"]]
     ui["clear"].click(on_clear, None, dropdowns, api_visibility="private").then(
-        in_page, ui["inputs"], page_outputs, api_visibility="private", show_progress="minimal"
+        page_search(in_page), ui["inputs"], page_outputs, api_visibility="private", show_progress="minimal"
     )
