@@ -12,8 +12,8 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from carmatch.config import load_dotenv_file, load_settings  # noqa: E402
-from carmatch.runtime import Runtime  # noqa: E402  (imports neither torch nor Gradio)
+from carmatch.config import Settings, load_dotenv_file  # noqa: E402
+from carmatch.runtime import Runtime, StartupFault, open_runtime  # noqa: E402  (imports neither torch nor Gradio)
 from carmatch.storage import apply_storage_defaults, storage_warning  # noqa: E402
 from carmatch.thumbs import prune_thumbnails  # noqa: E402
 
@@ -21,14 +21,15 @@ if __name__ == "__main__":  # python app.py, gradio app.py and a Space; importin
     load_dotenv_file()
 apply_storage_defaults()  # on a Space with persistent storage: HF_HOME on /data, before huggingface_hub loads
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-runtime = Runtime(load_settings())
-if __name__ == "__main__":  # first: the model loads while Gradio imports, the tabs are built and the server starts
+opened = open_runtime()  # a corrupt catalog, a home that is a file…: the fault (logged), shown by the app below
+runtime: Runtime | None = opened if isinstance(opened, Runtime) else None
+if __name__ == "__main__" and runtime is not None:  # first: the model loads while Gradio imports and the tabs build
     runtime.start_loading()  # once; a failure is remembered and shown on every page
 
 import gradio as gr  # noqa: E402
 
 from carmatch.dataset.demo_background import start_demo_import  # noqa: E402
-from carmatch.ui import dataset_tab, search_tab, training_tab  # noqa: E402
+from carmatch.ui import dataset_tab, search_tab, startup_fault, training_tab  # noqa: E402
 
 log = logging.getLogger("carmatch.app")
 
@@ -44,12 +45,13 @@ CSS = """
 footer { display: none !important; }
 """
 UPLOAD_CACHE = (3600, 3600)  # Gradio's delete_cache: every hour, delete uploads and outputs over an hour old
+HEADER = "# carmatch\nFind cars in your collection by photo, by description, or both."
 
 
 def build_demo(runtime: Runtime) -> gr.Blocks:
     """The whole app for one Runtime."""
     with gr.Blocks(title="carmatch", delete_cache=UPLOAD_CACHE) as demo:
-        gr.Markdown("# carmatch\nFind cars in your collection by photo, by description, or both.")
+        gr.Markdown(HEADER)
         with gr.Tab("Search", id="search"):
             search_tab.build(demo, runtime)
         with gr.Tab("Dataset", id="dataset"):
@@ -59,25 +61,33 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
     return demo
 
 
-def launch_options(runtime: Runtime) -> dict[str, object]:
+def build_app(opened: Runtime | StartupFault) -> tuple[gr.Blocks, Settings]:
+    """(the app, its settings) for what open_runtime gave: the tabs, or the notice of the fault that stopped it."""
+    if isinstance(opened, Runtime):
+        return build_demo(opened), opened.settings
+    return startup_fault.build(opened, HEADER, delete_cache=UPLOAD_CACHE), opened.settings or Settings()
+
+
+def launch_options(settings: Settings) -> dict[str, object]:
     """What launch() needs beyond the defaults: the thumbnails folder, and the upload size limit."""
     return {
-        "allowed_paths": [str(runtime.settings.thumbs_dir.resolve())],
-        "max_file_size": runtime.settings.max_upload_bytes,  # Gradio answers 413 to anything larger
+        "allowed_paths": [str(settings.thumbs_dir.resolve())],
+        "max_file_size": settings.max_upload_bytes,  # Gradio answers 413 to anything larger
     }
 
 
-demo = build_demo(runtime)
+demo, settings = build_app(opened)
 
 if __name__ == "__main__":
-    if warning := storage_warning(runtime.settings.home):
-        log.warning("%s", warning)
-    prune_thumbnails(runtime.settings.thumbs_dir, runtime.catalog.ids())  # serve thumbnails of live images only
-    start_demo_import(runtime)  # a Space's first start: the demo collection, in the background
+    if runtime is not None:
+        if warning := storage_warning(runtime.settings.home):
+            log.warning("%s", warning)
+        prune_thumbnails(runtime.settings.thumbs_dir, runtime.catalog.ids())  # serve thumbnails of live images only
+        start_demo_import(runtime)  # a Space's first start: the demo collection, in the background
     demo.queue(default_concurrency_limit=4).launch(
         mcp_server=True,  # the /search endpoint as an MCP tool (gradio[mcp]); admin actions are private
         theme=gr.themes.Soft(),
         css=CSS,
-        **launch_options(runtime),  # type: ignore[arg-type]
+        **launch_options(settings),  # type: ignore[arg-type]
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
     )

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from carmatch.catalog import Catalog
-from carmatch.config import CLI, Settings
-from carmatch.errors import CarmatchError, EmptyCollectionError, IndexMissingError
+from carmatch.catalog.faults import check_home, environment_fault
+from carmatch.config import CLI, Settings, load_settings
+from carmatch.errors import CarmatchError, EmptyCollectionError, IndexMissingError, StorageError
 from carmatch.images import ImageSource
 from carmatch.locations import missing_files, missing_files_problem
 from carmatch.progress import Progress, no_progress
@@ -44,7 +46,7 @@ class Runtime:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings
-        settings.home.mkdir(parents=True, exist_ok=True)
+        check_home(settings.home)  # a file, or a folder that cannot be created: one StorageError that says so
         self.catalog = Catalog(settings.db_path)
         self.store: VectorStore = open_store(settings, self.catalog)  # CARMATCH_VECTOR_STORE: hnswlib or milvus
         self._lock = threading.RLock()
@@ -335,3 +337,31 @@ class Runtime:
     def close(self) -> None:
         """Release the catalog connection."""
         self.catalog.close()
+
+
+@dataclass(frozen=True)
+class StartupFault:
+    """Why the configured home could not be opened at start, and the settings when they could be read."""
+
+    error: CarmatchError
+    settings: Settings | None = None
+
+
+def open_runtime(load: Callable[[], Settings] = load_settings) -> Runtime | StartupFault:
+    """The Runtime of the configured home, or the fault that stops it opening (logged): the app shows it.
+
+    A corrupt or truncated catalog, a catalog path that is a folder, a CARMATCH_HOME that is a file
+    or cannot be created, invalid settings: each is one clear error, never a traceback.
+    """
+    settings: Settings | None = None
+    try:
+        settings = load()
+        return Runtime(settings)
+    except CarmatchError as exc:
+        error = exc
+    except (OSError, sqlite3.Error) as exc:  # a fault not phrased where it happened
+        home = settings.home if settings is not None else None
+        error = environment_fault(exc, home) or StorageError(f"Cannot open the carmatch home: {exc}")
+        error.__cause__ = exc
+    log.error("carmatch cannot open its data: %s", error)
+    return StartupFault(error, settings)

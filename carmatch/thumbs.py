@@ -52,7 +52,11 @@ def prune_thumbnails(thumbs_dir: Path, live_ids: Iterable[str]) -> int:
     removed = 0
     for path in Path(thumbs_dir).glob("??/*-*.jpg"):
         if path.name.rsplit("-", 1)[0] not in live:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:  # a read-only home keeps them (the app still starts); retried next start
+                log.warning("Could not remove the stale thumbnail %s: %s", path, exc)
+                continue
             removed += 1
     if removed:
         log.info("Removed %d thumbnail(s) of images no longer in the collection", removed)

@@ -33,7 +33,7 @@ def served(
         runtime = Runtime(load_settings(), embedder=embedder)
     runtime.ingestor().ingest_folder(draw_car_folder(folder / "cars"))
     demo = app.build_demo(runtime)
-    options = app.launch_options(runtime)
+    options = app.launch_options(runtime.settings)
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, mcp_server=True, **options)
     try:
         yield runtime, demo.local_url

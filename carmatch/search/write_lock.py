@@ -4,7 +4,8 @@ An upload (ingest), a bulk delete, a rebuild and a model activation each load th
 change it and save a new generation that CURRENT then names. Two of them interleaved could make an
 index built by the old model CURRENT after an activation swapped models, or bring deleted images
 back; holding this lock from the load (and the choice of model) to the swap rules that out.
-Searches never take it: they read whichever generation CURRENT names.
+Searches never take it: they read whichever generation CURRENT names, so a read-only home still
+searches, while a writer there is refused with the reason ("… is read-only: searching still works").
 
 There is one lock per index folder in a process (every IndexStore on that folder shares it), and
 it is reentrant, so a writer may call another writer (a rebuild inside an activation). The
@@ -15,6 +16,7 @@ the CLI and the app never write at once either; a writer that must wait for anot
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -25,12 +27,14 @@ from types import TracebackType
 
 from filelock import FileLock, Timeout
 
+from carmatch.catalog.faults import os_fault
 from carmatch.errors import StorageError
 from carmatch.progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ACTIVITY = "index update"  # what a holder is doing when it does not say
+READ_ONLY_ERRNOS = (errno.EACCES, errno.EROFS, errno.EPERM)  # the lock file cannot be created or opened for writing
 
 
 class IndexWriteLock:
@@ -84,6 +88,8 @@ class IndexWriteLock:
                     return False
             self.holder_path.write_text(f"{self._activity} (process {os.getpid()})")
         except OSError as exc:
+            if exc.errno in READ_ONLY_ERRNOS:  # a read-only home: say so (and that searching still works)
+                raise os_fault(OSError(exc.errno, exc.strerror), self.lock_path.parent) from exc
             raise StorageError(f"Cannot take the index write lock {self.lock_path}: {exc}") from exc
         return True
 
