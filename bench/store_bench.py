@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.search_bench import clustered, pct  # noqa: E402
 from carmatch.search.index import IndexManifest, VectorIndex  # noqa: E402
+from carmatch.search.index_files import write_generation  # noqa: E402
 
 COLORS = ("red", "blue", "green", "black", "white", "silver", "grey", "yellow", "brown", "orange")
 K = 10
@@ -88,7 +89,7 @@ def bench_hnswlib(vectors: np.ndarray, queries: np.ndarray, efs: list[int], fold
     red = np.array([color_of(i) == "red" for i in range(n)])
     red_truth = exact_top(vectors, queries, red)
     allowed = {str(i) for i in np.flatnonzero(red)}  # what catalog.filter_ids would hand over
-    index.save_to(folder)
+    write_generation(index, folder)
     for ef in efs:
         index.ef_search = ef
         p50, p95, recall = measure(lambda q: index.search(q, K), queries, truth)

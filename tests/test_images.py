@@ -60,3 +60,34 @@ def test_exif_rotation_is_applied() -> None:
     buf = io.BytesIO()
     img.save(buf, format="JPEG", exif=exif)
     assert decode_image(buf.getvalue()).image.size == (64, 96)
+
+
+def camera_jpeg(size: tuple[int, int] = (1600, 1200), orientation: int | None = None) -> bytes:
+    """A JPEG the size of a small camera photo, optionally with an EXIF orientation."""
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    buf = io.BytesIO()
+    draw_car(size=size).save(buf, format="JPEG", quality=90, exif=exif)
+    return buf.getvalue()
+
+
+def test_a_draft_decode_is_smaller_but_the_same_image_by_id_and_size() -> None:
+    data = camera_jpeg()
+    full, drafted = decode_image(data), decode_image(data, draft_side=256)
+    assert full.image.size == (1600, 1200) and drafted.image.size == (400, 300)  # 1/4 scale still covers 256
+    assert drafted.sha256 == full.sha256 and (drafted.width, drafted.height) == (1600, 1200)
+    rotated = decode_image(camera_jpeg(orientation=6), draft_side=256)
+    assert rotated.image.size == (300, 400) and (rotated.width, rotated.height) == (1200, 1600)
+
+
+def test_limits_apply_to_the_file_not_the_draft_size() -> None:
+    with pytest.raises(ImageError, match="too large"):
+        decode_image(camera_jpeg(), "big.jpg", max_pixels=1_000_000, draft_side=256)  # 1.9 MP, decoded at 0.1
+
+
+def test_a_truncated_jpeg_is_refused_with_or_without_a_draft() -> None:
+    cut = camera_jpeg()[:20_000]
+    for side in (None, 256):
+        with pytest.raises(ImageError, match="corrupt or truncated"):
+            decode_image(cut, "cut.jpg", draft_side=side)

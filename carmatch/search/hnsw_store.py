@@ -1,14 +1,15 @@
 """The hnswlib vector store: generations of saved indexes in a folder and a CURRENT pointer.
 
-Each save writes a new *generation* folder and then atomically points ``CURRENT`` at it, so a
-crash or a cancelled rebuild leaves the previous index serving. One of the two
+A save that changes little appends a segment to the current generation; others (and every
+:data:`~carmatch.search.index_files.COMPACT_FRACTION` of changes) write a new *generation* folder.
+Either way ``CURRENT`` is then atomically rewritten to name the new state (``gen-…`` or
+``gen-…/N``), so a crash or a cancelled rebuild leaves the previous index serving. One of the two
 :class:`~carmatch.search.store.VectorStore` implementations (the default; the index itself is
 :class:`~carmatch.search.index.VectorIndex`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -19,7 +20,16 @@ from typing import Any
 from carmatch.atomic import replace_dir, staging_dir, write_bytes
 from carmatch.catalog import now_iso
 from carmatch.errors import IndexMissingError
-from carmatch.search.index import CURRENT_FILE, REBUILD_HINT, STAGING_PREFIX, IndexManifest, VectorIndex
+from carmatch.search.index import CURRENT_FILE, REBUILD_HINT, STAGING_PREFIX, IndexManifest, SavedAs, VectorIndex
+from carmatch.search.index_files import (
+    fresh_state,
+    read_generation,
+    read_manifest_at,
+    segment_fits,
+    split_pointer,
+    write_generation,
+    write_segment,
+)
 from carmatch.search.write_lock import write_lock_for
 
 log = logging.getLogger(__name__)
@@ -55,7 +65,8 @@ class IndexStore:
         """
         if not self.folder.is_dir():
             return []
-        current = self.current_generation()
+        pointer = self.current_generation()
+        current = split_pointer(pointer)[0] if pointer else None
         removed: list[str] = []
         for child in self.folder.iterdir():
             leftover = child.name.startswith(f".{CURRENT_FILE}.") and child.name.endswith(".tmp")
@@ -77,7 +88,7 @@ class IndexStore:
         return VectorIndex(manifest, **self.params)
 
     def current_generation(self) -> str | None:
-        """Name of the generation CURRENT points to, or None when no index exists."""
+        """What CURRENT names: a generation and the segments appended to it (``gen-…/N``), or None."""
         try:
             name = (self.folder / CURRENT_FILE).read_text().strip()
         except FileNotFoundError:
@@ -87,7 +98,7 @@ class IndexStore:
     def exists(self) -> bool:
         """True when a saved index exists."""
         gen = self.current_generation()
-        return gen is not None and (self.folder / gen / "manifest.json").exists()
+        return gen is not None and (self.folder / split_pointer(gen)[0] / "manifest.json").exists()
 
     def read_manifest(self) -> IndexManifest:
         """The manifest of the current index, without loading vectors."""
@@ -96,9 +107,10 @@ class IndexStore:
             raise IndexMissingError(
                 f"No search index yet. Ingest images (.venv/bin/carmatch ingest DIR) or run {REBUILD_HINT}."
             )
+        name, segments = split_pointer(gen)
         try:
-            return IndexManifest(**json.loads((self.folder / gen / "manifest.json").read_text()))
-        except (OSError, ValueError, TypeError) as exc:
+            return read_manifest_at(self.folder / name, segments)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
             raise IndexMissingError(f"The index manifest is unreadable ({exc}). Rebuild it: {REBUILD_HINT}") from exc
 
     def load(self, expected_model_key: str | None = None) -> VectorIndex:
@@ -106,23 +118,41 @@ class IndexStore:
         self.read_manifest().refuse_other_model(expected_model_key, "The search index")
         gen = self.current_generation()
         assert gen is not None
-        return VectorIndex.load_from(self.folder / gen, **self.params)
+        return read_generation(self.folder / split_pointer(gen)[0], gen, self.params)
 
     def describe(self) -> dict[str, Any]:
         """Which store and where (for ``admin info``)."""
         return {"store": self.kind, "store_location": str(self.folder.resolve())}
 
     def save(self, index: VectorIndex) -> str:
-        """Save ``index`` as a new generation and atomically make it current; returns its name."""
-        gen = f"gen-{now_iso().replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:8]}"
+        """Save ``index`` and atomically make it current; returns what CURRENT names now.
+
+        An index loaded from the current state with few changes since appends one segment
+        (milliseconds, whatever the collection's size); otherwise a new generation is written.
+        """
         with self.write_lock:
+            saved, pointer = index.saved, self.current_generation()
+            if saved is not None and pointer == saved.pointer and saved.folder.parent == self.folder:
+                if segment_fits(index, saved):
+                    return self._append(index, saved)
+            gen = f"gen-{now_iso().replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:8]}"
             with staging_dir(self.folder, STAGING_PREFIX) as staging:
-                index.save_to(staging)
+                write_generation(index, staging)
                 replace_dir(staging, self.folder / gen)
             write_bytes(self.folder / CURRENT_FILE, gen.encode())  # the swap: CURRENT names the new generation
+            index.saved = fresh_state(self.folder / gen, gen, index)
             self._prune(keep={gen})
         log.info("Saved index generation %s (%d vectors)", gen, len(index))
         return gen
+
+    def _append(self, index: VectorIndex, saved: SavedAs) -> str:
+        """Write the changes since ``saved`` as one segment, then point CURRENT at it."""
+        pointer = f"{split_pointer(saved.pointer)[0]}/{saved.segments + 1}"
+        state = write_segment(index, saved, pointer)
+        write_bytes(self.folder / CURRENT_FILE, pointer.encode())  # the swap: CURRENT names the longer state
+        index.saved = state
+        log.info("Appended to index generation %s (%d vectors)", pointer, len(index))
+        return pointer
 
     def _prune(self, keep: set[str]) -> None:
         """Remove old generations and abandoned staging folders, keeping the current one."""

@@ -1,30 +1,32 @@
 """Vector index: hnswlib cosine search over unit vectors, keyed by image id, saved atomically.
 
 Small collections are searched exactly with numpy (faster there and always exact); above
-``exact_max`` live vectors the hnswlib graph answers. :class:`~carmatch.search.hnsw_store.IndexStore`
-saves it as generations swapped in atomically.
+``exact_max`` live vectors the hnswlib graph answers. The vectors are kept once: a memory-mapped
+matrix (:class:`~carmatch.search.rows.VectorRows`) that exact search reads, and that stays out of
+memory while the graph (which holds its own copy) answers. :mod:`carmatch.search.index_files` writes
+and reads it; :class:`~carmatch.search.hnsw_store.IndexStore` keeps generations swapped in atomically.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from carmatch.atomic import atomic_open, fsync_dir, fsync_file, write_bytes
 from carmatch.catalog import now_iso
-from carmatch.errors import IndexMissingError, InvalidInputError, ModelMismatchError
+from carmatch.errors import InvalidInputError, ModelMismatchError
+from carmatch.search.rows import BLOCK_ROWS, VectorRows
 from carmatch.search.tuning import choose_ef, needs_measuring
 from carmatch.search.vectors import unit_rows, unit_rows_for
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT_VERSION = 1
+INDEX_FORMAT_VERSION = 2  # 2: dead labels (null ids) and appended segments; 1 still loads
+READABLE_FORMATS = (1, 2)
 CURRENT_FILE = "CURRENT"
 REBUILD_HINT = ".venv/bin/carmatch index rebuild"
 STAGING_PREFIX = ".staging-"
@@ -57,6 +59,19 @@ class IndexManifest:
             )
 
 
+@dataclass
+class SavedAs:
+    """Which saved state an in-memory index matches: what a small save appends a segment to."""
+
+    folder: Path  # the generation folder
+    pointer: str  # what CURRENT says for this state: "gen-…" or "gen-…/N" (N segments appended)
+    segments: int
+    labels: int  # labels the saved state holds
+    alive: np.ndarray  # which of them were live
+    changed_rows: int  # rows added or removed by the segments since the generation was written
+    base_labels: int  # labels the generation was written with
+
+
 class VectorIndex:
     """Nearest-neighbour search over image embeddings, exact when small, hnswlib when large."""
 
@@ -76,12 +91,15 @@ class VectorIndex:
         self.m = m
         self.ef_construction = ef_construction
         self.ef_search = ef_search
-        self._ids: list[str] = []
+        self._ids: list[str] = []  # by label; "" for a label no longer live that a saved file still holds
         self._labels: dict[str, int] = {}
-        self._vectors = np.zeros((0, self.dim), dtype=np.float32)
+        self._rows = VectorRows(self.dim)
         self._alive = np.zeros(0, dtype=bool)
-        self._hnsw: object | None = None  # hnswlib.Index, built lazily
-        self._hnsw_count = 0  # how many labels the graph holds
+        self._hnsw: object | None = None  # hnswlib.Index, built or loaded when a search first needs it
+        self._hnsw_count = 0  # labels below this the graph has seen (added, or left out as dead)
+        self.graph_file: Path | None = None  # a saved graph over the first graph_file_labels labels
+        self.graph_file_labels = 0
+        self.saved: SavedAs | None = None  # set by the store after a save or load
 
     # -- contents ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -106,32 +124,44 @@ class VectorIndex:
         """True once the hnswlib graph exists in memory (an index searched only exactly never builds one)."""
         return self._hnsw is not None
 
+    @property
+    def label_count(self) -> int:
+        """Labels held, live or not (a label is never reused before the next compaction)."""
+        return len(self._ids)
+
     def add(self, image_ids: Sequence[str], vectors: np.ndarray) -> int:
-        """Add or replace vectors for ``image_ids``; returns how many ids were new."""
+        """Add or replace vectors for ``image_ids``; returns how many ids were new.
+
+        A replaced vector gets a new label (the old one is marked dead), so saved files are only appended to.
+        """
         if len(image_ids) == 0:
             return 0
         vectors = unit_rows_for(len(image_ids), self.dim, vectors)
-        new_ids, new_rows = [], []
-        for image_id, vec in zip(image_ids, vectors):
+        last = {image_id: n for n, image_id in enumerate(image_ids)}  # an id twice: its last vector wins
+        fresh, keep = 0, []
+        for image_id, n in last.items():
             label = self._labels.get(image_id)
             if label is None:
-                new_ids.append(image_id)
-                new_rows.append(vec)
-            else:
-                self._vectors[label] = vec
-                self._alive[label] = True
-                self._hnsw_update(label, vec)
-        if new_ids:
-            start = len(self._ids)
-            self._ids.extend(new_ids)
-            for offset, image_id in enumerate(new_ids):
-                self._labels[image_id] = start + offset
-            self._vectors = np.concatenate([self._vectors, np.stack(new_rows)], axis=0)
-            self._alive = np.concatenate([self._alive, np.ones(len(new_ids), dtype=bool)])
-            if self._hnsw is not None:
-                self._hnsw_add_new()
+                fresh += 1
+            elif self._alive[label]:
+                if np.array_equal(self._rows[[label]][0], vectors[n]):
+                    continue
+                self._kill(label)
+            keep.append(n)
+        if keep:
+            self.append_rows([image_ids[n] for n in keep], vectors[keep])
+        return fresh
+
+    def append_rows(self, image_ids: Sequence[str], rows: np.ndarray) -> None:
+        """Give each id the next label and its (unit) row; ids must not be live already."""
+        start = len(self._ids)
+        self._ids.extend(image_ids)
+        self._labels.update({image_id: start + offset for offset, image_id in enumerate(image_ids)})
+        self._rows.append(rows)
+        self._alive = np.concatenate([self._alive, np.ones(len(image_ids), dtype=bool)])
+        if self._hnsw is not None:
+            self._hnsw_add_new()
         self.manifest.count = len(self)
-        return len(new_ids)
 
     def remove(self, image_ids: Iterable[str]) -> int:
         """Remove ids from search results; returns how many were present."""
@@ -139,35 +169,86 @@ class VectorIndex:
         for image_id in image_ids:
             label = self._labels.get(image_id)
             if label is not None and self._alive[label]:
-                self._alive[label] = False
-                if self._hnsw is not None and label < self._hnsw_count:
-                    self._hnsw.mark_deleted(label)  # type: ignore[attr-defined]
+                self._kill(label)
                 removed += 1
         self.manifest.count = len(self)
         return removed
+
+    def kill_labels(self, labels: Iterable[int]) -> None:
+        """Mark labels dead (a saved segment's removals)."""
+        for label in labels:
+            if self._alive[label]:
+                self._kill(label)
+        self.manifest.count = len(self)
+
+    def _kill(self, label: int) -> None:
+        self._alive[label] = False
+        if self._hnsw is not None and label < self._hnsw_count:
+            self._mark_deleted(self._hnsw, label)
 
     def vector(self, image_id: str) -> np.ndarray:
         """The stored unit vector of one image."""
         if image_id not in self:
             raise InvalidInputError(f"{image_id} is not in the index")
-        return self._vectors[self._labels[image_id]].copy()
+        return self._rows[[self._labels[image_id]]][0]
+
+    @property
+    def rows(self) -> VectorRows:
+        """Every label's row (dead ones too), for writing the index out."""
+        return self._rows
+
+    @property
+    def alive(self) -> np.ndarray:
+        """Which labels are live."""
+        return self._alive
+
+    def label_ids(self) -> list[str]:
+        """The id of each label ("" for a dead one)."""
+        return self._ids
+
+    def rebase(self, rows: VectorRows, ids: list[str] | None = None) -> None:
+        """Take ``rows`` (the saved matrix, mapped) as the vectors; with ``ids``, the labels were compacted to them."""
+        if ids is not None:
+            self._ids = list(ids)
+            self._labels = {image_id: n for n, image_id in enumerate(ids) if image_id}
+            self._alive = np.array([bool(i) for i in ids], dtype=bool)
+            self._hnsw, self._hnsw_count, self.graph_file = None, 0, None
+        self._rows = rows
+        self.manifest.count = len(self)
 
     # -- hnswlib graph ----------------------------------------------------------------------
-    def _ensure_hnsw(self) -> object:
+    def ensure_graph(self) -> object:
+        """The hnswlib graph: loaded from the saved file or built from the rows on first use."""
         if self._hnsw is None:
             import hnswlib
 
             graph = hnswlib.Index(space="cosine", dim=self.dim)
             capacity = max(1024, int(len(self._ids) * 1.25))
-            graph.init_index(max_elements=capacity, ef_construction=self.ef_construction, M=self.m)
+            covered = 0
+            if self.graph_file is not None:
+                try:
+                    graph.load_index(str(self.graph_file), max_elements=capacity)
+                    covered = self.graph_file_labels
+                except RuntimeError as exc:  # pruned by a newer save meanwhile: build it from the rows
+                    log.info("Saved graph %s unreadable (%s); building it from the vectors", self.graph_file, exc)
+                    graph = hnswlib.Index(space="cosine", dim=self.dim)
+            if not covered:
+                graph.init_index(max_elements=capacity, ef_construction=self.ef_construction, M=self.m)
             graph.set_num_threads(max(1, os.cpu_count() or 1))
-            if self._ids:
-                graph.add_items(self._vectors, np.arange(len(self._ids)))
-                for label in np.flatnonzero(~self._alive):
-                    graph.mark_deleted(int(label))
-            self._hnsw = graph
-            self._hnsw_count = len(self._ids)
+            for label in np.flatnonzero(~self._alive[:covered]):
+                self._mark_deleted(graph, int(label))
+            self._hnsw, self._hnsw_count = graph, covered
+            self._hnsw_add_new()
         return self._hnsw
+
+    _ensure_hnsw = ensure_graph  # the name benches use
+
+    @staticmethod
+    def _mark_deleted(graph: object, label: int) -> None:
+        try:
+            graph.mark_deleted(label)  # type: ignore[attr-defined]
+        except RuntimeError:
+            pass  # already deleted in the saved graph, or never added (dead before the graph was built)
 
     def search_ef(self) -> int:
         """The configured ef, else the one measured on this collection (measured again when stale)."""
@@ -175,28 +256,27 @@ class VectorIndex:
             return self.ef_search
         manifest = self.manifest
         if needs_measuring(manifest.ef_search, manifest.ef_count, len(self)):
-            graph = self._ensure_hnsw()
-            manifest.ef_search, manifest.ef_recall = choose_ef(graph, self._vectors, self._alive)
+            graph = self.ensure_graph()
+            manifest.ef_search, manifest.ef_recall = choose_ef(graph, self._rows, self._alive)
             manifest.ef_count = len(self)
+            self._rows.release()
         return manifest.ef_search
 
     def _hnsw_add_new(self) -> None:
+        """Add the live labels the graph has not seen yet, block by block."""
         graph = self._hnsw
         assert graph is not None
         start, end = self._hnsw_count, len(self._ids)
         if end > graph.get_max_elements():  # type: ignore[attr-defined]
             graph.resize_index(max(end, int(graph.get_max_elements() * 1.5)))  # type: ignore[attr-defined]
-        graph.add_items(self._vectors[start:end], np.arange(start, end))  # type: ignore[attr-defined]
+        for first in range(start, end, BLOCK_ROWS):
+            labels = np.arange(first, min(first + BLOCK_ROWS, end))
+            labels = labels[self._alive[labels]]
+            if len(labels):
+                graph.add_items(self._rows[labels], labels)  # type: ignore[attr-defined]
         self._hnsw_count = end
-
-    def _hnsw_update(self, label: int, vec: np.ndarray) -> None:
-        if self._hnsw is None or label >= self._hnsw_count:
-            return
-        try:
-            self._hnsw.unmark_deleted(label)  # type: ignore[attr-defined]
-        except RuntimeError:
-            pass  # label was not deleted
-        self._hnsw.add_items(vec[None, :], np.array([label]))  # type: ignore[attr-defined]
+        if end > start:
+            self._rows.release()
 
     # -- search -----------------------------------------------------------------------------
     def search(
@@ -238,18 +318,19 @@ class VectorIndex:
         return self._exact(q, k, self._alive) if k > 0 else []
 
     def _exact(self, q: np.ndarray, k: int, mask: np.ndarray) -> list[tuple[str, float]]:
-        scores = self._vectors @ q  # one matrix-vector product over every row, no copies
-        if not mask.all():
-            scores = np.where(mask, scores, -np.inf)
-        if k < len(scores):
-            top = np.argpartition(-scores, k - 1)[:k]
+        labels = np.flatnonzero(mask)
+        if self.uses_hnsw:  # the graph holds the resident copy: read just these rows, then hand their pages back
+            parts = [self._rows[labels[s : s + BLOCK_ROWS]] @ q for s in range(0, len(labels), BLOCK_ROWS)]
+            scores = np.concatenate(parts)
+            self._rows.release()
         else:
-            top = np.arange(len(scores))
+            scores = self._rows.scores(q)[labels]  # one matrix-vector product over the mapped matrix
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self._ids[t], float(scores[t])) for t in top if mask[t]]
+        return [(self._ids[labels[t]], float(scores[t])) for t in top]
 
     def _approximate(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> list[tuple[str, float]]:
-        graph = self._ensure_hnsw()
+        graph = self.ensure_graph()
         ef = max(self.search_ef(), k)
         filt = None
         if mask is not None:
@@ -263,61 +344,3 @@ class VectorIndex:
                 ef *= 4  # too few candidates reached under a selective filter: widen the search
         log.info("hnswlib could not return %d results; falling back to exact search", k)
         return self._exact(q, k, mask if mask is not None else self._alive)
-
-    # -- persistence ------------------------------------------------------------------------
-    def save_to(self, folder: Path) -> None:
-        """Write the index files into an (empty) folder, fsynced."""
-        folder.mkdir(parents=True, exist_ok=True)
-        self.manifest.count = len(self)
-        live = np.flatnonzero(self._alive)
-        ids = [self._ids[i] for i in live]
-        write_bytes(folder / "ids.json", json.dumps(ids).encode())
-        with atomic_open(folder / "vectors.npy", "wb") as fh:
-            np.save(fh, self._vectors[live])
-        if len(live) > self.exact_max:
-            compact = VectorIndex(self.manifest, self.exact_max, self.m, self.ef_construction, self.ef_search)
-            compact._ids = ids
-            compact._labels = {i: n for n, i in enumerate(ids)}
-            compact._vectors = self._vectors[live]
-            compact._alive = np.ones(len(ids), dtype=bool)
-            owner = self if self._hnsw is not None and len(live) == len(self._ids) else compact
-            graph = owner._ensure_hnsw()
-            graph.save_index(str(folder / "hnsw.bin"))  # type: ignore[attr-defined]
-            fsync_file(folder / "hnsw.bin")  # hnswlib writes without fsync: flush it before CURRENT can point here
-            owner.search_ef()  # measured on the saved graph (or re-checked) before the manifest records it
-        write_bytes(folder / "manifest.json", json.dumps(asdict(self.manifest), indent=2).encode())
-        fsync_dir(folder)
-
-    @classmethod
-    def load_from(
-        cls,
-        folder: Path,
-        exact_max: int = 40_000,
-        m: int = 16,
-        ef_construction: int = 200,
-        ef_search: int = 0,
-    ) -> VectorIndex:
-        """Read an index written by :meth:`save_to`."""
-        try:
-            manifest = IndexManifest(**json.loads((folder / "manifest.json").read_text()))
-            ids = json.loads((folder / "ids.json").read_text())
-            vectors = np.load(folder / "vectors.npy")
-        except (OSError, ValueError, TypeError) as exc:
-            raise IndexMissingError(f"The index at {folder} is unreadable ({exc}). Rebuild it: {REBUILD_HINT}") from exc
-        if manifest.format_version != INDEX_FORMAT_VERSION or vectors.shape != (len(ids), manifest.dim):
-            raise IndexMissingError(f"The index at {folder} is from another format. Rebuild it: {REBUILD_HINT}")
-        index = cls(manifest, exact_max, m, ef_construction, ef_search)
-        index._ids = list(ids)
-        index._labels = {i: n for n, i in enumerate(ids)}
-        index._vectors = vectors.astype(np.float32)
-        index._alive = np.ones(len(ids), dtype=bool)
-        graph_file = folder / "hnsw.bin"
-        if graph_file.exists() and len(ids) > exact_max:
-            import hnswlib
-
-            graph = hnswlib.Index(space="cosine", dim=manifest.dim)
-            graph.load_index(str(graph_file), max_elements=max(1024, int(len(ids) * 1.25)))
-            graph.set_num_threads(max(1, os.cpu_count() or 1))
-            index._hnsw = graph
-            index._hnsw_count = len(ids)
-        return index

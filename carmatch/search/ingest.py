@@ -142,6 +142,7 @@ class Ingestor:
         self.store = store
         self.batch_size = batch_size
         self.limits = limits
+        self.draft_side = draft_side(embedder)
 
     # -- public -----------------------------------------------------------------------------
     def ingest_folder(
@@ -246,7 +247,7 @@ class Ingestor:
                 continue
             if image is None:  # known file without an embedding for this model: decode it now
                 try:
-                    image = load_image(path, self.limits.max_pixels, self.limits.max_bytes).image
+                    image = load_image(path, self.limits.max_pixels, self.limits.max_bytes, self.draft_side).image
                 except ImageError as exc:
                     report.skipped.append((str(path), str(exc).split(": ", 1)[-1]))
                     continue
@@ -278,7 +279,7 @@ class Ingestor:
                 pass
         try:
             data = read_image_bytes(resolved, self.limits.max_bytes)
-            loaded = decode_image(data, resolved.name, self.limits.max_pixels, self.limits.max_bytes)
+            loaded = decode_image(data, resolved.name, self.limits.max_pixels, self.limits.max_bytes, self.draft_side)
         except ImageError as exc:
             report.skipped.append((str(path), str(exc).split(": ", 1)[-1]))
             return None, None
@@ -363,6 +364,14 @@ class Ingestor:
             return self.store.read_manifest().count
         except CarmatchError:
             return -1
+
+
+def draft_side(embedder: Any) -> int | None:
+    """The side a JPEG may be decoded at for ``embedder``: its model's image input (None: decode at full size)."""
+    size = getattr(getattr(getattr(embedder, "model", None), "visual", None), "image_size", None)
+    if isinstance(size, (tuple, list)):
+        size = max(size)
+    return int(size) if isinstance(size, int) and size > 0 else None
 
 
 def manifest_for(embedder: Embedder) -> IndexManifest:

@@ -18,7 +18,7 @@ from carmatch.errors import CancelledError, ImageError
 from carmatch.images import load_image
 from carmatch.progress import Progress, no_progress
 from carmatch.search.embedder import Embedder
-from carmatch.search.ingest import Limits, manifest_for
+from carmatch.search.ingest import Limits, draft_side, manifest_for
 from carmatch.search.store import SearchIndex, VectorStore
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def embed_missing(
     todo = [i for i in catalog.ids() if i not in have]
     records = catalog.get_many(todo)
     failures: list[tuple[str, str]] = []
-    done = 0
+    done, side = 0, draft_side(embedder)  # decoded as ingest decodes them
     for start in range(0, len(todo), batch_size):
         if cancel is not None and cancel.is_set():
             raise CancelledError("Rebuild cancelled; the previous index is still serving.")
@@ -47,7 +47,7 @@ def embed_missing(
         for image_id in todo[start : start + batch_size]:
             path = records[image_id].path
             try:
-                images.append(load_image(Path(path), limits.max_pixels, limits.max_bytes).image)
+                images.append(load_image(Path(path), limits.max_pixels, limits.max_bytes, side).image)
                 ids.append(image_id)
             except ImageError as exc:
                 failures.append((image_id, f"{path}: {exc}"))

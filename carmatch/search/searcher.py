@@ -13,6 +13,7 @@ from carmatch.catalog import Catalog
 from carmatch.errors import EmptyCollectionError, InvalidInputError
 from carmatch.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageSource, load_image
 from carmatch.search.embedder import Embedder
+from carmatch.search.ingest import draft_side
 from carmatch.search.store import SearchIndex, normalize_where
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,8 @@ class Searcher:
 
     def image_vector(self, image: ImageSource) -> np.ndarray:
         """Embed an image query (path, bytes or PIL image), validated first."""
-        loaded = load_image(image, self.max_image_pixels, self.max_image_bytes)
+        side = draft_side(self.embedder)  # a JPEG decoded as ingest decodes it
+        loaded = load_image(image, self.max_image_pixels, self.max_image_bytes, side)
         return self.embedder.encode_images([loaded.image])[0]
 
     def search(

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from carmatch.search.rows import VectorRows
+
 log = logging.getLogger(__name__)
 
 RECALL_TARGET = 0.99
@@ -28,7 +30,7 @@ HEADROOM_STEPS = 1  # search one candidate above the smallest that met the targe
 REMEASURE_CHANGE = 0.1  # re-measure once the live count moved this fraction from the measured one
 
 
-def exact_neighbours(vectors: np.ndarray, alive: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+def exact_neighbours(vectors: np.ndarray | VectorRows, alive: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Labels of the ``k`` most similar live rows to each query, best first, by blocked matrix products."""
     best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     best_labels = np.zeros((len(queries), k), dtype=np.int64)
@@ -51,8 +53,10 @@ def needs_measuring(measured_ef: int, measured_count: int, live: int) -> bool:
     return measured_ef <= 0 or abs(live - measured_count) > REMEASURE_CHANGE * max(measured_count, 1)
 
 
-def choose_ef(graph: Any, vectors: np.ndarray, alive: np.ndarray, seed: int = 0) -> tuple[int, float]:
+def choose_ef(graph: Any, vectors: np.ndarray | VectorRows, alive: np.ndarray, seed: int = 0) -> tuple[int, float]:
     """(ef to search with, the recall@10 it has at least) for an hnswlib graph over ``vectors``.
+
+    ``vectors`` may be the index's memory-mapped rows: they are read block by block, never copied whole.
 
     That ef is :data:`HEADROOM_STEPS` candidates above the smallest one reaching RECALL_TARGET on the sample.
     """

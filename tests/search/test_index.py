@@ -126,12 +126,13 @@ def test_crash_during_save_leaves_previous_index_current(tmp_path: Path, monkeyp
     assert len(store.load("tiny@abc")) == 50
 
 
-def test_save_replaces_generation_and_prunes_old_ones(tmp_path: Path) -> None:
+def test_saving_a_new_index_replaces_the_generation_and_prunes_old_ones(tmp_path: Path) -> None:
     store = IndexStore(tmp_path / "idx", exact_max=100)
     index, vectors = make_index(30, exact_max=100)
     g1 = store.save(index)
-    index.add(["new"], vectors[:1])
-    g2 = store.save(index)
+    rebuilt, _ = make_index(30, exact_max=100)  # a rebuild: a new index, not the saved one changed
+    rebuilt.add(["new"], vectors[:1])
+    g2 = store.save(rebuilt)
     assert g1 != g2 and store.current_generation() == g2
     assert not (tmp_path / "idx" / g1).exists()
     assert len(store.load()) == 31

@@ -246,3 +246,43 @@ def test_ingest_captions_match_rows_like_dataset_import(runtime: Runtime, car_fo
     runtime.ingestor().ingest_paths([], elsewhere, [("sub/green_van.webp", "a van")])
     assert runtime.catalog.get(expected.id).caption == "a van"
     assert find_image(runtime.catalog, row, elsewhere).id == expected.id
+
+
+def test_a_camera_jpeg_is_decoded_once_at_the_models_size_and_keeps_its_id(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    from carmatch.images import sha256_bytes
+    from carmatch.search.embedder import Embedder
+    from tests.drawing import draw_car
+
+    photo = tmp_path / "photos" / "street.jpg"
+    photo.parent.mkdir()
+    draw_car(size=(640, 480)).save(photo, quality=90)
+    opened: list[str] = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda fp, *a, **k: opened.append("open") or real_open(fp, *a, **k))
+    sizes: list[tuple[int, int]] = []
+    real_preprocess = Embedder.preprocess_images
+    monkeypatch.setattr(
+        Embedder,
+        "preprocess_images",
+        lambda self, images: sizes.extend(i.size for i in images) or real_preprocess(self, images),
+    )
+    report = runtime.ingestor().ingest_folder(photo.parent)
+    assert report.embedded == 1 and opened == ["open"]  # parsed once: header checks, then the draft decode
+    assert sizes == [(80, 60)]  # 1/8 scale still covers the tiny model's 32 px
+    record = runtime.catalog.get(report.added_ids[0])
+    assert record.id == sha256_bytes(photo.read_bytes()) and (record.width, record.height) == (640, 480)
+
+
+def test_ingesting_one_more_image_appends_to_the_saved_index(runtime: Runtime, car_folder: Path) -> None:
+    runtime.ingestor().ingest_folder(car_folder)
+    generation = runtime.store.current_generation()
+    assert generation is not None
+    save_car(car_folder / "new_green_van.png", "green", "van", seed=12)
+    report = runtime.ingestor().ingest_folder(car_folder)
+    assert report.embedded == 1 and runtime.store.current_generation() == f"{generation}/1"
+    assert len(runtime.index()) == 7
+    assert runtime.search(image=car_folder / "new_green_van.png", k=1).results[0].id == report.added_ids[0]
