@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PAIRS_FILE = "pairs.jsonl"
+DEFAULT_HARD_NEGATIVES = 1  # per image; 0 turns them off (bench/attribute_bench.py: they matter with attributes)
 
 
 class TrainingOutOfMemoryError(CarmatchError):
@@ -83,7 +84,7 @@ class TrainConfig:
     eval_batch_size: int = 64
     checkpoint_minutes: float = 10.0  # also save last.pt this often within an epoch
     caption_views: str = DEFAULT_VIEWS  # full caption / short attribute descriptions, e.g. "full:1,attributes:2"
-    hard_negatives: int = 1  # images differing in one attribute placed beside each image in its batch; 0: off
+    hard_negatives: int = DEFAULT_HARD_NEGATIVES  # images differing in one attribute beside each image in its batch
 
     def bounds_problems(self) -> list[Problem]:
         """Each numeric setting that is NaN, infinite, not a number, or outside its sane range."""

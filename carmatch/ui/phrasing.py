@@ -37,6 +37,8 @@ FIELD_LABELS = {
     "accum_steps": "gradient accumulation",
     "lr": "learning rate",
     "unfreeze": "unfreeze last K blocks",
+    "caption_views": "caption views",
+    "hard_negatives": "hard negatives",
 }
 
 # Library field name -> what to do in the app, replacing the library's hint (which names CLI commands).

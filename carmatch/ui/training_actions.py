@@ -19,6 +19,7 @@ from carmatch.progress import Progress
 from carmatch.runtime import Runtime
 from carmatch.training import registry
 from carmatch.training import runs as training_jobs
+from carmatch.training.config import DEFAULT_HARD_NEGATIVES, TrainConfig
 from carmatch.ui.phrasing import phrased
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,20 @@ def summary_markdown(runtime: Runtime) -> str:
     return "\n\n".join(lines)
 
 
+# The caption-view mixes offered in the tab (label, value); any other mix may be typed (e.g. full:1,attributes:2).
+CAPTION_VIEW_CHOICES = [
+    ("full caption + attribute descriptions (1:1)", "full,attributes"),
+    ("mostly full caption (3:1)", "full:3,attributes:1"),
+    ("full caption only", "full"),
+    ("attribute descriptions only", "attributes"),
+]
+
+
 def defaults(runtime: Runtime) -> dict[str, Any]:
-    """Hyperparameter defaults suited to the device found."""
-    return dict(training_jobs.device_summary(runtime.settings.device)["defaults"])
+    """Hyperparameter defaults suited to the device found, with the run config's caption views and hard negatives."""
+    chosen = dict(training_jobs.device_summary(runtime.settings.device)["defaults"])
+    recipe = TrainConfig(model=runtime.settings.model, pretrained=runtime.settings.pretrained)
+    return {**chosen, "caption_views": recipe.caption_views, "hard_negatives": recipe.hard_negatives}
 
 
 def _numbers(**boxes: float | None) -> dict[str, float]:
@@ -82,6 +94,8 @@ def start(
     lr: float | None,
     unfreeze: float | None,
     accum_steps: float | None,
+    caption_views: str | None = None,  # None: the run config's default mix
+    hard_negatives: float | None = DEFAULT_HARD_NEGATIVES,
     resume: str | None = None,
 ) -> str:
     """Start (or resume) a run in the background; returns a status line. The library checks the values."""
@@ -92,7 +106,14 @@ def start(
         if resume:
             job = training_jobs.start_training(runtime, resume=resume, earlier=state.job)
         else:
-            given = _numbers(epochs=epochs, batch_size=batch_size, lr=lr, unfreeze=unfreeze, accum_steps=accum_steps)
+            given = _numbers(
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                unfreeze=unfreeze,
+                accum_steps=accum_steps,
+                hard_negatives=hard_negatives,
+            )
             job = training_jobs.start_training(
                 runtime,
                 epochs=int(given["epochs"]),
@@ -100,9 +121,16 @@ def start(
                 lr=given["lr"],
                 unfreeze=int(given["unfreeze"]),
                 accum_steps=int(given["accum_steps"]),
+                hard_negatives=_whole(given["hard_negatives"]),
+                caption_views=caption_views,  # None: the default; a typed mix is checked by the run config
             )
         state.job = job
     return f"Run **{job.run_id}** {'resumed' if resume else 'started'}."
+
+
+def _whole(value: float) -> int | float:
+    """A whole number as an int; anything else unchanged, for the run config to refuse by name."""
+    return int(value) if float(value).is_integer() else value
 
 
 def resume(runtime: Runtime, state: TrainingState, session_password: str | None, run_id: str | None) -> str:

@@ -43,6 +43,27 @@ def _hyperparameter_boxes(defaults: dict[str, Any]) -> list[gr.Number]:
     return [boxes[name] for name in HYPERPARAMETERS]
 
 
+def _recipe_inputs(defaults: dict[str, Any]) -> list[Any]:
+    """What each training step pairs an image with (caption views) and its hard negatives: actions.start's order."""
+    with gr.Row():
+        views = gr.Dropdown(
+            actions.CAPTION_VIEW_CHOICES,
+            value=defaults["caption_views"],
+            label=FIELD_LABELS["caption_views"],
+            info="full captions, short descriptions from approved attributes, or a typed mix: full:1,attributes:2",
+            allow_custom_value=True,
+            scale=2,
+        )
+        hard = gr.Number(
+            defaults["hard_negatives"],
+            label=FIELD_LABELS["hard_negatives"],
+            info="images differing in one attribute put beside each image in its batch (0 = off)",
+            precision=0,
+            minimum=0,
+        )
+    return [views, hard]
+
+
 def _progress_views() -> list[Any]:
     """Status line, loss and recall curves, before/after table and log: what ``actions.poll`` fills."""
     status = gr.Markdown(actions.NO_RUN_YET, elem_id="train-status")
@@ -61,12 +82,24 @@ def _progress_views() -> list[Any]:
     return [status, loss_plot, recall_plot, before_after, log_box]
 
 
+def _model_views() -> tuple[Any, ...]:
+    """The registered models, the one to activate, its buttons and message."""
+    gr.Markdown("### Models")
+    models = gr.Dataframe(label="registered models", interactive=False)
+    with gr.Row():
+        model_pick = gr.Dropdown(["base"], value="base", label="model", scale=2)
+        activate_btn = gr.Button("Activate this model and rebuild the index", variant="primary", scale=2)
+        cancel_activate_btn = gr.Button("Cancel rebuild", scale=1)
+    return models, model_pick, activate_btn, cancel_activate_btn, gr.Markdown()
+
+
 def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None = None) -> None:
     """Lay out the Training tab inside the current gr.Blocks context and wire its events (login shared if given)."""
     state = actions.TrainingState()
     session_password = unlock_row(runtime, "Unlock training", "train", session_password)
     summary = gr.Markdown("Loading…")
-    hyperparameters = _hyperparameter_boxes(actions.defaults(runtime))
+    defaults = actions.defaults(runtime)
+    hyperparameters = [*_hyperparameter_boxes(defaults), *_recipe_inputs(defaults)]
     with gr.Row():
         start_btn = gr.Button("Start training", variant="primary")
         cancel_btn = gr.Button("Cancel", variant="stop")
@@ -75,19 +108,22 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
     draw_outputs = _progress_views()
     status = draw_outputs[0]
 
-    gr.Markdown("### Models")
-    models = gr.Dataframe(label="registered models", interactive=False)
-    with gr.Row():
-        model_pick = gr.Dropdown(["base"], value="base", label="model", scale=2)
-        activate_btn = gr.Button("Activate this model and rebuild the index", variant="primary", scale=2)
-        cancel_activate_btn = gr.Button("Cancel rebuild", scale=1)
-    activate_msg = gr.Markdown()
+    models, model_pick, activate_btn, cancel_activate_btn, activate_msg = _model_views()
     refresh_outputs = [summary, models, model_pick, resume_run]
     refresh = _wire_refresh(demo, runtime, state, draw_outputs, refresh_outputs, session_password)
 
     @user_errors
-    def on_start(pw: str, e: float | None, b: float | None, lr_: float | None, k: float | None, a: float | None) -> str:
-        return actions.start(runtime, state, pw, e, b, lr_, k, a)
+    def on_start(
+        pw: str,
+        epochs: float | None,
+        batch: float | None,
+        lr_: float | None,
+        unfreeze: float | None,
+        accum: float | None,
+        views: str | None,
+        hard: float | None,
+    ) -> str:
+        return actions.start(runtime, state, pw, epochs, batch, lr_, unfreeze, accum, views or "", hard)
 
     @user_errors
     def on_resume(pw: str, run_id: str | None) -> str:

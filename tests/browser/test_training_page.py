@@ -6,6 +6,7 @@ import re
 
 from playwright.sync_api import Browser, expect
 
+from carmatch.training import registry
 from tests.browser.conftest import DESKTOP, PHONE, Served, open_page, screenshot, unlock
 
 STATUS = "#train-status"
@@ -48,4 +49,31 @@ def test_training_tab_at_phone_size(browser: Browser, served: Served) -> None:
     page = open_page(browser, served.url, PHONE, tab="Training")
     expect(page.locator(STATUS)).to_be_visible()
     screenshot(page, "training-phone")
+    page.context.close()
+
+
+def test_caption_views_and_hard_negatives_are_chosen_in_the_tab_and_kept_with_the_run(
+    browser: Browser, served: Served
+) -> None:
+    page = open_page(browser, served.url, DESKTOP, tab="Training")
+    unlock(page, "train")
+    views = page.get_by_label("caption views")
+    expect(views).to_have_value("full caption + attribute descriptions (1:1)")  # the run config's default
+    views.fill("colour")  # a typed mix the run config cannot read is refused by its label
+    views.press("Enter")
+    page.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text(re.compile("caption views 'colour'")).first).to_be_visible()
+
+    views.click()
+    page.get_by_role("option", name="mostly full caption (3:1)").click()
+    page.get_by_label("hard negatives", exact=True).fill("0")
+    page.get_by_label("epochs", exact=True).fill("500")
+    page.get_by_label("batch size", exact=True).fill("4")
+    page.get_by_role("button", name="Start training").click()
+    expect(page.locator(STATUS)).to_contain_text("step")
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(page.locator(STATUS)).to_contain_text("Cancelled; its checkpoint is kept")
+    run_id = re.search(r"Run (\S+):", page.locator(STATUS).inner_text()).group(1)  # type: ignore[union-attr]
+    config = registry.get_model(served.runtime.catalog, run_id).config
+    assert (config["caption_views"], config["hard_negatives"]) == ("full:3,attributes:1", 0)
     page.context.close()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from carmatch.errors import AccessDeniedError, BusyError
+from carmatch.errors import AccessDeniedError, BusyError, CarmatchError
 from carmatch.runtime import Runtime
+from carmatch.training import registry
+from carmatch.training.config import TrainConfig
 from carmatch.ui import training_actions as actions
 from tests.training_support import fill_with_cars
 
@@ -107,3 +110,41 @@ def test_an_anonymous_visitor_sees_no_run_log_model_or_path(
         for name, handler in handlers.items():
             assert secret not in repr(handler(password)), name
     assert secret in repr(handlers["draw"](PASSWORD)) and secret in repr(handlers["refresh"](PASSWORD))
+
+
+def test_caption_views_and_hard_negatives_chosen_in_the_tab_are_kept_with_the_run(admin_runtime: Runtime) -> None:
+    state = actions.TrainingState()
+    defaults = actions.defaults(admin_runtime)
+    assert (defaults["caption_views"], defaults["hard_negatives"]) == (
+        TrainConfig(model="m", pretrained="p").caption_views,
+        TrainConfig(model="m", pretrained="p").hard_negatives,
+    )
+    assert defaults["caption_views"] in [value for _, value in actions.CAPTION_VIEW_CHOICES]
+    actions.start(admin_runtime, state, PASSWORD, 30, 16, 1e-3, -1, 1, "full:3,attributes:1", 0)
+    actions.cancel(admin_runtime, state, PASSWORD)
+    assert state.job is not None and state.job.wait(timeout=240)
+    run_id = state.job.run_id
+    recorded = registry.get_model(admin_runtime.catalog, run_id).config
+    saved = json.loads((admin_runtime.settings.runs_dir / run_id / "config.json").read_text())
+    for config in (recorded, saved):
+        assert (config["caption_views"], config["hard_negatives"]) == ("full:3,attributes:1", 0)
+
+
+@pytest.mark.parametrize(
+    "views,hard,said",
+    [
+        ("colour", 1, "caption views 'colour'"),
+        ("", 1, "caption views"),
+        ("full", -1, "hard negatives"),
+        ("full", 1.5, "hard negatives"),
+        ("full", None, "Fill in every hyperparameter"),
+    ],
+)
+def test_a_bad_caption_view_mix_or_hard_negative_count_is_refused_by_its_label(
+    runtime: Runtime, views: str, hard: float | None, said: str
+) -> None:
+    runtime.settings = replace(runtime.settings, admin_password=PASSWORD)  # refused before any pair is read
+    state = actions.TrainingState()
+    with pytest.raises(CarmatchError, match=said):
+        actions.start(runtime, state, PASSWORD, 1, 16, 1e-3, -1, 1, views, hard)
+    assert state.job is None and registry.list_models(runtime.catalog) == []
