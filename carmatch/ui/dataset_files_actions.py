@@ -32,8 +32,9 @@ from carmatch.search.uploads import add_uploads
 from carmatch.ui.dataset_actions import APP_AUTHOR, require_admin
 from carmatch.ui.phrasing import phrased
 
-DOWNLOAD_PREFIX = "carmatch-export-"  # download copies of exports, in the system temp folder
-DOWNLOAD_KEEP_SECONDS = 600  # removed at the next export once this old
+DOWNLOAD_PREFIX = "carmatch-export-"  # an export's downloads, in the system temp folder until Gradio copied them
+DOWNLOAD_KEEP_SECONDS = 600  # one left by a stopped process is removed at the next export once this old
+EXPORT_FORMATS = ("csv", "jsonl", "titan")
 
 
 @phrased
@@ -71,46 +72,68 @@ def export(
     s3_prefix: str | None = None,
     progress: Progress = no_progress,
 ) -> tuple[list[str], str]:
-    """Export under ``<home>/exports``; returns (download copies in a temp folder, summary)."""
+    """Export for download; returns (the files, in a new temp folder for :func:`remove_downloads`, summary).
+
+    CSV and JSONL are written straight into that folder, so once the download is served nothing of
+    them stays on the server. A Titan export keeps its folder (converted images and manifest, for
+    the S3 upload) under ``<home>/exports``; its JSONL and manifest go to the folder as copies.
+    """
     require_admin(runtime, session_password)
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInputError(f"Unknown export format {fmt!r}; use csv, jsonl or titan.")
     _check_something_to_export(runtime, include_unreviewed)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    folder = runtime.settings.home / "exports" / stamp
+    downloads = download_folder()
+    try:
+        files, text = _export_into(runtime, downloads, fmt, include_unreviewed, s3_prefix or "", progress)
+    except BaseException:
+        shutil.rmtree(downloads, ignore_errors=True)  # a refused or failed export leaves nothing either
+        raise
+    return [str(path) for path in files], text
+
+
+def _export_into(
+    runtime: Runtime, downloads: Path, fmt: str, include_unreviewed: bool, s3_prefix: str, progress: Progress
+) -> tuple[list[Path], str]:
+    """Write the ``fmt`` export; (the files to download, all in ``downloads``, summary)."""
     catalog = runtime.catalog
     if fmt == "csv":
-        report = export_csv(catalog, folder / "pairs.csv", include_unreviewed)
-    elif fmt == "jsonl":
-        report = export_jsonl(catalog, folder / "pairs.jsonl", include_unreviewed)
-    elif fmt == "titan":
-        report = export_titan(catalog, folder / "titan", s3_prefix or "", include_unreviewed, progress=progress)
-    else:
-        raise InvalidInputError(f"Unknown export format {fmt!r}; use csv, jsonl or titan.")
-    downloads = download_folder()
-    copies = []
-    for path in report.files:
-        target = downloads / (f"titan-{path.name}" if fmt == "titan" else path.name)
-        shutil.copyfile(path, target)
-        copies.append(str(target))
-    text = report.summary()
-    if fmt == "titan":
-        text += (
-            f"\n\nFiles and converted images are in `{folder / 'titan'}`. Upload images and JSONL to S3 with:\n"
-            f"`.venv/bin/carmatch dataset export --format titan --out DIR --s3-prefix {s3_prefix} --upload`"
-        )
+        report = export_csv(catalog, downloads / "pairs.csv", include_unreviewed)
+        return list(report.files), report.summary()
+    if fmt == "jsonl":
+        report = export_jsonl(catalog, downloads / "pairs.jsonl", include_unreviewed)
+        return list(report.files), report.summary()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    folder = runtime.settings.home / "exports" / stamp / "titan"
+    report = export_titan(catalog, folder, s3_prefix, include_unreviewed, progress=progress)
+    copies = [downloads / f"titan-{path.name}" for path in report.files]
+    for path, copy in zip(report.files, copies):
+        shutil.copyfile(path, copy)
+    text = report.summary() + (
+        f"\n\nFiles and converted images are in `{folder}`. Upload images and JSONL to S3 with:\n"
+        f"`.venv/bin/carmatch dataset export --format titan --out DIR --s3-prefix {s3_prefix} --upload`"
+    )
     return copies, text
 
 
 def download_folder(keep_seconds: float = DOWNLOAD_KEEP_SECONDS) -> Path:
-    """A new temp folder for an export's download copies, after removing earlier exports' old ones.
+    """A new temp folder for an export's downloads, after removing any an earlier export left.
 
-    Gradio copies a returned file into its own cache (cleaned by ``delete_cache``) as the event ends,
-    so a copy older than ``keep_seconds`` is no longer needed by any download.
+    The panel removes each folder once Gradio has copied its files into its own cache (cleaned by
+    ``delete_cache``); one older than ``keep_seconds`` was left by a process stopped in between.
     """
     for old in Path(tempfile.gettempdir()).glob(f"{DOWNLOAD_PREFIX}*"):
         with contextlib.suppress(OSError):
             if old.is_dir() and time.time() - old.stat().st_mtime > keep_seconds:
                 shutil.rmtree(old)
     return Path(tempfile.mkdtemp(prefix=DOWNLOAD_PREFIX))
+
+
+def remove_downloads(files: Sequence[str | Path] | None) -> None:
+    """Delete the temp folders holding an export's downloads (only :func:`download_folder`'s own)."""
+    temp = Path(tempfile.gettempdir()).resolve()
+    for folder in {Path(file).resolve().parent for file in files or []}:
+        if folder.parent == temp and folder.name.startswith(DOWNLOAD_PREFIX):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_something_to_export(runtime: Runtime, include_unreviewed: bool) -> None:

@@ -6,6 +6,7 @@ password held in the tab's session state.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
@@ -62,18 +63,27 @@ def build_export(runtime: Runtime, session_password: gr.State) -> None:
         fmt = gr.Radio(["csv", "jsonl", "titan"], value="jsonl", label="Format")
         include_unreviewed = gr.Checkbox(label="include unreviewed (never rejected)")
         s3_prefix = gr.Textbox(label=FIELD_LABELS["s3_prefix"], placeholder="s3://my-bucket/carmatch/titan/")
-    export_btn = gr.Button("Export")
-    export_files = gr.File(label="Download", file_count="multiple", interactive=False)
+    export_btn = gr.Button("Export", elem_id="export-button")
+    export_files = gr.File(label="Download", file_count="multiple", interactive=False, elem_id="export-files")
     export_report = gr.Textbox(label="Export report", lines=4, interactive=False, elem_id="export-report")
 
     def on_export(
         pw: str, chosen: str, unreviewed: bool, prefix: str, progress: gr.Progress = gr.Progress()
-    ) -> tuple[list[str] | None, str]:
-        """Export; a refusal replaces the previous files and report with the reason."""
+    ) -> Iterator[tuple[list[str] | None, str]]:
+        """Export; a refusal replaces the previous files and report with the reason.
+
+        A generator so the files go as soon as they are served: Gradio copies what an event returns
+        into its cache (which ``delete_cache`` empties) before it resumes the generator.
+        """
         try:
-            return actions.export(runtime, pw, chosen, unreviewed, prefix, progress_adapter(progress))
+            files, text = actions.export(runtime, pw, chosen, unreviewed, prefix, progress_adapter(progress))
         except CarmatchError as exc:
-            return None, f"❌ {for_browser(exc)}"
+            yield None, f"❌ {for_browser(exc)}"
+            return
+        try:
+            yield files, text
+        finally:  # after Gradio's copy, or when the visitor left first: nothing stays behind
+            actions.remove_downloads(files)
 
     export_btn.click(
         on_export,

@@ -189,7 +189,7 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
             editor = _editor()
     with gr.Accordion("Import captions (CSV / JSONL)", open=False):
         imported = dataset_files_panel.build_import(runtime, session_password)
-    with gr.Accordion("Export", open=False):
+    with gr.Accordion("Export", open=False, elem_id="dataset-export"):
         dataset_files_panel.build_export(runtime, session_password)
     with gr.Accordion("Add images", open=False):
         uploaded = dataset_files_panel.build_upload(runtime, session_password)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,6 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from carmatch.dataset import curation
 from carmatch.runtime import Runtime
+from carmatch.ui.dataset_files_actions import DOWNLOAD_PREFIX
 from tests.browser.conftest import DESKTOP, PASSWORD, PHONE, Served, open_page, screenshot, unlock
 
 NEW_CAPTION = "a purple zeppelin shaped roadster"
@@ -232,3 +234,21 @@ def test_shift_click_picks_a_range_of_thumbnails(browser: Browser, served: Serve
     for n in range(4):
         expect(tiles.nth(n)).to_contain_text("☑")
     page.context.close()
+
+
+def test_an_export_downloads_in_the_browser_and_leaves_no_copy_on_the_server(browser: Browser, served: Served) -> None:
+    leftovers = Path(tempfile.gettempdir()).glob  # the app runs in this process: its temp folder is this one
+    before = set(leftovers(f"{DOWNLOAD_PREFIX}*"))
+    page = open_page(browser, served.url, DESKTOP, tab="Dataset")
+    unlock(page)
+    panel = page.locator("#dataset-export")
+    panel.get_by_text("Export", exact=True).first.click()
+    panel.get_by_label("csv").check()
+    page.locator("#export-button").click()
+    expect(page.locator("#export-report textarea")).to_have_value(re.compile("Exported"))
+    with page.expect_download() as download:
+        page.locator("#export-files a").first.click()
+    assert Path(download.value.path()).read_text().startswith("id,file,caption")
+    page.context.close()
+    assert set(leftovers(f"{DOWNLOAD_PREFIX}*")) <= before  # the download copy went once Gradio had served it
+    assert not (served.runtime.settings.home / "exports").exists()

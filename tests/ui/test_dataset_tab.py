@@ -283,7 +283,7 @@ def test_export_from_the_tab_gives_downloadable_files(admin_runtime: Runtime) ->
     actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_MATCHING, [], actions.make_query(), confirmed=True)
     files, text = files_actions.export(admin_runtime, PASSWORD, "jsonl")
     assert len(files) == 1 and Path(files[0]).read_text().count("\n") == 4 and "Exported 4" in text
-    assert list((admin_runtime.settings.home / "exports").glob("*/pairs.jsonl"))
+    assert not (admin_runtime.settings.home / "exports").exists()  # CSV / JSONL: only the download
     files, text = files_actions.export(admin_runtime, PASSWORD, "titan", s3_prefix="s3://bucket/p/")
     assert {Path(f).name for f in files} == {"titan-train.jsonl", "titan-validation.jsonl", "titan-manifest.json"}
     assert "128 px" in text  # the 96x64 test drawings are too small for Titan: skipped with the reason
@@ -366,3 +366,37 @@ def test_the_editor_names_the_file_within_its_folder_never_a_server_path(admin_r
     meta = actions.open_image(admin_runtime, image_id).meta
     assert Path(record.path).name in meta
     assert str(Path(record.path).parent) not in meta and str(admin_runtime.settings.home) not in meta
+
+
+def test_an_export_download_leaves_nothing_behind_once_gradio_served_it(
+    admin_runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gradio as gr
+    from gradio import processing_utils
+
+    from carmatch.ui import dataset_files_panel
+
+    system_temp = tmp_path / "system-temp"
+    system_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    with gr.Blocks() as demo:
+        dataset_files_panel.build_export(admin_runtime, gr.State(PASSWORD))
+    export = next(f.fn for f in demo.fns.values() if f.fn is not None and f.fn.__name__ == "on_export")
+    download = next(b for b in demo.blocks.values() if getattr(b, "label", None) == "Download")
+    answer = export(PASSWORD, "csv", True, "")
+    files, text = next(answer)
+    assert "Exported 4" in text and [p.parent.parent for p in map(Path, files)] == [system_temp]
+    served = processing_utils.move_files_to_cache(download.postprocess(files), download, postprocess=True)
+    cached = Path(served[0]["path"])  # Gradio's own copy, which delete_cache removes
+    assert next(answer, None) is None  # Gradio resumes the event after copying: the download folder goes
+    assert not list(system_temp.glob(f"{files_actions.DOWNLOAD_PREFIX}*"))
+    assert not (admin_runtime.settings.home / "exports").exists()
+    assert cached.read_text().startswith("id,file,caption")
+    refused = export("guess", "csv", True, "")
+    assert next(refused)[0] is None and not list(system_temp.glob(f"{files_actions.DOWNLOAD_PREFIX}*"))
+
+
+def test_removing_downloads_touches_only_export_download_folders(admin_runtime: Runtime) -> None:
+    catalog_file = admin_runtime.settings.db_path
+    files_actions.remove_downloads([str(catalog_file), "/etc/hostname", "relative.csv"])
+    assert catalog_file.exists() and Path("/etc/hostname").exists()
