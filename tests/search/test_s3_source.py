@@ -75,7 +75,12 @@ def source(s3: Any, settings: Settings, uri: str = f"s3://{BUCKET}/cams/", **kwa
 def test_ingest_from_s3_adds_each_image_once_keyed_by_content_with_its_s3_uri(
     s3: CountingClient, settings: Settings, runtime: Runtime
 ) -> None:
-    report = source(s3, settings, page_keys=2, round_objects=2).ingest(runtime.ingestor)  # several pages and rounds
+    calls: list[tuple[int, int, str]] = []
+    report = source(s3, settings, page_keys=2, round_objects=2).ingest(  # several pages and rounds
+        runtime.ingestor, lambda done, total, message: calls.append((done, total, message))
+    )
+    assert calls[-1] == (5, 5, f"ingesting s3://{BUCKET}/cams/")  # one bar: every downloaded image, done
+    assert [done for done, _, _ in calls] == sorted(done for done, _, _ in calls)
 
     assert (report.listed, report.downloaded, report.ingest.added, report.ingest.embedded) == (5, 5, 3, 3)
     assert report.ingest.skipped == [(f"s3://{BUCKET}/cams/broken.jpg", "not an image, or a format Pillow cannot read")]
@@ -125,6 +130,32 @@ def test_an_object_over_the_size_limit_is_skipped_without_downloading_it(
     assert "cams/red.jpg" not in s3.fetched and "cams/a/red-again.jpg" not in s3.fetched
     reasons = dict(report.ingest.skipped)
     assert "over the" in reasons[f"s3://{BUCKET}/cams/red.jpg"] and "MB limit" in reasons[f"s3://{BUCKET}/cams/red.jpg"]
+
+
+def test_an_object_larger_than_listed_is_cut_off_while_streaming_and_skipped(
+    s3: CountingClient, settings: Settings, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = s3.get_object
+    big = jpeg("red", 1)
+    s3.client.put_object(Bucket=BUCKET, Key="elsewhere/big.jpg", Body=big + b"\0" * len(big))
+    monkeypatch.setattr(s3, "get_object", lambda **kw: real(**{**kw, "Key": "elsewhere/big.jpg"}))  # grew since
+    report = source(s3, settings, limits=Limits(max_bytes=len(big) + 10)).ingest(runtime.ingestor)
+    assert "over the" in dict(report.ingest.skipped)[f"s3://{BUCKET}/cams/red.jpg"]
+    assert not [p for p in (settings.home / "s3").rglob("*") if p.is_file()]  # no partial copy is left
+
+
+def test_access_denied_on_download_stops_the_run_with_the_fix_and_ingests_nothing(
+    s3: CountingClient, settings: Settings, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    def refuse(**kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+
+    monkeypatch.setattr(s3, "get_object", refuse)
+    with pytest.raises(AwsError, match="Cannot download s3://carmatch-cams/cams/.*access denied"):
+        source(s3, settings).ingest(runtime.ingestor)
+    assert runtime.catalog.count() == 0
 
 
 def test_a_key_that_cannot_be_a_file_name_is_skipped_and_writes_nothing_outside_the_copy(
