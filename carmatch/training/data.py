@@ -24,6 +24,7 @@ from carmatch.dataset.training_set import SPLITS, SplitFractions, split_name
 from carmatch.errors import InvalidInputError
 from carmatch.locations import missing_files_problem
 from carmatch.training.attributes import Attributes, pair_attributes
+from carmatch.training.loading import draft_side, read_training_image
 from carmatch.training.views import CaptionViews, hard_negative_order
 
 if TYPE_CHECKING:
@@ -232,6 +233,10 @@ class TrainTransform:
         self.preprocess = preprocess
         self.aug = aug
 
+    def decode_side(self, image_side: int | None) -> int | None:
+        """The short side an image may be decoded at so that every crop still covers ``image_side``."""
+        return draft_side(image_side, self.aug.crop_scale[0], self.aug.crop_ratio[1])
+
     def __call__(self, image: Any, seed: int) -> Any:
         from PIL import ImageEnhance
 
@@ -246,7 +251,11 @@ class TrainTransform:
 
 
 class PairDataset:
-    """Map-style dataset over pairs; items are addressed by (index, epoch) so augmentation is seeded."""
+    """Map-style dataset over pairs; items are addressed by (index, epoch) so augmentation is seeded.
+
+    Captions are tokenized once, here; the texts of attribute views once each, when first drawn. With
+    ``image_side`` (the model's input side) JPEGs are decoded at the smallest scale that still covers it.
+    """
 
     def __init__(
         self,
@@ -258,6 +267,7 @@ class PairDataset:
         max_pixels: int = 64_000_000,
         max_bytes: int = 50 * 1024 * 1024,
         views: CaptionViews | None = None,
+        image_side: int | None = None,
     ):
         self.pairs = list(pairs)
         self.transform = transform
@@ -268,6 +278,10 @@ class PairDataset:
         self.max_bytes = max_bytes
         self.views = views  # None: every image is paired with its full caption
         self.unreadable: set[str] = set()  # files already warned about (each worker process keeps its own)
+        self.eval_side = draft_side(image_side)
+        self.train_side = train_transform.decode_side(image_side) if train_transform is not None else None
+        self.caption_tokens = tokenizer([p.caption for p in self.pairs]) if self.pairs else []
+        self.view_tokens: dict[str, Any] = {}  # attribute-view text → its tokens (each process keeps its own)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -288,16 +302,22 @@ class PairDataset:
         raise InvalidInputError(f"None of the {len(self.pairs)} training images can be read; see the warnings above.")
 
     def _item(self, index: int, epoch: int) -> tuple[Any, Any]:
-        from carmatch.images import load_image
-
         pair = self.pairs[index]
-        image = load_image(Path(pair.path), self.max_pixels, self.max_bytes).image
         if self.train_transform is not None and epoch >= 0:
+            image = read_training_image(pair.path, self.train_side, self.max_pixels, self.max_bytes)
             tensor = self.train_transform(image, sample_seed(self.seed, epoch, index))
         else:
-            tensor = self.transform(image)
-        text = self.views.view(index, epoch).text if self.views is not None else pair.caption
-        return tensor, self.tokenizer([text])[0]
+            tensor = self.transform(read_training_image(pair.path, self.eval_side, self.max_pixels, self.max_bytes))
+        return tensor, self._tokens(index, epoch)
+
+    def _tokens(self, index: int, epoch: int) -> Any:
+        """The tokens of the text image ``index`` is paired with in ``epoch``."""
+        view = self.views.view(index, epoch) if self.views is not None else None
+        if view is None or view.asks is None:
+            return self.caption_tokens[index]
+        if view.text not in self.view_tokens:
+            self.view_tokens[view.text] = self.tokenizer([view.text])[0]
+        return self.view_tokens[view.text]
 
     def batches(self, batch_size: int, epoch: int, partners: int = 0) -> list[list[tuple[int, int]]]:
         """The epoch's batches (:func:`epoch_batches`), with hard negatives side by side when pairs have attributes."""

@@ -57,6 +57,7 @@ from carmatch.training.data import (
     split_hash,
 )
 from carmatch.training.evaluation import evaluate_model, selection_score, validation_metrics
+from carmatch.training.loading import BatchLoader, model_image_side
 from carmatch.training.schedule import Schedule, build_optimizer, make_schedule
 from carmatch.training.views import CaptionViews
 
@@ -164,6 +165,7 @@ class Trainer:
         aug = AugmentConfig(crop_scale=(cfg.crop_scale_min, 1.0), color_jitter=cfg.color_jitter)
         optimizer, params = build_optimizer(model, cfg)
         views = CaptionViews([p.caption for p in train], [p.attributes for p in train], cfg.caption_views, cfg.seed)
+        side = model_image_side(model)
         return _Setup(
             train=train,
             val=[p for p in self.pairs if p.split == "validation"],
@@ -175,7 +177,9 @@ class Trainer:
             preprocess=preprocess,
             tokenizer=tokenizer,
             fingerprint=fingerprint,
-            dataset=PairDataset(train, preprocess, tokenizer, TrainTransform(preprocess, aug), cfg.seed, views=views),
+            dataset=PairDataset(
+                train, preprocess, tokenizer, TrainTransform(preprocess, aug), cfg.seed, views=views, image_side=side
+            ),
             optimizer=optimizer,
             params=params,
             scaler=torch.amp.GradScaler("cuda", enabled=precision == "fp16"),
@@ -237,28 +241,21 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------
     def _train_epoch(self, s: _Setup, state: dict[str, Any], clock: _Clock) -> None:
         """The optimizer steps of one epoch, from where the run stopped (``batch_pos``)."""
-        import torch
-
         cfg = self.config
         batches = s.dataset.batches(cfg.batch_size, state["epoch"], cfg.hard_negatives)
-        loader: Any = torch.utils.data.DataLoader(
-            s.dataset,  # type: ignore[arg-type]
-            batch_sampler=batches[state["batch_pos"] :],
-            num_workers=s.workers,
-            pin_memory=s.device.startswith("cuda"),
-        )
         s.model.train()
         group: list[Any] = []
-        for images, tokens in loader:
-            group.append((images, tokens))
-            pos = state["batch_pos"] + len(group)
-            if len(group) < cfg.accum_steps and pos < len(batches):
-                continue
-            keys = [key for batch in batches[pos - len(group) : pos] for key in batch]
-            self._step(s, state, group, clock, s.dataset.positives(keys))
-            state["batch_pos"] = pos
-            group = []
-            self._checkpoint_or_cancel(s, state, clock)
+        with BatchLoader(s.dataset, batches[state["batch_pos"] :], s.workers, s.device.startswith("cuda")) as loader:
+            for images, tokens in loader:
+                group.append((images, tokens))
+                pos = state["batch_pos"] + len(group)
+                if len(group) < cfg.accum_steps and pos < len(batches):
+                    continue
+                keys = [key for batch in batches[pos - len(group) : pos] for key in batch]
+                self._step(s, state, group, clock, s.dataset.positives(keys))
+                state["batch_pos"] = pos
+                group = []
+                self._checkpoint_or_cancel(s, state, clock)
 
     def _step(self, s: _Setup, state: dict[str, Any], group: list[Any], clock: _Clock, positives: Any) -> None:
         """One optimizer step over ``group`` (micro-batches); ``positives``: which text describes which image."""
