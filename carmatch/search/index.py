@@ -210,7 +210,8 @@ class VectorIndex:
         """Take ``rows`` (the saved matrix, mapped) as the vectors; with ``ids``, the labels were compacted to them."""
         if ids is not None:
             self._ids = list(ids)
-            self._labels = {image_id: n for n, image_id in enumerate(ids) if image_id}
+            self._labels = dict(zip(ids, range(len(ids))))
+            self._labels.pop("", None)  # dead labels
             self._alive = np.array([bool(i) for i in ids], dtype=bool)
             self._hnsw, self._hnsw_count, self.graph_file = None, 0, None
         self._rows = rows

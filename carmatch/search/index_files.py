@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from carmatch.atomic import atomic_open, fsync_dir, fsync_file, write_bytes
+from carmatch.atomic import fsync_dir, fsync_file, write_bytes
 from carmatch.errors import IndexMissingError
 from carmatch.search.index import READABLE_FORMATS, REBUILD_HINT, IndexManifest, SavedAs, VectorIndex
 from carmatch.search.rows import VectorRows
@@ -83,7 +84,9 @@ def write_generation(index: VectorIndex, folder: Path) -> None:
 
 
 def fresh_state(folder: Path, pointer: str, index: VectorIndex) -> SavedAs:
-    """What :func:`write_generation` left on disk, as the index's saved state."""
+    """What :func:`write_generation` left on disk, now moved to ``folder``, as the index's saved state."""
+    if index.graph_file is not None:
+        index.graph_file = folder / "hnsw.bin"
     n = index.label_count
     return SavedAs(folder, pointer, 0, n, index.alive.copy(), 0, n)
 
@@ -112,11 +115,16 @@ def write_segment(index: VectorIndex, saved: SavedAs, pointer: str) -> SavedAs |
     added, removed = changes(index, saved)
     number = saved.segments + 1
     stem = saved.folder / segment_name(number)
-    with atomic_open(stem.with_suffix(".npy"), "wb") as fh:
-        np.save(fh, index.rows[added] if len(added) else np.zeros((0, index.dim), dtype=np.float32))
     ids = index.label_ids()
     record = {"add": [ids[label] for label in added], "remove": removed.tolist(), "manifest": asdict(index.manifest)}
-    write_bytes(stem.with_suffix(".json"), json.dumps(record).encode())
+    with open(stem.with_suffix(".npy"), "wb") as fh:  # no rename needed: nothing reads it before CURRENT names it
+        np.save(fh, index.rows[added] if len(added) else np.zeros((0, index.dim), dtype=np.float32))
+        fh.flush()
+        os.fsync(fh.fileno())
+    with open(stem.with_suffix(".json"), "wb") as fh:
+        fh.write(json.dumps(record).encode())
+        fh.flush()
+        os.fsync(fh.fileno())
     fsync_dir(saved.folder)
     if len(added) != index.label_count - saved.labels:
         return None

@@ -55,13 +55,13 @@ class VectorRows:
         self._tail_rows = end
 
     def __getitem__(self, key: slice | np.ndarray | list[int]) -> np.ndarray:
-        """Rows by a slice (start:stop) or by an array of labels; always a new array."""
+        """Rows by a slice (start:stop; read-only, a view where it can be) or by an array of labels (a copy)."""
         if isinstance(key, slice):
             start, stop, _ = key.indices(len(self))
             split = len(self.base)
             head = np.asarray(self.base[min(start, split) : min(stop, split)])
             rest = self.tail[max(start - split, 0) : max(stop - split, 0)]
-            return np.concatenate([head, rest]) if len(rest) else np.array(head)
+            return np.concatenate([head, rest]) if len(rest) and len(head) else (rest if len(rest) else head)
         labels = np.asarray(key, dtype=np.int64)
         out = np.empty((len(labels), self.dim), dtype=np.float32)
         in_base = labels < len(self.base)

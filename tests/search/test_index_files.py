@@ -13,6 +13,7 @@ import pytest
 from carmatch.search import index_files
 from carmatch.search.hnsw_store import IndexStore
 from carmatch.search.index import CURRENT_FILE
+from carmatch.search.rows import VectorRows
 from tests.search.test_index import clustered, make_index
 
 
@@ -144,3 +145,15 @@ def test_a_loaded_index_keeps_its_vectors_once_memory_mapped(tmp_path: Path) -> 
     small.save(exact)
     assert isinstance(exact.rows.base, np.memmap) and len(exact.rows.tail) == 0  # the saved index, too
     assert not small.load().graph_built
+
+
+def test_rows_read_alike_across_the_mapped_file_and_the_rows_added_since(tmp_path: Path) -> None:
+    vectors = clustered(20)
+    np.save(tmp_path / "v.npy", vectors[:12])
+    rows = VectorRows.mapped(tmp_path / "v.npy", 32)
+    rows.append(vectors[12:])
+    rows.release()  # pages handed back are read from the file again
+    np.testing.assert_array_equal(rows[5:17], vectors[5:17])
+    np.testing.assert_array_equal(rows[np.array([19, 0, 12, 11])], vectors[[19, 0, 12, 11]])
+    np.testing.assert_allclose(rows.scores(vectors[3]), vectors @ vectors[3], rtol=1e-6)
+    assert [start for start, _ in rows.blocks(8)] == [0, 8, 16]
