@@ -65,10 +65,17 @@ def isolate_environment(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     monkeypatch.chdir(folder)
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model cache for the session: the tiny model's weights hash and ONNX towers are made once, then reused."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
 @pytest.fixture(autouse=True)
-def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> None:
     """Every test: its own CARMATCH_HOME and working directory, no developer variables or ``.env``."""
     isolate_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("CARMATCH_MODEL_CACHE", str(model_cache))
 
 
 def tiny_model_environment(monkeypatch: pytest.MonkeyPatch, tiny_model: tuple[str, str]) -> None:

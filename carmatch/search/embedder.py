@@ -6,44 +6,37 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import Image
 
 from carmatch.errors import ConfigError, ModelLoadError
+from carmatch.search.fast_path import FastPath, cpu_without_torch, fast_path_for, prepare_record, weights_file_of
+from carmatch.search.model_cache import ModelCache, ModelRecord, default_cache_dir
+from carmatch.search.onnx_towers import preprocess_image
 from carmatch.search.vectors import unit_rows
+from carmatch.search.weights import (  # noqa: F401  (re-exported: callers import them from here)
+    NETWORK_PROBE_SECONDS,
+    PRETRAINED_NONE,
+    TRY_RANDOM_WEIGHTS,
+    HubWeights,
+    ModelSpec,
+    cached_weights,
+    fetch_weights,
+    first_line,
+    hub_reachable,
+    hub_weights,
+    load_error_help,
+    weights_source,
+)
 
 log = logging.getLogger(__name__)
 
-PRETRAINED_NONE = "none"
 RANDOM_INIT_SEED = 0
-NETWORK_PROBE_SECONDS = 3.0  # how long "is the Hub reachable?" may take before carmatch says it is not
-HUB_WEIGHTS_NAME = "open_clip_pytorch_model.bin"  # open_clip's default file in a Hub repository
-HUB_SAFE_WEIGHTS_NAME = "open_clip_model.safetensors"
-TRY_RANDOM_WEIGHTS = "CARMATCH_PRETRAINED=none make run (search results are then meaningless)."
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Which model to load: an open_clip architecture plus a pretrained source."""
-
-    name: str  # open_clip model name, or path to a model-config JSON
-    pretrained: str  # open_clip tag, local checkpoint path, or "none"
-
-    @property
-    def arch(self) -> str:
-        """The open_clip architecture name (a config file's stem for a JSON path)."""
-        if self.name.endswith(".json"):
-            return Path(self.name).stem
-        return self.name
 
 
 def register_model_config(name: str) -> str:
@@ -65,7 +58,7 @@ def _check_model_config(path: Path) -> None:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"CARMATCH_MODEL points to {path}, which is not valid JSON: {_first_line(exc)}") from exc
+        raise ConfigError(f"CARMATCH_MODEL points to {path}, which is not valid JSON: {first_line(exc)}") from exc
     required = ("embed_dim", "vision_cfg", "text_cfg")
     missing = [key for key in required if not isinstance(config, dict) or key not in config]
     if missing:
@@ -74,128 +67,9 @@ def _check_model_config(path: Path) -> None:
         )
 
 
-def _is_local_checkpoint(pretrained: str) -> bool:
-    return pretrained.endswith((".pt", ".pth", ".bin", ".safetensors", ".npz")) or Path(pretrained).exists()
-
-
-def load_error_help(spec: ModelSpec, exc: BaseException) -> str:
-    """One message for a model that failed to load: what went wrong and the one thing to do about it."""
-    return (
-        f"Could not load CLIP weights '{spec.pretrained}' for model '{spec.arch}': {_first_line(exc)}. "
-        "The first run downloads them from the Hugging Face Hub, which needs internet access. "
-        "Without internet, download them elsewhere and set CARMATCH_PRETRAINED to the local "
-        f"checkpoint file (.pt/.bin/.safetensors), or try carmatch with random weights: {TRY_RANDOM_WEIGHTS}"
-    )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0].rstrip(".")
-
-
-@dataclass(frozen=True)
-class HubWeights:
-    """Where a pretrained tag's weights live on the Hugging Face Hub, and how to preprocess for them."""
-
-    repo_id: str
-    filenames: tuple[str, ...]  # preferred first: a .safetensors twin, then the file open_clip names
-    preprocess: dict[str, Any]  # image_mean / image_std / image_interpolation / image_resize_mode
-
-    @property
-    def url(self) -> str:
-        """The repository's page on the Hub."""
-        return f"https://huggingface.co/{self.repo_id}"
-
-
-def hub_weights(arch: str, tag: str) -> HubWeights | None:
-    """The Hub repository and file of an open_clip pretrained tag (None when the tag is not on the Hub)."""
-    import open_clip
-
-    cfg = open_clip.get_pretrained_cfg(arch, tag)
-    if not cfg or not cfg.get("hf_hub") or cfg.get("file"):
-        return None
-    repo_id, filename = os.path.split(str(cfg["hf_hub"]))  # "org/repo/" or "org/repo/file.bin"
-    if not filename:
-        names = [HUB_SAFE_WEIGHTS_NAME, HUB_WEIGHTS_NAME]
-    elif filename.endswith((".bin", ".pth")):
-        names = [filename[:-4] + ".safetensors", filename]
-    else:
-        names = [filename]
-    keys = {"mean": "image_mean", "std": "image_std", "interpolation": "image_interpolation"}
-    keys["resize_mode"] = "image_resize_mode"
-    preprocess = {arg: cfg[key] for key, arg in keys.items() if cfg.get(key) is not None}
-    return HubWeights(repo_id, tuple(names), preprocess)
-
-
-def cached_weights(hub: HubWeights) -> str | None:
-    """The local path of the tag's weights when the Hub cache already holds them."""
-    from huggingface_hub import try_to_load_from_cache
-
-    for name in hub.filenames:
-        found = try_to_load_from_cache(hub.repo_id, name)
-        if isinstance(found, str) and Path(found).is_file():
-            return found
-    return None
-
-
-def hub_reachable(timeout_s: float = NETWORK_PROBE_SECONDS) -> bool:
-    """True when a TCP connection to the Hugging Face Hub opens within ``timeout_s`` seconds, name lookup included."""
-    endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    host = endpoint.hostname or "huggingface.co"
-    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
-    answered: list[bool] = []
-
-    def probe() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout_s):
-                answered.append(True)
-        except OSError:
-            answered.append(False)
-
-    # The connect timeout does not cover a DNS lookup stuck on an unreachable resolver: bound both.
-    thread = threading.Thread(target=probe, name="carmatch-hub-probe", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    return bool(answered and answered[0])
-
-
-def _no_weights_error(spec: ModelSpec, hub: HubWeights, why: str) -> ModelLoadError:
-    return ModelLoadError(
-        f"The weights '{spec.pretrained}' of CLIP model '{spec.arch}' are not downloaded yet and {why}. "
-        f"Either download {' or '.join(hub.filenames)} from {hub.url} (Files tab) on a machine with internet "
-        f"and set CARMATCH_PRETRAINED=/path/to/{hub.filenames[0]}, or try carmatch with random weights: "
-        f"{TRY_RANDOM_WEIGHTS}"
-    )
-
-
-def fetch_weights(spec: ModelSpec, hub: HubWeights, offline: bool) -> str:
-    """The local file of a Hub tag's weights: from the cache, else downloaded once; fails fast offline."""
-    found = cached_weights(hub)
-    if found is not None:
-        return found
-    if offline:
-        raise _no_weights_error(spec, hub, "downloads are off (CARMATCH_OFFLINE or HF_HUB_OFFLINE)")
-    if not hub_reachable():
-        raise _no_weights_error(
-            spec, hub, f"the Hugging Face Hub cannot be reached (no answer within {NETWORK_PROBE_SECONDS:g} s)"
-        )
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-
-    log.info("Downloading %s from %s (once; later runs use the cache)", hub.filenames[-1], hub.url)
-    for name in hub.filenames:
-        try:
-            return str(hf_hub_download(hub.repo_id, name))
-        except EntryNotFoundError:
-            continue  # no .safetensors twin: take the file open_clip names
-        except Exception as exc:  # huggingface_hub / httpx raise many types for network failures
-            raise ModelLoadError(load_error_help(spec, exc)) from exc
-    raise ModelLoadError(f"{hub.url} holds none of {', '.join(hub.filenames)}.")
-
-
 def _misfit_error(spec: ModelSpec, checkpoint: str, exc: BaseException) -> ModelLoadError:
     return ModelLoadError(
-        f"The checkpoint {checkpoint} does not fit the model config {spec.name} ({_first_line(exc)}); "
+        f"The checkpoint {checkpoint} does not fit the model config {spec.name} ({first_line(exc)}); "
         "set CARMATCH_MODEL to the config it was trained with, or CARMATCH_PRETRAINED to a checkpoint of this model."
     )
 
@@ -214,17 +88,82 @@ def weights_hash(model: Any) -> str:
 
 
 class Embedder:
-    """A loaded CLIP model that turns images and texts into L2-normalised vectors."""
+    """A CLIP model that turns images and texts into L2-normalised vectors.
 
-    def __init__(self, model: Any, preprocess: Callable, tokenizer: Any, spec: ModelSpec, device: str):
-        self.model = model
-        self.preprocess = preprocess
-        self.tokenizer = tokenizer
+    The torch model is the source of truth; single queries go through the fast path (ONNX towers,
+    see carmatch.search.fast_path) when the model has one. An embedder made from a cache record
+    loads the torch model only when something needs it (a batch, training, no fast path).
+    """
+
+    def __init__(
+        self, model: Any, preprocess: Callable, tokenizer: Any, spec: ModelSpec, device: str, hash_: str | None = None
+    ):
+        self._parts: tuple[Any, Any, Any] | None = (model, preprocess, tokenizer)
+        self._loader: Callable[[], tuple[Any, Any, Any]] | None = None
+        self._load_lock = threading.Lock()
+        self.fast: FastPath | None = None
         self.spec = spec
         self.device = device
-        self.weights_hash = weights_hash(model)
+        self.weights_hash = hash_ or weights_hash(model)
         self.context_length = int(getattr(tokenizer, "context_length", 77) or 77)
         self.dim = int(self._probe_dim())
+
+    @classmethod
+    def lazy(
+        cls,
+        spec: ModelSpec,
+        device: str,
+        record: ModelRecord,
+        fast: FastPath,
+        loader: Callable[[], tuple[Any, Any, Any]],
+    ) -> Embedder:
+        """An embedder known from its cache record; ``loader`` gives (model, preprocess, tokenizer) when needed."""
+        self = cls.__new__(cls)
+        self._parts, self._loader, self._load_lock, self.fast = None, loader, threading.Lock(), fast
+        self.spec, self.device, self.weights_hash = spec, device, record.weights_hash
+        self.context_length, self.dim = record.context_length, record.dim
+        return self
+
+    def _torch_parts(self) -> tuple[Any, Any, Any]:
+        parts = getattr(self, "_parts", None)
+        if parts is not None or getattr(self, "_loader", None) is None:
+            return parts or (None, None, None)
+        with self._load_lock:
+            if self._parts is None and self._loader is not None:
+                self._parts = self._loader()
+            return self._parts or (None, None, None)
+
+    def _set_part(self, slot: int, value: Any) -> None:
+        parts = list(getattr(self, "_parts", None) or (None, None, None))
+        parts[slot] = value
+        self._parts = (parts[0], parts[1], parts[2])
+
+    @property
+    def model(self) -> Any:
+        """The torch model (loaded now if this embedder came from the cache)."""
+        return self._torch_parts()[0]
+
+    @model.setter
+    def model(self, value: Any) -> None:
+        self._set_part(0, value)
+
+    @property
+    def preprocess(self) -> Any:
+        """open_clip's image transform (PIL image -> tensor)."""
+        return self._torch_parts()[1]
+
+    @preprocess.setter
+    def preprocess(self, value: Any) -> None:
+        self._set_part(1, value)
+
+    @property
+    def tokenizer(self) -> Any:
+        """open_clip's tokenizer (texts -> token tensor)."""
+        return self._torch_parts()[2]
+
+    @tokenizer.setter
+    def tokenizer(self, value: Any) -> None:
+        self._set_part(2, value)
 
     @property
     def model_key(self) -> str:
@@ -274,6 +213,13 @@ class Embedder:
         """Embed RGB images; returns an (N, dim) float32 array of unit vectors."""
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
+        fast = getattr(self, "fast", None)
+        if fast is not None and fast.towers is not None and len(images) == 1:  # a single query
+            if fast.preprocess is not None:
+                pixels = preprocess_image(images[0], fast.preprocess)[None]
+            else:
+                pixels = np.asarray(self.preprocess_images(images))
+            return fast.towers.encode_image(pixels)
         out = [
             self.encode_image_tensor(self.preprocess_images(images[start : start + batch_size]))
             for start in range(0, len(images), batch_size)
@@ -284,6 +230,10 @@ class Embedder:
         """Embed texts (truncated to the model's context); returns (N, dim) float32 unit vectors."""
         if not texts:
             return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
+        fast = getattr(self, "fast", None)
+        if fast is not None and fast.towers is not None:
+            tokens = fast.tokenizer(texts) if fast.tokenizer is not None else np.asarray(self.tokenizer(list(texts)))
+            return fast.towers.encode_text(tokens)
         tokens = self.tokenizer(list(texts))
         with self._inference():
             feats = self.model.encode_text(tokens.to(self.device))
@@ -291,13 +241,15 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` takes, start and end tokens included."""
-        encode = getattr(self.tokenizer, "encode", None)
+        fast = getattr(self, "fast", None)
+        tokenizer = fast.tokenizer if fast is not None and fast.tokenizer is not None else self.tokenizer
+        encode = getattr(tokenizer, "encode", None)
         if callable(encode):
             try:
                 return len(encode(text)) + 2
             except (TypeError, ValueError):
                 pass
-        tokens = self.tokenizer([text])[0]
+        tokens = tokenizer([text])[0]
         return int((tokens != 0).sum())
 
 
@@ -311,29 +263,6 @@ def resolve_device(device: str) -> str:
         log.warning("CARMATCH_DEVICE=%s but no CUDA device is available; using cpu", device)
         return "cpu"
     return device
-
-
-def _weights_source(spec: ModelSpec, arch: str, offline: bool) -> tuple[str | None, dict[str, Any]]:
-    """(checkpoint path or tag to hand open_clip, preprocess overrides); None for random weights."""
-    import open_clip
-
-    pretrained = spec.pretrained
-    if not pretrained or pretrained.lower() == PRETRAINED_NONE:
-        log.warning("CARMATCH_PRETRAINED=none: %s has random weights; search results mean nothing", arch)
-        return None, {}
-    if _is_local_checkpoint(pretrained):
-        if not Path(pretrained).expanduser().is_file():
-            raise ModelLoadError(f"Checkpoint {pretrained} does not exist.")
-        return str(Path(pretrained).expanduser()), {}
-    if pretrained not in open_clip.list_pretrained_tags_by_model(arch):
-        tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
-        raise ConfigError(f"'{pretrained}' is not a pretrained tag of {arch} (known: {tags}).")
-    hub = hub_weights(arch, pretrained)
-    if hub is not None:
-        return fetch_weights(spec, hub, offline), hub.preprocess
-    if offline:
-        raise ModelLoadError(load_error_help(spec, OSError("downloads are off (CARMATCH_OFFLINE or HF_HUB_OFFLINE)")))
-    return pretrained, {}  # a tag open_clip downloads from a URL
 
 
 def _create_model(spec: ModelSpec, arch: str, weights: str | None, preprocess: dict[str, Any], dev: str) -> Any:
@@ -362,25 +291,64 @@ def _create_model(spec: ModelSpec, arch: str, weights: str | None, preprocess: d
     return model, transform
 
 
-def load_clip(name: str, pretrained: str, device: str = "auto", offline: bool = False) -> Embedder:
+def _load_parts(spec: ModelSpec, device: str, offline: bool) -> tuple[Any, Any, Any, str, str | None]:
+    """The torch model, image transform and tokenizer, the device and the weights argument open_clip was given."""
+    import open_clip
+
+    arch = register_model_config(spec.name)
+    if arch not in open_clip.list_models():
+        raise ConfigError(
+            f"Unknown CLIP model '{spec.name}'. Use an open_clip model name (python -c "
+            "'import open_clip; print(open_clip.list_models())') or a path to a model-config JSON."
+        )
+    dev = resolve_device(device)
+    weights, preprocess = weights_source(spec, arch, offline)
+    model, transform = _create_model(spec, arch, weights, preprocess, dev)
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(arch)
+    log.info("Loaded CLIP %s (%s) on %s", arch, spec.pretrained, dev)
+    return model, transform, tokenizer, dev, weights
+
+
+def _lazy_loader(spec: ModelSpec, record: ModelRecord, offline: bool) -> Callable[[], tuple[Any, Any, Any]]:
+    """Loads the torch parts of a model known from its record, refusing a checkpoint changed since."""
+
+    def load() -> tuple[Any, Any, Any]:
+        if not record.current():
+            raise ModelLoadError(
+                f"The checkpoint of {spec.arch} ({spec.pretrained}) changed since carmatch started; restart it."
+            )
+        model, transform, tokenizer, _, _ = _load_parts(spec, "cpu", offline)
+        return model, transform, tokenizer
+
+    return load
+
+
+def load_clip(
+    name: str, pretrained: str, device: str = "auto", offline: bool = False, cache_dir: Path | None = None
+) -> Embedder:
     """Load an open_clip model; ``pretrained`` is a tag, a checkpoint path or ``none``.
 
     A Hub tag's weights come from the local cache, else are downloaded once; with downloads off, or
     when the Hub does not answer within NETWORK_PROBE_SECONDS, it fails at once with what to do.
+    ``cache_dir`` (default: carmatch.search.model_cache.default_cache_dir) keeps each checkpoint's
+    weights hash and its verified ONNX towers: a CPU start with an unchanged checkpoint imports no
+    torch until something needs the torch model.
     """
-    import open_clip
-
     spec = ModelSpec(name, pretrained)
-    arch = register_model_config(name)
-    if arch not in open_clip.list_models():
-        raise ConfigError(
-            f"Unknown CLIP model '{name}'. Use an open_clip model name (python -c "
-            "'import open_clip; print(open_clip.list_models())') or a path to a model-config JSON."
-        )
-    dev = resolve_device(device)
-    weights, preprocess = _weights_source(spec, arch, offline)
-    model, transform = _create_model(spec, arch, weights, preprocess, dev)
-    model.eval()
-    tokenizer = open_clip.get_tokenizer(arch)
-    log.info("Loaded CLIP %s (%s) on %s", arch, pretrained, dev)
-    return Embedder(model, transform, tokenizer, spec, dev)
+    folder = cache_dir if cache_dir is not None else default_cache_dir()
+    cache = ModelCache(folder) if folder is not None else None
+    record = cache.lookup(spec) if cache is not None else None
+    if cache is not None and record is not None and cpu_without_torch(device) and (record.towers or record.problem):
+        log.info("CLIP %s (%s) from the model cache: weights %s", spec.arch, pretrained, record.weights_hash[:12])
+        return Embedder.lazy(spec, "cpu", record, fast_path_for(record, cache), _lazy_loader(spec, record, offline))
+    model, transform, tokenizer, dev, weights = _load_parts(spec, device, offline)
+    embedder = Embedder(model, transform, tokenizer, spec, dev, record.weights_hash if record is not None else None)
+    checkpoint = weights_file_of(weights)
+    if cache is None or dev != "cpu" or (weights is not None and checkpoint is None):
+        return embedder  # no cache, a GPU (torch is fast there), or weights open_clip fetched by URL (no file)
+    if record is None or (record.towers is None and record.problem is None):
+        identity = (embedder.weights_hash, embedder.dim, embedder.context_length)
+        record = prepare_record(spec, (model, transform, tokenizer), identity, checkpoint, cache)
+    embedder.fast = fast_path_for(record, cache)
+    return embedder

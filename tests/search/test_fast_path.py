@@ -1,0 +1,128 @@
+"""The fast query path: ONNX towers verified against torch, the weights-hash cache, torch-free text queries."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from carmatch.search import embedder as embedder_module
+from carmatch.search.clip_tokenizer import PROBE_TEXTS, ClipTokenizer, vocab_path
+from carmatch.search.embedder import Embedder, load_clip
+from carmatch.search.onnx_towers import VERIFY_TOLERANCE, TowerExportError
+from tests.drawing import draw_car
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def torch_text(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """The torch model's unit vectors for ``texts`` (the source of truth)."""
+    import torch
+
+    with torch.inference_mode():
+        feats = embedder.model.encode_text(embedder.tokenizer(texts)).numpy()
+    return feats / np.linalg.norm(feats, axis=1, keepdims=True)
+
+
+def test_single_queries_use_onnx_towers_that_match_torch(tiny_model: tuple[str, str], tmp_path: Path) -> None:
+    embedder = load_clip(*tiny_model, device="cpu", cache_dir=tmp_path / "cache")
+    assert embedder.fast is not None and embedder.fast.towers is not None
+    texts = ["a red sedan", "dark blue hatchback with a roof rack"]
+    fast = embedder.encode_texts(texts)
+    assert np.abs(fast - torch_text(embedder, texts)).max() <= VERIFY_TOLERANCE
+    image = draw_car("green", "van", size=(120, 90), seed=3)
+    one = embedder.encode_images([image])  # a single query: ONNX with numpy preprocessing
+    batch = embedder.encode_images([image, image])  # a batch: torch
+    assert np.abs(one[0] - batch[0]).max() <= VERIFY_TOLERANCE
+
+
+def test_second_load_reuses_the_cached_hash_without_hashing_or_exporting(
+    tiny_model: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = load_clip(*tiny_model, device="cpu", cache_dir=tmp_path / "cache")
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("hashed or exported again")
+
+    monkeypatch.setattr(embedder_module, "weights_hash", refuse)
+    monkeypatch.setattr(embedder_module, "prepare_record", refuse)
+    second = load_clip(*tiny_model, device="cpu", cache_dir=tmp_path / "cache")
+    assert second.model_key == first.model_key and second.dim == first.dim
+    np.testing.assert_allclose(second.encode_texts(["a red car"]), first.encode_texts(["a red car"]), atol=1e-6)
+
+
+def test_a_changed_checkpoint_misses_the_cache_and_gets_its_own_towers(
+    tiny_model: tuple[str, str], tmp_path: Path
+) -> None:
+    import torch
+
+    checkpoint = tmp_path / "run.pt"
+    state = torch.load(tiny_model[1], weights_only=True)
+    torch.save(state, checkpoint)
+    before = load_clip(tiny_model[0], str(checkpoint), "cpu", cache_dir=tmp_path / "cache")
+    state["text_projection"] = state["text_projection"] * 2 + 0.5  # a fine-tuned model, saved over the same path
+    torch.save(state, checkpoint)
+    os.utime(checkpoint, ns=(1, 1))  # even with an old modification time, the size+mtime stamp differs
+    after = load_clip(tiny_model[0], str(checkpoint), "cpu", cache_dir=tmp_path / "cache")
+    assert after.model_key != before.model_key
+    assert after.fast is not None and after.fast.towers is not None
+    assert after.fast.towers.folder != before.fast.towers.folder  # type: ignore[union-attr]
+    assert np.abs(after.encode_texts(["suv"]) - torch_text(after, ["suv"])).max() <= VERIFY_TOLERANCE
+
+
+def test_a_failed_export_falls_back_to_torch_and_says_why(
+    tiny_model: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object) -> float:
+        raise TowerExportError("exporting the text.onnx tower failed: unsupported operator")
+
+    monkeypatch.setattr("carmatch.search.fast_path.export_towers", broken)
+    with caplog.at_level(logging.WARNING):
+        embedder = load_clip(*tiny_model, device="cpu", cache_dir=tmp_path / "cache")
+    assert "unsupported operator" in caplog.text
+    assert embedder.fast is not None and embedder.fast.towers is None
+    np.testing.assert_allclose(embedder.encode_texts(["a van"]), torch_text(embedder, ["a van"]), atol=1e-6)
+    monkeypatch.setattr(embedder_module, "prepare_record", lambda *a: pytest.fail("export retried on every start"))
+    again = load_clip(*tiny_model, device="cpu", cache_dir=tmp_path / "cache")  # the reason is remembered
+    assert again.model_key == embedder.model_key
+    assert again.encode_images([draw_car("red", "sedan", size=(64, 48), seed=1)]).shape == (1, embedder.dim)
+
+
+def test_torch_free_tokenizer_gives_open_clips_tokens(embedder: Embedder) -> None:
+    path = vocab_path()
+    assert path is not None
+    fast = ClipTokenizer(path, embedder.context_length)
+    texts = [*PROBE_TEXTS, "", "Mercedes-Benz E-Class 2012 !!! 🚙", "word " * 100]
+    np.testing.assert_array_equal(fast(texts), embedder.tokenizer(texts).numpy())
+    assert fast.encode("a red suv") == embedder.tokenizer.encode("a red suv")
+
+
+def test_cli_text_search_never_imports_torch_once_the_model_is_cached(
+    monkeypatch: pytest.MonkeyPatch, tiny_model: tuple[str, str], tmp_path: Path
+) -> None:
+    from carmatch.config import load_settings
+    from carmatch.runtime import Runtime
+    from tests.conftest import draw_car_folder, tiny_model_environment
+
+    tiny_model_environment(monkeypatch, tiny_model)
+    monkeypatch.setenv("CARMATCH_MODEL_CACHE", str(tmp_path / "cache"))
+    runtime = Runtime(load_settings())
+    runtime.ingestor().ingest_folder(draw_car_folder(tmp_path / "cars"))  # the first load fills the cache
+    runtime.close()
+    script = (
+        "import sys, json\nfrom admin.cli import main\n"
+        "code = main(['search', 'red pickup', '--k', '3', '--json'])\n"
+        "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules, 'open_clip': 'open_clip' in sys.modules}))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    *results, imports = done.stdout.strip().splitlines()
+    assert len(json.loads("\n".join(results))) == 3  # the results, best first
+    assert json.loads(imports) == {"code": 0, "torch": False, "open_clip": False}
