@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,18 @@ def child_memory(kind: str, folder: str, exact_max: int) -> None:
             matrix = np.load(gen / "vectors.npy")
             for q in queries:
                 np.argpartition(-(matrix @ q), 10)[:10]
+    elif kind == "before":  # what loading did before #15: the matrix read and copied (astype), and the graph
+        store = IndexStore(Path(folder), exact_max=exact_max)
+        gen = Path(folder) / split_pointer(store.current_generation() or "")[0]
+        matrix = np.load(gen / "vectors.npy").astype(np.float32)
+        if (gen / "hnsw.bin").exists():
+            graph = hnswlib.Index(space="cosine", dim=queries.shape[1])
+            graph.load_index(str(gen / "hnsw.bin"))
+            for q in queries:
+                graph.knn_query(q[None, :], k=10)
+        else:
+            for q in queries:
+                np.argpartition(-(matrix @ q), 10)[:10]
     else:
         index = IndexStore(Path(folder), exact_max=exact_max).load()
         for q in queries:
@@ -90,7 +103,7 @@ def child_memory(kind: str, folder: str, exact_max: int) -> None:
 def measure_memory(folder: Path, exact_max: int) -> dict[str, int]:
     """RSS growth of carmatch's loaded index and of a bare hnswlib load, each in a fresh process."""
     out = {}
-    for kind in ("bare", "carmatch"):
+    for kind in ("bare", "before", "carmatch"):
         cmd = [sys.executable, __file__, "--child", kind, "--folder", str(folder), "--exact-max", str(exact_max)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         out[kind] = json.loads(done.stdout.strip().splitlines()[-1])["rss"]
@@ -133,9 +146,36 @@ def bare_rewrite(store: IndexStore, scratch: Path) -> float:
     return time.perf_counter() - start
 
 
+def catalog_scans(path: Path, n: int, dim: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds of whole-catalog reads at n images: an ingest run makes count() now, ids() and embedded_ids() before."""
+    from carmatch.catalog import Catalog
+
+    catalog = Catalog(path)
+    if catalog.count() < n:
+        vectors = clustered(n, dim, seed=1)
+        with catalog._transaction():  # one commit for the whole fill (bench set-up only)
+            for i in range(catalog.count(), n):
+                image_id = f"{i:064x}"
+                catalog.add_image(image_id, f"/photos/{i}.jpg", 640, 480, "JPEG", 100_000)
+                catalog.put_embeddings("bench", [image_id], vectors[i : i + 1])
+    calls: dict[str, Callable[[], object]] = {
+        "catalog.count()": catalog.count,
+        "catalog.ids()": catalog.ids,
+        "catalog.embedded_ids()": lambda: catalog.embedded_ids("bench"),
+    }
+    times: dict[str, list[float]] = {label: [] for label in calls}
+    for _ in range(repeats):
+        for label, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[label].append(time.perf_counter() - start)
+    catalog.close()
+    return times
+
+
 def summary(label: str, seconds: list[float]) -> str:
     """One line: min and median in ms."""
-    return f"{label:<44} min {min(seconds) * 1000:9.1f} ms  median {statistics.median(seconds) * 1000:9.1f} ms"
+    return f"{label:<52} min {min(seconds) * 1000:9.1f} ms  median {statistics.median(seconds) * 1000:9.1f} ms"
 
 
 def main() -> None:
@@ -146,7 +186,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--exact-max", type=int, default=40_000, help="CARMATCH_EXACT_SEARCH_MAX")
     parser.add_argument("--folder", type=Path, help="where to build (and reuse) the index; default a temp folder")
-    parser.add_argument("--child", choices=["bare", "carmatch"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["bare", "before", "carmatch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child_memory(args.child, str(args.folder), args.exact_max)
@@ -161,6 +201,7 @@ def main() -> None:
     print(f"raw vectors {raw / MB:.0f} MB + graph links {links / MB:.0f} MB = {reference / MB:.0f} MB")
     bare = "hnswlib load_index" if links else "np.load + numpy exact"
     print(f"bare {bare} + 50 queries: RSS +{rss['bare'] / MB:.0f} MB")
+    print(f"before #15 (matrix copied + graph) + 50 queries: RSS +{rss['before'] / MB:.0f} MB")
     print(
         f"carmatch load + 50 queries + vector(): RSS +{rss['carmatch'] / MB:.0f} MB "
         f"= {rss['carmatch'] / reference:.2f}x (raw + graph), {rss['carmatch'] / max(rss['bare'], 1):.2f}x bare"
@@ -177,6 +218,15 @@ def main() -> None:
     if bares:
         print(summary("bare hnswlib load + save + np.save, fsync:", bares))
     print(f"-> append is {statistics.median(fulls) / statistics.median(appends):.0f}x faster than a full rewrite")
+    scans = {
+        label: statistics.median(t)
+        for label, t in catalog_scans(folder / "catalog.db", args.n, args.dim, args.repeats).items()
+    }
+    before = scans["catalog.ids()"] + 2 * scans["catalog.embedded_ids()"]
+    print(
+        f"one-image ingest, whole-catalog reads at {args.n}: now count() {scans['catalog.count()'] * 1000:.1f} ms; "
+        f"before #15 ids() + 2 x embedded_ids() {before * 1000:.1f} ms (medians)"
+    )
     print(f"CURRENT now {store.current_generation()}; load average {os.getloadavg()[0]:.1f} at end")
     shutil.rmtree(folder / "scratch", ignore_errors=True)
     if args.folder is None:

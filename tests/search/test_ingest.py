@@ -286,3 +286,15 @@ def test_ingesting_one_more_image_appends_to_the_saved_index(runtime: Runtime, c
     assert report.embedded == 1 and runtime.store.current_generation() == f"{generation}/1"
     assert len(runtime.index()) == 7
     assert runtime.search(image=car_folder / "new_green_van.png", k=1).results[0].id == report.added_ids[0]
+
+
+def test_a_one_image_ingest_reads_no_whole_collection_listing(
+    runtime: Runtime, car_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime.ingestor().ingest_folder(car_folder)
+    catalog = runtime.catalog
+    for listing in ("ids", "embedded_ids"):  # each a full scan: a second at 100k images
+        monkeypatch.setattr(catalog, listing, lambda *a, **k: pytest.fail("listed the whole collection"))
+    photo = save_car(car_folder.parent / "upload" / "blue_van.png", "blue", "van", seed=21)
+    report = runtime.ingestor().ingest_paths([photo])
+    assert report.embedded == 1 and len(runtime.index()) == 7
