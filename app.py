@@ -61,11 +61,11 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
     return demo
 
 
-def build_app(opened: Runtime | StartupFault) -> tuple[gr.Blocks, Settings]:
-    """(the app, its settings) for what open_runtime gave: the tabs, or the notice of the fault that stopped it."""
+def build_app(opened: Runtime | StartupFault) -> gr.Blocks:
+    """The app for what open_runtime gave: the tabs, or the notice of the fault that stopped it."""
     if isinstance(opened, Runtime):
-        return build_demo(opened), opened.settings
-    return startup_fault.build(opened, HEADER, delete_cache=UPLOAD_CACHE), opened.settings or Settings()
+        return build_demo(opened)
+    return startup_fault.build(opened, HEADER, delete_cache=UPLOAD_CACHE)
 
 
 def launch_options(settings: Settings) -> dict[str, object]:
@@ -76,7 +76,8 @@ def launch_options(settings: Settings) -> dict[str, object]:
     }
 
 
-demo, settings = build_app(opened)
+demo = build_app(opened)
+settings = opened.settings or Settings()  # unreadable settings: the defaults' upload limit
 
 if __name__ == "__main__":
     if runtime is not None:
