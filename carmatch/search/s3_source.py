@@ -18,13 +18,13 @@ import errno
 import logging
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from carmatch.atomic import atomic_open
 from carmatch.aws import explain_aws_error, parse_s3_uri
 from carmatch.errors import AwsError, CancelledError, InvalidInputError, StorageError
 from carmatch.images import IMAGE_EXTENSIONS, is_image_path, too_large
@@ -209,24 +209,20 @@ class S3ImageSource:
         target = s3_copy_path(self.home, self.bucket, obj.key)
         if self._is_copied(obj):
             return target, 0
-        target.parent.mkdir(parents=True, exist_ok=True)
         response = self.client.get_object(Bucket=self.bucket, Key=obj.key)
         body = response["Body"]
-        part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+        written = 0
         try:
-            written = 0
-            with open(part, "wb") as handle:
+            with atomic_open(target, "wb") as handle:  # a killed download never leaves a half copy
                 for chunk in body.iter_chunks(CHUNK_BYTES):
                     written += len(chunk)
                     if written > self.limits.max_bytes:  # the listing's size was out of date
                         raise too_large(target.name, written, self.limits.max_bytes)
                     handle.write(chunk)
-            modified = int(response["LastModified"].timestamp())
-            os.utime(part, (modified, modified))
-            os.replace(part, target)
         finally:
             body.close()
-            part.unlink(missing_ok=True)
+        modified = int(response["LastModified"].timestamp())
+        os.utime(target, (modified, modified))  # size and time now match the listing: up to date
         return target, written
 
     def _collect(self, futures: list[tuple[S3Object, Future[tuple[Path, int]]]], report: S3IngestReport) -> list[Path]:
