@@ -43,11 +43,13 @@ for argv in (["search", "red car", "--k", "3", "--json"], ["info"], ["ingest", s
 
 import gradio as gr
 import app  # the app starts on a read-only home
-from carmatch.ui import dataset_files_actions, search_actions
+from carmatch.ui import dataset_actions, dataset_files_actions, search_actions
 from carmatch.ui.common import user_errors
 
 gallery, results, _ = search_actions.search(app.runtime, "red car", None, 3, 0.5)
 app_search = {"results": len(results), "in_memory": sum(not isinstance(t, str) for t, _ in gallery)}
+grid = dataset_actions.load_page(app.runtime, dataset_actions.make_query()).gallery  # the Dataset tab browses
+app_search["grid_in_memory"] = sum(not isinstance(t, str) for t, _ in grid)
 try:  # as the Dataset tab's upload button runs it
     user_errors(dataset_files_actions.add_images)(app.runtime, sys.argv[2], [sys.argv[3]])
     upload = "accepted"
@@ -151,7 +153,7 @@ def test_read_only_home_searches_and_every_write_says_why(
         errors = [line for line in refused["err"].splitlines() if line.startswith("error:")]
         assert refused["code"] == 1 and "Traceback" not in refused["err"], refused
         assert len(errors) == 1 and READ_ONLY_LINE in errors[0], refused
-    assert result["app_search"] == {"results": 3, "in_memory": 3}  # thumbnails made in memory, not cached
+    assert result["app_search"] == {"results": 3, "in_memory": 3, "grid_in_memory": 6}  # thumbnails not cached
     assert READ_ONLY_LINE in result["upload"]
     assert not list(home.glob(".*write-*")), "a reader created the index write lock"
     with Catalog(home / "carmatch.db") as catalog:

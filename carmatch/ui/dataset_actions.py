@@ -24,8 +24,8 @@ from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
 from carmatch.images import load_image
 from carmatch.progress import Progress, no_progress
 from carmatch.runtime import Runtime
-from carmatch.thumbs import placeholder_path, safe_thumbnail
 from carmatch.ui.phrasing import as_code, as_text, phrased
+from carmatch.ui.thumbnails import gallery_image
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _label(record: ImageRecord) -> str:
 class PageView:
     """One page of the grid, ready for a gr.Gallery and a gr.CheckboxGroup."""
 
-    gallery: list[tuple[str, str]]
+    gallery: list[tuple[str | Image.Image, str]]  # a cached thumbnail, or one made in memory (read-only home)
     ids: list[str]
     choices: list[tuple[str, str]]
     page: int
@@ -133,8 +133,7 @@ def load_page(runtime: Runtime, query: curation.Query, number: int = 1, page_siz
     result = curation.page(runtime.catalog, query, int(number or 1), page_size)
     gallery, choices = [], []
     for record in result.records:
-        thumb = safe_thumbnail(runtime.settings.thumbs_dir, record.id, record.path)
-        gallery.append((str(thumb) if thumb else str(placeholder_path(runtime.settings.thumbs_dir)), _label(record)))
+        gallery.append((gallery_image(runtime.settings.thumbs_dir, record.id, record.path), _label(record)))
         choices.append((f"{record.id[:8]} {_label(record)[:40]}", record.id))
     return PageView(gallery, [r.id for r in result.records], choices, result.page, result.pages, result.total)
 

@@ -20,14 +20,13 @@ from carmatch.dataset.demo_background import demo_import_of
 from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
 from carmatch.images import load_image
 from carmatch.runtime import Runtime
-from carmatch.thumbs import THUMB_SIDE, placeholder_path, safe_thumbnail
 from carmatch.ui.phrasing import as_text, for_browser, phrased
 from carmatch.ui.public import model_label, public_result, scrub_paths, space_notices
+from carmatch.ui.thumbnails import gallery_image
 
 log = logging.getLogger(__name__)
 
 ANY = "any"
-PLACEHOLDER_GREY = (200, 200, 200)  # as carmatch.thumbs draws its placeholder
 SCORE_HELP = (
     "Similarity: how close each car is to your query (cosine similarity of CLIP embeddings, -1 to 1; "
     "higher means a closer match). Results are sorted by it."
@@ -140,23 +139,6 @@ def search(
     else:
         notes.append(SCORE_HELP)
     return gallery, results, "\n\n".join(f"ℹ️ {n}" for n in notes)
-
-
-def gallery_image(thumbs_dir: Path, image_id: str, source: str | Path) -> str | Image.Image:
-    """A result's thumbnail: its cached file; in a read-only home one made in memory; else the grey placeholder."""
-    cached = safe_thumbnail(thumbs_dir, image_id, source)
-    if cached is not None:
-        return str(cached)
-    try:  # the thumbnail could not be cached (a read-only home) or the original is gone: Gradio copies this one
-        thumb = load_image(Path(source)).image.copy()
-        thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
-        return thumb
-    except CarmatchError:
-        pass
-    try:
-        return str(placeholder_path(thumbs_dir))
-    except OSError:  # read-only, and no placeholder written before
-        return Image.new("RGB", (64, 64), PLACEHOLDER_GREY)
 
 
 def no_matches_note(where: dict[str, str] | None) -> str:
