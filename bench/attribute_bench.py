@@ -1,6 +1,7 @@
 """Partial-description quality on held-out attribute combinations: base vs caption recipes, drawn cars, tiny CLIP.
 
 Usage: python bench/attribute_bench.py [--seeds 15] [--epochs 15] [--width 64 --layers 2] [--repeats 3]
+       [--first-seed 0] [--recipes 1,2] (recipe numbers in the order of RECIPES)
 
 Data: tests/drawing.py cars, 6 colours × 3 bodies × ``--seeds`` drawings. Each caption is a whole
 sentence (colour, body and a random scene phrase: "a red van parked on a gravel road at dusk"); the
@@ -16,7 +17,8 @@ the same base with carmatch's Trainer (lr 2e-3, batch 16, CPU) and is scored on 
 * in-distribution P@5 / R@5: the colour+body queries of the trained combinations;
 * full-caption text→image R@5: each test image's own caption.
 
-Prints a table (mean over ``--repeats`` seeds). Never asserted by tests.
+Prints a table (mean ± standard deviation over the seeds; each run's scores go to stderr as it
+finishes, so runs split over processes can be pooled). Never asserted by tests.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -46,6 +49,8 @@ SCENES = (
 RECIPES = {
     "full captions only": {"caption_views": "full", "hard_negatives": 0},
     "default (full,attributes + hard negatives)": {"caption_views": "full,attributes", "hard_negatives": 1},
+    "full,attributes, no hard negatives": {"caption_views": "full,attributes", "hard_negatives": 0},
+    "full:3,attributes:1 + hard negatives": {"caption_views": "full:3,attributes:1", "hard_negatives": 1},
     "attributes only": {"caption_views": "attributes", "hard_negatives": 1},
 }
 
@@ -151,32 +156,40 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="model/training seeds to average over")
+    parser.add_argument("--first-seed", type=int, default=0, help="first model/training seed (default 0)")
+    parser.add_argument("--recipes", help="comma-separated recipe numbers to run, 1-based (default: all)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows: dict[str, list[dict[str, float]]] = {"base": [], **{name: [] for name in RECIPES}}
+    names = list(RECIPES)
+    chosen = [names[int(n) - 1] for n in args.recipes.split(",")] if args.recipes else names
+    rows: dict[str, list[dict[str, float]]] = {"base": [], **{name: [] for name in chosen}}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         pairs = draw_pairs(folder / "cars", args.seeds)
         test = [p for p in pairs if p.split == "test"]
-        for seed in range(args.repeats):
+        for seed in range(args.first_seed, args.first_seed + args.repeats):
             model = tiny_model(folder, args.width, args.layers, seed)
             base = load_clip(model[0], model[1], "cpu")
             rows["base"].append(score(base.model, base.preprocess, base.tokenizer, test))
-            for name, recipe in RECIPES.items():
-                trainer = run_recipe(folder, model, pairs, recipe, args, seed)
+            print(f"seed {seed} base: {rows['base'][-1]}", file=sys.stderr)
+            for name in chosen:
+                trainer = run_recipe(folder, model, pairs, RECIPES[name], args, seed)
                 trained = load_clip(model[0], str(trainer.run_dir / "best.pt"), "cpu")
                 rows[name].append(score(trained.model, trained.preprocess, trained.tokenizer, test))
                 print(f"seed {seed} {name}: {rows[name][-1]}", file=sys.stderr)
     columns = list(rows["base"][0])
     held, seen = int(rows["base"][0]["held-out queries"]), int(rows["base"][0]["in-distribution queries"])
     print(f"{args.seeds * 18} drawn cars, {len(test)} in test; width {args.width}, {args.layers} layers")
-    print(f"mean of {args.repeats} seeds; held-out {held}, in-distribution {seen} colour+body queries")
+    first, last = args.first_seed, args.first_seed + args.repeats - 1
+    print(f"mean (± standard deviation) of seeds {first}-{last}; held-out {held}, in-distribution {seen} queries")
     shown = [c for c in columns if not c.endswith("queries")]
     print(f"| {'recipe':42} | " + " | ".join(f"{c:>19}" for c in shown) + " |")
     for name, results in rows.items():
-        means = [sum(r[c] for r in results) / len(results) for c in shown]
-        print(f"| {name:42} | " + " | ".join(f"{m:>19.3f}" for m in means) + " |")
+        cells = [
+            f"{statistics.mean(v):.3f} ± {statistics.pstdev(v):.3f}" for c in shown for v in [[r[c] for r in results]]
+        ]
+        print(f"| {name:42} | " + " | ".join(f"{cell:>19}" for cell in cells) + " |")
     return 0
 
 
