@@ -86,7 +86,11 @@ class IndexWriteLock:
                     self._file.acquire(timeout=timeout)
                 except Timeout:
                     return False
-            self.holder_path.write_text(f"{self._activity} (process {os.getpid()})")
+            try:
+                self.holder_path.write_text(f"{self._activity} (process {os.getpid()})")
+            except OSError:
+                self._file.release()  # a lock file that opens but a folder that cannot be written: not held
+                raise
         except OSError as exc:
             if exc.errno in READ_ONLY_ERRNOS:  # a read-only home: say so (and that searching still works)
                 raise os_fault(OSError(exc.errno, exc.strerror), self.lock_path.parent) from exc

@@ -224,3 +224,20 @@ def test_a_writer_waiting_for_another_process_reports_it_as_progress(tmp_path: P
         other.wait(WAIT_SECONDS)
     assert writer.outcome().startswith("upload (process ")  # then it went on and wrote
     assert messages == ["waiting for the running rebuild (process 1234)…"]
+
+
+def test_a_lock_whose_holder_note_cannot_be_written_is_refused_and_not_kept(tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    from carmatch.errors import StorageError
+
+    lock = IndexWriteLock(tmp_path / "index")
+    lock.holder_path.mkdir(parents=True)  # the note cannot be written (here: a folder in its place)
+    with pytest.raises(StorageError, match="Cannot take the index write lock"):
+        lock.acquire()
+    other = FileLock(str(lock.lock_path), thread_local=False)
+    other.acquire(timeout=0)  # the file lock was given back: another writer takes it at once
+    other.release()
+    lock.holder_path.rmdir()
+    with lock.holding("rebuild"):  # and this lock works once the folder is fixed
+        assert lock.holder_path.read_text().startswith("rebuild")
