@@ -1,7 +1,9 @@
 """Every bad input tried against carmatch, with the message a user sees; each is refused and changes nothing.
 
 Environment faults (corrupt catalog, wrong home, read-only home, full disk, malformed model config)
-are in tests/cli/test_environment_faults.py, through the CLI a user runs.
+are in tests/cli/test_environment_faults.py, through the CLI a user runs; the same faults at app start
+in tests/test_app_startup.py, and a truly read-only home (as an unprivileged user) in
+tests/test_read_only_home.py. Over-limit Search-tab events are in tests/ui/test_search_limits.py.
 """
 
 from __future__ import annotations
