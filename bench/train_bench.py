@@ -1,7 +1,7 @@
 """Fine-tuning throughput: carmatch's real ``train`` path beside open_clip_train on the same photos and captions.
 
 Usage: python bench/train_bench.py [--model tiny|ViT-B-32-256] [--pairs 256] [--batch-size 32]
-       [--photo 1280x960] [--repeats 3] [--workers -1] [--ref-workers 1] [--compare LABEL=PATH ...]
+       [--photo 1280x960] [--repeats 3] [--workers -1] [--ref-workers 1] [--unfreeze -1] [--compare LABEL=PATH ...]
 
 Draws ``--pairs`` JPEG photos (noisy, so they decode like photos) with distinct captions, then, repeated
 and interleaved, runs each trainer for 2 epochs in its own process with random weights
@@ -86,7 +86,7 @@ def write_run(folder: Path, pairs: list[tuple[str, str]], model: str, args: argp
     from carmatch.training.config import TrainConfig
 
     folder.mkdir(parents=True)
-    config = TrainConfig(model=model, pretrained="none", epochs=2, batch_size=args.batch_size, unfreeze=-1)
+    config = TrainConfig(model=model, pretrained="none", epochs=2, batch_size=args.batch_size, unfreeze=args.unfreeze)
     config.device, config.precision, config.num_workers = args.device, "fp32", args.workers
     config.warmup_steps, config.checkpoint_minutes = 1, 24 * 60
     (folder / "config.json").write_text(json.dumps(asdict(config)))
@@ -171,6 +171,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=-1, help="carmatch num_workers (-1: its default)")
     parser.add_argument("--ref-workers", type=int, default=1, help="open_clip_train --workers")
+    parser.add_argument("--unfreeze", type=int, default=-1, help="carmatch --unfreeze (open_clip_train trains all)")
     parser.add_argument("--compare", action="append", default=[], help="LABEL=PATH: also time the carmatch at PATH")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -235,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{args.model}, batch {args.batch_size}, fp32, {args.pairs} pairs of {args.photo} JPEGs, {args.device}")
     report(results, reference)
     print(f"carmatch num_workers {args.workers}, open_clip_train --workers {args.ref_workers}; {os.cpu_count()} CPUs")
+    if args.unfreeze != -1:
+        print(f"carmatch trains the last {args.unfreeze} blocks, open_clip_train all: the ratio is not like for like")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     return 0
 

@@ -1,16 +1,17 @@
 """Getting training batches to the model: one decode per image at the size the model needs, ahead of the step.
 
 The catalog hashed and validated each image when it was ingested, so a training step does not hash
-it again: :func:`read_training_image` opens the file once, refuses what :func:`carmatch.images.decode_image`
-refuses from the header (empty, over the byte or pixel limit, a format carmatch does not read) and
-decodes a JPEG with Pillow's ``draft`` at the smallest DCT scale that still covers the model's input
-after the random crop. :class:`BatchLoader` makes the epoch's batches ahead of the step, in one
+it again: :func:`read_training_image` reads the file once, refuses what ingest refuses from its size
+and header (empty, over the byte or pixel limit, a format carmatch does not read) and decodes a JPEG
+with Pillow's ``draft`` at the smallest DCT scale that still covers the model's input after the
+random crop. :class:`BatchLoader` makes the epoch's batches ahead of the step, in one
 background thread (Pillow and torch release the GIL while they decode and resize) or, when asked, in
 worker processes (torch's ``DataLoader``).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import queue
@@ -21,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from carmatch.errors import ImageError
-from carmatch.images import ALLOWED_FORMATS, MAX_IMAGE_SIDE, too_large
+from carmatch.images import DRAFT_FORMATS, check_header, read_image_bytes
 
 log = logging.getLogger(__name__)
 
-DRAFT_FORMATS = frozenset({"JPEG", "MPO"})  # formats Pillow can decode at 1/2, 1/4 or 1/8 scale
 PREFETCH_BATCHES = 2  # batches the loading thread makes ahead of the step
 QUEUE_POLL_SECONDS = 0.1  # how often a blocked loading thread looks whether the epoch was stopped
 
@@ -52,36 +52,18 @@ def draft_side(image_side: int | None, crop_scale_min: float = 1.0, crop_ratio_m
 def read_training_image(path: str | Path, side: int | None, max_pixels: int, max_bytes: int) -> Any:
     """An RGB image of a catalogued file, decoded once at no less than ``side`` pixels on its short side.
 
-    Refuses (ImageError) an empty, over-large, unsupported, corrupt or truncated file, as ingest does.
+    Refuses (ImageError) what ingest refuses (:func:`carmatch.images.read_image_bytes` and
+    :func:`carmatch.images.check_header`), and a corrupt or truncated file; does not hash it.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     name = Path(path).name
-    try:
-        size = Path(path).stat().st_size
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    if size == 0:
-        raise ImageError(f"{name}: empty file (0 bytes)")
-    if size > max_bytes:
-        raise too_large(name, size, max_bytes)
+    data = read_image_bytes(Path(path), max_bytes)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                width, height = opened.size
-                if opened.format not in ALLOWED_FORMATS:
-                    raise ImageError(f"{name}: {opened.format} images are not supported (use JPEG, PNG, WebP or BMP)")
-                if not 0 < width <= MAX_IMAGE_SIDE or not 0 < height <= MAX_IMAGE_SIDE or width * height > max_pixels:
-                    raise ImageError(
-                        field="image_pixels",
-                        value=(width, height),
-                        limit=max_pixels,
-                        label=f"{name}:",
-                        reason=f"{width}x{height} pixels is too large "
-                        f"(limit {max_pixels / 1e6:.0f} megapixels, {MAX_IMAGE_SIDE} px a side)",
-                    )
-                if side is not None and opened.format in DRAFT_FORMATS:
+            with Image.open(io.BytesIO(data)) as opened:
+                if check_header(opened, name, max_pixels) in DRAFT_FORMATS and side is not None:
                     opened.draft("RGB", (side, side))
                 opened.load()
                 upright: Any = ImageOps.exif_transpose(opened) or opened
