@@ -159,7 +159,7 @@ def bench_index(sizes: list[int], dim: int, queries: int, kind: str) -> None:
         )
         index.add([str(i) for i in range(n)], vectors)
         start = time.perf_counter()
-        index._ensure_hnsw()
+        index.ensure_graph()
         build = time.perf_counter() - start
         hits, t_exact, t_hnsw = 0, [], []
         for q in qs:
@@ -189,7 +189,7 @@ def bench_crossover(dim: int) -> None:
             ef_search=defaults.hnsw_ef_search,
         )
         index.add([str(i) for i in range(n)], vectors)
-        index._ensure_hnsw()
+        index.ensure_graph()
         qs = clustered(50, dim, seed=4)
         te, th = [], []
         for q in qs:

@@ -83,7 +83,7 @@ def bench_hnswlib(vectors: np.ndarray, queries: np.ndarray, efs: list[int], fold
     ids = [str(i) for i in range(n)]
     start = time.perf_counter()
     index.add(ids, vectors)
-    index._ensure_hnsw()
+    index.ensure_graph()
     build = time.perf_counter() - start
     truth = exact_top(vectors, queries)
     red = np.array([color_of(i) == "red" for i in range(n)])

@@ -242,8 +242,6 @@ class VectorIndex:
             self._hnsw_add_new()
         return self._hnsw
 
-    _ensure_hnsw = ensure_graph  # the name benches use
-
     @staticmethod
     def _mark_deleted(graph: object, label: int) -> None:
         try:
