@@ -157,3 +157,20 @@ def test_rows_read_alike_across_the_mapped_file_and_the_rows_added_since(tmp_pat
     np.testing.assert_array_equal(rows[np.array([19, 0, 12, 11])], vectors[[19, 0, 12, 11]])
     np.testing.assert_allclose(rows.scores(vectors[3]), vectors @ vectors[3], rtol=1e-6)
     assert [start for start, _ in rows.blocks(8)] == [0, 8, 16]
+
+
+def test_compaction_drops_many_dead_labels_and_keeps_a_few_marked_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_files, "COMPACT_MIN_ROWS", 3)
+    for removed, nulls in ((10, 10), (60, 0)):  # 3 % dead: kept in the graph; 20 %: renumbered, graph rebuilt
+        store, vectors = saved_graph_index(tmp_path / str(removed), 300)
+        index = store.load()
+        index.remove([f"img{i}" for i in range(removed)])
+        gen = store.save(index)
+        assert "/" not in gen  # more changes than a segment takes: a new generation
+        assert json.loads((store.folder / gen / "ids.json").read_text()).count(None) == nulls
+        loaded = store.load()
+        assert len(loaded) == 300 - removed
+        got = {i for i, _ in loaded.search(vectors[0], 30)}
+        assert len(got) == 30 and not got & {f"img{i}" for i in range(removed)}
