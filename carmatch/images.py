@@ -172,6 +172,14 @@ def load_image(
     return decode_image(data, path.name, max_pixels, max_bytes, draft_side)
 
 
+def draft_side(embedder: object) -> int | None:
+    """The side a JPEG may be decoded at for ``embedder``: its model's image input (None: at full size)."""
+    size = getattr(getattr(getattr(embedder, "model", None), "visual", None), "image_size", None)
+    if isinstance(size, (tuple, list)):
+        size = max(size)
+    return int(size) if isinstance(size, int) and size > 0 else None
+
+
 def thumbnail(image: Image.Image, side: int = 256) -> Image.Image:
     """A copy of ``image`` fitted within ``side`` x ``side`` pixels."""
     copy = image.copy()

@@ -33,6 +33,7 @@ from carmatch.images import (
     DEFAULT_MAX_IMAGE_BYTES,
     DEFAULT_MAX_IMAGE_PIXELS,
     decode_image,
+    draft_side,
     is_image_path,
     load_image,
     read_image_bytes,
@@ -370,14 +371,6 @@ class Ingestor:
             return self.store.read_manifest().count
         except CarmatchError:
             return -1
-
-
-def draft_side(embedder: Any) -> int | None:
-    """The side a JPEG may be decoded at for ``embedder``: its model's image input (None: decode at full size)."""
-    size = getattr(getattr(getattr(embedder, "model", None), "visual", None), "image_size", None)
-    if isinstance(size, (tuple, list)):
-        size = max(size)
-    return int(size) if isinstance(size, int) and size > 0 else None
 
 
 def manifest_for(embedder: Embedder) -> IndexManifest:

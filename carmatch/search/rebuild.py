@@ -15,10 +15,10 @@ import numpy as np
 
 from carmatch.catalog import Catalog
 from carmatch.errors import CancelledError, ImageError
-from carmatch.images import load_image
+from carmatch.images import draft_side, load_image
 from carmatch.progress import Progress, no_progress
 from carmatch.search.embedder import Embedder
-from carmatch.search.ingest import Limits, draft_side, manifest_for
+from carmatch.search.ingest import Limits, manifest_for
 from carmatch.search.store import SearchIndex, VectorStore
 
 log = logging.getLogger(__name__)
