@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from carmatch.catalog import Catalog
 from carmatch.catalog.models import ModelRecord
+from carmatch.config import CLI
 from carmatch.errors import BusyError, CarmatchError, InvalidInputError, NotFoundError
 from carmatch.progress import Progress, no_progress
 from carmatch.search.embedder import ModelSpec
@@ -31,6 +32,7 @@ BASE = "base"
 MODEL_STATUSES = ("running", "ready", "cancelled", "failed", "submitted")
 TRAINING_LOCK_FILE = ".training.lock"  # in runs_dir: held (flock) by the process training in this home
 INTERRUPTED = "interrupted — resume or delete"  # shown for a local run "running" that no process trains
+PROVISIONED_KEY = "provisionedModelArn"  # where a Titan job's record keeps its provisioned throughput (titan provision)
 _REBUILD_LOCK = threading.Lock()
 
 
@@ -133,9 +135,14 @@ def spec_for(runtime: Runtime, run_id: str) -> ModelSpec:
         return base_spec(runtime.settings)  # Titan (bedrock/...) or open_clip
     record = get_model(runtime.catalog, run_id)
     if record.kind == "titan":
-        raise InvalidInputError(
-            f"{run_id} is a Titan custom model: it is used through Bedrock, not carmatch's local index."
+        arn = record.config.get(PROVISIONED_KEY)
+        how = (
+            f"set CARMATCH_MODEL=bedrock/{arn} (its provisioned throughput) and activate base"
+            if arn
+            else f"Bedrock serves it only through provisioned throughput: {CLI} titan provision {run_id}, then set "
+            "CARMATCH_MODEL=bedrock/<the ARN it prints> and activate base"
         )
+        raise InvalidInputError(f"{run_id} is a fine-tuned Titan model, searched through Bedrock: {how}.")
     if record.status != "ready":
         raise InvalidInputError(
             f"Run {run_id} is {record.status}, not ready to activate."

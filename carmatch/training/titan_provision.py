@@ -26,7 +26,7 @@ HOURS_PER_DAY = 24
 HOURS_PER_MONTH = 730  # AWS bills a month as 730 hours
 COMMITMENTS = {"none": None, "1-month": "OneMonth", "6-months": "SixMonths"}  # CLI word -> API value
 PRICING_PAGE = "https://aws.amazon.com/bedrock/pricing/"
-PROVISIONED_KEY = "provisionedModelArn"  # where the registry record keeps the ARN
+PROVISIONED_KEY = registry.PROVISIONED_KEY  # where the registry record keeps the ARN
 _NAME = re.compile(r"[0-9a-zA-Z][a-zA-Z0-9_.\-]{0,62}")  # provisionedModelName pattern (botocore model)
 
 

@@ -16,6 +16,7 @@ from carmatch.search.titan_embedder import TitanEmbedder
 from carmatch.training import registry
 from carmatch.training.config import TrainConfig
 from tests.search.test_titan_embedder import ANY_BODY, TITAN, answer, runtime_client
+from tests.training.test_titan_provision import PROVISIONED, finished_job
 from tests.training_support import nudged_checkpoint
 
 
@@ -95,3 +96,19 @@ def test_a_fine_tuned_clip_run_activates_while_settings_name_titan(
     assert (info["model"], info["pretrained"], info["active_run"]) == (tiny_model[0], str(checkpoint), "run-test")
     assert info["device"] == "cpu" and info["problems"] == []
     stub.assert_no_pending_responses()  # Titan was never called
+
+
+def test_activating_a_fine_tuned_titan_job_says_how_to_search_with_it(
+    runtime: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    finished_job(runtime)  # a finished Titan customization job, no provisioned throughput yet
+    assert main(["model", "activate", "carmatch-titan-1"]) == 1
+    assert "titan provision carmatch-titan-1" in capsys.readouterr().err
+    record = registry.get_model(runtime.catalog, "carmatch-titan-1")
+    config = {**record.config, registry.PROVISIONED_KEY: PROVISIONED}
+    registry.register_model(
+        runtime.catalog, record.id, "titan", record.base_model, "bedrock", "ready", None, config, record.metrics
+    )
+    assert main(["model", "activate", "carmatch-titan-1"]) == 1
+    assert f"CARMATCH_MODEL=bedrock/{PROVISIONED}" in capsys.readouterr().err
+    assert runtime.active_model().run_id is None  # nothing changed
