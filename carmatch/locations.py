@@ -44,15 +44,27 @@ def missing_files(catalog: Catalog) -> list[tuple[str, str]]:
     return [(image_id, path) for image_id, path in catalog.image_paths() if not os.path.isfile(path)]
 
 
-def missing_files_problem(missing: list[tuple[str, str]]) -> str:
-    """One sentence: how many files are missing, a few of them, and the commands that fix it."""
+def missing_files_problem(missing: list[tuple[str, str]], home: Path | None = None) -> str:
+    """One sentence: how many files are missing, a few of them, and the commands that fix it.
+
+    With ``home``, local copies of S3 images that are gone are counted apart, with the ingest that
+    downloads them back.
+    """
     examples = ", ".join(path for _, path in missing[:MISSING_EXAMPLES])
     more = ", …" if len(missing) > MISSING_EXAMPLES else ""
-    return (
+    text = (
         f"{len(missing)} image file(s) are not where the catalog says ({examples}{more}). If you moved "
         f"the folder, run `{CLI} relocate OLD_FOLDER NEW_FOLDER` or ingest it again from its new place "
         f"(`{CLI} ingest NEW_FOLDER`, captions and reviews are kept)."
     )
+    uris = [uri for _, path in missing if home is not None and (uri := s3_uri_of(path, home)) is not None]
+    if uris:
+        folders = sorted({uri.rsplit("/", 1)[0] + "/" for uri in uris})
+        text += (
+            f" {len(uris)} of them are local copies of S3 images: `{CLI} ingest {folders[0]}` downloads them "
+            f"back{' (and likewise for the other S3 folders)' if len(folders) > 1 else ''}."
+        )
+    return text
 
 
 def _folder_text(folder: str | Path) -> str:

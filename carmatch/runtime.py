@@ -307,7 +307,7 @@ class Runtime:
             missing = missing_files(self.catalog)
             info["missing_files"] = len(missing)
             if missing:
-                info["problems"].append(missing_files_problem(missing))
+                info["problems"].append(missing_files_problem(missing, self.settings.home))
         return info
 
     def _index_problems(self, info: dict[str, Any], loaded: Embedder | None) -> list[str]:

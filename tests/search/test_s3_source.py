@@ -116,6 +116,9 @@ def test_a_deleted_local_copy_or_a_changed_object_is_downloaded_again(
     s3.client.put_object(Bucket=BUCKET, Key="cams/a/blue.jpg", Body=jpeg("yellow", 9))  # a new photo at the key
     s3.fetched.clear()
 
+    problems = runtime.info(load_model=False, check_files=True)["problems"]
+    assert any(f"ingest s3://{BUCKET}/cams/a/b/` downloads them back" in problem for problem in problems)
+
     report = source(s3, settings).ingest(runtime.ingestor)
     assert sorted(s3.fetched) == ["cams/a/b/green.jpg", "cams/a/blue.jpg"]
     assert (report.ingest.added, report.ingest.present) == (1, 3)
