@@ -192,13 +192,16 @@ def _verify(tower: Any, sample: np.ndarray, path: Path) -> float:
     """The largest difference between torch's and ONNX Runtime's unit vectors for ``sample`` (whole batch and one)."""
     import torch
 
-    session = open_session(path, 1)
     with torch.inference_mode():
         expected = unit_rows(tower(torch.from_numpy(sample)).float().numpy())
     worst = 0.0
-    for batch in (sample, sample[:1]):
-        (got,) = session.run(None, {"input": batch})
-        worst = max(worst, float(np.abs(unit_rows(np.asarray(got, np.float32)) - expected[: len(batch)]).max()))
+    try:
+        session = open_session(path, 1)
+        for batch in (sample, sample[:1]):
+            (got,) = session.run(None, {"input": batch})
+            worst = max(worst, float(np.abs(unit_rows(np.asarray(got, np.float32)) - expected[: len(batch)]).max()))
+    except Exception as exc:  # onnxruntime raises its own types for a graph it cannot load or run
+        raise TowerExportError(f"ONNX Runtime cannot run {path.name}: {str(exc).splitlines()[0]}") from exc
     if not worst <= VERIFY_TOLERANCE:
         raise TowerExportError(f"{path.name} differs from torch by {worst:.2e} (more than {VERIFY_TOLERANCE:g})")
     return worst

@@ -82,12 +82,13 @@ def is_training() -> bool:
 
 def device_summary(device: str = "auto") -> dict[str, Any]:
     """The device training would use and defaults suited to it, for the Training tab."""
-    import torch
-
     from carmatch.search.embedder import resolve_device
+    from carmatch.search.fast_path import cpu_without_torch
 
-    resolved = resolve_device(device)
+    resolved = "cpu" if cpu_without_torch(device) else resolve_device(device)  # no torch import on a CPU machine
     if resolved.startswith("cuda"):
+        import torch
+
         props = torch.cuda.get_device_properties(torch.device(resolved))
         memory_gb = props.total_memory / 1024**3
         batch = 128 if memory_gb >= 40 else 64 if memory_gb >= 16 else 32

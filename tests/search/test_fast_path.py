@@ -94,6 +94,21 @@ def test_a_failed_export_falls_back_to_torch_and_says_why(
     assert again.encode_images([draw_car("red", "sedan", size=(64, 48), seed=1)]).shape == (1, embedder.dim)
 
 
+def test_towers_onnx_runtime_cannot_run_are_refused_before_use(
+    tiny_model: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def unloadable(path: Path, threads: int) -> object:
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Reshape node cannot reshape")
+
+    monkeypatch.setattr("carmatch.search.onnx_towers.open_session", unloadable)
+    with caplog.at_level(logging.WARNING):
+        embedder = load_clip(*tiny_model, device="cpu", cache_dir=tmp_path / "cache")
+    assert "ONNX Runtime cannot run text.onnx" in caplog.text
+    assert embedder.fast is not None and embedder.fast.towers is None
+    assert not list((tmp_path / "cache" / "onnx").glob("*/towers.json"))  # nothing unverified is kept
+    assert embedder.encode_texts(["a van"]).shape == (1, embedder.dim)
+
+
 def test_torch_free_tokenizer_gives_open_clips_tokens(embedder: Embedder) -> None:
     path = vocab_path()
     assert path is not None
