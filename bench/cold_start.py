@@ -59,6 +59,7 @@ def prepare(folder: Path, model: str, images: int) -> tuple[dict[str, str], str]
 
     checkpoint = folder / "weights.pt"
     torch.save(open_clip.create_model(model).state_dict(), checkpoint)
+    os.environ["CARMATCH_MODEL_CACHE"] = str(folder / "home" / "model-cache")  # this ingest's load_clip too
     env = {
         **os.environ,
         "CARMATCH_HOME": str(folder / "home"),

@@ -44,9 +44,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="session")
-def embedder(tiny_model: tuple[str, str]) -> Embedder:
-    """The tiny model loaded through carmatch's real loading code."""
-    return load_clip(tiny_model[0], tiny_model[1], "cpu")
+def embedder(tiny_model: tuple[str, str], model_cache: Path) -> Embedder:
+    """The tiny model loaded through carmatch's real loading code (ONNX towers for single queries included)."""
+    return load_clip(tiny_model[0], tiny_model[1], "cpu", cache_dir=model_cache)
 
 
 def isolate_environment(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:

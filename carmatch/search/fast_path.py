@@ -108,7 +108,8 @@ def prepare_record(
     record.problem = onnx_missing()
     if record.problem is None:
         name = f"{spec.arch}@{hash_}"
-        tokens = np.asarray(tokenizer(["a photo of a red car", "dark blue hatchback with a roof rack"]))
+        texts = ["a photo of a red car", "dark blue hatchback", "a long description that fills the context " * 12]
+        tokens = np.asarray(tokenizer(texts))
         size = getattr(model.visual, "image_size", 224)
         height, width = (size, size) if isinstance(size, int) else size
         try:

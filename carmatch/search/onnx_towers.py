@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from carmatch.atomic import replace_dir, staging_dir
+from carmatch.search.short_text import short_text_tower, trim_tokens
 from carmatch.search.vectors import unit_rows
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class OnnxTowers:
         self.threads = threads
         self._sessions: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._trims: bool | None = None
 
     def _session(self, name: str) -> Any:
         found = self._sessions.get(name)
@@ -105,8 +107,16 @@ class OnnxTowers:
                 self._sessions[name] = open_session(self.folder / name, self.threads)
             return self._sessions[name]
 
+    @property
+    def trims_text(self) -> bool:
+        """True when the text tower takes tokens cut after the end token (see :func:`trim_tokens`)."""
+        if self._trims is None:
+            self._trims = bool(json.loads((self.folder / META_FILE).read_text()).get("text_trim", False))
+        return self._trims
+
     def encode_text(self, tokens: np.ndarray) -> np.ndarray:
         """Unit vectors for (N, context) int64 tokens."""
+        tokens = trim_tokens(tokens) if self.trims_text else tokens
         (out,) = self._session(TEXT_FILE).run(None, {"input": np.ascontiguousarray(tokens, dtype=np.int64)})
         return unit_rows(np.asarray(out, dtype=np.float32))
 
@@ -150,46 +160,65 @@ def _tower_modules(model: Any) -> tuple[Any, Any]:
     return TextTower(model), ImageTower(model)
 
 
+def _export(tower: Any, sample: np.ndarray, path: Path, axes: dict[int, str]) -> None:
+    """``torch.onnx.export`` of one tower traced on ``sample``'s first row; ``axes`` are the input's open dimensions."""
+    import torch
+
+    with warnings.catch_warnings():  # not no_grad: that picks attention kernels ONNX cannot express
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        try:
+            torch.onnx.export(
+                tower,
+                (torch.from_numpy(sample[:1]),),
+                str(path),
+                dynamo=False,
+                opset_version=ONNX_OPSET,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes={"input": axes, "output": {0: "batch"}},
+            )
+        except Exception as exc:  # the exporter raises many types for unsupported operators
+            raise TowerExportError(f"exporting the {path.name} tower failed: {exc}") from exc
+
+
+def _export_text(model: Any, full: Any, tokens: np.ndarray, path: Path) -> tuple[float, bool]:
+    """The text tower cut after the end token if its export matches ``full``, else full-length; (difference, cut)."""
+    short = short_text_tower(model)
+    if short is not None:
+        try:
+            _export(short, trim_tokens(tokens[:1]), path, {0: "batch", 1: "tokens"})
+            return _verify(full, tokens, path, trim_tokens), True
+        except TowerExportError as exc:
+            log.info("The text tower cut after the end token did not verify (%s); exporting it at full context", exc)
+    _export(full, tokens, path, {0: "batch"})
+    return _verify(full, tokens, path), False
+
+
 def export_towers(model: Any, tokens: np.ndarray, image_shape: tuple[int, int, int], dest: Path) -> float:
     """Export ``model``'s towers to ``dest`` and verify them on ``tokens`` and seeded images; the largest difference.
 
-    ``dest`` appears only complete and verified (built in a staging folder, then renamed); a folder
-    another process finished first is kept.
+    ``tokens`` should mix short texts with one that fills the context. ``dest`` appears only complete
+    and verified (built in a staging folder, then renamed); a folder another process finished first is kept.
     """
-    import torch
-
     text_tower, image_tower = _tower_modules(model)
     pixels = np.random.default_rng(PROBE_SEED).standard_normal((2, *image_shape)).astype(np.float32)
     with staging_dir(dest.parent, prefix=f".{dest.name}-") as staging:
-        with warnings.catch_warnings():  # not no_grad: that picks attention kernels ONNX cannot express
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-            for tower, sample, name in ((text_tower, tokens, TEXT_FILE), (image_tower, pixels, IMAGE_FILE)):
-                try:
-                    torch.onnx.export(
-                        tower,
-                        (torch.from_numpy(sample[:1]),),
-                        str(staging / name),
-                        dynamo=False,
-                        opset_version=ONNX_OPSET,
-                        input_names=["input"],
-                        output_names=["output"],
-                        dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-                    )
-                except Exception as exc:  # the exporter raises many types for unsupported operators
-                    raise TowerExportError(f"exporting the {name} tower failed: {exc}") from exc
-        worst = max(
-            _verify(text_tower, tokens, staging / TEXT_FILE),
-            _verify(image_tower, pixels, staging / IMAGE_FILE),
-        )
-        (staging / META_FILE).write_text(json.dumps({"max_difference": worst, "opset": ONNX_OPSET}))
+        text_worst, cut = _export_text(model, text_tower, tokens, staging / TEXT_FILE)
+        _export(image_tower, pixels, staging / IMAGE_FILE, {0: "batch"})
+        worst = max(text_worst, _verify(image_tower, pixels, staging / IMAGE_FILE))
+        meta = {"max_difference": worst, "opset": ONNX_OPSET, "text_trim": cut}
+        (staging / META_FILE).write_text(json.dumps(meta))
         if (dest / META_FILE).is_file():
             return worst  # another process exported the same weights meanwhile
         replace_dir(staging, dest)
     return worst
 
 
-def _verify(tower: Any, sample: np.ndarray, path: Path) -> float:
-    """The largest difference between torch's and ONNX Runtime's unit vectors for ``sample`` (whole batch and one)."""
+def _verify(tower: Any, sample: np.ndarray, path: Path, prepare: Any = None) -> float:
+    """The largest difference between torch's and ONNX Runtime's unit vectors for ``sample`` (whole batch and each row).
+
+    ``prepare`` turns torch's input into the exported tower's (:func:`trim_tokens`).
+    """
     import torch
 
     with torch.inference_mode():
@@ -197,9 +226,11 @@ def _verify(tower: Any, sample: np.ndarray, path: Path) -> float:
     worst = 0.0
     try:
         session = open_session(path, 1)
-        for batch in (sample, sample[:1]):
-            (got,) = session.run(None, {"input": batch})
-            worst = max(worst, float(np.abs(unit_rows(np.asarray(got, np.float32)) - expected[: len(batch)]).max()))
+        for start, stop in [(0, len(sample)), *((row, row + 1) for row in range(len(sample)))]:
+            batch = sample[start:stop]
+            (got,) = session.run(None, {"input": prepare(batch) if prepare else batch})
+            got = unit_rows(np.asarray(got, np.float32))
+            worst = max(worst, float(np.abs(got - expected[start:stop]).max()))
     except Exception as exc:  # onnxruntime raises its own types for a graph it cannot load or run
         raise TowerExportError(f"ONNX Runtime cannot run {path.name}: {str(exc).splitlines()[0]}") from exc
     if not worst <= VERIFY_TOLERANCE:

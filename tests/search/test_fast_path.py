@@ -42,6 +42,43 @@ def test_single_queries_use_onnx_towers_that_match_torch(tiny_model: tuple[str, 
     assert np.abs(one[0] - batch[0]).max() <= VERIFY_TOLERANCE
 
 
+def test_text_tower_runs_only_up_to_the_end_token_and_matches_torch(embedder: Embedder) -> None:
+    assert embedder.fast is not None and embedder.fast.towers is not None
+    assert embedder.fast.towers.trims_text  # a short query costs a few positions, not the whole context
+    texts = ["suv", "a dark blue hatchback with a roof rack", "a very long description " * 30]
+    assert np.abs(embedder.encode_texts(texts) - torch_text(embedder, texts)).max() <= VERIFY_TOLERANCE
+    for text in texts:  # alone, each is cut at its own end token
+        assert np.abs(embedder.encode_texts([text]) - torch_text(embedder, [text])).max() <= VERIFY_TOLERANCE
+
+
+def test_a_cut_text_tower_that_disagrees_with_torch_is_exported_at_full_length(
+    tiny_model: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from carmatch.search import short_text
+
+    def wrong(model: object) -> object:
+        tower = short_text.short_text_tower(model)
+
+        class Off(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.tower = tower
+
+            def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+                return self.tower(tokens) + 0.1  # a subtly different vector
+
+        return Off()
+
+    monkeypatch.setattr("carmatch.search.onnx_towers.short_text_tower", wrong)
+    embedder = load_clip(*tiny_model, device="cpu", cache_dir=tmp_path / "cache")
+    assert embedder.fast is not None and embedder.fast.towers is not None
+    assert not embedder.fast.towers.trims_text
+    texts = ["suv", "a red sedan with a roof rack"]
+    assert np.abs(embedder.encode_texts(texts) - torch_text(embedder, texts)).max() <= VERIFY_TOLERANCE
+
+
 def test_second_load_reuses_the_cached_hash_without_hashing_or_exporting(
     tiny_model: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
