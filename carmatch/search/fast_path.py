@@ -121,6 +121,7 @@ def prepare_record(
     if record.problem:
         log.warning("Single queries run on torch, not ONNX Runtime: %s", record.problem)
     cache.remember(spec, record)
+    cache.prune()  # towers of checkpoints that are gone
     return record
 
 

@@ -14,6 +14,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -29,6 +31,7 @@ MODEL_CACHE_ENV = "CARMATCH_MODEL_CACHE"  # a folder to use instead of CARMATCH_
 MODEL_CACHE_DIR = "model-cache"
 RECORD_VERSION = 1
 VERSIONED_PACKAGES = ("torch", "open_clip_torch", "onnxruntime")
+STALE_TOWERS_SECONDS = 600  # unreferenced towers younger than this may be another process's export in flight
 
 
 def default_cache_dir() -> Path | None:
@@ -160,3 +163,29 @@ class ModelCache:
     def towers_dir(self, name: str) -> Path:
         """The folder of the ONNX towers named ``name`` (``<arch>@<weights hash>``)."""
         return self.folder / "onnx" / name
+
+    def prune(self) -> None:
+        """Delete records of checkpoints that changed or are gone, and towers no remaining record names.
+
+        Each export of a new checkpoint (a fine-tuned run, a benchmark's temporary weights) adds ~600 MB
+        for ViT-B-32-256; this keeps the cache to the checkpoints that still exist.
+        """
+        keep: set[str] = set()
+        for path in (self.folder / "records").glob("*.json"):
+            try:
+                record = ModelRecord.from_json(path.read_text(encoding="utf-8"))
+            except OSError:
+                continue
+            if record is None or not record.current():
+                path.unlink(missing_ok=True)
+            elif record.towers:
+                keep.add(record.towers)
+        folders = (self.folder / "onnx").iterdir() if (self.folder / "onnx").is_dir() else iter(())
+        for folder in folders:
+            try:
+                stale = time.time() - folder.stat().st_mtime > STALE_TOWERS_SECONDS
+            except OSError:
+                continue
+            if folder.name not in keep and stale:
+                log.info("Removing ONNX towers no checkpoint uses any more: %s", folder.name)
+                shutil.rmtree(folder, ignore_errors=True)

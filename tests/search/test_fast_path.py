@@ -113,6 +113,29 @@ def test_a_changed_checkpoint_misses_the_cache_and_gets_its_own_towers(
     assert np.abs(after.encode_texts(["suv"]) - torch_text(after, ["suv"])).max() <= VERIFY_TOLERANCE
 
 
+def test_towers_of_a_deleted_checkpoint_are_removed_at_the_next_export(
+    tiny_model: tuple[str, str], tmp_path: Path
+) -> None:
+    import torch
+
+    from carmatch.search.model_cache import STALE_TOWERS_SECONDS
+
+    state = torch.load(tiny_model[1], weights_only=True)
+    state["text_projection"] = state["text_projection"] + 1.0
+    temporary = tmp_path / "benchmark-weights.pt"
+    torch.save(state, temporary)
+    gone = load_clip(tiny_model[0], str(temporary), "cpu", cache_dir=tmp_path / "cache").fast
+    assert gone is not None and gone.towers is not None
+    temporary.unlink()
+    old = 1_000_000_000  # long ago: not an export another process has in flight
+    os.utime(gone.towers.folder, (old, old))
+    assert STALE_TOWERS_SECONDS < 10**9
+    kept = load_clip(*tiny_model, device="cpu", cache_dir=tmp_path / "cache").fast  # a new export prunes
+    assert kept is not None and kept.towers is not None and kept.towers.folder.is_dir()
+    assert not gone.towers.folder.exists()
+    assert len(list((tmp_path / "cache" / "records").glob("*.json"))) == 1
+
+
 def test_a_failed_export_falls_back_to_torch_and_says_why(
     tiny_model: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
