@@ -193,7 +193,7 @@ def report(results: dict[str, list[float]], reference: str | None) -> None:
     for name, values in results.items():
         median = statistics.median(values)
         ratio = f"{median / statistics.median(ref):.2f}x" if ref else "-"
-        print(f"{name:18} {min(values):8.1f} {median:8.1f} {max(values):8.1f}            {ratio}")
+        print(f"{name:18} {min(values):8.3g} {median:8.3g} {max(values):8.3g}            {ratio}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                     spec |= {"root": str(trainers[name])}
                 result = run_one("open_clip_train" if name == reference else "carmatch", spec)
                 results[name].append(result["pairs_per_s"])
-                print(f"repeat {repeat + 1}: {name:18} {result['pairs_per_s']:8.1f} pairs/s ({result['pairs']} pairs)")
+                print(f"repeat {repeat + 1}: {name:18} {result['pairs_per_s']:8.3g} pairs/s ({result['pairs']} pairs)")
                 sys.stdout.flush()
         load_after = os.getloadavg()
     print(f"\n{args.model}, batch {args.batch_size}, fp32, {args.pairs} pairs of {args.photo} JPEGs, {args.device}")
