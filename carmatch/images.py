@@ -174,7 +174,10 @@ def load_image(
 
 def draft_side(embedder: object) -> int | None:
     """The side a JPEG may be decoded at for ``embedder``: its model's image input (None: at full size)."""
-    size = getattr(getattr(getattr(embedder, "model", None), "visual", None), "image_size", None)
+    if hasattr(type(embedder), "image_side"):  # a CLIP embedder knows it without loading its torch model
+        size = embedder.image_side  # type: ignore[attr-defined]
+    else:
+        size = getattr(getattr(getattr(embedder, "model", None), "visual", None), "image_size", None)
     if isinstance(size, (tuple, list)):
         size = max(size)
     return int(size) if isinstance(size, int) and size > 0 else None

@@ -166,6 +166,17 @@ class Embedder:
         self._set_part(2, value)
 
     @property
+    def image_side(self) -> int | None:
+        """The side of the model's image input, from the fast path's numbers when it has them (no torch load)."""
+        fast = getattr(self, "fast", None)
+        if fast is not None and fast.preprocess:
+            return max(int(fast.preprocess["resize"]), *(int(side) for side in fast.preprocess["crop"]))
+        size = getattr(getattr(self.model, "visual", None), "image_size", None)
+        if isinstance(size, (tuple, list)):
+            size = max(size)
+        return int(size) if isinstance(size, int) and size > 0 else None
+
+    @property
     def model_key(self) -> str:
         """Identity of this model's embedding space: architecture plus weights hash."""
         return f"{self.spec.arch}@{self.weights_hash}"

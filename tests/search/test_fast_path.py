@@ -178,7 +178,7 @@ def test_torch_free_tokenizer_gives_open_clips_tokens(embedder: Embedder) -> Non
     assert fast.encode("a red suv") == embedder.tokenizer.encode("a red suv")
 
 
-def test_cli_text_search_never_imports_torch_once_the_model_is_cached(
+def test_cli_text_and_photo_searches_never_import_torch_once_the_model_is_cached(
     monkeypatch: pytest.MonkeyPatch, tiny_model: tuple[str, str], tmp_path: Path
 ) -> None:
     from carmatch.config import load_settings
@@ -193,11 +193,14 @@ def test_cli_text_search_never_imports_torch_once_the_model_is_cached(
     script = (
         "import sys, json\nfrom admin.cli import main\n"
         "code = main(['search', 'red pickup', '--k', '3', '--json'])\n"
+        f"code += main(['search', '--image', {str(tmp_path / 'cars' / 'red_sedan.jpg')!r}, '--k', '3', '--json'])\n"
         "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules, 'open_clip': 'open_clip' in sys.modules}))"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     *results, imports = done.stdout.strip().splitlines()
-    assert len(json.loads("\n".join(results))) == 3  # the results, best first
+    text_hits, photo_hits = json.loads("[" + "\n".join(results).replace("]\n[", "],\n[") + "]")
+    assert len(text_hits) == 3 and len(photo_hits) == 3  # the results, best first
+    assert "red_sedan.jpg" in str(photo_hits[0])  # the photo finds itself: decoded as ingest decoded it
     assert json.loads(imports) == {"code": 0, "torch": False, "open_clip": False}
