@@ -172,15 +172,20 @@ def load_image(
     return decode_image(data, path.name, max_pixels, max_bytes, draft_side)
 
 
-def draft_side(embedder: object) -> int | None:
-    """The side a JPEG may be decoded at for ``embedder``: its model's image input (None: at full size)."""
-    if hasattr(type(embedder), "image_side"):  # a CLIP embedder knows it without loading its torch model
-        size = embedder.image_side  # type: ignore[attr-defined]
-    else:
-        size = getattr(getattr(getattr(embedder, "model", None), "visual", None), "image_size", None)
+def model_input_side(model: object) -> int | None:
+    """The side in pixels of an open_clip model's square image input (None when the model does not say)."""
+    size = getattr(getattr(model, "visual", None), "image_size", None)
     if isinstance(size, (tuple, list)):
         size = max(size)
     return int(size) if isinstance(size, int) and size > 0 else None
+
+
+def draft_side(embedder: object) -> int | None:
+    """The side a JPEG may be decoded at for ``embedder``: its model's image input (None: at full size)."""
+    if hasattr(type(embedder), "image_side"):  # a CLIP embedder knows it without loading its torch model
+        side = embedder.image_side  # type: ignore[attr-defined]
+        return int(side) if isinstance(side, int) and side > 0 else None
+    return model_input_side(getattr(embedder, "model", None))
 
 
 def thumbnail(image: Image.Image, side: int = 256) -> Image.Image:

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from carmatch.errors import ConfigError, ModelLoadError
+from carmatch.images import model_input_side
 from carmatch.search.fast_path import FastPath, cpu_without_torch, fast_path_for, prepare_record, weights_file_of
 from carmatch.search.model_cache import ModelCache, ModelRecord, default_cache_dir
 from carmatch.search.onnx_towers import preprocess_image
@@ -171,10 +172,7 @@ class Embedder:
         fast = getattr(self, "fast", None)
         if fast is not None and fast.preprocess:
             return max(int(fast.preprocess["resize"]), *(int(side) for side in fast.preprocess["crop"]))
-        size = getattr(getattr(self.model, "visual", None), "image_size", None)
-        if isinstance(size, (tuple, list)):
-            size = max(size)
-        return int(size) if isinstance(size, int) and size > 0 else None
+        return model_input_side(self.model)
 
     @property
     def model_key(self) -> str:

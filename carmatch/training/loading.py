@@ -30,14 +30,6 @@ PREFETCH_BATCHES = 2  # batches the loading thread makes ahead of the step
 QUEUE_POLL_SECONDS = 0.1  # how often a blocked loading thread looks whether the epoch was stopped
 
 
-def model_image_side(model: Any) -> int | None:
-    """The side in pixels of the model's square image input (None when the model does not say)."""
-    size = getattr(getattr(model, "visual", None), "image_size", None)
-    if isinstance(size, (tuple, list)):
-        size = max(size)
-    return int(size) if isinstance(size, int) and size > 0 else None
-
-
 def draft_side(image_side: int | None, crop_scale_min: float = 1.0, crop_ratio_max: float = 1.0) -> int | None:
     """The shortest side a decode may shrink an image to so that any random crop still covers ``image_side``.
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from carmatch.errors import CancelledError, InvalidInputError
+from carmatch.images import model_input_side
 from carmatch.training.checkpoints import (
     BEST_CHECKPOINT,
     CHECKPOINT_FORMAT,
@@ -57,7 +58,7 @@ from carmatch.training.data import (
     split_hash,
 )
 from carmatch.training.evaluation import evaluate_model, selection_score, validation_metrics
-from carmatch.training.loading import BatchLoader, model_image_side
+from carmatch.training.loading import BatchLoader
 from carmatch.training.schedule import Schedule, build_optimizer, make_schedule
 from carmatch.training.views import CaptionViews
 
@@ -165,7 +166,7 @@ class Trainer:
         aug = AugmentConfig(crop_scale=(cfg.crop_scale_min, 1.0), color_jitter=cfg.color_jitter)
         optimizer, params = build_optimizer(model, cfg)
         views = CaptionViews([p.caption for p in train], [p.attributes for p in train], cfg.caption_views, cfg.seed)
-        side = model_image_side(model)
+        side = model_input_side(model)
         return _Setup(
             train=train,
             val=[p for p in self.pairs if p.split == "validation"],
