@@ -80,7 +80,7 @@ class TrainConfig:
     color_jitter: float = 0.0  # off by default: see AugmentConfig
     device: str = "auto"
     precision: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
-    num_workers: int = -1  # -1: 0 on CPU, 4 on CUDA
+    num_workers: int = -1  # loader processes; -1: 0 on CPU, 4 on CUDA; 0: one loading thread makes batches ahead
     eval_batch_size: int = 64
     checkpoint_minutes: float = 10.0  # also save last.pt this often within an epoch
     caption_views: str = DEFAULT_VIEWS  # full caption / short attribute descriptions, e.g. "full:1,attributes:2"
