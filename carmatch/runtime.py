@@ -55,6 +55,7 @@ class Runtime:
         self._model_lock = threading.Lock()  # held while the model loads
         self._state_lock = threading.Lock()  # guards _embedder, _embedder_error and _loader; held briefly
         self._loader: threading.Thread | None = None
+        self._background_export = False  # the app: a checkpoint new to the model cache answers before its export
         self._index: SearchIndex | None = None
         self._index_generation: str | None = None
         self._installing: str | None = None  # model key whose index is being built for a swap
@@ -109,7 +110,7 @@ class Runtime:
 
     def _load(self, spec: ModelSpec) -> Embedder:
         """Load the model ``spec`` names: Titan on Bedrock for ``bedrock/...``, else open_clip."""
-        return load_embedder(spec, self.settings)
+        return load_embedder(spec, self.settings, background_export=self._background_export)
 
     def _follow_active(self) -> None:
         """Switch models when another process (``model activate``) changed the active model.
@@ -151,6 +152,7 @@ class Runtime:
                 return None
             if self._loader is not None and self._loader.is_alive():
                 return self._loader
+            self._background_export = True  # a long-lived process: first answers need not wait for the export
             self._loader = threading.Thread(target=self._load_quietly, name="carmatch-model-load", daemon=True)
             self._loader.start()
             return self._loader

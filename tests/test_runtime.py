@@ -18,7 +18,7 @@ def test_a_failed_load_is_tried_once_logged_once_and_raised_at_once_after(
 ) -> None:
     calls: list[str] = []
 
-    def no_weights(name: str, *args: object) -> Embedder:
+    def no_weights(name: str, *args: object, **kwargs: object) -> Embedder:
         calls.append(name)
         raise ModelLoadError("no weights here")
 
@@ -42,7 +42,9 @@ def test_a_failed_load_is_tried_once_logged_once_and_raised_at_once_after(
 def test_a_background_load_failure_is_logged_once(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr("carmatch.search.loading.load_clip", lambda *a: (_ for _ in ()).throw(ModelLoadError("gone")))
+    monkeypatch.setattr(
+        "carmatch.search.loading.load_clip", lambda *a, **k: (_ for _ in ()).throw(ModelLoadError("gone"))
+    )
     runtime = Runtime(settings)
     with caplog.at_level(logging.WARNING):
         loader = runtime.start_loading()  # the app: no caller sees a background failure, so it is logged

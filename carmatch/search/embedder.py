@@ -103,6 +103,7 @@ class Embedder:
         self._loader: Callable[[], tuple[Any, Any, Any]] | None = None
         self._load_lock = threading.Lock()
         self.fast: FastPath | None = None
+        self.export_thread: threading.Thread | None = None  # a background export of the fast path, if any
         self.spec = spec
         self.device = device
         self.weights_hash = hash_ or weights_hash(model)
@@ -121,6 +122,7 @@ class Embedder:
         """An embedder known from its cache record; ``loader`` gives (model, preprocess, tokenizer) when needed."""
         self = cls.__new__(cls)
         self._parts, self._loader, self._load_lock, self.fast = None, loader, threading.Lock(), fast
+        self.export_thread = None
         self.spec, self.device, self.weights_hash = spec, device, record.weights_hash
         self.context_length, self.dim = record.context_length, record.dim
         return self
@@ -334,7 +336,12 @@ def _lazy_loader(spec: ModelSpec, record: ModelRecord, offline: bool) -> Callabl
 
 
 def load_clip(
-    name: str, pretrained: str, device: str = "auto", offline: bool = False, cache_dir: Path | None = None
+    name: str,
+    pretrained: str,
+    device: str = "auto",
+    offline: bool = False,
+    cache_dir: Path | None = None,
+    background_export: bool = False,
 ) -> Embedder:
     """Load an open_clip model; ``pretrained`` is a tag, a checkpoint path or ``none``.
 
@@ -342,7 +349,9 @@ def load_clip(
     when the Hub does not answer within NETWORK_PROBE_SECONDS, it fails at once with what to do.
     ``cache_dir`` (default: carmatch.search.model_cache.default_cache_dir) keeps each checkpoint's
     weights hash and its verified ONNX towers: a CPU start with an unchanged checkpoint imports no
-    torch until something needs the torch model.
+    torch until something needs the torch model. With ``background_export`` (the app's start-up), a
+    checkpoint not yet in the cache answers on torch at once while its towers are exported and
+    verified in a background thread (``embedder.export_thread``); queries switch when they are ready.
     """
     spec = ModelSpec(name, pretrained)
     folder = cache_dir if cache_dir is not None else default_cache_dir()
@@ -358,6 +367,26 @@ def load_clip(
         return embedder  # no cache, a GPU (torch is fast there), or weights open_clip fetched by URL (no file)
     if record is None or (record.towers is None and record.problem is None):
         identity = (embedder.weights_hash, embedder.dim, embedder.context_length)
-        record = prepare_record(spec, (model, transform, tokenizer), identity, checkpoint, cache)
+        prepare = (spec, (model, transform, tokenizer), identity, checkpoint, cache)
+        if background_export:
+            embedder.export_thread = _export_in_background(embedder, prepare)
+            return embedder
+        record = prepare_record(*prepare)
     embedder.fast = fast_path_for(record, cache)
     return embedder
+
+
+def _export_in_background(embedder: Embedder, prepare: tuple[Any, ...]) -> threading.Thread:
+    """Export and verify ``embedder``'s ONNX towers in a thread; single queries switch to them when ready."""
+
+    def export() -> None:
+        try:
+            record = prepare_record(*prepare)
+            embedder.fast = fast_path_for(record, prepare[-1])
+            log.info("Single queries of %s run on ONNX Runtime from now on", embedder.spec.arch)
+        except Exception:  # the torch path keeps answering; the next start tries again
+            log.exception("Exporting the ONNX towers failed; queries stay on torch")
+
+    thread = threading.Thread(target=export, name="carmatch-onnx-export", daemon=True)
+    thread.start()
+    return thread

@@ -15,8 +15,12 @@ def base_spec(settings: Settings) -> ModelSpec:
     return ModelSpec(settings.model, settings.pretrained)
 
 
-def load_embedder(spec: ModelSpec, settings: Settings) -> Embedder:
-    """Load the model ``spec`` names: Titan on Bedrock for ``bedrock/...``, else open_clip."""
+def load_embedder(spec: ModelSpec, settings: Settings, background_export: bool = False) -> Embedder:
+    """Load the model ``spec`` names: Titan on Bedrock for ``bedrock/...``, else open_clip.
+
+    ``background_export``: a CLIP checkpoint new to the model cache answers on torch while its ONNX
+    towers are exported (the app's start-up; a short-lived CLI process exports before it answers).
+    """
     if is_bedrock_model(spec.name):
         return load_titan(spec.name, settings)
-    return load_clip(spec.name, spec.pretrained, settings.device, settings.offline)
+    return load_clip(spec.name, spec.pretrained, settings.device, settings.offline, background_export=background_export)

@@ -204,3 +204,30 @@ def test_cli_text_and_photo_searches_never_import_torch_once_the_model_is_cached
     assert len(text_hits) == 3 and len(photo_hits) == 3  # the results, best first
     assert "red_sedan.jpg" in str(photo_hits[0])  # the photo finds itself: decoded as ingest decoded it
     assert json.loads(imports) == {"code": 0, "torch": False, "open_clip": False}
+
+
+def test_the_app_answers_on_torch_while_a_new_checkpoint_exports_in_the_background(
+    monkeypatch: pytest.MonkeyPatch, tiny_model: tuple[str, str], tmp_path: Path
+) -> None:
+    import threading
+
+    from carmatch.search import fast_path
+
+    release, real_prepare = threading.Event(), fast_path.prepare_record
+
+    def slow_prepare(*args: object) -> object:
+        assert release.wait(60)  # the export is held until the first answers are in
+        return real_prepare(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(embedder_module, "prepare_record", slow_prepare)
+    embedder = load_clip(*tiny_model, device="cpu", cache_dir=tmp_path / "cache", background_export=True)
+    assert embedder.fast is None and embedder.export_thread is not None and embedder.export_thread.is_alive()
+    texts = ["a red sedan", "dark blue hatchback"]
+    on_torch = embedder.encode_texts(texts)  # answered while the export waits
+    assert np.abs(on_torch - torch_text(embedder, texts)).max() <= VERIFY_TOLERANCE
+    release.set()
+    embedder.export_thread.join(60)
+    assert embedder.fast is not None and embedder.fast.towers is not None  # later queries on ONNX Runtime
+    assert np.abs(embedder.encode_texts(texts) - on_torch).max() <= VERIFY_TOLERANCE
+    again = load_clip(*tiny_model, device="cpu", cache_dir=tmp_path / "cache")  # the next start: from the cache
+    assert again.fast is not None and again.fast.towers is not None and again.export_thread is None
