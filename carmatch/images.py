@@ -8,10 +8,12 @@ of the file's bytes, so a draft decode never changes which image it is.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,20 +98,25 @@ def decode_image(
         raise ImageError(f"{name}: empty file (0 bytes)")
     if len(data) > max_bytes:
         raise too_large(name, len(data), max_bytes)
+    with pillow_errors(name):
+        with Image.open(io.BytesIO(data)) as opened:
+            fmt, size = check_header(opened, name, max_pixels), opened.size
+            if fmt in DRAFT_FORMATS:  # one parse: Pillow's verify() checks nothing in a JPEG, load() finds truncation
+                if draft_side:
+                    opened.draft("RGB", (draft_side, draft_side))
+                return _loaded(opened, data, fmt, size)
+            opened.verify()
+        with Image.open(io.BytesIO(data)) as opened:
+            return _loaded(opened, data, fmt, size)
+
+
+@contextlib.contextmanager
+def pillow_errors(name: str) -> Iterator[None]:
+    """Decode with Pillow inside this: a bomb warning is an error, each failure one ImageError naming ``name``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as opened:
-                fmt, size = check_header(opened, name, max_pixels), opened.size
-                if (
-                    fmt in DRAFT_FORMATS
-                ):  # one parse: Pillow's verify() checks nothing in a JPEG, load() finds truncation
-                    if draft_side:
-                        opened.draft("RGB", (draft_side, draft_side))
-                    return _loaded(opened, data, fmt, size)
-                opened.verify()
-            with Image.open(io.BytesIO(data)) as opened:
-                return _loaded(opened, data, fmt, size)
+            yield
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

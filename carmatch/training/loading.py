@@ -16,13 +16,11 @@ import logging
 import math
 import queue
 import threading
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from carmatch.errors import ImageError
-from carmatch.images import DRAFT_FORMATS, check_header, read_image_bytes
+from carmatch.images import DRAFT_FORMATS, check_header, pillow_errors, read_image_bytes
 
 log = logging.getLogger(__name__)
 
@@ -47,27 +45,17 @@ def read_training_image(path: str | Path, side: int | None, max_pixels: int, max
     Refuses (ImageError) what ingest refuses (:func:`carmatch.images.read_image_bytes` and
     :func:`carmatch.images.check_header`), and a corrupt or truncated file; does not hash it.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
     name = Path(path).name
     data = read_image_bytes(Path(path), max_bytes)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as opened:
-                if check_header(opened, name, max_pixels) in DRAFT_FORMATS and side is not None:
-                    opened.draft("RGB", (side, side))
-                opened.load()
-                upright: Any = ImageOps.exif_transpose(opened) or opened
-                return upright.convert("RGB")
-    except ImageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{name}: refused as a possible decompression bomb ({exc})") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageError(f"{name}: not an image, or a format Pillow cannot read") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{name}: corrupt or truncated image ({exc})") from exc
+    with pillow_errors(name):
+        with Image.open(io.BytesIO(data)) as opened:
+            if check_header(opened, name, max_pixels) in DRAFT_FORMATS and side is not None:
+                opened.draft("RGB", (side, side))
+            opened.load()
+            upright: Any = ImageOps.exif_transpose(opened) or opened
+            return upright.convert("RGB")
 
 
 class _End:
