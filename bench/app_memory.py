@@ -25,14 +25,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.cold_start import free_port, prepare  # noqa: E402
+from bench.cold_start import prepare, running_app  # noqa: E402
 from bench.query_bench import RCLIP_LEGAL_FILES, RCLIP_MODEL_DIR  # noqa: E402
 
 MEMORY = """
@@ -79,32 +78,11 @@ def process_memory_mb(pid: int) -> tuple[float, float]:
 
 def app_memory(env: dict[str, str], photo: Path, timeout: float = 300) -> tuple[float, float]:
     """(RSS, peak) in MB of app.py after answering one text and one image search."""
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, str(REPO / "app.py")],
-        env={**env, "GRADIO_SERVER_PORT": str(port)},
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        start = time.perf_counter()
-        while True:
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-                client.predict("red car", None, 5, 0.5, "any", "any", "any", "any", "any", api_name="/search")
-                break
-            except Exception:  # not listening yet, or the model still loading: ask again
-                if time.perf_counter() - start > timeout:
-                    raise TimeoutError("the app did not answer a search in time") from None
-                time.sleep(0.2)
+    with running_app(env, timeout) as (server, client, _):  # answered the text search
         client.predict("", handle_file(str(photo)), 5, 0.5, "any", "any", "any", "any", "any", api_name="/search")
         return process_memory_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 def rclip_datadir(home: Path, folder: Path) -> Path | None:

@@ -18,6 +18,7 @@ Targets: CLI <= 0.6x bare text; app <= bare load + 5 s. Prints min and median an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -25,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -110,8 +113,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cold_start(env: dict[str, str], timeout: float = 300) -> float:
-    """Seconds from starting app.py to its first /search answer."""
+@contextlib.contextmanager
+def running_app(env: dict[str, str], timeout: float = 300) -> Iterator[tuple[subprocess.Popen[bytes], Any, float]]:
+    """app.py started in a fresh process: (server, gradio client, seconds to its first /search answer)."""
     from gradio_client import Client
 
     port = free_port()
@@ -124,17 +128,25 @@ def cold_start(env: dict[str, str], timeout: float = 300) -> float:
         stderr=subprocess.DEVNULL,
     )
     try:
-        while time.perf_counter() - start < timeout:
+        while True:
             try:
                 client = Client(f"http://127.0.0.1:{port}/", verbose=False)
                 client.predict("red car", None, 3, 0.5, "any", "any", "any", "any", "any", api_name="/search")
-                return time.perf_counter() - start
+                break
             except Exception:  # not listening yet, or the model still loading: ask again
+                if time.perf_counter() - start > timeout:
+                    raise TimeoutError("the app did not answer a search in time") from None
                 time.sleep(0.1)
-        raise TimeoutError("the app did not answer a search in time")
+        yield server, client, time.perf_counter() - start
     finally:
         server.terminate()
         server.wait(30)
+
+
+def cold_start(env: dict[str, str], timeout: float = 300) -> float:
+    """Seconds from starting app.py to its first /search answer."""
+    with running_app(env, timeout) as (_, _, seconds):
+        return seconds
 
 
 def main() -> None:
