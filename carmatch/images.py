@@ -187,14 +187,6 @@ def model_input_side(model: object) -> int | None:
     return int(size) if isinstance(size, int) and size > 0 else None
 
 
-def draft_side(embedder: object) -> int | None:
-    """The side a JPEG may be decoded at for ``embedder``: its model's image input (None: at full size)."""
-    if hasattr(type(embedder), "image_side"):  # a CLIP embedder knows it without loading its torch model
-        side = embedder.image_side  # type: ignore[attr-defined]
-        return int(side) if isinstance(side, int) and side > 0 else None
-    return model_input_side(getattr(embedder, "model", None))
-
-
 def thumbnail(image: Image.Image, side: int = 256) -> Image.Image:
     """A copy of ``image`` fitted within ``side`` x ``side`` pixels."""
     copy = image.copy()

@@ -33,7 +33,6 @@ from carmatch.images import (
     DEFAULT_MAX_IMAGE_BYTES,
     DEFAULT_MAX_IMAGE_PIXELS,
     decode_image,
-    draft_side,
     is_image_path,
     load_image,
     read_image_bytes,
@@ -143,7 +142,7 @@ class Ingestor:
         self.store = store
         self.batch_size = batch_size
         self.limits = limits
-        self.draft_side = draft_side(embedder)
+        self.draft_side = embedder.image_side  # JPEGs decoded at the model's size
 
     # -- public -----------------------------------------------------------------------------
     def ingest_folder(

@@ -15,7 +15,7 @@ import numpy as np
 
 from carmatch.catalog import Catalog
 from carmatch.errors import CancelledError, ImageError
-from carmatch.images import draft_side, load_image
+from carmatch.images import load_image
 from carmatch.progress import Progress, no_progress
 from carmatch.search.embedder import Embedder
 from carmatch.search.ingest import Limits, manifest_for
@@ -39,7 +39,7 @@ def embed_missing(
     todo = [i for i in catalog.ids() if i not in have]
     records = catalog.get_many(todo)
     failures: list[tuple[str, str]] = []
-    done, side = 0, draft_side(embedder)  # decoded as ingest decodes them
+    done, side = 0, embedder.image_side  # decoded as ingest decodes them
     for start in range(0, len(todo), batch_size):
         if cancel is not None and cancel.is_set():
             raise CancelledError("Rebuild cancelled; the previous index is still serving.")

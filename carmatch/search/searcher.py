@@ -11,7 +11,7 @@ import numpy as np
 from carmatch.bounds import check_number
 from carmatch.catalog import Catalog
 from carmatch.errors import EmptyCollectionError, InvalidInputError
-from carmatch.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageSource, draft_side, load_image
+from carmatch.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageSource, load_image
 from carmatch.search.embedder import Embedder
 from carmatch.search.store import SearchIndex, normalize_where
 
@@ -109,7 +109,7 @@ class Searcher:
 
     def image_vector(self, image: ImageSource) -> np.ndarray:
         """Embed an image query (path, bytes or PIL image), validated first."""
-        side = draft_side(self.embedder)  # a JPEG decoded as ingest decodes it
+        side = self.embedder.image_side  # a JPEG decoded as ingest decodes it
         loaded = load_image(image, self.max_image_pixels, self.max_image_bytes, side)
         return self.embedder.encode_images([loaded.image])[0]
 
