@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.search_bench import clustered  # noqa: E402
+from bench.synthetic import clustered  # noqa: E402
 from carmatch.atomic import fsync_file  # noqa: E402
 from carmatch.search.hnsw_store import IndexStore  # noqa: E402
 from carmatch.search.index import IndexManifest, VectorIndex  # noqa: E402

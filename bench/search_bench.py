@@ -18,11 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.synthetic import clustered, pct  # noqa: E402
 from carmatch.config import Settings  # noqa: E402
 from carmatch.runtime import Runtime  # noqa: E402
 from carmatch.search.embedder import load_clip  # noqa: E402
@@ -33,11 +32,6 @@ from tests.drawing import COLORS, draw_car  # noqa: E402
 def rss_mb() -> float:
     """Peak resident memory of this process in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def pct(samples: list[float], q: float) -> float:
-    """The q-th percentile of samples, in milliseconds."""
-    return float(np.percentile(np.array(samples) * 1000, q))
 
 
 def make_photos(folder: Path, n: int) -> list[Path]:
@@ -112,35 +106,6 @@ def bench_encoder_and_ingest(args: argparse.Namespace) -> None:
             )
         runtime.close()
     print(f"peak RSS after model + ingest: {rss_mb():.0f} MB")
-
-
-def clustered(n: int, dim: int, seed: int, clusters: int = 1000, kind: str = "real") -> np.ndarray:
-    """Unit vectors around cluster centres.
-
-    ``real``: like CLIP image embeddings: a shared direction (random pairs have cosine ~0.3),
-    cluster centres and within-cluster variation in a 64-dimensional subspace, plus a little
-    isotropic noise. ``stress``: isotropic 512-d noise around the centres, close to random
-    data, where graph indexes are at their worst.
-    """
-    space = np.random.default_rng(1234)  # the same "embedding space" for data and queries
-    rng = np.random.default_rng(seed)
-    if kind == "stress":
-        centres = space.normal(size=(clusters, dim)).astype(np.float32)
-        points = centres[rng.integers(0, clusters, n)] + 0.5 * rng.normal(size=(n, dim)).astype(np.float32)
-    else:
-        latent = 64
-        common = space.normal(size=dim)
-        basis = np.linalg.qr(space.normal(size=(dim, latent)))[0].T
-        centres = space.normal(size=(clusters, latent)) @ basis + 0.15 * space.normal(size=(clusters, dim))
-        shared = 0.8 * common / np.linalg.norm(common) * np.sqrt(latent)
-        points = (
-            shared
-            + centres[rng.integers(0, clusters, n)]
-            + (0.35 * rng.normal(size=(n, latent))) @ basis
-            + 0.1 * rng.normal(size=(n, dim))
-        )
-    points = points.astype(np.float32)
-    return points / np.linalg.norm(points, axis=1, keepdims=True)
 
 
 def bench_index(sizes: list[int], dim: int, queries: int, kind: str) -> None:

@@ -1,14 +1,16 @@
-"""Vector-store benchmark: hnswlib and Milvus Lite side by side on clustered 512-d vectors.
+"""Vector-store benchmark: hnswlib, Milvus Lite and a Milvus server side by side on clustered 512-d vectors.
 
-    python bench/store_bench.py                          # 100k, both stores, ef 64 128 1024
-    python bench/store_bench.py --sizes 100000 1000000 --stores hnswlib milvus
+    python bench/store_bench.py                          # 100k, hnswlib and Milvus Lite, ef 64 128 1024
+    python bench/store_bench.py --sizes 100000 1000000 --stores hnswlib milvus-server --ef 64 128
     python bench/store_bench.py --sizes 20000 --ef 32 64 128 256
 
 For each store and size it prints build time (adding every vector until searchable), query p50/p95
 for k=10, recall@10 against exact search (one BLAS matrix product), filtered-query p50 (a scalar
 filter matching ~10 % of the collection), resident memory and disk. Both stores use HNSW with
 M=16, ef_construction=200 and the same search ef (Milvus Lite 3.x builds faiss HNSW per segment).
-Milvus Lite runs inside this process, so the peak RSS of the Milvus line includes it. Each store
+Milvus Lite runs inside this process, so the peak RSS of its line includes it; ``milvus-server`` starts a
+Milvus 2.3.5 standalone server (PyPI's ``milvus`` package, requirements-dev.txt) in its own process and
+prints its peak RSS beside this process's. Each store
 answers 20 warm-up queries before the clock starts. Never asserted by tests.
 
 Targets (issue #16): recall@10 >= 0.99 for both; Milvus Lite query p50 within 3x of hnswlib at 1M.
@@ -24,12 +26,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.search_bench import clustered, pct  # noqa: E402
+from bench.synthetic import clustered, pct  # noqa: E402
 from carmatch.search.index import IndexManifest, VectorIndex  # noqa: E402
 from carmatch.search.index_files import write_generation  # noqa: E402
 
@@ -95,27 +98,56 @@ def bench_hnswlib(vectors: np.ndarray, queries: np.ndarray, efs: list[int], fold
         p50, p95, recall = measure(lambda q: index.search(q, K), queries, truth)
         f50, _, f_recall = measure(lambda q: index.search(q, K, allowed), queries, red_truth)
         print(
-            f"hnswlib  n={n:>8} ef={ef:>5}: build {build:7.1f} s  query p50 {p50:6.2f} ms p95 {p95:6.2f} ms  "
+            f"{'hnswlib':13} n={n:>8} ef={ef:>5}: build {build:7.1f} s  query p50 {p50:6.2f} ms p95 {p95:6.2f} ms  "
             f"recall@10 {recall:.4f}  filtered p50 {f50:6.2f} ms recall {f_recall:.4f}  "
             f"RSS {rss_mb():.0f} MB  disk {disk_mb(folder):.0f} MB"
         )
 
 
-def bench_milvus(vectors: np.ndarray, queries: np.ndarray, efs: list[int], folder: Path) -> None:
-    """Milvus Lite through carmatch's MilvusStore: new collection, upserts, alias switch, searches."""
+def server_rss_mb(pid: int) -> float:
+    """Peak resident memory of the Milvus server process in MB (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(folder: Path) -> Any:
+    """A Milvus 2.3.5 standalone server (PyPI's ``milvus`` package, requirements-dev.txt) with data under ``folder``."""
+    from milvus import MilvusServer
+
+    server = MilvusServer()
+    server.set_base_dir(str(folder))
+    cwd = os.getcwd()
+    try:
+        server.start()
+    finally:
+        os.chdir(cwd)
+    return server
+
+
+def bench_milvus(vectors: np.ndarray, queries: np.ndarray, efs: list[int], folder: Path, server: bool = False) -> None:
+    """Milvus through carmatch's MilvusStore: new collection, upserts, alias switch, searches.
+
+    ``server``: a Milvus standalone server in its own process (its RSS and data folder are reported);
+    else Milvus Lite inside this process.
+    """
     from carmatch.search.milvus_store import MilvusStore
 
     n, dim = vectors.shape
     attributes = lambda chunk: {i: {"color": color_of(int(i))} for i in chunk}  # noqa: E731
-    store = MilvusStore(str(folder / "bench.db"), prefix="bench", attributes=attributes, lock_key=folder)
-    _ = store.client  # start Milvus Lite before the clock
+    running = start_server(folder / "server") if server else None
+    uri = f"http://127.0.0.1:{running.listen_port}" if running else str(folder / "bench.db")
+    store = MilvusStore(uri, prefix="bench", attributes=attributes, lock_key=folder / "lock")
+    _ = store.client  # connect (start Milvus Lite) before the clock
     start = time.perf_counter()
     index = store.new_index(IndexManifest("bench", "bench", "none", "0", dim))
     for offset in range(0, n, 10_000):
         index.add([str(i) for i in range(offset, min(n, offset + 10_000))], vectors[offset : offset + 10_000])
-    store.save(index)  # flush, build the HNSW index, load, switch the alias
+    store.save(index)  # flush, build the HNSW index (a server: wait until every row is indexed), load, switch
     index.search(queries[0], K)  # first search waits for the index to be served
     build = time.perf_counter() - start
+    label = "milvus-server" if running else "milvus-lite"
     truth = exact_top(vectors, queries)
     red = np.array([color_of(i) == "red" for i in range(n)])
     red_truth = exact_top(vectors, queries, red)
@@ -123,19 +155,27 @@ def bench_milvus(vectors: np.ndarray, queries: np.ndarray, efs: list[int], folde
         store.ef_search = ef
         p50, p95, recall = measure(lambda q: index.search(q, K), queries, truth)
         f50, _, f_recall = measure(lambda q: index.search(q, K, where={"color": "red"}), queries, red_truth)
+        memory = f"RSS {rss_mb():.0f} MB" + (
+            f" + server {server_rss_mb(running.server_proc.pid):.0f} MB" if running else ""
+        )
         print(
-            f"milvus   n={n:>8} ef={ef:>5}: build {build:7.1f} s  query p50 {p50:6.2f} ms p95 {p95:6.2f} ms  "
+            f"{label:13} n={n:>8} ef={ef:>5}: build {build:7.1f} s  query p50 {p50:6.2f} ms p95 {p95:6.2f} ms  "
             f"recall@10 {recall:.4f}  filtered p50 {f50:6.2f} ms recall {f_recall:.4f}  "
-            f"RSS {rss_mb():.0f} MB  disk {disk_mb(folder):.0f} MB"
+            f"{memory}  disk {disk_mb(folder):.0f} MB",
+            flush=True,
         )
     store.client.close()
+    if running:
+        running.stop()
 
 
 def main() -> None:
     """Parse arguments and run each store at each size."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000])
-    parser.add_argument("--stores", nargs="*", default=["hnswlib", "milvus"], choices=["hnswlib", "milvus"])
+    parser.add_argument(
+        "--stores", nargs="*", default=["hnswlib", "milvus"], choices=["hnswlib", "milvus", "milvus-server"]
+    )
     parser.add_argument("--ef", type=int, nargs="*", default=[64, 128, 1024], help="search ef values to measure")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--dim", type=int, default=512)
@@ -147,7 +187,10 @@ def main() -> None:
         for kind in args.stores:
             folder = Path(tempfile.mkdtemp(prefix=f"store-bench-{kind}-"))
             try:
-                (bench_hnswlib if kind == "hnswlib" else bench_milvus)(vectors, queries, args.ef, folder)
+                if kind == "hnswlib":
+                    bench_hnswlib(vectors, queries, args.ef, folder)
+                else:
+                    bench_milvus(vectors, queries, args.ef, folder, server=kind == "milvus-server")
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
 
