@@ -16,6 +16,7 @@ from carmatch.config import Settings, load_settings  # noqa: E402
 from carmatch.runtime import Runtime  # noqa: E402
 from carmatch.search.embedder import Embedder, load_clip  # noqa: E402
 from tests.drawing import save_car  # noqa: E402
+from tests.milvus_server import MilvusServerAddress, running_server  # noqa: E402
 
 TINY_CONFIG = {
     "embed_dim": 32,
@@ -63,6 +64,12 @@ def isolate_environment(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never wait on instance metadata
     monkeypatch.chdir(folder)
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServerAddress]:
+    """One real Milvus server for the session (about 7 s to start), shared by every store test."""
+    yield from running_server(tmp_path_factory.mktemp("milvus-server"))
 
 
 @pytest.fixture(scope="session")

@@ -127,10 +127,6 @@ class Searcher:
         unit vectors, renormalised. ``where`` filters on catalog fields (see Catalog.filter_ids).
         """
         query_text = check_query(text, image, k, image_weight)
-        if len(self.index) == 0:
-            raise EmptyCollectionError(
-                "The collection is empty: add images first (.venv/bin/carmatch ingest DIR, or the Dataset tab)."
-            )
         notes: list[str] = []
         parts: list[tuple[float, np.ndarray]] = []
         if image is not None:
@@ -143,6 +139,10 @@ class Searcher:
         if float(np.linalg.norm(query)) < 1e-8:  # e.g. weight 0 on the only informative part
             query = parts[-1][1]
         hits = self._nearest(np.asarray(query, dtype=np.float32), int(k), where, notes)
+        if not hits and len(self.index) == 0:  # counted only then: a count is a round trip on a Milvus server
+            raise EmptyCollectionError(
+                "The collection is empty: add images first (.venv/bin/carmatch ingest DIR, or the Dataset tab)."
+            )
         records = self.catalog.get_many([image_id for image_id, _ in hits])
         results = [
             SearchResult(image_id, records[image_id].path, round(score, 4), records[image_id].caption)

@@ -6,6 +6,7 @@ import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from admin.cli import main
@@ -14,6 +15,7 @@ from carmatch.errors import ConfigError, IndexMissingError
 from carmatch.runtime import Runtime
 from carmatch.search.embedder import Embedder
 from carmatch.search.milvus_store import MilvusStore
+from tests.milvus_server import MilvusServerAddress
 
 pytest.importorskip("milvus_lite")
 
@@ -150,24 +152,26 @@ def _catalog_count() -> int:
         runtime.close()
 
 
-def test_a_wrong_token_through_the_cli_names_the_token_setting_and_leaves_the_catalog_untouched(
-    settings: Settings, car_folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_a_wrong_token_for_a_real_server_names_the_token_setting_and_leaves_the_catalog_untouched(
+    settings: Settings,
+    milvus_server: MilvusServerAddress,
+    car_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import pymilvus
-    from pymilvus.exceptions import MilvusException
-
-    class RefusingClient:
-        def __init__(self, **kwargs: object) -> None:
-            raise MilvusException(code=1800, message="auth check failure, please check username and password")
-
-    monkeypatch.setattr(pymilvus, "MilvusClient", RefusingClient)
     monkeypatch.setenv("CARMATCH_VECTOR_STORE", "milvus")
-    monkeypatch.setenv("CARMATCH_MILVUS_URI", "https://milvus.example.com:19530")
-    monkeypatch.setenv("CARMATCH_MILVUS_TOKEN", "root:wrong")
-    code, _, err = run(capsys, "ingest", str(car_folder))
-    assert code == 1 and "CARMATCH_MILVUS_TOKEN" in err and "refused the credentials" in err
-    assert "root:wrong" not in err  # the secret itself is never echoed
-    assert _catalog_count() == 0
+    monkeypatch.setenv("CARMATCH_MILVUS_URI", milvus_server.uri)
+    for token in ("root:wrong", ""):  # a wrong password, and none at all for a server that wants one
+        monkeypatch.setenv("CARMATCH_MILVUS_TOKEN", token)
+        code, _, err = run(capsys, "ingest", str(car_folder))
+        assert code == 1 and "CARMATCH_MILVUS_TOKEN" in err and "refused the credentials" in err, err
+        assert "root:wrong" not in err  # the secret itself is never echoed
+        assert _catalog_count() == 0
+    monkeypatch.setenv("CARMATCH_MILVUS_TOKEN", milvus_server.token)
+    monkeypatch.setenv("CARMATCH_MILVUS_COLLECTION", f"token{next(_COLLECTIONS)}")
+    code, out, err = run(capsys, "ingest", str(car_folder))
+    assert code == 0, err
+    assert _catalog_count() == 6
 
 
 def test_a_collection_of_vectors_of_another_dimension_names_the_collection_setting_and_changes_nothing(
@@ -221,3 +225,24 @@ def test_a_collection_built_by_a_model_of_another_dimension_is_refused_naming_th
     assert code == 1 and "built with model titan" in err and "CARMATCH_MILVUS_COLLECTION" in err
     assert _catalog_count() == 0
     assert store.read_manifest().dim == embedder.dim * 32  # the other model's collection is kept as it was
+
+
+def test_a_server_answers_every_row_of_a_new_collection_as_soon_as_the_alias_moves(
+    milvus_server: MilvusServerAddress, tmp_path: Path
+) -> None:
+    """A server indexes and hands off segments in the background; save waits until all of it is served."""
+    from carmatch.search.index import IndexManifest
+
+    store = MilvusStore(milvus_server.uri, token=milvus_server.token, prefix=f"handoff{next(_COLLECTIONS)}")
+    vectors = np.random.default_rng(7).normal(size=(5000, 32)).astype(np.float32)
+    ids = [f"img{i}" for i in range(len(vectors))]
+    index = store.new_index(IndexManifest("m", "tiny", "", "0", 32))
+    for start in range(0, len(ids), 1000):
+        index.add(ids[start : start + 1000], vectors[start : start + 1000])
+    store.save(index)
+    live = store.load("m")
+    assert len(live) == 5000
+    probes = range(0, 5000, 125)
+    assert [live.search(vectors[i], k=1)[0][0] for i in probes] == [ids[i] for i in probes]
+    live.remove(ids[:10])
+    assert len(live) == 4990 and ids[0] not in live  # counts and lookups see this client's delete at once

@@ -1,5 +1,6 @@
 """One contract, two vector stores: search, ingest, filters, delete, activation, rebuild and crash repair
-behave the same on hnswlib and on Milvus (Milvus Lite, one file for the whole module)."""
+behave the same on hnswlib and on Milvus, both as Milvus Lite (one file for the whole module) and as a
+real Milvus server (one for the test session, tests/milvus_server.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from carmatch.search.embedder import Embedder
 from carmatch.search.rebuild import rebuild_index
 from carmatch.training import registry
 from tests.conftest import tiny_model_environment
+from tests.milvus_server import MilvusServerAddress
 
 pytest.importorskip("milvus_lite")
 
@@ -32,7 +34,7 @@ def milvus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("milvus") / "contract.db"
 
 
-@pytest.fixture(params=["hnswlib", "milvus"])
+@pytest.fixture(params=["hnswlib", "milvus-lite", "milvus-server"])
 def store_runtime(
     request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
@@ -40,14 +42,18 @@ def store_runtime(
     embedder: Embedder,
     milvus_file: Path,
 ) -> Iterator[Runtime]:
-    """A Runtime with the tiny model over one store kind."""
+    """A Runtime with the tiny model over one store: hnswlib, a Milvus Lite file, or a real Milvus server."""
     tiny_model_environment(monkeypatch, tiny_model)
-    if request.param == "milvus":
+    if request.param.startswith("milvus"):
         monkeypatch.setenv("CARMATCH_VECTOR_STORE", "milvus")
-        monkeypatch.setenv("CARMATCH_MILVUS_URI", str(milvus_file))
         monkeypatch.setenv("CARMATCH_MILVUS_COLLECTION", f"contract{next(_COLLECTIONS)}")
+        monkeypatch.setenv("CARMATCH_MILVUS_URI", str(milvus_file))
+    if request.param == "milvus-server":
+        server: MilvusServerAddress = request.getfixturevalue("milvus_server")
+        monkeypatch.setenv("CARMATCH_MILVUS_URI", server.uri)
+        monkeypatch.setenv("CARMATCH_MILVUS_TOKEN", server.token)
     runtime = Runtime(load_settings(), embedder=embedder)
-    assert runtime.store.kind == request.param
+    assert runtime.store.kind == request.param.split("-")[0]
     yield runtime
     runtime.close()
 
