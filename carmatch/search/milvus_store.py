@@ -250,9 +250,8 @@ class MilvusStore:
         with self.write_lock:
             previous = self.current_generation()
             if previous == index.collection and self.is_server:
-                return (
-                    index.collection
-                )  # a server logs each write before answering; a flush per ingest only adds seconds
+                # a server logs each write before answering; a flush per ingest would only add seconds
+                return index.collection
             self._call("flush", collection_name=index.collection)  # seals the segments the server indexes
             if previous != index.collection:
                 self._wait_for_index(index.collection)
