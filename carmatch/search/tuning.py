@@ -20,6 +20,7 @@ from carmatch.search.rows import VectorRows
 log = logging.getLogger(__name__)
 
 RECALL_TARGET = 0.99
+PLATEAU_SLACK = 0.002  # when the target is out of reach: the smallest ef within this of the best recall
 EF_CANDIDATES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048)
 SAMPLE_QUERIES = 200
 RECALL_K = 10
@@ -67,16 +68,28 @@ def choose_ef(graph: Any, vectors: np.ndarray | VectorRows, alive: np.ndarray, s
     queries = _with_far_queries(vectors[picks], np.random.default_rng(seed + 1))
     truth = [_others(row, label) for label, row in zip(picks, exact_neighbours(vectors, alive, queries, RECALL_K + 1))]
     wanted = sum(len(t) for t in truth)
-    recall = 0.0
+    curve: list[float] = []
     for step, ef in enumerate(EF_CANDIDATES):
         graph.set_ef(ef)
         found, _ = graph.knn_query(queries, k=RECALL_K + 1)
-        recall = sum(len(_others(row, label) & t) for label, row, t in zip(picks, found, truth)) / wanted
-        if recall >= RECALL_TARGET:
-            log.info("hnswlib ef %d reaches recall@10 %.4f on %d of the collection's vectors", ef, recall, len(picks))
-            return EF_CANDIDATES[min(step + HEADROOM_STEPS, len(EF_CANDIDATES) - 1)], recall
-    log.warning("hnswlib reaches recall@10 %.4f at most (ef %d); searching with that ef", recall, EF_CANDIDATES[-1])
-    return EF_CANDIDATES[-1], recall
+        curve.append(sum(len(_others(row, label) & t) for label, row, t in zip(picks, found, truth)) / wanted)
+        if curve[-1] >= RECALL_TARGET:
+            log.info(
+                "hnswlib ef %d reaches recall@10 %.4f on %d of the collection's vectors", ef, curve[-1], len(picks)
+            )
+            return EF_CANDIDATES[min(step + HEADROOM_STEPS, len(EF_CANDIDATES) - 1)], curve[-1]
+    # The target is out of reach: take where the curve levels off, not the largest ef (2048 costs
+    # several times 128 for the last thousandth of recall).
+    step = next(i for i, recall in enumerate(curve) if recall >= max(curve) - PLATEAU_SLACK)
+    step = min(step + HEADROOM_STEPS, len(EF_CANDIDATES) - 1)
+    log.warning(
+        "hnswlib reaches recall@10 %.4f at most (ef %d); searching with ef %d (recall %.4f), where it levels off",
+        max(curve),
+        EF_CANDIDATES[curve.index(max(curve))],
+        EF_CANDIDATES[step],
+        curve[step],
+    )
+    return EF_CANDIDATES[step], curve[step]
 
 
 def _others(row: np.ndarray, query_label: int) -> set[int]:

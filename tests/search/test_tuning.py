@@ -95,3 +95,18 @@ def test_exact_neighbours_match_a_plain_sort_across_blocks(monkeypatch: pytest.M
     scores = np.where(alive, queries @ vectors.T, -np.inf)
     assert (got == np.argsort(-scores, axis=1, kind="stable")[:, :10]).all()
     assert IndexManifest("k", "m", "p", "h", 4).ef_search == 0  # an old manifest reads as "not measured yet"
+
+
+def test_an_unreachable_target_takes_the_ef_where_recall_levels_off_not_the_largest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vectors = clustered(3000)
+    alive = np.ones(len(vectors), dtype=bool)
+    graph = raw_graph(vectors)
+    monkeypatch.setattr(tuning, "RECALL_TARGET", 1.01)  # no ef can reach it
+    ef, recall = tuning.choose_ef(graph, vectors, alive)
+    assert ef < tuning.EF_CANDIDATES[-1] // 4  # recall is flat long before 2048 on this collection
+    graph.set_ef(tuning.EF_CANDIDATES[-1])
+    monkeypatch.setattr(tuning, "EF_CANDIDATES", (tuning.EF_CANDIDATES[-1],))
+    best = tuning.choose_ef(graph, vectors, alive)[1]
+    assert recall >= best - tuning.PLATEAU_SLACK
