@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.synthetic import clustered, pct  # noqa: E402
 from carmatch.search.index import IndexManifest, VectorIndex  # noqa: E402
 from carmatch.search.index_files import write_generation  # noqa: E402
+from tests.milvus_server import start_server  # noqa: E402
 
 COLORS = ("red", "blue", "green", "black", "white", "silver", "grey", "yellow", "brown", "orange")
 K = 10
@@ -110,20 +110,6 @@ def server_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def start_server(folder: Path) -> Any:
-    """A Milvus 2.3.5 standalone server (PyPI's ``milvus`` package, requirements-dev.txt) with data under ``folder``."""
-    from milvus import MilvusServer
-
-    server = MilvusServer()
-    server.set_base_dir(str(folder))
-    cwd = os.getcwd()
-    try:
-        server.start()
-    finally:
-        os.chdir(cwd)
-    return server
 
 
 def bench_milvus(vectors: np.ndarray, queries: np.ndarray, efs: list[int], folder: Path, server: bool = False) -> None:

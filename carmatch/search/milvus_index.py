@@ -65,13 +65,12 @@ class MilvusIndex:
             iterator.close()
         return found
 
-    def _existing(self, image_ids: Sequence[str], consistency: str = "Strong") -> set[str]:
+    def _existing(self, image_ids: Sequence[str], **read: Any) -> set[str]:
+        """The ids among ``image_ids`` the collection holds (at Strong, the store default, unless ``read`` says)."""
         found: set[str] = set()
         for start in range(0, len(image_ids), WRITE_BATCH):
             chunk = list(image_ids[start : start + WRITE_BATCH])
-            rows = self._call(
-                "query", filter=f"id in {json.dumps(chunk)}", output_fields=["id"], consistency_level=consistency
-            )
+            rows = self._call("query", filter=f"id in {json.dumps(chunk)}", output_fields=["id"], **read)
             found.update(row["id"] for row in rows)
         return found
 
@@ -82,7 +81,7 @@ class MilvusIndex:
         vectors = unit_rows_for(len(image_ids), self.dim, vectors)
         # Session: this client's earlier upserts count without Strong's wait per batch (0.4 s each on a
         # server, minutes over a million-row copy); the figure is a report, the upsert is exact anyway.
-        before = self._existing(image_ids, consistency="Session")
+        before = self._existing(image_ids, consistency_level="Session")
         self._upsert(list(image_ids), vectors)
         return len(set(image_ids) - before)
 

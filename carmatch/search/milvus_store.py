@@ -78,7 +78,7 @@ def _milvus_error(exc: Exception, uri: str) -> ConfigError:
     """An error from the Milvus client, phrased with the setting to fix."""
     text = str(exc)
     # pymilvus reports a refused login as "Fail connecting to server"; the gRPC status beneath says why
-    cause = str(getattr(exc.__cause__, "details", lambda: "")() or "") if exc.__cause__ is not None else ""
+    cause = str(getattr(exc.__cause__, "details", lambda: "")() or "")
     if any(word in f"{text} {cause}".lower() for word in ("auth", "credential", "token", "password", "permission")):
         return ConfigError(
             f"Milvus at {uri} refused the credentials ({cause or text}).",

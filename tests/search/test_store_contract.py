@@ -47,6 +47,7 @@ def store_runtime(
     if request.param.startswith("milvus"):
         monkeypatch.setenv("CARMATCH_VECTOR_STORE", "milvus")
         monkeypatch.setenv("CARMATCH_MILVUS_COLLECTION", f"contract{next(_COLLECTIONS)}")
+    if request.param == "milvus-lite":
         monkeypatch.setenv("CARMATCH_MILVUS_URI", str(milvus_file))
     if request.param == "milvus-server":
         server: MilvusServerAddress = request.getfixturevalue("milvus_server")
