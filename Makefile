@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: screenshots run test lint bench demo install install-dev
+.PHONY: screenshots run test lint bench demo docs install install-dev
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,7 @@ bench: install
 
 screenshots: install-dev  # refresh docs/screenshots from the browser tests
 	CARMATCH_SCREENSHOTS=$(CURDIR)/docs/screenshots HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest -q tests/browser
+
+docs: install-dev  # regenerate the reference pages, then build the site (broken links and missing pages are errors)
+	$(PY) -m admin.reference --write docs/reference
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict

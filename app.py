@@ -14,7 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from carmatch.config import Settings, load_dotenv_file  # noqa: E402
 from carmatch.runtime import Runtime, StartupFault, open_runtime  # noqa: E402  (imports neither torch nor Gradio)
-from carmatch.storage import apply_storage_defaults, storage_warning  # noqa: E402
+from carmatch.space.storage import apply_storage_defaults, storage_warning  # noqa: E402
 from carmatch.thumbs import prune_thumbnails  # noqa: E402
 
 if __name__ == "__main__":  # python app.py, gradio app.py and a Space; importing app reads no .env

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from carmatch.aws_check import as_dicts, check_account, has_problems
+from carmatch.cloud.aws_check import as_dicts, check_account, has_problems
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

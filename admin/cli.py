@@ -17,7 +17,7 @@ from admin import aws_cmds, backup_cmds, caption_cmds, core_cmds, dataset_cmds, 
 from carmatch.catalog.faults import environment_fault
 from carmatch.config import load_dotenv_file, load_settings
 from carmatch.errors import CarmatchError
-from carmatch.storage import apply_storage_defaults
+from carmatch.space.storage import apply_storage_defaults
 
 log = logging.getLogger("admin")
 

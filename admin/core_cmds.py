@@ -12,12 +12,12 @@ from carmatch.aws import S3_SCHEME, make_client
 from carmatch.catalog.schema import FILTER_KEYS
 from carmatch.config import VECTOR_STORES
 from carmatch.errors import InvalidInputError
+from carmatch.ingest.pipeline import Limits
+from carmatch.ingest.rebuild import rebuild_index
+from carmatch.ingest.s3_source import S3ImageSource
 from carmatch.locations import relocate
-from carmatch.search.ingest import Limits
-from carmatch.search.migrate import migrate_store
-from carmatch.search.rebuild import rebuild_index
-from carmatch.search.s3_source import S3ImageSource
 from carmatch.search.searcher import check_query
+from carmatch.stores.migrate import migrate_store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

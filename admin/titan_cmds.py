@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from admin.common import runtime_for
-from carmatch.training.titan_provision import COMMITMENTS
+from carmatch.cloud.titan_provision import COMMITMENTS
 
 
 def add_actions(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +31,8 @@ def add_actions(sub: argparse._SubParsersAction) -> None:
 def cmd_titan_provision(args: argparse.Namespace) -> int:
     """State the hourly cost; with --yes create the provisioned throughput."""
     from carmatch.aws import make_client
-    from carmatch.training import titan_provision
-    from carmatch.training.titan_pricing import PRICING_REGION
+    from carmatch.cloud import titan_provision
+    from carmatch.cloud.titan_pricing import PRICING_REGION
 
     region = args.settings.aws_region
     pricing = make_client("pricing", PRICING_REGION) if args.hourly_usd is None else None
@@ -55,7 +55,7 @@ def cmd_titan_provision(args: argparse.Namespace) -> int:
 def cmd_titan_deprovision(args: argparse.Namespace) -> int:
     """Delete the job's provisioned throughput."""
     from carmatch.aws import make_client
-    from carmatch.training import titan_provision
+    from carmatch.cloud import titan_provision
 
     region = args.settings.aws_region
     with runtime_for(args) as runtime:

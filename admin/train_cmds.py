@@ -213,9 +213,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_sagemaker(args: argparse.Namespace) -> int:
-    from carmatch.training import sagemaker
+    from carmatch.cloud import sagemaker
+    from carmatch.cloud.sagemaker_network import vpc_plan
     from carmatch.training.runs import default_config
-    from carmatch.training.sagemaker_network import vpc_plan
 
     if args.sagemaker_job is None and (not args.role_arn or not args.bucket):
         raise InvalidInputError("--sagemaker needs --role-arn ARN and --bucket BUCKET.")
@@ -334,7 +334,7 @@ def cmd_model_activate(args: argparse.Namespace) -> int:
 def cmd_titan_finetune(args: argparse.Namespace) -> int:
     """Start a Titan Multimodal Embeddings customization job."""
     from carmatch.aws import make_client
-    from carmatch.training import titan_finetune as titan
+    from carmatch.cloud import titan_finetune as titan
 
     hp = titan.TitanHyperparameters(args.epochs, args.batch_size, args.lr)
     hp.validate()  # refuse bad values before touching AWS
@@ -360,7 +360,7 @@ def cmd_titan_finetune(args: argparse.Namespace) -> int:
 def cmd_titan_status(args: argparse.Namespace) -> int:
     """Print the status of Titan customization jobs."""
     from carmatch.aws import make_client
-    from carmatch.training import titan_finetune as titan
+    from carmatch.cloud import titan_finetune as titan
 
     region = args.settings.aws_region
     with runtime_for(args) as runtime:

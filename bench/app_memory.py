@@ -87,7 +87,7 @@ def app_memory(env: dict[str, str], photo: Path, timeout: float = 300) -> tuple[
 
 def rclip_datadir(home: Path, folder: Path) -> Path | None:
     """An RCLIP_DATADIR holding the ONNX towers carmatch exported for these weights; None when there are none."""
-    from carmatch.search.clip_tokenizer import vocab_path
+    from carmatch.embedding.clip_tokenizer import vocab_path
 
     texts = sorted(home.rglob("text.onnx"))
     if not texts:

@@ -104,7 +104,7 @@ def tiny_model(folder: Path, width: int, layers: int, seed: int) -> tuple[str, s
     import open_clip
     import torch
 
-    from carmatch.search.embedder import register_model_config
+    from carmatch.embedding.embedder import register_model_config
 
     config = {
         "embed_dim": 32 if width == 64 else width // 2,
@@ -148,7 +148,7 @@ def main() -> int:
     """Train each recipe ``--repeats`` times and print the mean scores beside the base model's."""
     import torch
 
-    from carmatch.search.embedder import load_clip
+    from carmatch.embedding.embedder import load_clip
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=15, help="drawings per colour × body (default 15)")

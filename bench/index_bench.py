@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.synthetic import clustered  # noqa: E402
 from carmatch.atomic import fsync_file  # noqa: E402
-from carmatch.search.hnsw_store import IndexStore  # noqa: E402
-from carmatch.search.index import IndexManifest, VectorIndex  # noqa: E402
-from carmatch.search.index_files import split_pointer, write_generation  # noqa: E402
+from carmatch.stores.hnsw_store import IndexStore  # noqa: E402
+from carmatch.stores.index import IndexManifest, VectorIndex  # noqa: E402
+from carmatch.stores.index_files import split_pointer, write_generation  # noqa: E402
 
 MB = 1024 * 1024
 

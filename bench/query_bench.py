@@ -44,8 +44,8 @@ def prepare(folder: Path, model: str, images: int) -> tuple[dict[str, str], str,
 
     from bench.search_bench import make_photos
     from carmatch.config import load_settings
+    from carmatch.embedding.embedder import register_model_config
     from carmatch.runtime import Runtime
-    from carmatch.search.embedder import register_model_config
 
     torch.manual_seed(0)
     checkpoint = folder / "weights.pt"
@@ -76,7 +76,7 @@ def torch_contender(model: str, checkpoint: str) -> tuple[Callable[[str], object
     import torch
     from PIL import Image
 
-    from carmatch.search.embedder import register_model_config
+    from carmatch.embedding.embedder import register_model_config
 
     arch = register_model_config(model)
     clip, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=checkpoint)
@@ -107,8 +107,8 @@ def rclip_contender(
     from PIL import Image
 
     from carmatch.config import load_settings
+    from carmatch.embedding.clip_tokenizer import vocab_path
     from carmatch.runtime import Runtime
-    from carmatch.search.clip_tokenizer import vocab_path
 
     embedder = Runtime(load_settings(env)).embedder
     towers = embedder.fast.towers if embedder.fast is not None else None
@@ -136,8 +136,8 @@ def thread_settings(env: dict[str, str], photos: list[Path], repeats: int) -> No
     from PIL import Image
 
     from carmatch.config import load_settings
+    from carmatch.embedding.onnx_towers import open_session, preprocess_image
     from carmatch.runtime import Runtime
-    from carmatch.search.onnx_towers import open_session, preprocess_image
 
     embedder = Runtime(load_settings(env)).embedder
     if embedder.fast is None or embedder.fast.towers is None or embedder.fast.tokenizer is None:

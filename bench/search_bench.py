@@ -23,9 +23,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.synthetic import clustered, pct  # noqa: E402
 from carmatch.config import Settings  # noqa: E402
+from carmatch.embedding.embedder import load_clip  # noqa: E402
 from carmatch.runtime import Runtime  # noqa: E402
-from carmatch.search.embedder import load_clip  # noqa: E402
-from carmatch.search.index import IndexManifest, VectorIndex  # noqa: E402
+from carmatch.stores.index import IndexManifest, VectorIndex  # noqa: E402
 from tests.drawing import COLORS, draw_car  # noqa: E402
 
 

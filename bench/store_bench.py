@@ -32,8 +32,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.synthetic import clustered, pct  # noqa: E402
-from carmatch.search.index import IndexManifest, VectorIndex  # noqa: E402
-from carmatch.search.index_files import write_generation  # noqa: E402
+from carmatch.stores.index import IndexManifest, VectorIndex  # noqa: E402
+from carmatch.stores.index_files import write_generation  # noqa: E402
 from tests.milvus_server import start_server  # noqa: E402
 
 COLORS = ("red", "blue", "green", "black", "white", "silver", "grey", "yellow", "brown", "orange")
@@ -118,7 +118,7 @@ def bench_milvus(vectors: np.ndarray, queries: np.ndarray, efs: list[int], folde
     ``server``: a Milvus standalone server in its own process (its RSS and data folder are reported);
     else Milvus Lite inside this process.
     """
-    from carmatch.search.milvus_store import MilvusStore
+    from carmatch.stores.milvus_store import MilvusStore
 
     n, dim = vectors.shape
     attributes = lambda chunk: {i: {"color": color_of(int(i))} for i in chunk}  # noqa: E731

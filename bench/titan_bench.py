@@ -26,7 +26,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from carmatch.search.titan_embedder import TitanEmbedder  # noqa: E402
+from carmatch.embedding.titan_embedder import TitanEmbedder  # noqa: E402
 
 MODEL = "amazon.titan-embed-image-v1"
 

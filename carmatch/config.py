@@ -11,9 +11,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from carmatch.errors import ConfigError
-from carmatch.storage import volume_home
+from carmatch.space.storage import volume_home
 
 # The checkout's data/ folder (carmatch is installed editable from it), whatever the working directory.
 DEFAULT_HOME = Path(__file__).resolve().parent.parent / "data"
@@ -26,7 +27,7 @@ DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
 DEFAULT_CAPTION_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 DEFAULT_EMBED_DIM = 1024  # Titan Multimodal Embeddings G1 output length: 256, 384 or 1024
 TITAN_EMBED_DIMS = (256, 384, 1024)
-VECTOR_STORES = ("hnswlib", "milvus")  # CARMATCH_VECTOR_STORE: carmatch.search.store.open_store
+VECTOR_STORES = ("hnswlib", "milvus")  # CARMATCH_VECTOR_STORE: carmatch.stores.opening.open_store
 BATCH_TIMEOUT_HOURS_RANGE = (24, 168)  # CreateModelInvocationJob timeoutDurationInHours
 
 
@@ -78,47 +79,84 @@ def _env_bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def setting(default: Any, env: str, help: str, *, secret: bool = False) -> Any:
+    """A Settings field: its default, the environment variable that sets it, one line of help."""
+    return field(default=default, repr=not secret, metadata={"env": env, "help": help, "secret": secret})
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Every tunable of carmatch, with its environment variable in the comment."""
+    """Every tunable of carmatch; each field names its environment variable and says what it does."""
 
-    home: Path = DEFAULT_HOME  # CARMATCH_HOME (relative values are taken from the working directory)
-    model: str = DEFAULT_MODEL  # CARMATCH_MODEL: open_clip name or path to a config JSON
-    pretrained: str = DEFAULT_PRETRAINED  # CARMATCH_PRETRAINED: tag, checkpoint path or "none"
-    device: str = "auto"  # CARMATCH_DEVICE: auto | cpu | cuda | cuda:N
-    batch_size: int = 32  # CARMATCH_BATCH_SIZE: images per embedding batch
-    max_image_bytes: int = 50 * 1024 * 1024  # CARMATCH_MAX_IMAGE_BYTES
-    max_image_pixels: int = 64_000_000  # CARMATCH_MAX_IMAGE_PIXELS (width * height)
-    max_upload_bytes: int = 200 * 1024 * 1024  # CARMATCH_MAX_UPLOAD_BYTES: any one file sent to the app (Gradio)
-    search_per_minute: int = 120  # CARMATCH_SEARCH_PER_MINUTE: searches one client may run in any minute (app)
-    exact_search_max: int = 40_000  # CARMATCH_EXACT_SEARCH_MAX: up to this, exact numpy search (bench crossover)
-    hnsw_m: int = 16  # CARMATCH_HNSW_M
-    hnsw_ef_construction: int = 200  # CARMATCH_HNSW_EF_CONSTRUCTION
-    hnsw_ef_search: int = 0  # CARMATCH_HNSW_EF_SEARCH: unset = smallest ef measured to reach recall@10 0.99
-    vector_store: str = "hnswlib"  # CARMATCH_VECTOR_STORE: hnswlib | milvus
-    milvus_uri: str = ""  # CARMATCH_MILVUS_URI: Milvus Lite file, or http://host:19530; "" = $CARMATCH_HOME/milvus.db
-    milvus_token: str = field(default="", repr=False)  # CARMATCH_MILVUS_TOKEN: "user:password" or an API key
-    milvus_collection: str = "carmatch"  # CARMATCH_MILVUS_COLLECTION: alias searched; collections are PREFIX_g...
-    admin_password: str = field(default="", repr=False)  # CARMATCH_ADMIN_PASSWORD
-    caption_model: str = DEFAULT_CAPTION_MODEL  # CARMATCH_CAPTION_MODEL
-    caption_max_tokens: int = 600  # CARMATCH_CAPTION_MAX_TOKENS
-    caption_concurrency: int = 4  # CARMATCH_CAPTION_CONCURRENCY
-    aws_region: str = "us-east-1"  # AWS_REGION (or AWS_DEFAULT_REGION)
-    batch_min_records: int = 100  # CARMATCH_BATCH_MIN_RECORDS: Bedrock batch minimum per job
-    batch_max_records_per_job: int = 50_000  # CARMATCH_BATCH_MAX_RECORDS_PER_JOB
-    batch_max_records_per_file: int = 50_000  # CARMATCH_BATCH_MAX_RECORDS_PER_FILE
-    batch_max_file_bytes: int = 1_000_000_000  # CARMATCH_BATCH_MAX_FILE_BYTES
-    batch_max_job_bytes: int = 5_000_000_000  # CARMATCH_BATCH_MAX_JOB_BYTES
-    batch_bucket: str = ""  # CARMATCH_BATCH_BUCKET: default S3 bucket of the app's batch jobs panel
-    batch_prefix: str = "carmatch-batch"  # CARMATCH_BATCH_PREFIX: default folder in that bucket
-    batch_role_arn: str = ""  # CARMATCH_BATCH_ROLE_ARN: default service role Bedrock batch jobs assume
-    batch_timeout_hours: int = 72  # CARMATCH_BATCH_TIMEOUT_HOURS: Bedrock ends a batch job after this (24-168)
-    embed_dim: int = DEFAULT_EMBED_DIM  # CARMATCH_EMBED_DIM: Titan (CARMATCH_MODEL=bedrock/...) vector length
-    titan_concurrency: int = 8  # CARMATCH_TITAN_CONCURRENCY: Titan invoke_model calls in flight at once
-    offline: bool = False  # CARMATCH_OFFLINE (or HF_HUB_OFFLINE): never try downloads
-    demo: bool = True  # CARMATCH_DEMO: on a Space, import the demo collection into an empty one at start
-    demo_dataset: str = ""  # CARMATCH_DEMO_DATASET: Hub id or local folder; "" = carmatch.dataset.demo's default
-    demo_count: int = 0  # CARMATCH_DEMO_COUNT: images the start-up import takes; 0 = carmatch.dataset.demo's default
+    home: Path = setting(
+        DEFAULT_HOME,
+        "CARMATCH_HOME",
+        "folder of the catalog, index, runs and thumbnails; relative to the working directory",
+    )
+    model: str = setting(
+        DEFAULT_MODEL, "CARMATCH_MODEL", "open_clip model name, a path to a model config JSON, or bedrock/<Titan id>"
+    )
+    pretrained: str = setting(
+        DEFAULT_PRETRAINED, "CARMATCH_PRETRAINED", "open_clip pretrained tag, a checkpoint path, or none"
+    )
+    device: str = setting("auto", "CARMATCH_DEVICE", "auto, cpu, cuda, cuda:N or mps")
+    batch_size: int = setting(32, "CARMATCH_BATCH_SIZE", "images per embedding batch")
+    max_image_bytes: int = setting(50 * 1024 * 1024, "CARMATCH_MAX_IMAGE_BYTES", "largest image file read, in bytes")
+    max_image_pixels: int = setting(64_000_000, "CARMATCH_MAX_IMAGE_PIXELS", "largest image decoded, width x height")
+    max_upload_bytes: int = setting(
+        200 * 1024 * 1024, "CARMATCH_MAX_UPLOAD_BYTES", "largest file the app accepts in one upload, in bytes"
+    )
+    search_per_minute: int = setting(120, "CARMATCH_SEARCH_PER_MINUTE", "searches one app client may run in any minute")
+    exact_search_max: int = setting(
+        40_000, "CARMATCH_EXACT_SEARCH_MAX", "collections up to this size are searched exactly (numpy), larger by graph"
+    )
+    hnsw_m: int = setting(16, "CARMATCH_HNSW_M", "hnswlib graph degree M")
+    hnsw_ef_construction: int = setting(200, "CARMATCH_HNSW_EF_CONSTRUCTION", "hnswlib ef while building")
+    hnsw_ef_search: int = setting(
+        0, "CARMATCH_HNSW_EF_SEARCH", "search ef; 0 = the smallest ef measured to reach recall@10 0.99"
+    )
+    vector_store: str = setting("hnswlib", "CARMATCH_VECTOR_STORE", "hnswlib (embedded) or milvus")
+    milvus_uri: str = setting(
+        "", "CARMATCH_MILVUS_URI", "Milvus Lite file or http://host:19530; empty = a Lite file in the home folder"
+    )
+    milvus_token: str = setting("", "CARMATCH_MILVUS_TOKEN", "Milvus user:password or API key", secret=True)
+    milvus_collection: str = setting(
+        "carmatch", "CARMATCH_MILVUS_COLLECTION", "the alias searched; generations are PREFIX_g<N> collections"
+    )
+    admin_password: str = setting(
+        "", "CARMATCH_ADMIN_PASSWORD", "unlocks the app's Dataset and Training tabs; unset = read-only", secret=True
+    )
+    caption_model: str = setting(
+        DEFAULT_CAPTION_MODEL, "CARMATCH_CAPTION_MODEL", "Bedrock model or inference profile that writes captions"
+    )
+    caption_max_tokens: int = setting(600, "CARMATCH_CAPTION_MAX_TOKENS", "token budget of one caption answer")
+    caption_concurrency: int = setting(4, "CARMATCH_CAPTION_CONCURRENCY", "live caption requests in flight at once")
+    aws_region: str = setting("us-east-1", "AWS_REGION", "AWS region (AWS_DEFAULT_REGION is read too)")
+    batch_min_records: int = setting(100, "CARMATCH_BATCH_MIN_RECORDS", "fewest records Bedrock takes in a batch job")
+    batch_max_records_per_job: int = setting(50_000, "CARMATCH_BATCH_MAX_RECORDS_PER_JOB", "most records per batch job")
+    batch_max_records_per_file: int = setting(
+        50_000, "CARMATCH_BATCH_MAX_RECORDS_PER_FILE", "most records per batch input file"
+    )
+    batch_max_file_bytes: int = setting(1_000_000_000, "CARMATCH_BATCH_MAX_FILE_BYTES", "largest batch input file")
+    batch_max_job_bytes: int = setting(5_000_000_000, "CARMATCH_BATCH_MAX_JOB_BYTES", "largest batch job input")
+    batch_bucket: str = setting("", "CARMATCH_BATCH_BUCKET", "default S3 bucket of the app's batch jobs panel")
+    batch_prefix: str = setting("carmatch-batch", "CARMATCH_BATCH_PREFIX", "default folder in that bucket")
+    batch_role_arn: str = setting("", "CARMATCH_BATCH_ROLE_ARN", "default service role Bedrock batch jobs assume")
+    batch_timeout_hours: int = setting(
+        72, "CARMATCH_BATCH_TIMEOUT_HOURS", "Bedrock ends a batch job after this many hours (24-168)"
+    )
+    embed_dim: int = setting(
+        DEFAULT_EMBED_DIM,
+        "CARMATCH_EMBED_DIM",
+        "Titan vector length (256, 384 or 1024) when CARMATCH_MODEL=bedrock/...",
+    )
+    titan_concurrency: int = setting(8, "CARMATCH_TITAN_CONCURRENCY", "Titan invoke_model calls in flight at once")
+    offline: bool = setting(False, "CARMATCH_OFFLINE", "never try downloads (HF_HUB_OFFLINE=1 implies it)")
+    demo: bool = setting(True, "CARMATCH_DEMO", "on a Space, import the demo collection into an empty one at start")
+    demo_dataset: str = setting(
+        "", "CARMATCH_DEMO_DATASET", "Hub data set id or local folder of the demo; empty = Stanford Cars"
+    )
+    demo_count: int = setting(0, "CARMATCH_DEMO_COUNT", "images the start-up demo import takes; 0 = the default 2,000")
 
     @property
     def db_path(self) -> Path:
@@ -164,44 +202,9 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-_ENV_NAMES: dict[str, str] = {
-    "home": "CARMATCH_HOME",
-    "model": "CARMATCH_MODEL",
-    "pretrained": "CARMATCH_PRETRAINED",
-    "device": "CARMATCH_DEVICE",
-    "batch_size": "CARMATCH_BATCH_SIZE",
-    "max_image_bytes": "CARMATCH_MAX_IMAGE_BYTES",
-    "max_upload_bytes": "CARMATCH_MAX_UPLOAD_BYTES",
-    "search_per_minute": "CARMATCH_SEARCH_PER_MINUTE",
-    "max_image_pixels": "CARMATCH_MAX_IMAGE_PIXELS",
-    "exact_search_max": "CARMATCH_EXACT_SEARCH_MAX",
-    "hnsw_m": "CARMATCH_HNSW_M",
-    "hnsw_ef_construction": "CARMATCH_HNSW_EF_CONSTRUCTION",
-    "hnsw_ef_search": "CARMATCH_HNSW_EF_SEARCH",
-    "vector_store": "CARMATCH_VECTOR_STORE",
-    "milvus_uri": "CARMATCH_MILVUS_URI",
-    "milvus_token": "CARMATCH_MILVUS_TOKEN",
-    "milvus_collection": "CARMATCH_MILVUS_COLLECTION",
-    "admin_password": "CARMATCH_ADMIN_PASSWORD",
-    "caption_model": "CARMATCH_CAPTION_MODEL",
-    "caption_max_tokens": "CARMATCH_CAPTION_MAX_TOKENS",
-    "caption_concurrency": "CARMATCH_CAPTION_CONCURRENCY",
-    "batch_min_records": "CARMATCH_BATCH_MIN_RECORDS",
-    "batch_max_records_per_job": "CARMATCH_BATCH_MAX_RECORDS_PER_JOB",
-    "batch_max_records_per_file": "CARMATCH_BATCH_MAX_RECORDS_PER_FILE",
-    "batch_max_file_bytes": "CARMATCH_BATCH_MAX_FILE_BYTES",
-    "batch_max_job_bytes": "CARMATCH_BATCH_MAX_JOB_BYTES",
-    "batch_bucket": "CARMATCH_BATCH_BUCKET",
-    "batch_prefix": "CARMATCH_BATCH_PREFIX",
-    "batch_role_arn": "CARMATCH_BATCH_ROLE_ARN",
-    "batch_timeout_hours": "CARMATCH_BATCH_TIMEOUT_HOURS",
-    "embed_dim": "CARMATCH_EMBED_DIM",
-    "titan_concurrency": "CARMATCH_TITAN_CONCURRENCY",
-    "offline": "CARMATCH_OFFLINE",
-    "demo": "CARMATCH_DEMO",
-    "demo_dataset": "CARMATCH_DEMO_DATASET",
-    "demo_count": "CARMATCH_DEMO_COUNT",
-}
+def env_names() -> dict[str, str]:
+    """Settings field -> the environment variable that sets it (from the fields' metadata)."""
+    return {f.name: f.metadata["env"] for f in fields(Settings)}
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -209,7 +212,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     values: dict[str, object] = {}
     types = {f.name: f.type for f in fields(Settings)}
-    for name, var in _ENV_NAMES.items():
+    for name, var in env_names().items():
+        if var == "AWS_REGION":
+            continue  # read below, with AWS_DEFAULT_REGION
         raw = env.get(var)
         if raw is None or raw.strip() == "":
             continue
@@ -239,7 +244,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if "offline" not in values and _env_bool(env.get("HF_HUB_OFFLINE", "")):
         values["offline"] = True
     if "home" not in values and (space_home := volume_home(env)) is not None:
-        values["home"] = space_home  # a Space's persistent volume (carmatch.storage)
+        values["home"] = space_home  # a Space's persistent volume (carmatch.space.storage)
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.device not in {"auto", "cpu", "cuda", "mps"} and not settings.device.startswith("cuda:"):
         raise ConfigError(f"CARMATCH_DEVICE={settings.device!r}: use auto, cpu, cuda or cuda:N")

@@ -18,15 +18,16 @@ from typing import Any
 from carmatch.catalog import Catalog
 from carmatch.catalog.faults import check_home, environment_fault
 from carmatch.config import CLI, Settings, load_settings
+from carmatch.embedding.embedder import Embedder, ModelSpec
+from carmatch.embedding.loading import base_spec, load_embedder
 from carmatch.errors import CarmatchError, EmptyCollectionError, IndexMissingError, StorageError
 from carmatch.images import ImageSource
+from carmatch.ingest.pipeline import Ingestor, Limits
 from carmatch.locations import missing_files, missing_files_problem
 from carmatch.progress import Progress, no_progress
-from carmatch.search.embedder import Embedder, ModelSpec
-from carmatch.search.ingest import Ingestor, Limits
-from carmatch.search.loading import base_spec, load_embedder
 from carmatch.search.searcher import DEFAULT_IMAGE_WEIGHT, Searcher, SearchResponse
-from carmatch.search.store import SearchIndex, VectorStore, open_store
+from carmatch.stores.opening import open_store
+from carmatch.stores.store import SearchIndex, VectorStore
 
 log = logging.getLogger(__name__)
 

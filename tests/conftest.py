@@ -13,8 +13,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import pytest  # noqa: E402
 
 from carmatch.config import Settings, load_settings  # noqa: E402
+from carmatch.embedding.embedder import Embedder, load_clip  # noqa: E402
 from carmatch.runtime import Runtime  # noqa: E402
-from carmatch.search.embedder import Embedder, load_clip  # noqa: E402
 from tests.drawing import save_car  # noqa: E402
 from tests.milvus_server import MilvusServerAddress, running_server  # noqa: E402
 
@@ -31,7 +31,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     import open_clip
     import torch
 
-    from carmatch.search.embedder import register_model_config
+    from carmatch.embedding.embedder import register_model_config
 
     folder = tmp_path_factory.mktemp("tiny-model")
     config = folder / "tiny-clip.json"

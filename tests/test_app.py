@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from carmatch.config import load_settings
+from carmatch.embedding.embedder import Embedder
 from carmatch.runtime import Runtime
-from carmatch.search.embedder import Embedder
 from tests.conftest import draw_car_folder, isolate_environment, tiny_model_environment
 
 UPLOAD_LIMIT = 1_000_000  # the served app's CARMATCH_MAX_UPLOAD_BYTES

@@ -173,12 +173,27 @@ def test_a_long_function_is_excused_only_by_a_written_reason(source: str, excuse
     assert has_long_reason(source.splitlines(), node) == excused
 
 
-def import_graph() -> dict[str, set[str]]:
-    """carmatch module -> the carmatch modules it imports when imported."""
+def runtime_imports(path: Path) -> Iterator[tuple[int, str]]:
+    """Imports that can ever run: at any depth (inside functions too), not under TYPE_CHECKING."""
+    pending: list[ast.AST] = [parsed(path)]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.If) and is_type_checking(node):
+            pending.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            for name in imported_names(path, node):
+                yield node.lineno, name
+        pending.extend(ast.iter_child_nodes(node))
+
+
+def import_graph(*, deferred: bool = True) -> dict[str, set[str]]:
+    """carmatch module -> the carmatch modules it imports; ``deferred`` counts imports inside functions too."""
     files = {module_name(path): path for path in library_files()}
+    reader = runtime_imports if deferred else top_level_imports
     graph: dict[str, set[str]] = {}
     for name, path in files.items():
-        targets = {target for _, target in top_level_imports(path) if target in files}
+        targets = {target for _, target in reader(path) if target in files}
         graph[name] = targets - {name}
     return graph
 
@@ -243,14 +258,74 @@ def test_finding_cycles_reports_the_path() -> None:
 
 
 def test_no_import_cycles_between_carmatch_modules() -> None:
+    """No cycle, not even through an import deferred into a function (a cycle hidden, not removed)."""
     graph = import_graph()
     assert "carmatch.config" in graph["carmatch.runtime"]  # the graph sees real imports
     cycles = find_cycles(graph)
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(cycle) for cycle in cycles)
 
 
+def test_deferred_imports_count_and_type_checking_ones_do_not(tmp_path: Path) -> None:
+    source = tmp_path / "carmatch" / "x.py"
+    source.parent.mkdir()
+    source.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import carmatch.hidden\n"
+        "def f():\n    import carmatch.deferred\n",
+        encoding="utf-8",
+    )
+    names = {name for _, name in runtime_imports(source)}
+    assert "carmatch.deferred" in names and "carmatch.hidden" not in names
+
+
+# Which job package may import which (top-level modules such as config, errors, runtime are shared by all).
+# Each package's __init__ docstring says the same in words; the layering keeps the import graph acyclic.
+MAY_IMPORT: dict[str, set[str]] = {
+    "catalog": set(),
+    "space": set(),
+    "embedding": set(),
+    "stores": {"catalog", "embedding"},
+    "captions": {"catalog"},
+    "dataset": {"catalog", "captions", "space"},
+    "ingest": {"catalog", "embedding", "stores", "dataset"},
+    "search": {"catalog", "embedding", "stores"},
+    "training": {"catalog", "dataset", "embedding", "ingest"},
+    "cloud": {"catalog", "training"},
+    "ui": {"catalog", "captions", "dataset", "embedding", "ingest", "search", "stores", "space", "training", "cloud"},
+}
+
+
+def job_packages() -> list[Path]:
+    return sorted(p.parent for p in (ROOT / "carmatch").glob("*/__init__.py"))
+
+
+def test_every_job_package_says_what_it_is_for_and_what_it_may_import() -> None:
+    missing = []
+    for folder in job_packages():
+        doc = ast.get_docstring(parsed(folder / "__init__.py")) or ""
+        if folder.name not in MAY_IMPORT or "may import" not in doc.lower():
+            missing.append(folder.name)
+    assert not missing, "each package's __init__ docstring says what it may import (and MAY_IMPORT lists it): " + str(
+        missing
+    )
+
+
+def test_job_packages_import_only_what_their_layer_allows() -> None:
+    offenders = []
+    for folder in job_packages():
+        for path in sorted(folder.rglob("*.py")):
+            for line, name in runtime_imports(path):
+                parts = name.split(".")
+                if len(parts) < 2 or parts[0] != "carmatch" or not (ROOT / "carmatch" / parts[1]).is_dir():
+                    continue
+                if parts[1] != folder.name and parts[1] not in MAY_IMPORT[folder.name]:
+                    offenders.append(f"{where(path, line)} imports {name}")
+    assert not offenders, "a job package imports outside its layer (tests/test_layout.py MAY_IMPORT):\n" + "\n".join(
+        offenders
+    )
+
+
 def test_relative_imports_resolve_to_absolute_names() -> None:
-    path = ROOT / "carmatch" / "search" / "index.py"
+    path = ROOT / "carmatch" / "stores" / "index.py"
     node = ast.parse("from ..catalog import Catalog").body[0]
     assert isinstance(node, ast.ImportFrom)
     assert imported_names(path, node) == ["carmatch.catalog", "carmatch.catalog.Catalog"]

@@ -19,7 +19,7 @@ import pytest
 from carmatch.catalog import Catalog
 from carmatch.config import Settings
 from carmatch.runtime import Runtime
-from carmatch.search.hnsw_store import IndexStore
+from carmatch.stores.hnsw_store import IndexStore
 from tests.conftest import draw_car_folder
 from tests.drawing import save_car
 
@@ -32,7 +32,7 @@ CLI_SNIPPET = """
 import os, sys, time
 from pathlib import Path
 if os.environ.get("PAUSE_AT_SAVE"):
-    from carmatch.search.hnsw_store import IndexStore
+    from carmatch.stores.hnsw_store import IndexStore
     original = IndexStore.save
     def paused_save(self, index):
         Path(os.environ["PAUSE_AT_SAVE"]).write_text("saving")
@@ -137,7 +137,7 @@ def answering_model(runtime: Runtime) -> str:
 def test_a_running_app_follows_a_model_activated_by_the_cli(
     runtime: Runtime, tiny_model: tuple[str, str], tmp_path: Path
 ) -> None:
-    from carmatch.search.embedder import load_clip
+    from carmatch.embedding.embedder import load_clip
 
     runtime.ingestor().ingest_folder(draw_car_folder(tmp_path / "cars"))
     base_key = answering_model(runtime)

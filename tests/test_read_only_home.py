@@ -22,8 +22,8 @@ import pytest
 
 from carmatch.catalog import Catalog
 from carmatch.config import load_settings
+from carmatch.embedding.embedder import Embedder
 from carmatch.runtime import Runtime
-from carmatch.search.embedder import Embedder
 from tests.conftest import draw_car_folder
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from carmatch.config import Settings
+from carmatch.embedding.embedder import Embedder
 from carmatch.errors import ModelLoadError
 from carmatch.runtime import Runtime
-from carmatch.search.embedder import Embedder
 
 
 def test_a_failed_load_is_tried_once_logged_once_and_raised_at_once_after(
@@ -22,7 +22,7 @@ def test_a_failed_load_is_tried_once_logged_once_and_raised_at_once_after(
         calls.append(name)
         raise ModelLoadError("no weights here")
 
-    monkeypatch.setattr("carmatch.search.loading.load_clip", no_weights)
+    monkeypatch.setattr("carmatch.embedding.loading.load_clip", no_weights)
     runtime = Runtime(settings)
     loader = runtime.start_loading()
     assert loader is not None
@@ -43,7 +43,7 @@ def test_a_background_load_failure_is_logged_once(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(
-        "carmatch.search.loading.load_clip", lambda *a, **k: (_ for _ in ()).throw(ModelLoadError("gone"))
+        "carmatch.embedding.loading.load_clip", lambda *a, **k: (_ for _ in ()).throw(ModelLoadError("gone"))
     )
     runtime = Runtime(settings)
     with caplog.at_level(logging.WARNING):

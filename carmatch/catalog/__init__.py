@@ -2,6 +2,8 @@
 
 Every SQL statement carmatch runs lives in this package: ``schema`` (tables and migrations),
 ``connection`` (the file, transactions, meta), and one module per table family, combined here.
+
+May import: ``carmatch.errors`` and ``carmatch.bounds`` only; every other package builds on it.
 """
 
 from carmatch.catalog.browse import BrowseMixin

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from carmatch.dataset.demo import DEMO_COUNT, DEMO_DATASET, DEMO_DONE_KEY, DemoReport, demo_folder, import_demo
 from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
-from carmatch.storage import on_space
+from carmatch.space.storage import on_space
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,5 @@
-"""Search: CLIP embedder, vector index, searcher, ingest and uploads."""
+"""The searcher: query checks, text/image blending, catalog filters, results.
+
+May import: ``carmatch.catalog``, ``carmatch.embedding``, ``carmatch.stores`` and the top-level helpers.
+Never ingest, training, cloud or the UI.
+"""

@@ -10,10 +10,10 @@ import numpy as np
 
 from carmatch.bounds import check_number
 from carmatch.catalog import Catalog
+from carmatch.embedding.embedder import Embedder
 from carmatch.errors import EmptyCollectionError, InvalidInputError
 from carmatch.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageSource, load_image
-from carmatch.search.embedder import Embedder
-from carmatch.search.store import SearchIndex, normalize_where
+from carmatch.stores.store import SearchIndex, normalize_where
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any
 from carmatch.atomic import atomic_open
 from carmatch.bounds import number_problem
 from carmatch.config import CLI
+from carmatch.embedding.titan_embedder import is_bedrock_model
 from carmatch.errors import CarmatchError, ConfigError, InvalidInputError, Problem
-from carmatch.search.titan_embedder import is_bedrock_model
 from carmatch.training.data import Pair, check_split, write_pairs_jsonl
 from carmatch.training.views import DEFAULT_VIEWS, parse_views
 

@@ -1,4 +1,4 @@
-"""The training entry point inside a SageMaker job (and ``python -m carmatch.training.loop``): arguments in, a run out.
+"""The training entry point inside a SageMaker job (and ``python -m carmatch.training.entry``): arguments in, a run out.
 
 SageMaker passes the data channels and the output folder as ``SM_*`` environment variables and the
 hyperparameters as ``--name value`` arguments; they become a run folder that :class:`Trainer` trains.
@@ -80,3 +80,12 @@ def train_from_args(argv: Sequence[str] | None = None) -> int:
         (run_dir / LAST_CHECKPOINT).unlink(missing_ok=True)
     log.info("test t2i R@5 before %.3f after %.3f", result.test_before["t2i_r5"], result.test_after["t2i_r5"])
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train from a pairs JSONL (``SM_CHANNEL_TRAINING`` inside SageMaker) into ``SM_MODEL_DIR``."""
+    return train_from_args(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,7 +4,7 @@ Reads top to bottom like nanoGPT's train.py. A run lives in one folder (``runs/<
 ``config.json``, ``pairs.jsonl`` (the data snapshot), ``last.pt`` (everything needed to resume
 exactly), ``best.pt`` (weights of the best epoch by validation recall, loadable by open_clip) and
 ``summary.json``. The same code runs inside a SageMaker training job (``python -m
-carmatch.training.loop``), reading ``SM_CHANNEL_TRAINING`` and writing to ``SM_MODEL_DIR``.
+carmatch.training.entry``), reading ``SM_CHANNEL_TRAINING`` and writing to ``SM_MODEL_DIR``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import math
 import random
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -149,7 +148,7 @@ class Trainer:
     def _setup(self) -> _Setup:
         import torch
 
-        from carmatch.search.embedder import load_clip, resolve_device
+        from carmatch.embedding.embedder import load_clip, resolve_device
 
         cfg = self.config
         train = [p for p in self.pairs if p.split == "train"]
@@ -383,15 +382,3 @@ class Trainer:
             self.on_event(event)
         except Exception:  # a broken progress display must not kill a training run
             log.exception("Training progress callback failed")
-
-
-# -- SageMaker / command-line entry point -------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
-    """Train from a pairs JSONL (``SM_CHANNEL_TRAINING`` inside SageMaker) into ``SM_MODEL_DIR``."""
-    from carmatch.training.entry import train_from_args
-
-    return train_from_args(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

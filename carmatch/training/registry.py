@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from carmatch.catalog import Catalog
 from carmatch.catalog.models import ModelRecord
 from carmatch.config import CLI
+from carmatch.embedding.embedder import ModelSpec
+from carmatch.embedding.loading import base_spec, load_embedder
+from carmatch.embedding.titan_embedder import is_bedrock_model
 from carmatch.errors import BusyError, CarmatchError, InvalidInputError, NotFoundError
+from carmatch.ingest.rebuild import embed_missing, rebuild_index
 from carmatch.progress import Progress, no_progress
-from carmatch.search.embedder import ModelSpec
-from carmatch.search.loading import base_spec, load_embedder
-from carmatch.search.rebuild import embed_missing, rebuild_index
-from carmatch.search.titan_embedder import is_bedrock_model
 
 if TYPE_CHECKING:
     from carmatch.runtime import Runtime

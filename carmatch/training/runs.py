@@ -82,8 +82,8 @@ def is_training() -> bool:
 
 def device_summary(device: str = "auto") -> dict[str, Any]:
     """The device training would use and defaults suited to it, for the Training tab."""
-    from carmatch.search.embedder import resolve_device
-    from carmatch.search.fast_path import cpu_without_torch
+    from carmatch.embedding.embedder import resolve_device
+    from carmatch.embedding.fast_path import cpu_without_torch
 
     resolved = "cpu" if cpu_without_torch(device) else resolve_device(device)  # no torch import on a CPU machine
     if resolved.startswith("cuda"):

@@ -12,4 +12,6 @@ job is a panel, with the same pair: ``<panel>_panel.py`` lays out, ``<panel>_act
 
 Shared by all: ``common`` (gr.Error at the edge, progress, the photo input, the unlock row) and
 ``phrasing`` (library errors named by the labels on screen; no Gradio).
+
+May import: every other carmatch package (it is the top); nothing in carmatch imports it.
 """

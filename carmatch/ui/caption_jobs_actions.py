@@ -14,13 +14,13 @@ from typing import Any
 
 from carmatch.access import is_admin
 from carmatch.aws import has_credentials, make_client, service_regions
-from carmatch.aws_check import OK, PROBLEM, WARNING, check_account, run_checks
 from carmatch.captions import batch_jobs as jobs_db
 from carmatch.captions.batch_collect import collect_finished, refresh_jobs
 from carmatch.captions.batch_jobs import BatchJob
 from carmatch.captions.batch_submit import BatchLimits, check_destination, plan_jobs, submit_batch
 from carmatch.captions.live import require_credentials
 from carmatch.captions.select import select_images
+from carmatch.cloud.aws_check import OK, PROBLEM, WARNING, check_account, run_checks
 from carmatch.progress import Progress, no_progress
 from carmatch.runtime import Runtime
 from carmatch.ui.dataset_actions import require_admin

@@ -26,9 +26,9 @@ from carmatch.dataset.import_captions import (
     read_import_file,
 )
 from carmatch.errors import InvalidInputError
+from carmatch.ingest.uploads import add_uploads
 from carmatch.progress import Progress, no_progress
 from carmatch.runtime import Runtime
-from carmatch.search.uploads import add_uploads
 from carmatch.ui.dataset_actions import APP_AUTHOR, require_admin
 from carmatch.ui.phrasing import phrased
 

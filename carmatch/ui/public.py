@@ -12,7 +12,7 @@ from typing import Any
 
 from carmatch.dataset.demo_background import demo_import_of
 from carmatch.runtime import Runtime
-from carmatch.storage import storage_warning
+from carmatch.space.storage import storage_warning
 
 # An absolute POSIX path (two parts or more) or a Windows one, up to whitespace, a quote or a bracket.
 _ABSOLUTE_PATH = re.compile(r"(?<![\w/.:])(?:[A-Za-z]:\\|/)[^\s`'\"()<>\[\],;]*[/\\][^\s`'\"()<>\[\],;]*")

@@ -18,8 +18,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from carmatch.config import load_settings
 from carmatch.dataset import curation
+from carmatch.embedding.embedder import Embedder
 from carmatch.runtime import Runtime
-from carmatch.search.embedder import Embedder
 from tests.conftest import draw_car_folder, isolate_environment, tiny_model_environment
 from tests.training_support import fill_with_cars
 

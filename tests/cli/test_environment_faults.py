@@ -13,7 +13,7 @@ from carmatch.catalog import Catalog, connection
 from carmatch.catalog.schema import MIGRATIONS, split_sql
 from carmatch.config import Settings
 from carmatch.errors import StorageError
-from carmatch.search import hnsw_store
+from carmatch.stores import hnsw_store
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -12,8 +12,8 @@ import pytest
 from carmatch.dataset import bulk, curation
 from carmatch.dataset.import_captions import apply_import, preview_import, read_import_file
 from carmatch.errors import ConflictError, InvalidInputError
+from carmatch.ingest.uploads import add_uploads, safe_member_path
 from carmatch.runtime import Runtime
-from carmatch.search.uploads import add_uploads, safe_member_path
 from tests.drawing import draw_car
 
 
@@ -309,7 +309,7 @@ def test_safe_member_path_rejects_unsafe_names() -> None:
 
 
 def test_corrupt_or_encrypted_zip_members_are_refused_and_the_rest_extracted(tmp_path: Path) -> None:
-    from carmatch.search.uploads import UploadReport, extract_zip
+    from carmatch.ingest.uploads import UploadReport, extract_zip
 
     archive = tmp_path / "mixed.zip"
     good, broken = png_bytes("red", 21), png_bytes("blue", 22)
@@ -334,7 +334,7 @@ def test_corrupt_or_encrypted_zip_members_are_refused_and_the_rest_extracted(tmp
 
 
 def test_zip_over_the_total_limit_is_refused_whole_and_leaves_no_files(tmp_path: Path) -> None:
-    from carmatch.search.uploads import UploadReport, extract_zip
+    from carmatch.ingest.uploads import UploadReport, extract_zip
 
     archive = tmp_path / "many.zip"
     with zipfile.ZipFile(archive, "w") as zf:

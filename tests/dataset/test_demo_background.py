@@ -10,8 +10,8 @@ import pytest
 from carmatch.config import Settings, load_settings
 from carmatch.dataset import demo
 from carmatch.dataset.demo_background import DemoImport, autostart_wanted, demo_import_of, start_demo_import
+from carmatch.embedding.embedder import Embedder
 from carmatch.runtime import Runtime
-from carmatch.search.embedder import Embedder
 from carmatch.ui import search_actions
 from tests.demo_support import image_folder
 

@@ -126,7 +126,7 @@ def test_search_refuses_index_built_by_other_model(
 ) -> None:
     import torch
 
-    from carmatch.search.embedder import load_clip
+    from carmatch.embedding.embedder import load_clip
 
     state = torch.load(tiny_model[1])
     state = {k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}
@@ -155,7 +155,7 @@ def test_query_by_pil_image_and_bytes(indexed: Runtime) -> None:
 
 
 def test_untrained_model_is_the_same_in_every_load(tiny_model: tuple[str, str]) -> None:
-    from carmatch.search.embedder import load_clip
+    from carmatch.embedding.embedder import load_clip
 
     first = load_clip(tiny_model[0], "none", "cpu")
     second = load_clip(tiny_model[0], "none", "cpu")

@@ -86,7 +86,7 @@ def _failing_runtime(base: Runtime, monkeypatch: pytest.MonkeyPatch, **overrides
     def no_weights(*_: object, **__: object) -> object:
         raise ModelLoadError("The weights are not downloaded yet. Fix: CARMATCH_PRETRAINED=none make run")
 
-    monkeypatch.setattr("carmatch.search.loading.load_clip", no_weights)
+    monkeypatch.setattr("carmatch.embedding.loading.load_clip", no_weights)
     return Runtime(base.settings.with_overrides(**overrides))
 
 
@@ -114,7 +114,7 @@ def test_retrying_the_model_needs_the_admin_password_and_then_loads_it(
     with pytest.raises(AccessDeniedError):
         search_actions.retry_model(rt, "wrong")
     assert rt.model_error() is not None  # a wrong password changes nothing
-    monkeypatch.setattr("carmatch.search.loading.load_clip", lambda *a, **k: indexed.embedder)
+    monkeypatch.setattr("carmatch.embedding.loading.load_clip", lambda *a, **k: indexed.embedder)
     text = search_actions.retry_model(rt, "secret")
     assert "⚠️" not in text and "on cpu" in text and rt.model_error() is None
     rt.close()

@@ -1,0 +1,9 @@
+"""Images in: local folders, S3 prefixes and app uploads into the catalog, their vectors into the store.
+
+- ``pipeline``: validate, decode, embed and commit a batch of files (catalog first, then the index)
+- ``s3_source``: ``carmatch ingest s3://bucket/prefix/``; ``uploads``: single files and zips from the app
+- ``rebuild``: embed what a model has not seen, then assemble its whole index and swap it in
+
+May import: ``carmatch.catalog``, ``carmatch.embedding``, ``carmatch.stores``, ``carmatch.dataset.import_captions``
+and the top-level helpers. Never search, training, cloud or the UI.
+"""
