@@ -13,8 +13,9 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from carmatch.config import Settings, load_dotenv_file  # noqa: E402
-from carmatch.runtime import Runtime, StartupFault, open_runtime  # noqa: E402  (imports neither torch nor Gradio)
+from carmatch.runtime import Runtime  # noqa: E402  (imports neither torch nor Gradio)
 from carmatch.space.storage import apply_storage_defaults, storage_warning  # noqa: E402
+from carmatch.startup import StartupFault, open_runtime  # noqa: E402
 from carmatch.thumbs import prune_thumbnails  # noqa: E402
 
 if __name__ == "__main__":  # python app.py, gradio app.py and a Space; importing app reads no .env
@@ -85,6 +86,8 @@ if __name__ == "__main__":
             log.warning("%s", warning)
         prune_thumbnails(runtime.settings.thumbs_dir, runtime.catalog.ids())  # serve thumbnails of live images only
         start_demo_import(runtime)  # a Space's first start: the demo collection, in the background
+        if runtime.persister is not None:
+            runtime.start_index_catch_up()  # a catalog restored from CARMATCH_PERSIST_DIR: its index, from the cache
     demo.queue(default_concurrency_limit=4).launch(
         mcp_server=True,  # the /search endpoint as an MCP tool (gradio[mcp]); admin actions are private
         theme=gr.themes.Soft(),

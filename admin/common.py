@@ -11,16 +11,32 @@ from tqdm import tqdm
 from carmatch.errors import InvalidInputError
 from carmatch.progress import Progress
 from carmatch.runtime import Runtime
+from carmatch.space.persistence import owner_is_alive, read_owner, restore_catalog, write_snapshot
 
 
 @contextlib.contextmanager
 def runtime_for(args: argparse.Namespace) -> Iterator[Runtime]:
-    """Open the Runtime of the configured home, closed afterwards."""
+    """Open the Runtime of the configured home, closed afterwards.
+
+    With CARMATCH_PERSIST_DIR and no app owning it, a missing catalog is restored from the newest snapshot
+    first and a command that changed the catalog writes a snapshot at the end; while an app owns the folder,
+    its own snapshots carry the command's changes.
+    """
+    persist = args.settings.persist_folder
+    owner = read_owner(persist) if persist is not None else None
+    own_snapshots = persist is not None and not (owner is not None and owner_is_alive(owner))
+    if own_snapshots and persist is not None:
+        restore_catalog(persist, args.settings.db_path)
     runtime = Runtime(args.settings)
+    before = runtime.catalog.change_marker()
     try:
         yield runtime
     finally:
-        runtime.close()
+        try:
+            if own_snapshots and persist is not None and runtime.catalog.change_marker() != before:
+                write_snapshot(runtime.catalog, persist)
+        finally:
+            runtime.close()
 
 
 class TqdmProgress:

@@ -86,7 +86,7 @@ def ingest_s3(args: argparse.Namespace) -> int:
         )
     settings = args.settings
     limits = Limits(settings.max_image_bytes, settings.max_image_pixels)
-    source = S3ImageSource(make_client("s3", settings.aws_region), args.folder.strip(), settings.home, limits)
+    source = S3ImageSource(make_client("s3", settings.aws_region), args.folder.strip(), settings.files_home, limits)
     with runtime_for(args) as runtime:
         progress = TqdmProgress()
         try:

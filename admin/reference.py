@@ -1,4 +1,4 @@
-"""The documentation's reference pages, generated: every setting from the Settings dataclass, every command from argparse.
+"""The docs' reference pages, generated: every setting from the Settings dataclass, every command from argparse.
 
 ``make docs`` writes them into ``docs/reference/`` before building the site, and ``tests/test_docs.py``
 fails when the committed pages differ from what the code generates, so neither can drift.

@@ -157,6 +157,15 @@ class Settings:
         "", "CARMATCH_DEMO_DATASET", "Hub data set id or local folder of the demo; empty = Stanford Cars"
     )
     demo_count: int = setting(0, "CARMATCH_DEMO_COUNT", "images the start-up demo import takes; 0 = the default 2,000")
+    persist_dir: str = setting(
+        "",
+        "CARMATCH_PERSIST_DIR",
+        "folder that must outlive the machine (a Space's Storage Bucket): images, runs, exports and catalog"
+        " snapshots; the live catalog and index stay in CARMATCH_HOME",
+    )
+    persist_seconds: int = setting(
+        5, "CARMATCH_PERSIST_SECONDS", "a catalog change reaches CARMATCH_PERSIST_DIR within this many seconds"
+    )
 
     @property
     def db_path(self) -> Path:
@@ -174,9 +183,19 @@ class Settings:
         return self.milvus_uri or str(self.home / "milvus.db")
 
     @property
+    def persist_folder(self) -> Path | None:
+        """CARMATCH_PERSIST_DIR as a path, or None when unset."""
+        return Path(self.persist_dir).expanduser() if self.persist_dir.strip() else None
+
+    @property
+    def files_home(self) -> Path:
+        """Where files that must last go: copied-in images, runs, exports (the persist folder when set)."""
+        return self.persist_folder or self.home
+
+    @property
     def runs_dir(self) -> Path:
         """Folder holding fine-tuning runs and their checkpoints."""
-        return self.home / "runs"
+        return self.files_home / "runs"
 
     @property
     def thumbs_dir(self) -> Path:
@@ -186,7 +205,7 @@ class Settings:
     @property
     def uploads_dir(self) -> Path:
         """Folder where images uploaded through the app are stored."""
-        return self.home / "uploads"
+        return self.files_home / "uploads"
 
     @property
     def resolved_device(self) -> str:

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from carmatch.catalog import Catalog
-from carmatch.catalog.faults import check_home, environment_fault
-from carmatch.config import CLI, Settings, load_settings
+from carmatch.catalog.faults import check_home
+from carmatch.config import CLI, Settings
 from carmatch.embedding.embedder import Embedder, ModelSpec
 from carmatch.embedding.loading import base_spec, load_embedder
-from carmatch.errors import CarmatchError, EmptyCollectionError, IndexMissingError, StorageError
+from carmatch.errors import CarmatchError, EmptyCollectionError, IndexMissingError
 from carmatch.images import ImageSource
 from carmatch.ingest.pipeline import Ingestor, Limits
 from carmatch.locations import missing_files, missing_files_problem
 from carmatch.progress import Progress, no_progress
 from carmatch.search.searcher import DEFAULT_IMAGE_WEIGHT, Searcher, SearchResponse
+from carmatch.space.persistence import Persister, describe_persist_folder
 from carmatch.stores.opening import open_store
 from carmatch.stores.store import SearchIndex, VectorStore
 
@@ -61,6 +61,7 @@ class Runtime:
         self._index_generation: str | None = None
         self._installing: str | None = None  # model key whose index is being built for a swap
         self._seen_active = self.active_model().spec  # the active-model record last acted on (see _follow_active)
+        self.persister: Persister | None = None  # the app's catalog snapshots into CARMATCH_PERSIST_DIR
 
     # -- model ------------------------------------------------------------------------------
     def active_model(self) -> ActiveModel:
@@ -291,6 +292,7 @@ class Runtime:
             "index_model": None,
             "problems": [],
             **self.store.describe(),  # which vector store, where
+            **self._persistence(),
         }
         if load_model:
             try:
@@ -310,8 +312,15 @@ class Runtime:
             missing = missing_files(self.catalog)
             info["missing_files"] = len(missing)
             if missing:
-                info["problems"].append(missing_files_problem(missing, self.settings.home))
+                info["problems"].append(missing_files_problem(missing, self.settings.files_home))
         return info
+
+    def _persistence(self) -> dict[str, object]:
+        """Where curated work lasts and when it was last saved there (nothing when no persist folder is set)."""
+        if self.persister is not None:
+            return self.persister.describe()
+        persist = self.settings.persist_folder
+        return describe_persist_folder(persist) if persist is not None else {}
 
     def _index_problems(self, info: dict[str, Any], loaded: Embedder | None) -> list[str]:
         """What is wrong with the index: none yet, another model's, or behind the catalog."""
@@ -337,34 +346,40 @@ class Runtime:
             problems.append(f"The collection is empty; add images: {CLI} ingest DIR")
         return problems
 
+    def catch_up_index(self, progress: Progress = no_progress) -> bool:
+        """Build the index from cached embeddings when the catalog has images and no index (a restored catalog).
+
+        Returns True when it built one. Images whose embedding is not cached are embedded.
+        """
+        if self.catalog.count() == 0 or self.store.current_generation() is not None:
+            return False
+        from carmatch.ingest.rebuild import rebuild_index
+
+        embedder = self.embedder
+        limits = Limits(self.settings.max_image_bytes, self.settings.max_image_pixels)
+        _, failures = rebuild_index(
+            self.catalog, embedder, self.store, self.settings.batch_size, progress, None, limits
+        )
+        log.info("Index rebuilt from the catalog's cached embeddings (%d images skipped)", len(failures))
+        with self._lock:
+            self._index, self._index_generation = None, None
+        return True
+
+    def start_index_catch_up(self) -> threading.Thread:
+        """:meth:`catch_up_index` in a background thread (app start-up after a restore); failures are logged."""
+
+        def run() -> None:
+            try:
+                self.catch_up_index()
+            except CarmatchError as exc:
+                log.error("The index could not be rebuilt after the restore: %s", exc)
+
+        thread = threading.Thread(target=run, name="carmatch-index-catch-up", daemon=True)
+        thread.start()
+        return thread
+
     def close(self) -> None:
-        """Release the catalog connection."""
+        """Write the last snapshot (when persisting) and release the catalog connection."""
+        if self.persister is not None:
+            self.persister.stop()
         self.catalog.close()
-
-
-@dataclass(frozen=True)
-class StartupFault:
-    """Why the configured home could not be opened at start, and the settings when they could be read."""
-
-    error: CarmatchError
-    settings: Settings | None = None
-
-
-def open_runtime(load: Callable[[], Settings] = load_settings) -> Runtime | StartupFault:
-    """The Runtime of the configured home, or the fault that stops it opening (logged): the app shows it.
-
-    A corrupt or truncated catalog, a catalog path that is a folder, a CARMATCH_HOME that is a file
-    or cannot be created, invalid settings: each is one clear error, never a traceback.
-    """
-    settings: Settings | None = None
-    try:
-        settings = load()
-        return Runtime(settings)
-    except CarmatchError as exc:
-        error = exc
-    except (OSError, sqlite3.Error) as exc:  # a fault not phrased where it happened
-        home = settings.home if settings is not None else None
-        error = environment_fault(exc, home) or StorageError(f"Cannot open the carmatch home: {exc}")
-        error.__cause__ = exc
-    log.error("carmatch cannot open its data: %s", error)
-    return StartupFault(error, settings)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from carmatch.access import UnlockThrottle
-from carmatch.runtime import StartupFault
+from carmatch.startup import StartupFault
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "startup-admin"

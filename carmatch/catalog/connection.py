@@ -127,6 +127,15 @@ class CatalogBase:
         log.info("Backed up catalog %s to %s", self.path, target)
         return target
 
+    def change_marker(self) -> tuple[int, int]:
+        """Changes any connection committed to the file: others' (``data_version``), then this connection's own."""
+        with self._lock:
+            try:
+                version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error as exc:
+                _raise_fault(exc, self.path)
+            return version, self._conn.total_changes
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Make several catalog calls one unit: all of them commit, or none (the SQL stays in the catalog)."""
@@ -181,3 +190,22 @@ class CatalogBase:
         """Store a value in the key/value meta table."""
         with self._transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", (key, value))
+
+
+def check_catalog_file(path: Path) -> int:
+    """The image count of a catalog file that opens read-only and passes ``quick_check``; StorageError otherwise."""
+    try:
+        conn = open_sqlite(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path} cannot be opened as a catalog: {exc}") from exc
+    try:
+        verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if verdict != "ok":
+            raise StorageError(f"{path} is damaged ({verdict})")
+        if int(conn.execute("PRAGMA user_version").fetchone()[0]) < 1:
+            raise StorageError(f"{path} is not a carmatch catalog")
+        return int(conn.execute("SELECT count(*) FROM images").fetchone()[0])
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path} is not a readable catalog: {exc}") from exc
+    finally:
+        conn.close()

@@ -73,7 +73,7 @@ class DemoReport:
 
 def demo_folder(runtime: Runtime) -> Path:
     """Where demo images are saved."""
-    return runtime.settings.home / DEMO_FOLDER
+    return runtime.settings.files_home / DEMO_FOLDER
 
 
 def _load(source: str, split: str) -> Any:

@@ -103,7 +103,7 @@ def _export_into(
         report = export_jsonl(catalog, downloads / "pairs.jsonl", include_unreviewed)
         return list(report.files), report.summary()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    folder = runtime.settings.home / "exports" / stamp / "titan"
+    folder = runtime.settings.files_home / "exports" / stamp / "titan"
     report = export_titan(catalog, folder, s3_prefix, include_unreviewed, progress=progress)
     copies = [downloads / f"titan-{path.name}" for path in report.files]
     for path, copy in zip(report.files, copies):

@@ -12,7 +12,7 @@ import gradio as gr
 
 from carmatch.access import UnlockThrottle, check_unlock
 from carmatch.errors import AccessDeniedError
-from carmatch.runtime import StartupFault
+from carmatch.startup import StartupFault
 from carmatch.ui.common import UNLOCK_THROTTLE, client_address
 from carmatch.ui.phrasing import as_text
 

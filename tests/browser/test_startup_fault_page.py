@@ -10,7 +10,7 @@ from playwright.sync_api import Browser, expect
 
 from carmatch.config import Settings
 from carmatch.errors import StorageError
-from carmatch.runtime import StartupFault
+from carmatch.startup import StartupFault
 from tests.browser.conftest import DESKTOP, PASSWORD, PHONE, open_page, screenshot
 from tests.conftest import isolate_environment
 

@@ -1,4 +1,4 @@
-"""The IAM policies in the docs' AWS set-up page are the ones carmatch needs: valid JSON, naming every AWS action the code calls."""
+"""The IAM policies on the AWS set-up page are the ones carmatch needs: valid JSON, naming every AWS call."""
 
 from __future__ import annotations
 
