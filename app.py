@@ -14,13 +14,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from carmatch.config import Settings, load_dotenv_file  # noqa: E402
 from carmatch.runtime import Runtime  # noqa: E402  (imports neither torch nor Gradio)
-from carmatch.space.storage import apply_storage_defaults, storage_warning  # noqa: E402
+from carmatch.space.storage import storage_warning  # noqa: E402
 from carmatch.startup import StartupFault, open_runtime  # noqa: E402
 from carmatch.thumbs import prune_thumbnails  # noqa: E402
 
 if __name__ == "__main__":  # python app.py, gradio app.py and a Space; importing app reads no .env
     load_dotenv_file()
-apply_storage_defaults()  # on a Space with persistent storage: HF_HOME on /data, before huggingface_hub loads
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 opened = open_runtime()  # a corrupt catalog, a home that is a file…: the fault (logged), shown by the app below
 runtime: Runtime | None = opened if isinstance(opened, Runtime) else None
@@ -30,7 +29,7 @@ if __name__ == "__main__" and runtime is not None:  # first: the model loads whi
 import gradio as gr  # noqa: E402
 
 from carmatch.dataset.demo_background import start_demo_import  # noqa: E402
-from carmatch.ui import dataset_tab, search_tab, startup_fault, training_tab  # noqa: E402
+from carmatch.ui import agent_api, dataset_tab, search_tab, startup_fault, training_tab  # noqa: E402
 
 log = logging.getLogger("carmatch.app")
 
@@ -43,7 +42,6 @@ CSS = """
 @media (max-width: 640px) {
   #results .thumbnail-item > img { height: 110px; }
 }
-footer { display: none !important; }
 """
 UPLOAD_CACHE = (3600, 3600)  # Gradio's delete_cache: every hour, delete uploads and outputs over an hour old
 HEADER = "# carmatch\nFind cars in your collection by photo, by description, or both."
@@ -54,7 +52,8 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
     with gr.Blocks(title="carmatch", delete_cache=UPLOAD_CACHE) as demo:
         gr.Markdown(HEADER)
         with gr.Tab("Search", id="search"):
-            search_tab.build(demo, runtime)
+            searches = search_tab.build(demo, runtime)
+        agent_api.register(runtime, searches)  # search_cars and car_filters: the API and MCP tools
         with gr.Tab("Dataset", id="dataset"):
             login = dataset_tab.build(demo, runtime)
         with gr.Tab("Training", id="training"):
@@ -82,7 +81,7 @@ settings = opened.settings or Settings()  # unreadable settings: the defaults' u
 
 if __name__ == "__main__":
     if runtime is not None:
-        if warning := storage_warning(runtime.settings.home):
+        if warning := storage_warning(runtime.settings.persist_folder):
             log.warning("%s", warning)
         prune_thumbnails(runtime.settings.thumbs_dir, runtime.catalog.ids())  # serve thumbnails of live images only
         start_demo_import(runtime)  # a Space's first start: the demo collection, in the background

@@ -17,7 +17,6 @@ from admin import aws_cmds, backup_cmds, caption_cmds, core_cmds, dataset_cmds, 
 from carmatch.catalog.faults import environment_fault
 from carmatch.config import load_dotenv_file, load_settings
 from carmatch.errors import CarmatchError
-from carmatch.space.storage import apply_storage_defaults
 
 log = logging.getLogger("admin")
 
@@ -69,7 +68,6 @@ def cli_message(exc: CarmatchError, flags: Mapping[str, str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one admin command; returns the process exit status."""
     load_dotenv_file()
-    apply_storage_defaults()  # on a Space with persistent storage: the Hugging Face cache on /data
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from carmatch.errors import ConfigError
-from carmatch.space.storage import volume_home
 
 # The checkout's data/ folder (carmatch is installed editable from it), whatever the working directory.
 DEFAULT_HOME = Path(__file__).resolve().parent.parent / "data"
@@ -262,8 +261,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
     if "offline" not in values and _env_bool(env.get("HF_HUB_OFFLINE", "")):
         values["offline"] = True
-    if "home" not in values and (space_home := volume_home(env)) is not None:
-        values["home"] = space_home  # a Space's persistent volume (carmatch.space.storage)
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.device not in {"auto", "cpu", "cuda", "mps"} and not settings.device.startswith("cuda:"):
         raise ConfigError(f"CARMATCH_DEVICE={settings.device!r}: use auto, cpu, cuda or cuda:N")

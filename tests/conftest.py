@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a missing download fails at once, never hangs
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -134,3 +134,35 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+UPLOAD_LIMIT = 1_000_000  # the served app's CARMATCH_MAX_UPLOAD_BYTES
+
+
+@pytest.fixture(scope="session")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: tuple[str, str], embedder: Embedder
+) -> Iterator[tuple[Runtime, str]]:
+    """One app server over an indexed collection, shared by the HTTP tests: (its runtime, its URL)."""
+    folder = tmp_path_factory.mktemp("served")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        isolate_environment(monkeypatch, folder)
+        tiny_model_environment(monkeypatch, tiny_model)
+        monkeypatch.setenv("CARMATCH_MAX_UPLOAD_BYTES", str(UPLOAD_LIMIT))
+        import app
+
+        runtime = Runtime(load_settings(), embedder=embedder)
+    runtime.ingestor().ingest_folder(draw_car_folder(folder / "cars"))
+    for record in runtime.catalog.get_many(runtime.catalog.ids()).values():  # what the drawings show
+        color, body = PurePath(record.path).stem.split("_")
+        runtime.catalog.set_caption(
+            record.id, f"a {color} {body}", "human", attributes={"color": color, "body_type": body}
+        )
+    demo = app.build_demo(runtime)
+    options = app.launch_options(runtime.settings)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, mcp_server=True, **options)
+    try:
+        yield runtime, demo.local_url
+    finally:
+        demo.close()
+        runtime.close()

@@ -5,41 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from carmatch.config import load_settings
-from carmatch.embedding.embedder import Embedder
 from carmatch.runtime import Runtime
-from tests.conftest import draw_car_folder, isolate_environment, tiny_model_environment
-
-UPLOAD_LIMIT = 1_000_000  # the served app's CARMATCH_MAX_UPLOAD_BYTES
-
-
-@pytest.fixture(scope="module")
-def served(
-    tmp_path_factory: pytest.TempPathFactory, tiny_model: tuple[str, str], embedder: Embedder
-) -> Iterator[tuple[Runtime, str]]:
-    """One app server over an indexed collection, shared by the HTTP tests: (its runtime, its URL)."""
-    folder = tmp_path_factory.mktemp("served")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        isolate_environment(monkeypatch, folder)
-        tiny_model_environment(monkeypatch, tiny_model)
-        monkeypatch.setenv("CARMATCH_MAX_UPLOAD_BYTES", str(UPLOAD_LIMIT))
-        import app
-
-        runtime = Runtime(load_settings(), embedder=embedder)
-    runtime.ingestor().ingest_folder(draw_car_folder(folder / "cars"))
-    demo = app.build_demo(runtime)
-    options = app.launch_options(runtime.settings)
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, mcp_server=True, **options)
-    try:
-        yield runtime, demo.local_url
-    finally:
-        demo.close()
-        runtime.close()
+from tests.conftest import UPLOAD_LIMIT
 
 
 def test_search_is_callable_as_a_gradio_api(served: tuple[Runtime, str]) -> None:
@@ -79,19 +50,6 @@ def test_importing_app_reads_no_dotenv(tmp_path: Path, monkeypatch: pytest.Monke
         assert app.runtime.settings.admin_password == ""
     finally:
         app.runtime.close()
-
-
-def test_search_is_an_mcp_tool_and_no_admin_action_is(served: tuple[Runtime, str]) -> None:
-    import httpx
-
-    schema = httpx.get(f"{served[1]}gradio_api/mcp/schema", timeout=30).json()
-    tools = {tool["meta"]["endpoint_name"]: tool for tool in schema}
-    assert list(tools) == ["search"], f"only search may be a tool, got {list(tools)}"
-    search = tools["search"]
-    assert "photo" in search["description"] and "description" in search["description"]
-    properties = search["inputSchema"]["properties"]
-    assert {"text", "image", "k", "weight", "color", "body", "make", "view", "state"} <= set(properties)
-    assert all(properties[name].get("description") for name in ("text", "k", "weight"))
 
 
 def test_public_config_and_search_results_show_no_server_path(served: tuple[Runtime, str]) -> None:

@@ -113,7 +113,7 @@ def test_unreadable_settings_at_start_show_the_notice_and_point_admins_to_the_lo
 def test_a_malformed_model_config_at_start_is_a_status_line_not_a_crash(
     fresh_app: Callable[[], Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from carmatch.ui import search_actions
+    from carmatch.ui import search_actions, server_status
 
     bad = tmp_path / "models" / "broken-model.json"
     bad.parent.mkdir()
@@ -124,7 +124,8 @@ def test_a_malformed_model_config_at_start_is_a_status_line_not_a_crash(
     assert app.runtime is not None  # the collection opens; the model is what failed
     assert "is not valid JSON" in " ".join(app.runtime.info(load_model=True)["problems"])
     status = search_actions.status_markdown(app.runtime)
-    assert "not valid JSON" in status and str(bad.parent) not in status
+    assert status.startswith(server_status.UNAVAILABLE) and "JSON" not in status and str(bad.parent) not in status
+    assert "not valid JSON" in server_status.admin_status(app.runtime)
 
 
 def free_port() -> int:

@@ -282,13 +282,13 @@ def test_deferred_imports_count_and_type_checking_ones_do_not(tmp_path: Path) ->
 MAY_IMPORT: dict[str, set[str]] = {
     "catalog": set(),
     "space": {"catalog"},
-    "embedding": set(),
+    "embedding": {"space"},
     "stores": {"catalog", "embedding"},
     "captions": {"catalog"},
     "dataset": {"catalog", "captions", "space"},
     "ingest": {"catalog", "embedding", "stores", "dataset"},
     "search": {"catalog", "embedding", "stores"},
-    "training": {"catalog", "dataset", "embedding", "ingest"},
+    "training": {"catalog", "dataset", "embedding", "ingest", "space"},
     "cloud": {"catalog", "training"},
     "ui": {"catalog", "captions", "dataset", "embedding", "ingest", "search", "stores", "space", "training", "cloud"},
 }

@@ -6,6 +6,7 @@
 - ``titan_embedder``: Titan Multimodal Embeddings on Bedrock behind the same interface
 - ``loading``: which embedder a model spec names; ``vectors``: the one unit-normalise
 
-May import: ``carmatch.errors``, ``carmatch.images``, ``carmatch.atomic``, ``carmatch.config``, ``carmatch.aws``.
+May import: ``carmatch.errors``, ``carmatch.images``, ``carmatch.atomic``, ``carmatch.config``, ``carmatch.aws``,
+``carmatch.space.zerogpu`` (the ZeroGPU decorator).
 Never the catalog, the stores, ingest, search or anything above them.
 """

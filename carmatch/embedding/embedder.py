@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,9 @@ import numpy as np
 from PIL import Image
 
 from carmatch.embedding.fast_path import FastPath, cpu_without_torch, fast_path_for, prepare_record, weights_file_of
+from carmatch.embedding.gpu_calls import image_features, text_features
 from carmatch.embedding.model_cache import ModelCache, ModelRecord, default_cache_dir
 from carmatch.embedding.onnx_towers import preprocess_image
-from carmatch.embedding.vectors import unit_rows
 from carmatch.embedding.weights import (  # noqa: F401  (re-exported: callers import them from here)
     NETWORK_PROBE_SECONDS,
     PRETRAINED_NONE,
@@ -197,17 +196,6 @@ class Embedder:
             return int(proj.shape[-1])
         return int(self.encode_texts(["a car"]).shape[1])
 
-    @contextlib.contextmanager
-    def _inference(self) -> Iterator[None]:
-        import torch
-
-        with torch.inference_mode():
-            if self.device.startswith("cuda"):
-                with torch.autocast("cuda", dtype=torch.float16):
-                    yield
-            else:
-                yield
-
     def preprocess_images(self, images: Sequence[Image.Image]) -> Any:
         """Turn RGB images into the model's input tensor (CPU work, safe in a worker thread)."""
         import torch
@@ -216,9 +204,7 @@ class Embedder:
 
     def encode_image_tensor(self, batch: Any) -> np.ndarray:
         """Embed an already preprocessed batch; returns (N, dim) float32 unit vectors."""
-        with self._inference():
-            feats = self.model.encode_image(batch.to(self.device))
-        return unit_rows(feats.float().cpu().numpy())
+        return image_features(self.model, self.device, batch)
 
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Embed RGB images; returns an (N, dim) float32 array of unit vectors."""
@@ -245,10 +231,7 @@ class Embedder:
         if fast is not None and fast.towers is not None:
             tokens = fast.tokenizer(texts) if fast.tokenizer is not None else np.asarray(self.tokenizer(list(texts)))
             return fast.towers.encode_text(tokens)
-        tokens = self.tokenizer(list(texts))
-        with self._inference():
-            feats = self.model.encode_text(tokens.to(self.device))
-        return unit_rows(feats.float().cpu().numpy())
+        return text_features(self.model, self.device, self.tokenizer(list(texts)))
 
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` takes, start and end tokens included."""

@@ -1,23 +1,27 @@
-"""Where data lives on a Hugging Face Space: the persistent volume when one is mounted, and a warning when not.
+"""Where data lives on a Hugging Face Space, and the warning an admin gets when curated work would not last.
 
-A Space's own disk is wiped on every restart; persistent storage, when attached, is mounted at
-``/data`` (huggingface.co/docs/hub/spaces-storage). On a Space (``SPACE_ID`` set) with that volume,
-``CARMATCH_HOME`` defaults to ``/data/carmatch`` and the Hugging Face cache (``HF_HOME``) to
-``/data/.huggingface``, so the catalog, index, runs and downloaded weights survive restarts.
-Variables set explicitly always win. Off a Space nothing changes.
+Spaces have no persistent disk any more (hub-docs ``spaces-storage.md``, checked 2026-12-07): the Space's
+own disk is wiped on every restart, and what must last goes to a Storage Bucket mounted as a volume at a
+path the owner chooses. carmatch keeps its live catalog and index on local disk (``CARMATCH_HOME``) and
+what must last in ``CARMATCH_PERSIST_DIR`` (see :mod:`carmatch.space.persistence`). The Hugging Face
+cache stays where the Hub libraries put it, so weights fetched at build time by ``preload_from_hub`` are
+found there.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from pathlib import Path
 
-PERSISTENT_VOLUME = Path("/data")  # where Spaces mount persistent storage
 EPHEMERAL_WARNING = (
-    "This Space has no persistent storage: the collection, index and training runs are lost when it "
-    "restarts. Attach persistent storage in the Space's settings (it is mounted at /data and used "
-    "automatically), or set CARMATCH_HOME to a persistent folder."
+    "This Space keeps no curated work across restarts: captions, reviews, runs and uploads are lost when it "
+    "restarts. Attach a Storage Bucket as a volume in the Space's settings and set CARMATCH_PERSIST_DIR "
+    "to the folder it is mounted at."
+)
+UNWRITABLE_WARNING = (
+    "CARMATCH_PERSIST_DIR is set but the folder cannot be written: curated work is not being saved. "
+    "Check that the Storage Bucket is mounted read-write at that path."
 )
 
 
@@ -27,36 +31,10 @@ def on_space(env: Mapping[str, str] | None = None) -> bool:
     return bool(env.get("SPACE_ID", "").strip())
 
 
-def persistent_volume(env: Mapping[str, str] | None = None) -> Path | None:
-    """The Space's mounted, writable persistent volume, or None (off a Space, or none attached)."""
-    if not on_space(env):
-        return None
-    volume = PERSISTENT_VOLUME
-    return volume if volume.is_dir() and os.access(volume, os.W_OK) else None
-
-
-def volume_home(env: Mapping[str, str] | None = None) -> Path | None:
-    """``CARMATCH_HOME`` when unset on a Space with a persistent volume; None elsewhere (the usual default)."""
-    volume = persistent_volume(env)
-    return volume / "carmatch" if volume is not None else None
-
-
-def apply_storage_defaults(env: MutableMapping[str, str] | None = None) -> None:
-    """Point ``HF_HOME`` at the persistent volume when there is one and it is unset.
-
-    Call before anything imports ``huggingface_hub`` (it reads ``HF_HOME`` once, on import).
-    """
-    env = os.environ if env is None else env
-    volume = persistent_volume(env)
-    if volume is not None and not env.get("HF_HOME"):
-        env["HF_HOME"] = str(volume / ".huggingface")
-
-
-def storage_warning(home: Path, env: Mapping[str, str] | None = None) -> str | None:
-    """The warning to show when data in ``home`` is lost on restart (a Space, outside its volume)."""
-    if not on_space(env):
-        return None
-    volume = persistent_volume(env)
-    if volume is not None and home.resolve().is_relative_to(volume.resolve()):
-        return None
-    return EPHEMERAL_WARNING
+def storage_warning(persist: Path | None, env: Mapping[str, str] | None = None) -> str | None:
+    """For the admin and the log: why curated work would not survive a restart; None when it will (or off a Space)."""
+    if persist is not None:
+        folder = Path(persist)
+        writable = folder.is_dir() and os.access(folder, os.W_OK)
+        return None if writable else UNWRITABLE_WARNING
+    return EPHEMERAL_WARNING if on_space(env) else None

@@ -2,5 +2,5 @@
 
 Runs on this machine or inside a SageMaker container (``entry``); jobs elsewhere live in ``carmatch.cloud``.
 May import: ``carmatch.catalog``, ``carmatch.dataset``, ``carmatch.embedding``, ``carmatch.ingest`` (activation
-re-embeds) and the top-level helpers. Never ``carmatch.cloud`` or the UI.
+re-embeds), ``carmatch.space`` (ZeroGPU chunks) and the top-level helpers. Never ``carmatch.cloud`` or the UI.
 """

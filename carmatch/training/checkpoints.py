@@ -32,3 +32,7 @@ def load_resume_checkpoint(path: Path, fingerprint: str, data_hash: str, run_id:
     if ckpt["split_hash"] != data_hash:
         raise InvalidInputError(f"The data of run {run_id} changed since its checkpoint; start a new run.")
     return ckpt
+
+
+class ChunkEnded(Exception):
+    """A training chunk used up its time budget; last.pt holds everything, and a new Trainer resumes from it."""

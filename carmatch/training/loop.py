@@ -27,6 +27,7 @@ from carmatch.training.checkpoints import (
     CHECKPOINT_FORMAT,
     LAST_CHECKPOINT,
     SUMMARY_FILE,
+    ChunkEnded,
     load_resume_checkpoint,
 )
 from carmatch.training.config import (
@@ -106,10 +107,20 @@ class _Clock:
 
 # -- the trainer --------------------------------------------------------------------------------
 class Trainer:
-    """One run: builds data, model and optimizer from the run folder, trains, evaluates, checkpoints."""
+    """One run: data, model and optimizer from the run folder; trains, evaluates, checkpoints.
 
-    def __init__(self, run_dir: Path, on_event: EventCallback | None = None, cancel: threading.Event | None = None):
+    ``budget_seconds``: train in chunks (a ZeroGPU call has a duration); past it, save last.pt, raise ChunkEnded.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        on_event: EventCallback | None = None,
+        cancel: threading.Event | None = None,
+        budget_seconds: float | None = None,
+    ):
         self.run_dir = Path(run_dir)
+        self.budget_seconds = budget_seconds
         self.run_id = self.run_dir.name
         self.on_event = on_event or (lambda event: None)
         self.cancel = cancel or threading.Event()
@@ -288,6 +299,10 @@ class Trainer:
                 f"Training run {self.run_id} cancelled at step {state['step']}/{s.schedule.total_steps}; "
                 f"resume it with: .venv/bin/carmatch train --resume {self.run_id}"
             )
+        if self.budget_seconds is not None and time.monotonic() - self._session_start >= self.budget_seconds:
+            state["elapsed_s"] += time.monotonic() - clock.start
+            self._save_last(s, state)
+            raise ChunkEnded(f"step {state['step']}/{s.schedule.total_steps}")
         if time.monotonic() - clock.last_save > self.config.checkpoint_minutes * 60:
             self._save_last(s, state)
             clock.last_save = time.monotonic()

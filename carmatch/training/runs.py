@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from carmatch.dataset.training_set import requested_split
 from carmatch.errors import BusyError, CancelledError, CarmatchError, InvalidInputError
+from carmatch.space.zerogpu import TRAIN_CHUNK_SECONDS, gpu, on_zerogpu, training_chunk_seconds
 from carmatch.training import registry
+from carmatch.training.checkpoints import ChunkEnded
 from carmatch.training.config import (
     PAIRS_FILE,
     EventCallback,
@@ -160,6 +162,23 @@ def _check_run(catalog: Catalog, settings: Settings, run_id: str) -> None:
         raise InvalidInputError(f"Run {run_id} has no data snapshot in {settings.runs_dir / run_id}; start a new run.")
 
 
+@gpu(duration=training_chunk_seconds)
+def _train_chunk(trainer: Trainer) -> TrainResult:
+    """One ZeroGPU call's worth of training (the whole run off ZeroGPU)."""
+    return trainer.run()
+
+
+def train_in_chunks(
+    run_dir: Path, on_event: EventCallback | None, cancel: threading.Event | None, chunk_seconds: float | None
+) -> TrainResult:
+    """Train a run to its end, in chunks of ``chunk_seconds`` of steps when given, each resuming from last.pt."""
+    while True:
+        try:
+            return _train_chunk(Trainer(run_dir, on_event, cancel, budget_seconds=chunk_seconds))
+        except ChunkEnded as chunk:
+            log.info("Training chunk ended at %s; resuming in the next one", chunk)
+
+
 def _train_and_register(
     catalog: Catalog, settings: Settings, run_id: str, on_event: EventCallback | None, cancel: threading.Event | None
 ) -> TrainResult:
@@ -170,7 +189,7 @@ def _train_and_register(
         catalog, run_id, "local", trainer.config.model, trainer.config.pretrained, "running", config=config
     )
     try:
-        result = trainer.run()
+        result = train_in_chunks(run_dir, on_event, cancel, TRAIN_CHUNK_SECONDS if on_zerogpu() else None)
     except (CancelledError, KeyboardInterrupt):
         registry.set_status(catalog, run_id, "cancelled")
         raise

@@ -19,7 +19,7 @@ from carmatch.catalog.schema import FILTER_ATTRIBUTES
 from carmatch.dataset import curation
 from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
-from carmatch.ui import caption_jobs_panel, dataset_files_panel, dataset_selection
+from carmatch.ui import caption_jobs_panel, dataset_files_panel, dataset_selection, server_panel
 from carmatch.ui import dataset_actions as actions
 from carmatch.ui.common import progress_adapter, unlock_row, user_errors
 from carmatch.ui.phrasing import FIELD_LABELS, as_text, for_browser
@@ -166,6 +166,7 @@ def _editor() -> dict[str, Any]:
 def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None = None) -> gr.State:
     """Lay out the Dataset tab inside the current gr.Blocks context and wire its events; returns the login state."""
     session_password = unlock_row(runtime, "Unlock editing", "dataset", session_password)
+    server_panel.build(runtime, session_password)
     counts = gr.Markdown(elem_id="dataset-counts")
     filters = _filter_row()
     pager = _pager_row()

@@ -10,10 +10,6 @@ import re
 from pathlib import PurePath
 from typing import Any
 
-from carmatch.dataset.demo_background import demo_import_of
-from carmatch.runtime import Runtime
-from carmatch.space.storage import storage_warning
-
 # An absolute POSIX path (two parts or more) or a Windows one, up to whitespace, a quote or a bracket.
 _ABSOLUTE_PATH = re.compile(r"(?<![\w/.:])(?:[A-Za-z]:\\|/)[^\s`'\"()<>\[\],;]*[/\\][^\s`'\"()<>\[\],;]*")
 
@@ -43,16 +39,3 @@ def public_result(item: dict[str, Any]) -> dict[str, Any]:
     if "file" in shown:
         shown["file"] = PurePath(str(shown["file"])).name
     return shown
-
-
-def space_notices(runtime: Runtime) -> list[str]:
-    """Status lines about hosting: a demo import in progress (or failed), and data lost on restart."""
-    notices: list[str] = []
-    job = demo_import_of(runtime)
-    line = job.status_line() if job is not None else None
-    if line:
-        notices.append(f"⏳ {line}")
-    warning = storage_warning(runtime.settings.home)
-    if warning:
-        notices.append(f"⚠️ {warning}")
-    return notices

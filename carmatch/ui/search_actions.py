@@ -13,7 +13,6 @@ from typing import Any
 
 from PIL import Image
 
-from carmatch.access import check_admin
 from carmatch.bounds import check_selection, selection_index
 from carmatch.catalog.schema import FILTER_ATTRIBUTES
 from carmatch.dataset.demo_background import demo_import_of
@@ -21,7 +20,8 @@ from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
 from carmatch.images import load_image
 from carmatch.runtime import Runtime
 from carmatch.ui.phrasing import as_text, for_browser, phrased
-from carmatch.ui.public import model_label, public_result, scrub_paths, space_notices
+from carmatch.ui.public import public_result, scrub_paths
+from carmatch.ui.server_status import public_status
 from carmatch.ui.thumbnails import gallery_image
 
 log = logging.getLogger(__name__)
@@ -53,38 +53,11 @@ Args:
 Returns:
     A gallery of thumbnails, the results as a list of {id, file, score, caption}, and notes on the search.
 """
-EMPTY_COLLECTION_HELP = """### Your collection is empty
-Add images, then search them here:
-
-```bash
-.venv/bin/carmatch ingest /path/to/your/car/photos          # add a folder (recursively)
-.venv/bin/carmatch ingest photos/ --captions captions.csv   # ...with captions (columns file,caption)
-```
-Admins can also upload images in the **Dataset** tab."""
 
 
 def status_markdown(runtime: Runtime) -> str:
-    """What a visitor needs to know before searching: problems first, each with its fix, then the collection.
-
-    Never waits for the model: it loads in the background (started here if the app did not), and a
-    failed load is shown at once, as remembered, until an admin retries.
-    """
-    runtime.start_loading()
-    info = runtime.info(load_model=False)
-    lines = [f"⚠️ {as_text(scrub_paths(p))}" for p in info["problems"] if not (info["images"] == 0 and "is empty" in p)]
-    lines[:0] = space_notices(runtime)  # a demo import in progress, data lost on restart
-    if info["model_state"] == "loading":
-        lines.append("⏳ The model is loading; a search waits for it. Reload the page to see when it is ready.")
-    if info["images"] == 0:
-        lines.append(EMPTY_COLLECTION_HELP)
-    else:
-        size = info["index_size"] if info["index_size"] is not None else "no"
-        where = f"on {info['device']}" if info["device"] else f"({info['model_state']})"
-        lines.append(
-            f"**{info['images']} images** · index: {size} vectors · model `{model_label(info['model'])}` "
-            f"(`{model_label(info['pretrained'])}`, run: {info['active_run']}) {where}"
-        )
-    return "\n\n".join(lines)
+    """The Search tab's status line for anyone (see :func:`carmatch.ui.server_status.public_status`)."""
+    return public_status(runtime)
 
 
 def demo_progress_status(runtime: Runtime, was_running: bool) -> tuple[str | None, bool]:
@@ -94,16 +67,6 @@ def demo_progress_status(runtime: Runtime, was_running: bool) -> tuple[str | Non
     if running or was_running:
         return status_markdown(runtime), running
     return None, False
-
-
-def retry_model(runtime: Runtime, password: str | None) -> str:
-    """Admin: load the model again (after the network came back or the weights were put in place); new status."""
-    check_admin(runtime.settings, password)
-    try:
-        runtime.retry_model()
-    except CarmatchError:
-        pass  # remembered by the runtime and shown first in the status
-    return status_markdown(runtime)
 
 
 def build_where(*values: str | None) -> dict[str, str]:

@@ -92,10 +92,9 @@ def _results_column() -> dict[str, Any]:
     return ui
 
 
-def build(demo: gr.Blocks, runtime: Runtime) -> None:
-    """Lay out the Search tab inside the current gr.Blocks context and wire its events."""
+def build(demo: gr.Blocks, runtime: Runtime) -> RateLimit:
+    """Lay out the Search tab inside the current gr.Blocks context and wire its events; returns its rate limit."""
     status = gr.Markdown("Loading the model…", elem_id="search-status")
-    retry_box = _model_retry(runtime, status)
     with gr.Row():
         with gr.Column(scale=1):
             image_in, text_in, k_in, weight_in, panel, filters, state_in, search_btn = _query_column()
@@ -128,20 +127,21 @@ def build(demo: gr.Blocks, runtime: Runtime) -> None:
 
     inputs = [text_in, image_in, k_in, weight_in, *filters.values(), state_in]
     outputs = [ui["gallery"], ui["json"], results_state, ui["notes"]]
-    api_trigger.click(on_search, inputs, outputs, api_name="search")
+    # the Search tab's own event: callable by Gradio clients as /search, but no MCP tool (see agent_api)
+    api_trigger.click(on_search, inputs, outputs, api_name="search", api_visibility="undocumented")
     ui.update(inputs=inputs, outputs=outputs, results=results_state, search=search_btn, text=text_in, photo=image_in)
     in_page = _wire_page(runtime, ui, on_search, searches)
     _wire_filters(ui, panel, filters, state_in, in_page, searches)
 
     def on_load() -> tuple[Any, ...]:
         text, choices = actions.first_load(runtime)
-        failed = gr.update(visible=runtime.model_error() is not None)
-        return (text, failed, *[gr.update(choices=choices[key]) for key in FILTER_ATTRIBUTES])
+        return (text, *[gr.update(choices=choices[key]) for key in FILTER_ATTRIBUTES])
 
-    demo.load(on_load, None, [status, retry_box, *filters.values()], api_visibility="private")
+    demo.load(on_load, None, [status, *filters.values()], api_visibility="private")
     demo.load(None, js=TRACK_TAPS_JS)
     _wire_model_watch(demo, runtime, status)
     _wire_demo_watch(runtime, status)
+    return searches
 
 
 def _wire_model_watch(demo: gr.Blocks, runtime: Runtime, status: gr.Markdown) -> None:
@@ -167,25 +167,6 @@ def _wire_demo_watch(runtime: Runtime, status: gr.Markdown) -> None:
 
     timer = gr.Timer(DEMO_POLL_SECONDS)
     timer.tick(on_tick, [was_running], [status, was_running], api_visibility="private", show_progress="hidden")
-
-
-def _model_retry(runtime: Runtime, status: gr.Markdown) -> gr.Group:
-    """An admin's password box and button to load the model again; shown only while the model failed to load."""
-    with gr.Group(visible=False, elem_id="model-retry") as box:
-        with gr.Row(equal_height=True):
-            password = gr.Textbox(
-                label="Admin password", type="password", scale=3, max_length=200, elem_id="model-retry-password"
-            )
-            button = gr.Button("Retry loading the model", scale=1, elem_id="model-retry-button")
-
-    @user_errors
-    def on_retry(given: str) -> tuple[str, Any, Any]:
-        text = actions.retry_model(runtime, given)
-        return text, gr.update(visible=runtime.model_error() is not None), gr.update(value="")
-
-    for trigger in (button.click, password.submit):
-        trigger(on_retry, [password], [status, box, password], api_visibility="private")
-    return box
 
 
 def over_limit(searches: RateLimit, request: gr.Request | None) -> str | None:

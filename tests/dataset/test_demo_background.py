@@ -12,7 +12,7 @@ from carmatch.dataset import demo
 from carmatch.dataset.demo_background import DemoImport, autostart_wanted, demo_import_of, start_demo_import
 from carmatch.embedding.embedder import Embedder
 from carmatch.runtime import Runtime
-from carmatch.ui import search_actions
+from carmatch.ui import search_actions, server_status
 from tests.demo_support import image_folder
 
 ON_A_SPACE = {"SPACE_ID": "someone/carmatch"}
@@ -43,14 +43,14 @@ def test_first_start_on_a_space_imports_the_demo_while_search_answers(
     try:
         assert paused.wait(60)
         status, running = search_actions.demo_progress_status(runtime, was_running=False)
-        assert running and "Importing the demo collection: 2 of 4 cars" in (status or "")
+        assert running and "The collection is being prepared: 2 of 4 cars so far" in (status or "")
         assert len(runtime.search(text="a car", k=4).results) == 2  # what is indexed so far
     finally:
         go_on.set()
         assert job.wait(60)
     assert runtime.catalog.count() == 4 and not job.failed
     final, running = search_actions.demo_progress_status(runtime, was_running=True)  # once more when it ends
-    assert not running and "4 images" in (final or "") and "Importing" not in (final or "")
+    assert not running and "4 cars" in (final or "") and "prepared" not in (final or "")
     assert search_actions.demo_progress_status(runtime, was_running=False) == (None, False)  # then quiet
     assert not autostart_wanted(runtime, ON_A_SPACE)  # done: a restart does not import again
     runtime.close()
@@ -78,5 +78,6 @@ def test_a_failed_demo_import_is_reported_without_server_paths(
     job = start_demo_import(runtime, ON_A_SPACE)
     assert job is not None and job.wait(60) and job.failed
     status = search_actions.status_markdown(runtime)
-    assert "could not be imported" in status and str(tmp_path) not in status
+    assert "could not be imported" not in status and str(tmp_path) not in status  # visitors: no admin notice
+    assert "could not be imported" in server_status.admin_status(runtime)
     runtime.close()

@@ -8,7 +8,7 @@ import pytest
 
 from carmatch.errors import CarmatchError, InvalidInputError
 from carmatch.runtime import Runtime
-from carmatch.ui import search_actions
+from carmatch.ui import search_actions, server_status
 from tests.drawing import draw_car
 from tests.ui.rendering import rendered, shown
 
@@ -19,14 +19,16 @@ def indexed(runtime: Runtime, car_folder: Path) -> Runtime:
     return runtime
 
 
-def test_first_visit_on_empty_collection_explains_how_to_ingest(runtime: Runtime) -> None:
+def test_first_visit_on_empty_collection_says_so_and_only_the_admin_reads_how_to_ingest(runtime: Runtime) -> None:
     text = search_actions.status_markdown(runtime)
-    assert "collection is empty" in text and ".venv/bin/carmatch ingest" in text
+    assert text == server_status.EMPTY  # a visitor gets one plain line, no commands
+    assert ".venv/bin/carmatch ingest" in server_status.admin_status(runtime)
 
 
-def test_status_shows_count_and_model(indexed: Runtime) -> None:
+def test_status_shows_count_and_model_in_plain_words(indexed: Runtime) -> None:
     text = search_actions.status_markdown(indexed)
-    assert "6 images" in text and "6 vectors" in text
+    assert text.startswith("**6 cars** · searched with the ") and "vectors" not in text
+    assert "6 vectors" in server_status.admin_status(indexed)
 
 
 def test_search_handler_returns_thumbnails_captions_and_scores(indexed: Runtime) -> None:
@@ -98,8 +100,11 @@ def test_a_model_that_failed_to_load_is_the_first_thing_the_page_says(
     assert loader is not None
     loader.join()
     text = shown(search_actions.status_markdown(rt))
-    assert text.startswith("⚠️ The weights are not downloaded yet. Fix: CARMATCH_PRETRAINED=none make run")
-    assert "6 images" in text and "(failed)" in text
+    assert text.startswith(server_status.UNAVAILABLE) and "weights" not in text and "CARMATCH" not in text
+    assert "6 cars" in text
+    admin = shown(server_status.admin_status(rt))
+    assert admin.startswith("⚠️ The weights are not downloaded yet. Fix: CARMATCH_PRETRAINED=none make run")
+    assert "(failed)" in admin
     rt.close()
 
 
@@ -112,10 +117,10 @@ def test_retrying_the_model_needs_the_admin_password_and_then_loads_it(
     with pytest.raises(CarmatchError):
         _ = rt.embedder
     with pytest.raises(AccessDeniedError):
-        search_actions.retry_model(rt, "wrong")
+        server_status.retry_model(rt, "wrong")
     assert rt.model_error() is not None  # a wrong password changes nothing
     monkeypatch.setattr("carmatch.embedding.loading.load_clip", lambda *a, **k: indexed.embedder)
-    text = search_actions.retry_model(rt, "secret")
+    text = server_status.retry_model(rt, "secret")
     assert "⚠️" not in text and "on cpu" in text and rt.model_error() is None
     rt.close()
 
