@@ -110,3 +110,13 @@ def test_bad_arguments_come_back_as_one_line_reasons(
 ) -> None:
     _, (result,) = mcp(served[1], ("search_cars", arguments))
     assert reason in error_line(result)
+
+
+def test_the_api_example_in_the_docs_works_as_written(served: tuple[Runtime, str]) -> None:
+    from gradio_client import Client
+
+    client = Client(served[1], verbose=False)
+    filters = json.loads(client.predict(api_name="/car_filters"))
+    answer = json.loads(client.predict(text="a blue pickup", k=3, color="blue", api_name="/search_cars"))
+    assert "blue" in filters["color"]
+    assert [r["file"] for r in answer["results"]] == ["blue_pickup.png"]
