@@ -143,6 +143,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             ("Index size", "index_size"),
             ("Index model", "index_model"),
             ("Missing files", "missing_files"),
+            ("Persist dir", "persist_dir"),
+            ("Last saved", "last_snapshot"),
         ]
         for label, key in labels:
             value = info.get(key)

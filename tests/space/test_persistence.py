@@ -192,3 +192,41 @@ def test_a_killed_space_loses_no_saved_caption_attribute_or_run(tmp_path: Path, 
     (run,) = restored["runs"].values()
     assert run["status"] == "ready" and run["exists"] and str(tmp_path / "bucket") in run["checkpoint"]
     assert restored["hits"] == 3  # the index came back from the cached embeddings
+
+
+def test_info_shows_where_work_lasts_and_when_it_was_last_saved(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from admin.cli import main
+
+    persist = tmp_path / "bucket"
+    monkeypatch.setenv("CARMATCH_PERSIST_DIR", str(persist))
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert f"Persist dir:  {persist}" in out and "Last saved:   -" in out
+    catalog = Catalog(settings.db_path)
+    write_snapshot(catalog, persist)
+    catalog.close()
+    assert main(["info"]) == 0
+    saved = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Last saved:"))
+    assert saved.split()[-1].startswith("20")  # an ISO time
+
+
+def test_a_cli_command_beside_no_app_restores_first_and_saves_its_change(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from admin.cli import main
+
+    persist, moved = tmp_path / "bucket", tmp_path / "moved"
+    moved.mkdir()
+    catalog = Catalog(settings.db_path)
+    catalog.add_image("b" * 64, "/old/place/a.jpg", 10, 10)
+    write_snapshot(catalog, persist)
+    catalog.close()
+    settings.db_path.unlink()  # a new machine: only the persist folder is left
+    monkeypatch.setenv("CARMATCH_PERSIST_DIR", str(persist))
+    assert main(["relocate", "/old/place", str(moved)]) == 0
+    assert len(snapshots(persist)) == 2  # the command's change was saved
+    restored = tmp_path / "again" / "carmatch.db"
+    restore_catalog(persist, restored)
+    assert Catalog(restored).get("b" * 64).path == str(moved / "a.jpg")
