@@ -12,6 +12,10 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from carmatch.space.zerogpu import prepare_zerogpu  # noqa: E402
+
+prepare_zerogpu()  # on a ZeroGPU Space: `spaces` before torch, so the model goes on cuda at start-up
+
 from carmatch.config import Settings, load_dotenv_file  # noqa: E402
 from carmatch.runtime import Runtime  # noqa: E402  (imports neither torch nor Gradio)
 from carmatch.space.storage import storage_warning  # noqa: E402

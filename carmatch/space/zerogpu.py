@@ -30,6 +30,15 @@ def on_zerogpu(env: Mapping[str, str] | None = None) -> bool:
     return env.get(ZEROGPU_ENV, "").strip().lower() in {"1", "t", "true"}
 
 
+def prepare_zerogpu() -> bool:
+    """Import ``spaces`` first thing on ZeroGPU (before anything touches CUDA); True when on ZeroGPU."""
+    if not on_zerogpu():
+        return False
+    import spaces  # noqa: F401 - patches torch so the model can be placed on cuda at start-up
+
+    return True
+
+
 def gpu(duration: int | Callable[..., float]) -> Callable[[F], F]:
     """``spaces.GPU(duration=duration)`` on ZeroGPU; elsewhere the function unchanged."""
     if not on_zerogpu():
