@@ -16,6 +16,7 @@ from carmatch.space.zerogpu import prepare_zerogpu  # noqa: E402
 
 prepare_zerogpu()  # on a ZeroGPU Space: `spaces` before torch, so the model goes on cuda at start-up
 
+from carmatch.access import RateLimit  # noqa: E402
 from carmatch.config import Settings, load_dotenv_file  # noqa: E402
 from carmatch.runtime import Runtime  # noqa: E402  (imports neither torch nor Gradio)
 from carmatch.space.storage import storage_warning  # noqa: E402
@@ -55,9 +56,12 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
     """The whole app for one Runtime."""
     with gr.Blocks(title="carmatch", delete_cache=UPLOAD_CACHE) as demo:
         gr.Markdown(HEADER)
+        searches = RateLimit(runtime.settings.search_per_minute, "searches")  # per client: tab, API and MCP
+        # search_cars and car_filters, the API and MCP tools; registered before the tabs (after them, Gradio 6.31
+        # renders the Search tab's hidden review-state dropdown)
+        agent_api.register(runtime, searches)
         with gr.Tab("Search", id="search"):
-            searches = search_tab.build(demo, runtime)
-        agent_api.register(runtime, searches)  # search_cars and car_filters: the API and MCP tools
+            search_tab.build(demo, runtime, searches)
         with gr.Tab("Dataset", id="dataset"):
             login = dataset_tab.build(demo, runtime)
         with gr.Tab("Training", id="training"):

@@ -101,12 +101,20 @@ def test_the_search_api_applies_the_per_client_limit(runtime: Runtime, car_folde
 
     runtime.settings = runtime.settings.with_overrides(search_per_minute=2)
     runtime.ingestor().ingest_folder(car_folder)
+    from carmatch.access import RateLimit
+    from carmatch.ui import agent_api
+
+    searches = RateLimit(2)
     with gr.Blocks() as demo:
-        search_tab.build(demo, runtime)
+        agent_api.register(runtime, searches)
+        search_tab.build(demo, runtime, searches)
     search = next(f.fn for f in demo.fns.values() if f.api_name == "search")
+    search_cars = next(f.fn for f in demo.fns.values() if f.api_name == "search_cars")
     request = gr.Request(client={"host": "203.0.113.7"})
     query = ("a red car", None, 2, 0.5, "any", "any", "any", "any", "any")
     for _ in range(2):
         assert len(search(*query, request=request)[1]) == 2
     with pytest.raises(gr.Error, match="Too many searches"):
         search(*query, request=request)
+    with pytest.raises(gr.Error, match="Too many searches"):  # the API and MCP tool share the visitor's count
+        search_cars("a red car", request=request)

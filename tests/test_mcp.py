@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,12 @@ async def _session_call(url: str, calls: list[tuple[str, dict[str, Any]]]) -> tu
 
 
 def mcp(url: str, *calls: tuple[str, dict[str, Any]]) -> tuple[list[Any], list[Any]]:
-    """(the tools listed, one CallToolResult per call), from one MCP session."""
-    return asyncio.run(_session_call(url, list(calls)))
+    """(the tools listed, one CallToolResult per call), from one MCP session.
+
+    The client runs in a thread of its own: Playwright's sync API may hold an event loop in this one.
+    """
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _session_call(url, list(calls))).result(timeout=120)
 
 
 def answer(result: Any) -> Any:

@@ -92,8 +92,8 @@ def _results_column() -> dict[str, Any]:
     return ui
 
 
-def build(demo: gr.Blocks, runtime: Runtime) -> RateLimit:
-    """Lay out the Search tab inside the current gr.Blocks context and wire its events; returns its rate limit."""
+def build(demo: gr.Blocks, runtime: Runtime, searches: RateLimit) -> None:
+    """Lay out the Search tab inside the current gr.Blocks context and wire its events (``searches``: per client)."""
     status = gr.Markdown("Loading the model…", elem_id="search-status")
     with gr.Row():
         with gr.Column(scale=1):
@@ -102,7 +102,6 @@ def build(demo: gr.Blocks, runtime: Runtime) -> RateLimit:
             ui = _results_column()
     results_state = gr.State([])
     api_trigger = gr.Button(visible=False)  # carries the /search API (errors raised to the client)
-    searches = RateLimit(runtime.settings.search_per_minute, "searches")  # per client, API and Search button
 
     @user_errors
     def on_search(  # the /search API: parameter names and order stay as clients call them
@@ -141,7 +140,6 @@ def build(demo: gr.Blocks, runtime: Runtime) -> RateLimit:
     demo.load(None, js=TRACK_TAPS_JS)
     _wire_model_watch(demo, runtime, status)
     _wire_demo_watch(runtime, status)
-    return searches
 
 
 def _wire_model_watch(demo: gr.Blocks, runtime: Runtime, status: gr.Markdown) -> None:

@@ -28,8 +28,10 @@ def handlers(runtime: Runtime, car_folder: Path) -> dict[str, list[Callable[...,
 
     runtime.settings = runtime.settings.with_overrides(search_per_minute=2)
     runtime.ingestor().ingest_folder(car_folder)
+    from carmatch.access import RateLimit
+
     with gr.Blocks() as demo:
-        search_tab.build(demo, runtime)
+        search_tab.build(demo, runtime, RateLimit(2))
     found: dict[str, list[Callable[..., Any]]] = {}
     for block_fn in demo.fns.values():
         if block_fn.fn is not None:
