@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from carmatch.bounds import check_selection, selection_index
+from carmatch.bounds import check_selection
 from carmatch.catalog.schema import FILTER_ATTRIBUTES
 from carmatch.dataset.demo_background import demo_import_of
 from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
@@ -138,12 +138,10 @@ def detail(results: list[dict[str, Any]], index: Any, runtime: Runtime | None = 
     return image, f"**{as_text(path.name)}** · {score}\n\n{caption}"  # no path, no id prefix: nothing a visitor can use
 
 
-def similar_source(runtime: Runtime, results: list[dict[str, Any]], index: int | None) -> str:
-    """The file of the selected result, to search with as the next query photo."""
-    position = selection_index(index, len(results or []))  # a tampered event may send 'a' or NaN
-    if position is None:
+def similar_source(runtime: Runtime, image_id: str | None) -> str:
+    """The file of the image in the Selected panel (by its id), to search with as the next query photo."""
+    if not image_id or not isinstance(image_id, str):  # nothing selected, or a tampered event
         raise InvalidInputError("Select a result first, then press Find similar.")
-    image_id = results[position]["id"]
     record = runtime.catalog.get_many([image_id]).get(image_id)
     if record is None:
         raise NotFoundError(f"Image {image_id[:12]} is no longer in the collection.")

@@ -22,10 +22,30 @@ from carmatch.ui.common import client_address, photo_input, user_errors
 from carmatch.ui.phrasing import FIELD_LABELS, as_text, for_browser
 
 ANY = actions.ANY
+NOTHING_SELECTED = "Select a result to see it large here."
 
 
 MODEL_POLL_SECONDS = 10.0  # how often an open Search tab checks whether another model was activated
 DEMO_POLL_SECONDS = 5.0  # how often an open Search tab shows the progress of a demo import
+# While a search runs: the Search button is disabled and the results dimmed (app.py's CSS, body.carmatch-busy).
+BUSY_JS = (
+    "() => { document.body.classList.add('carmatch-busy');"
+    " const b = document.getElementById('search-button'); if (b) b.disabled = true; }"
+)
+IDLE_JS = (
+    "() => { document.body.classList.remove('carmatch-busy');"
+    " const b = document.getElementById('search-button'); if (b) b.disabled = false; }"
+)
+# Ctrl+V anywhere on the Search tab (outside a text box): a pasted image becomes the query photo, which searches.
+PASTE_PHOTO_JS = (
+    "() => document.addEventListener('paste', (e) => {"
+    " const panel = document.getElementById('search-photo'); if (!panel || !panel.offsetParent) return;"
+    " if (e.target.closest && e.target.closest('textarea, input[type=text], input[type=password]')) return;"
+    " const file = [...(e.clipboardData?.files || [])].find((f) => f.type.startsWith('image/')); if (!file) return;"
+    " const input = panel.querySelector('input[type=file]'); if (!input) return;"
+    " const dt = new DataTransfer(); dt.items.add(file); input.files = dt.files;"
+    " input.dispatchEvent(new Event('change', {bubbles: true})); e.preventDefault(); })"
+)
 # After a search or a click on a result: bring the results (or the selected one) into view, on a phone too.
 SCROLL_TO_RESULTS = "() => document.getElementById('search-notes')?.scrollIntoView({block: 'start'})"
 SCROLL_TO_DETAIL = "() => document.getElementById('result-detail')?.scrollIntoView({block: 'nearest'})"
@@ -78,13 +98,19 @@ def _results_column() -> dict[str, Any]:
     """The answer side: notes (and errors), Clear filters, the gallery, the selected result, JSON."""
     ui: dict[str, Any] = {"notes": gr.Markdown(elem_id="search-notes")}
     ui["clear"] = gr.Button("Clear filters", size="sm", visible=False, elem_id="clear-filters")
-    ui["gallery"] = gr.Gallery(
-        label="Matches", columns=4, height=600, allow_preview=False, object_fit="contain", elem_id="results"
+    ui["gallery"] = gr.Gallery(  # an answer, not an input: no upload, clear or delete controls
+        label="Matches",
+        columns=4,
+        height=600,
+        allow_preview=False,
+        object_fit="contain",
+        interactive=False,
+        elem_id="results",
     )
     with gr.Row(elem_id="result-detail"):
-        ui["big"] = gr.Image(label="Selected", interactive=False, height=320)
+        ui["big"] = gr.Image(label="Selected", interactive=False, height=320, elem_id="selected-photo")
         with gr.Column():
-            ui["caption"] = gr.Markdown("Select a result to see it large here.")
+            ui["caption"] = gr.Markdown(NOTHING_SELECTED, elem_id="selected-caption")
             ui["similar"] = gr.Button("Find similar (search with this photo)", elem_id="find-similar")
             ui["back"] = gr.Button("↑ Back to results", size="sm", elem_id="back-to-results")
     with gr.Accordion("Results as JSON", open=False):
@@ -129,6 +155,7 @@ def build(demo: gr.Blocks, runtime: Runtime, searches: RateLimit) -> None:
     # the Search tab's own event: callable by Gradio clients as /search, but no MCP tool (see agent_api)
     api_trigger.click(on_search, inputs, outputs, api_name="search", api_visibility="undocumented")
     ui.update(inputs=inputs, outputs=outputs, results=results_state, search=search_btn, text=text_in, photo=image_in)
+    ui["weight"] = weight_in
     in_page = _wire_page(runtime, ui, on_search, searches)
     _wire_filters(ui, panel, filters, state_in, in_page, searches)
 
@@ -138,6 +165,7 @@ def build(demo: gr.Blocks, runtime: Runtime, searches: RateLimit) -> None:
 
     demo.load(on_load, None, [status, *filters.values()], api_visibility="private")
     demo.load(None, js=TRACK_TAPS_JS)
+    demo.load(None, js=PASTE_PHOTO_JS)
     _wire_model_watch(demo, runtime, status)
     _wire_demo_watch(runtime, status)
 
@@ -202,8 +230,14 @@ def page_search(in_page: Any) -> Any:
 
 
 def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any, searches: RateLimit) -> Any:
-    """Search (button, Enter, Find similar) into the page and show the selected result; returns the page search."""
-    outputs = ui["outputs"]
+    """Search (button, Enter, Find similar) into the page and show the selected result; returns the page search.
+
+    The selection is the image shown in the Selected panel, kept by its id: every new search clears both,
+    so Find similar always searches with the car on screen.
+    """
+    selected = gr.State(None)  # the id of the image in the Selected panel
+    ui["selected"] = selected
+    ui["page_outputs"] = [*ui["outputs"], ui["clear"], ui["big"], ui["caption"], selected]
 
     def in_page(*values: Any, request: gr.Request | None = None) -> tuple[Any, ...]:
         """Search for the page: an error replaces the results, in the notes, and stays until the next search."""
@@ -212,29 +246,27 @@ def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any, searches: R
             found = on_search(*values, request=request)
         except gr.Error as exc:
             found = ([], [], [], f"⚠️ {as_text(html.unescape(exc.message))}")
-        return (*found, gr.update(visible=bool(where)))
+        return (*found, gr.update(visible=bool(where)), None, NOTHING_SELECTED, None)
 
-    page = {"outputs": [*outputs, ui["clear"]], "api_visibility": "private", "show_progress": "minimal"}
+    page = {"api_visibility": "private", "show_progress": "minimal", "show_progress_on": [ui["gallery"]]}
     for trigger in (ui["search"].click, ui["text"].submit):
-        trigger(page_search(in_page), ui["inputs"], **page).then(None, js=SCROLL_TO_RESULTS)
-
-    selected = gr.State(None)
+        searching(trigger, page_search(in_page), ui["inputs"], ui["page_outputs"], page)
 
     def on_select(
         results: list[dict[str, Any]], evt: gr.SelectData, request: gr.Request
-    ) -> tuple[Image.Image | None, str, int | None]:
+    ) -> tuple[Image.Image | None, str, str | None]:
         if busy := over_limit(searches, request):  # opening a result reads the photo: limited like a search
             return None, busy, None
         position = selection_index(evt.index, len(results or []))  # a tampered event may send anything
-        return (*actions.detail(results, evt.index, runtime), position)
+        image, text = actions.detail(results, evt.index, runtime)
+        return image, text, results[position]["id"] if position is not None and image is not None else None
 
     shown = [ui["big"], ui["caption"], selected]
     ui["gallery"].select(on_select, [ui["results"]], shown, api_visibility="private").then(None, js=SCROLL_TO_DETAIL)
     ui["back"].click(None, js=BACK_TO_TILE_JS)  # back to the tapped tile, where the reader left off
 
-    def on_similar(  # the selected result, then the Search inputs in order
-        results: list[dict[str, Any]],
-        index: int | None,
+    def on_similar(  # the selected image's id, then the Search inputs in order
+        image_id: str | None,
         text: str,
         image: str | None,
         k: float,
@@ -246,21 +278,46 @@ def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any, searches: R
         state: str,
         request: gr.Request | None = None,
     ) -> tuple[Any, ...]:
-        """Search with the selected result's photo (description cleared); the photo shows as the query."""
+        """Search with the photo in the Selected panel (description cleared); the photo shows as the query."""
         kept = [gr.update() for _ in range(5)]
+        unchanged = [gr.update() for _ in range(4)]
         if busy := over_limit(searches, request):  # counted here once: the search below is not counted again
-            return (*kept, busy, gr.update())
+            return (*kept, busy, *unchanged)
         try:
-            path = actions.similar_source(runtime, results, index)
+            path = actions.similar_source(runtime, image_id)
         except CarmatchError as exc:
-            return (*kept, f"⚠️ {as_text(for_browser(exc))}", gr.update())
+            return (*kept, f"⚠️ {as_text(for_browser(exc))}", *unchanged)
         return (actions.query_photo(path), "", *in_page("", path, k, weight, color, body, make, view, state))
 
-    similar_outputs = [ui["photo"], ui["text"], *page.pop("outputs")]
-    ui["similar"].click(on_similar, [ui["results"], selected, *ui["inputs"]], similar_outputs, **page).then(
-        None, js=SCROLL_TO_RESULTS
-    )
+    similar_outputs = [ui["photo"], ui["text"], *ui["page_outputs"]]
+    searching(ui["similar"].click, on_similar, [selected, *ui["inputs"]], similar_outputs, page)
+    _wire_live(ui, in_page, page)
     return in_page
+
+
+def searching(trigger: Any, fn: Any, inputs: list[Any], outputs: list[Any], page: dict[str, Any]) -> Any:
+    """Wire a search: the Search button disabled and the results dimmed while it runs, then the results in view."""
+    return (
+        trigger(None, js=BUSY_JS)
+        .then(fn, inputs, outputs, **page)
+        .then(None, js=f"() => {{ ({IDLE_JS})(); ({SCROLL_TO_RESULTS})(); }}")
+    )
+
+
+def _wire_live(ui: dict[str, Any], in_page: Any, page: dict[str, Any]) -> None:
+    """A changed photo weight, a dropped or pasted photo: search again at once when there is something to search."""
+
+    def live(*values: Any, request: gr.Request | None = None) -> tuple[Any, ...]:
+        text, image = values[0], values[1]
+        if not (text and str(text).strip()) and image is None:
+            return tuple(gr.update() for _ in ui["page_outputs"])  # nothing to search yet
+        return in_page(*values, request=request)
+
+    live_search = page_search(live)
+    live_search.__name__ = "live_search"
+    for trigger in (ui["weight"].release, ui["photo"].upload):
+        searching(trigger, live_search, ui["inputs"], ui["page_outputs"], page)
+    ui["live"] = live_search
 
 
 def _wire_filters(
@@ -271,24 +328,24 @@ def _wire_filters(
     in_page: Any,
     searches: RateLimit,
 ) -> None:
-    """The filter panel's title counts the active filters; Clear filters resets them and searches again."""
+    """A filter a visitor changes searches again at once; the panel's title counts the active filters;
+    Clear filters resets them and searches again."""
     dropdowns = list(filters.values())
 
     def on_filters(  # the filter dropdowns, in actions.WHERE_INPUTS order
-        color: str, body: str, make: str, view: str, state: str, request: gr.Request | None = None
-    ) -> tuple[Any, Any, Any]:
-        if busy := over_limit(searches, request):  # a filter change counts like a search: it cannot be spammed
-            return gr.update(), gr.update(), busy
+        color: str, body: str, make: str, view: str, state: str
+    ) -> tuple[Any, Any]:
         where = actions.build_where(color, body, make, view, state)
-        return gr.update(label=actions.filters_label(where)), gr.update(visible=bool(where)), gr.update()
+        return gr.update(label=actions.filters_label(where)), gr.update(visible=bool(where))
 
+    page = {"api_visibility": "private", "show_progress": "minimal", "show_progress_on": [ui["gallery"]]}
     for dropdown in dropdowns:
-        dropdown.change(on_filters, [*dropdowns, state_in], [panel, ui["clear"], ui["notes"]], api_visibility="private")
+        dropdown.change(on_filters, [*dropdowns, state_in], [panel, ui["clear"]], api_visibility="private")
+        searching(dropdown.input, ui["live"], ui["inputs"], ui["page_outputs"], page)  # counted if it searches
 
     def on_clear() -> tuple[Any, ...]:
         return tuple(gr.update(value=ANY) for _ in dropdowns)
 
-    page_outputs = [*ui["outputs"], ui["clear"]]
     ui["clear"].click(on_clear, None, dropdowns, api_visibility="private").then(
-        page_search(in_page), ui["inputs"], page_outputs, api_visibility="private", show_progress="minimal"
+        page_search(in_page), ui["inputs"], ui["page_outputs"], **page
     )

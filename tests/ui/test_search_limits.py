@@ -41,25 +41,31 @@ def handlers(runtime: Runtime, car_folder: Path) -> dict[str, list[Callable[...,
 
 def test_find_similar_counts_against_the_visitors_search_limit(handlers: dict[str, list[Callable[..., Any]]]) -> None:
     search, similar = handlers["search_page"][0], handlers["on_similar"][0]
-    gallery, results, _, notes, _ = search(*QUERY, request=request(VISITOR))  # 1 of 2
+    _, results, *_ = search(*QUERY, request=request(VISITOR))  # 1 of 2
     assert len(results) == 2
-    photo, text, gallery, results, _, notes, _ = similar(results, 0, *QUERY, request=request(VISITOR))  # 2 of 2
-    assert photo is not None and text == "" and len(results) == 2
-    refused = similar(results, 0, *QUERY, request=request(VISITOR))
+    photo, text, _, found, *_ = similar(results[0]["id"], *QUERY, request=request(VISITOR))  # 2 of 2
+    assert photo is not None and text == "" and len(found) == 2
+    refused = similar(results[0]["id"], *QUERY, request=request(VISITOR))
     assert "Too many searches from your address" in refused[5]
-    assert all(getattr(value, "get", lambda _k: None)("__type__") == "update" for value in refused[:5])  # kept
-    assert len(similar(results, 0, *QUERY, request=request(OTHER))[3]) == 2  # another visitor is not held up
+    kept = [*refused[:5], *refused[6:]]
+    assert all(getattr(value, "get", lambda _k: None)("__type__") == "update" for value in kept)  # nothing changes
+    assert len(similar(results[0]["id"], *QUERY, request=request(OTHER))[3]) == 2  # another visitor is not held up
 
 
-def test_filter_changes_count_against_the_visitors_search_limit(handlers: dict[str, list[Callable[..., Any]]]) -> None:
-    change = handlers["on_filters"][0]
+def test_a_changed_filter_searches_again_and_counts_against_the_limit(
+    handlers: dict[str, list[Callable[..., Any]]],
+) -> None:
+    live = handlers["live_search"]
+    assert len(live) == 6  # the photo weight, a dropped photo, and each of the four filters
+    nothing = live[2]("", None, *QUERY[2:], request=request(VISITOR))  # no query yet: no search, not counted
+    assert all(value == gr.update() for value in nothing)
     for _ in range(2):
-        panel, _clear, notes = change(*FILTERS, request=request(VISITOR))
-        assert "1 active" in panel["label"] and notes == gr.update()
-    panel, clear, notes = change(*FILTERS, request=request(VISITOR))
-    assert panel == gr.update() and clear == gr.update()  # nothing changes while over the limit
-    assert "Too many searches from your address" in notes
-    assert "1 active" in change(*FILTERS, request=request(OTHER))[0]["label"]
+        _, results, *_ = live[2](*QUERY, request=request(VISITOR))
+        assert len(results) == 2
+    assert "Too many searches from your address" in live[2](*QUERY, request=request(VISITOR))[3]
+    assert len(live[2](*QUERY, request=request(OTHER))[1]) == 2
+    label = handlers["on_filters"][0](*FILTERS)[0]["label"]
+    assert "1 active" in label  # the panel's title follows without a search
 
 
 def test_opening_a_result_and_clear_filters_count_against_the_limit(
@@ -67,10 +73,10 @@ def test_opening_a_result_and_clear_filters_count_against_the_limit(
 ) -> None:
     search = handlers["search_page"]
     assert len(search) == 3  # the Search button, Enter in the description, and Clear filters' search again
-    _, results, _, _, _ = search[2](*QUERY, request=request(VISITOR))  # Clear filters' search: 1 of 2
+    _, results, *_ = search[2](*QUERY, request=request(VISITOR))  # Clear filters' search: 1 of 2
     select = handlers["on_select"][0]
-    image, text, position = select(results, gr.SelectData(None, {"index": 1, "value": None}), request(VISITOR))
-    assert image is not None and position == 1
-    image, text, position = select(results, gr.SelectData(None, {"index": 1, "value": None}), request(VISITOR))
-    assert image is None and position is None and "Too many searches" in text
+    image, text, chosen = select(results, gr.SelectData(None, {"index": 1, "value": None}), request(VISITOR))
+    assert image is not None and chosen == results[1]["id"]
+    image, text, chosen = select(results, gr.SelectData(None, {"index": 1, "value": None}), request(VISITOR))
+    assert image is None and chosen is None and "Too many searches" in text
     assert "Too many searches" in search[2](*QUERY, request=request(VISITOR))[3]

@@ -73,12 +73,12 @@ def test_filter_choices_are_sorted_with_counts(indexed: Runtime) -> None:
     assert choices == [("any", "any"), ("blue (1)", "blue"), ("red (2)", "red")]
 
 
-def test_find_similar_uses_the_selected_results_file(indexed: Runtime) -> None:
+def test_find_similar_uses_the_selected_images_file(indexed: Runtime) -> None:
     _, results, _ = search_actions.search(indexed, "a car", None, 3, 0.5)
-    path = search_actions.similar_source(indexed, results, 1)
+    path = search_actions.similar_source(indexed, results[1]["id"])
     assert Path(path).name == results[1]["file"] and Path(path).is_file()
     with pytest.raises(InvalidInputError, match="Select a result"):
-        search_actions.similar_source(indexed, results, None)
+        search_actions.similar_source(indexed, None)
 
 
 def _failing_runtime(base: Runtime, monkeypatch: pytest.MonkeyPatch, **overrides: object) -> Runtime:
