@@ -46,7 +46,15 @@ CSS = """
 #results .grid-container { grid-auto-rows: auto; grid-template-rows: none; }
 @media (max-width: 640px) {
   #results .thumbnail-item > img { height: 110px; }
+  /* two columns on a phone: nothing reachable only by an unmarked sideways scroll */
+  #results .grid-container, #dataset-grid .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
 }
+body.carmatch-busy #results { opacity: 0.45; transition: opacity 0.15s; }
+body.carmatch-busy #results::after { content: ""; position: absolute; top: 12px; right: 12px; width: 28px;
+  height: 28px; border: 3px solid var(--border-color-primary); border-top-color: var(--color-accent);
+  border-radius: 50%; animation: carmatch-spin 0.8s linear infinite; pointer-events: none; }
+@keyframes carmatch-spin { to { transform: rotate(360deg); } }
+body.carmatch-busy #search-button { cursor: progress; }
 """
 UPLOAD_CACHE = (3600, 3600)  # Gradio's delete_cache: every hour, delete uploads and outputs over an hour old
 HEADER = "# carmatch\nFind cars in your collection by photo, by description, or both."

@@ -58,6 +58,11 @@ LOCAL_DATES_JS = (
 )
 MESSAGE_OUTPUT = -2  # the editor's outputs end with its message line, then the conflict box
 WITH_SHIFT_JS = "(...values) => [...values.slice(0, -1), window.carmatchShift === true]"  # last input: shift held
+# On a narrow screen the editor sits below the grid: a tapped tile brings it into view (select mode excepted).
+EDITOR_INTO_VIEW_JS = (
+    "() => { if (window.innerWidth >= 1024 || document.querySelector('#dataset-select-mode input')?.checked) return;"
+    " document.getElementById('dataset-image')?.scrollIntoView({block: 'start'}); }"
+)
 
 
 def wire(
@@ -94,7 +99,9 @@ def wire(
 
     inputs = [page_ids, bulk["mode"], selected, grid, last, shift]
     outputs = [*editor_outputs, selected, note, grid, last]
-    grid.select(on_select, inputs, outputs, js=WITH_SHIFT_JS, api_visibility="private", show_progress="hidden")
+    grid.select(on_select, inputs, outputs, js=WITH_SHIFT_JS, api_visibility="private", show_progress="hidden").then(
+        None, js=EDITOR_INTO_VIEW_JS
+    )
 
     def choose(everything: bool) -> Any:
         def handler(ids: list[str], items: Any) -> tuple[Any, ...]:

@@ -182,6 +182,7 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
                 columns=6,
                 height=620,
                 allow_preview=False,
+                interactive=False,  # a browse grid: images are added under Add images, deleted by a bulk action
                 elem_id="dataset-grid",
             )
             with gr.Accordion("Bulk actions", open=False):

@@ -1,0 +1,114 @@
+"""The Search tab as a visitor uses it (issue #24): the selection is the car shown, phones see every result,
+browse grids are read-only, and a changed filter or a pasted photo searches at once."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.conftest import DESKTOP, Served, open_page, screenshot, unlock
+
+TILES = "#results .thumbnail-item"
+PHONES = [{"width": width, "height": 800} for width in (360, 390, 430)]
+
+
+def search(page: Page, text: str, count: int = 12) -> None:
+    box = page.locator("#search-text textarea")
+    box.fill(text)
+    box.press("Enter")
+    expect(page.locator("#search-notes")).to_contain_text("higher means a closer match")
+    expect(page.locator(TILES)).to_have_count(count)
+
+
+def caption_of(page: Page, n: int) -> str:
+    return page.locator(TILES).nth(n).locator(".caption-label").inner_text().splitlines()[0]
+
+
+def no_sideways_scroll(page: Page) -> bool:
+    return bool(page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def test_find_similar_searches_with_the_car_in_the_selected_panel_after_a_new_search(
+    browser: Browser, served: Served
+) -> None:
+    page = open_page(browser, served.url, DESKTOP)
+    search(page, "a green van")
+    page.locator(TILES).nth(2).click()
+    expect(page.locator("#selected-caption")).to_contain_text("similarity")
+    search(page, "a red sedan")  # a new search: the old selection must not linger
+    expect(page.locator("#selected-caption")).to_contain_text("Select a result to see it large here.")
+    page.locator("#find-similar").click()
+    expect(page.locator("#search-notes")).to_contain_text("Select a result first")
+    chosen = caption_of(page, 3)
+    page.locator(TILES).nth(3).click()
+    expect(page.locator("#selected-caption")).to_contain_text(chosen)
+    page.locator("#find-similar").click()
+    first = page.locator(TILES).first.locator(".caption-label")
+    expect(first).to_contain_text("similarity 1.000")  # the query photo was exactly the car in the panel
+    expect(first).to_contain_text(chosen)
+    page.context.close()
+
+
+@pytest.mark.parametrize("viewport", PHONES, ids=lambda v: f"{v['width']}px")
+def test_phones_see_two_columns_and_nothing_off_screen(browser: Browser, served: Served, viewport: dict) -> None:
+    page = open_page(browser, served.url, viewport)
+    text = page.locator("#search-text textarea").bounding_box()
+    assert text and text["y"] + text["height"] <= viewport["height"], "the first screen shows the search box"
+    search(page, "a blue pickup")
+    lefts = {round(tile.bounding_box()["x"]) for tile in page.locator(TILES).all()}  # type: ignore[index]
+    assert len(lefts) == 2, lefts
+    assert no_sideways_scroll(page)
+    page.get_by_role("tab", name="Dataset").click()
+    expect(page.locator("#dataset-grid .thumbnail-item").first).to_be_visible()
+    assert no_sideways_scroll(page)
+    page.locator("#dataset-grid .thumbnail-item").nth(3).click()
+    expect(page.locator("#dataset-image")).to_be_in_viewport()  # the tapped tile's editor comes into view
+    if viewport["width"] == 390:
+        screenshot(page, "dataset-phone-editor")
+    page.context.close()
+
+
+def test_browse_grids_offer_no_upload_clear_or_delete(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, DESKTOP)
+    search(page, "a car")
+    page.get_by_role("tab", name="Dataset").click()
+    unlock(page)  # even an admin deletes only through the bulk action with its confirmation
+    page.locator("#dataset-grid .thumbnail-item").first.wait_for()
+    for grid in ("#results", "#dataset-grid"):
+        assert page.locator(f"{grid} input[type=file]").count() == 0
+        assert page.locator(f"{grid} button[aria-label*='elete'], {grid} button[aria-label*='lear']").count() == 0
+        assert "Drop Media" not in page.locator(grid).inner_text()
+    page.context.close()
+
+
+def test_a_changed_filter_searches_again_at_once(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, DESKTOP)
+    search(page, "a car")
+    page.locator("#search-filters").get_by_text("Filters (none active)").click()
+    page.locator("#search-filters").get_by_label("color", exact=True).click()
+    page.get_by_role("option", name="red (1)").click()
+    expect(page.locator(TILES)).to_have_count(1)  # no Search press needed
+    expect(page.locator(TILES).first).to_contain_text("red")
+    page.context.close()
+
+
+def test_a_pasted_photo_searches_with_it(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, DESKTOP)
+    photo = next(p for p in served.cars.rglob("*.png") if p.stem == "blue_pickup")
+    data = base64.b64encode(photo.read_bytes()).decode()
+    page.locator("h1").first.click()  # focus outside any text box
+    page.evaluate(
+        """(data) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const file = new File([bytes], 'pasted.png', {type: 'image/png'});
+            const dt = new DataTransfer(); dt.items.add(file);
+            document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: dt, bubbles: true}));
+        }""",
+        data,
+    )
+    first = page.locator(TILES).first.locator(".caption-label")
+    expect(first).to_contain_text("similarity 1.000")
+    expect(first).to_contain_text("blue pickup")
+    page.context.close()
