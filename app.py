@@ -47,7 +47,8 @@ CSS = """
 @media (max-width: 640px) {
   #results .thumbnail-item > img { height: 110px; }
   /* two columns on a phone: nothing reachable only by an unmarked sideways scroll */
-  #results .grid-container, #dataset-grid .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
+  #results .grid-container, #dataset-grid .grid-container {
+    grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
 }
 body.carmatch-busy #results { opacity: 0.45; transition: opacity 0.15s; }
 body.carmatch-busy #results::after { content: ""; position: absolute; top: 12px; right: 12px; width: 28px;
