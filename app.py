@@ -34,7 +34,7 @@ if __name__ == "__main__" and runtime is not None:  # first: the model loads whi
 import gradio as gr  # noqa: E402
 
 from carmatch.dataset.demo_background import start_demo_import  # noqa: E402
-from carmatch.ui import agent_api, dataset_tab, search_tab, startup_fault, training_tab  # noqa: E402
+from carmatch.ui import agent_api, dataset_tab, search_links, search_tab, startup_fault, training_tab  # noqa: E402
 
 log = logging.getLogger("carmatch.app")
 
@@ -69,12 +69,14 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         # search_cars and car_filters, the API and MCP tools; registered before the tabs (after them, Gradio 6.31
         # renders the Search tab's hidden review-state dropdown)
         agent_api.register(runtime, searches)
-        with gr.Tab("Search", id="search"):
+        with gr.Tab("Search", id="search") as search:
             search_tab.build(demo, runtime, searches)
-        with gr.Tab("Dataset", id="dataset"):
+        with gr.Tab("Dataset", id="dataset") as dataset:
             login = dataset_tab.build(demo, runtime)
-        with gr.Tab("Training", id="training"):
+        with gr.Tab("Training", id="training") as training:
             training_tab.build(demo, runtime, login)  # one admin login unlocks both tabs
+        tabs = {"search": search, "dataset": dataset, "training": training}
+        search_links.wire_tabs(demo, {name: tab.label or name for name, tab in tabs.items()}, tabs)  # ?tab=
     return demo
 
 

@@ -18,8 +18,10 @@ from carmatch.catalog.schema import FILTER_ATTRIBUTES
 from carmatch.errors import BusyError, CarmatchError
 from carmatch.runtime import Runtime
 from carmatch.ui import search_actions as actions
+from carmatch.ui import search_links
 from carmatch.ui.common import client_address, photo_input, user_errors
 from carmatch.ui.phrasing import FIELD_LABELS, as_text, for_browser
+from carmatch.ui.search_links import WRITE_URL_JS
 
 ANY = actions.ANY
 NOTHING_SELECTED = "Select a result to see it large here."
@@ -47,7 +49,9 @@ PASTE_PHOTO_JS = (
     " input.dispatchEvent(new Event('change', {bubbles: true})); e.preventDefault(); })"
 )
 # After a search or a click on a result: bring the results (or the selected one) into view, on a phone too.
+# (After a search, also the query into the address bar: see search_links.)
 SCROLL_TO_RESULTS = "() => document.getElementById('search-notes')?.scrollIntoView({block: 'start'})"
+AFTER_SEARCH_JS = f"(...v) => {{ ({IDLE_JS})(); ({SCROLL_TO_RESULTS})(); ({WRITE_URL_JS})(...v); }}"
 SCROLL_TO_DETAIL = "() => document.getElementById('result-detail')?.scrollIntoView({block: 'nearest'})"
 # "Back to results" returns to the tile that was tapped: a capture listener remembers its position in the gallery.
 TRACK_TAPS_JS = (
@@ -156,8 +160,10 @@ def build(demo: gr.Blocks, runtime: Runtime, searches: RateLimit) -> None:
     api_trigger.click(on_search, inputs, outputs, api_name="search", api_visibility="undocumented")
     ui.update(inputs=inputs, outputs=outputs, results=results_state, search=search_btn, text=text_in, photo=image_in)
     ui["weight"] = weight_in
+    ui["url_inputs"] = [text_in, *filters.values()]  # what a shareable link carries
     in_page = _wire_page(runtime, ui, on_search, searches)
     _wire_filters(ui, panel, filters, state_in, in_page, searches)
+    search_links.wire(demo, ui, filters, ui["live"])
 
     def on_load() -> tuple[Any, ...]:
         text, choices = actions.first_load(runtime)
@@ -250,7 +256,7 @@ def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any, searches: R
 
     page = {"api_visibility": "private", "show_progress": "minimal", "show_progress_on": [ui["gallery"]]}
     for trigger in (ui["search"].click, ui["text"].submit):
-        searching(trigger, page_search(in_page), ui["inputs"], ui["page_outputs"], page)
+        searching(trigger, page_search(in_page), {**ui, "search_inputs": ui["inputs"]}, ui["page_outputs"], page)
 
     def on_select(
         results: list[dict[str, Any]], evt: gr.SelectData, request: gr.Request
@@ -290,17 +296,24 @@ def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any, searches: R
         return (actions.query_photo(path), "", *in_page("", path, k, weight, color, body, make, view, state))
 
     similar_outputs = [ui["photo"], ui["text"], *ui["page_outputs"]]
-    searching(ui["similar"].click, on_similar, [selected, *ui["inputs"]], similar_outputs, page)
+    searching(
+        ui["similar"].click, on_similar, {**ui, "search_inputs": [selected, *ui["inputs"]]}, similar_outputs, page
+    )
     _wire_live(ui, in_page, page)
     return in_page
 
 
-def searching(trigger: Any, fn: Any, inputs: list[Any], outputs: list[Any], page: dict[str, Any]) -> Any:
-    """Wire a search: the Search button disabled and the results dimmed while it runs, then the results in view."""
+def searching(trigger: Any, fn: Any, ui: dict[str, Any], outputs: list[Any], page: dict[str, Any]) -> Any:
+    """Wire a search: the Search button disabled and the results dimmed while it runs, then the results in
+    view and the query in the address bar (a shareable link)."""
     return (
         trigger(None, js=BUSY_JS)
-        .then(fn, inputs, outputs, **page)
-        .then(None, js=f"() => {{ ({IDLE_JS})(); ({SCROLL_TO_RESULTS})(); }}")
+        .then(fn, ui["search_inputs"], outputs, **page)
+        .then(
+            None,
+            ui["url_inputs"],
+            js=f"(...v) => {{ ({IDLE_JS})(); ({SCROLL_TO_RESULTS})(); ({WRITE_URL_JS})(...v); }}",
+        )
     )
 
 
@@ -316,7 +329,7 @@ def _wire_live(ui: dict[str, Any], in_page: Any, page: dict[str, Any]) -> None:
     live_search = page_search(live)
     live_search.__name__ = "live_search"
     for trigger in (ui["weight"].release, ui["photo"].upload):
-        searching(trigger, live_search, ui["inputs"], ui["page_outputs"], page)
+        searching(trigger, live_search, {**ui, "search_inputs": ui["inputs"]}, ui["page_outputs"], page)
     ui["live"] = live_search
 
 
@@ -341,7 +354,8 @@ def _wire_filters(
     page = {"api_visibility": "private", "show_progress": "minimal", "show_progress_on": [ui["gallery"]]}
     for dropdown in dropdowns:
         dropdown.change(on_filters, [*dropdowns, state_in], [panel, ui["clear"]], api_visibility="private")
-        searching(dropdown.input, ui["live"], ui["inputs"], ui["page_outputs"], page)  # counted if it searches
+        live = {**ui, "search_inputs": ui["inputs"]}
+        searching(dropdown.input, ui["live"], live, ui["page_outputs"], page)  # counted if it searches
 
     def on_clear() -> tuple[Any, ...]:
         return tuple(gr.update(value=ANY) for _ in dropdowns)

@@ -112,3 +112,22 @@ def test_a_pasted_photo_searches_with_it(browser: Browser, served: Served) -> No
     expect(first).to_contain_text("similarity 1.000")
     expect(first).to_contain_text("blue pickup")
     page.context.close()
+
+
+def test_a_link_opens_its_search_and_every_search_is_a_link(browser: Browser, served: Served) -> None:
+    page = open_page(browser, f"{served.url}?tab=search&q=a+car&color=red", DESKTOP)
+    expect(page.locator("#search-text textarea")).to_have_value("a car")
+    expect(page.locator(TILES)).to_have_count(1)
+    expect(page.locator(TILES).first).to_contain_text("red")
+    expect(page.locator("#search-filters")).to_contain_text("1 active: color: red")
+    search(page, "a blue van", count=1)  # the filter stays: one red car
+    page.wait_for_function("() => new URL(location.href).searchParams.get('q') === 'a blue van'")
+    assert "color=red" in page.url and "tab=search" in page.url
+    page.reload()
+    expect(page.locator("#search-text textarea")).to_have_value("a blue van")
+    expect(page.locator(TILES)).to_have_count(1)
+    page.get_by_role("tab", name="Training").click()
+    page.wait_for_function("() => new URL(location.href).searchParams.get('tab') === 'training'")
+    page.goto(f"{served.url}?tab=dataset")
+    expect(page.locator("#dataset-grid")).to_be_visible()
+    page.context.close()

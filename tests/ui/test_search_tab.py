@@ -151,3 +151,12 @@ def test_the_detail_view_shows_captions_and_file_names_as_plain_text(indexed: Ru
 def test_filter_values_echoed_in_notes_are_plain_text() -> None:
     note = search_actions.no_matches_note({"make": "[x](http://evil.example)"})
     assert "<a " not in rendered(note) and "[x](http://evil.example)" in shown(note)
+
+
+def test_a_link_names_a_description_and_filters_and_nothing_else() -> None:
+    from carmatch.ui.search_links import query_from_url, tab_from_url
+
+    text, where = query_from_url({"q": "  red suv ", "color": "Red", "make": "any", "state": "approved", "x": "1"})
+    assert (text, where) == ("red suv", {"color": "red"})
+    assert query_from_url({"q": "a" * 10_000})[0] == "a" * 500  # a hand-made link is cut, never an error
+    assert tab_from_url({"tab": "Dataset"}) == "dataset" and tab_from_url({"tab": "admin"}) is None
