@@ -55,6 +55,14 @@ body.carmatch-busy #results::after { content: ""; position: absolute; top: 12px;
   height: 28px; border: 3px solid var(--border-color-primary); border-top-color: var(--color-accent);
   border-radius: 50%; animation: carmatch-spin 0.8s linear infinite; pointer-events: none; }
 @keyframes carmatch-spin { to { transform: rotate(360deg); } }
+/* a visible focus ring on every control, for keyboard users (WCAG 2.4.7) */
+button:focus-visible, input:focus-visible, textarea:focus-visible, [role="tab"]:focus-visible,
+[role="option"]:focus-visible, a:focus-visible { outline: 3px solid #1d4ed8 !important; outline-offset: 2px; }
+/* AA contrast (4.5:1) for labels and placeholders, lighter than that in the theme */
+textarea::placeholder, input::placeholder { color: #5b6270 !important; opacity: 1; }
+[data-testid="block-info"], .block-label, .block-info { color: #374151 !important; }
+#example-queries { gap: 6px; flex-wrap: wrap; }
+#example-queries .example-chip { flex: 0 1 auto; min-width: 0; border-radius: 999px; }
 body.carmatch-busy #search-button { cursor: progress; }
 """
 UPLOAD_CACHE = (3600, 3600)  # Gradio's delete_cache: every hour, delete uploads and outputs over an hour old

@@ -8,12 +8,14 @@ phrased with the tab's labels (:func:`carmatch.ui.phrasing.phrased`).
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from carmatch.bounds import check_selection
+from carmatch.catalog.browse import BrowseQuery
 from carmatch.catalog.schema import FILTER_ATTRIBUTES
 from carmatch.dataset.demo_background import demo_import_of
 from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
@@ -31,7 +33,8 @@ SCORE_HELP = (
     "Similarity: how close each car is to your query (cosine similarity of CLIP embeddings, -1 to 1; "
     "higher means a closer match). Results are sorted by it."
 )
-WHERE_INPUTS = (*FILTER_ATTRIBUTES, "review_state")  # the filter dropdowns, in the tab's order
+WHERE_INPUTS = (*FILTER_ATTRIBUTES, "review_state")
+BROWSE_COUNT = 12  # cars shown on a first visit, before any query  # the filter dropdowns, in the tab's order
 # The /search endpoint's description: Gradio's API page and the MCP tool an agent sees read it (Args: by name).
 SEARCH_API_DOC = """Find the cars in this collection that look most like a photo and/or match a description.
 
@@ -88,13 +91,16 @@ def search(
     response = runtime.search(text=text, image=image, k=k, image_weight=image_weight, where=where)  # checked there
     gallery: list[tuple[str | Image.Image, str]] = []
     results: list[dict[str, Any]] = []
+    records = runtime.catalog.get_many([r.id for r in response.results]) if text else {}
     for result in response.results:
         thumb = gallery_image(runtime.settings.thumbs_dir, result.id, result.path)
         item = result.to_dict()
         # "file", not "path": gradio_client would take any dict with a "path" key for a file to download
         item["file"] = item.pop("path")
         results.append(public_result(item))  # the file name only: visitors never see server paths
-        label = f"{result.caption or Path(result.path).name}\nsimilarity {result.score:.3f}"
+        why = matched_words(text, records[result.id].attributes) if result.id in records else []
+        reason = f"\nmatches: {', '.join(why)}" if why else ""
+        label = f"{result.caption or Path(result.path).name}{reason}\nsimilarity {result.score:.3f}"
         gallery.append((thumb, label))
     notes = list(response.notes)
     if not results:
@@ -134,8 +140,8 @@ def detail(results: list[dict[str, Any]], index: Any, runtime: Runtime | None = 
     except CarmatchError as exc:
         return None, f"**{as_text(path.name)}** could not be opened: {as_text(scrub_paths(str(exc)))}"
     caption = as_text(item["caption"]) if item.get("caption") else "_no caption yet_"
-    score = f"similarity {item['score']:.3f} (higher = closer match)"
-    return image, f"**{as_text(path.name)}** · {score}\n\n{caption}"  # no path, no id prefix: nothing a visitor can use
+    score = f" · similarity {item['score']:.3f} (higher = closer match)" if item.get("score") is not None else ""
+    return image, f"**{as_text(path.name)}**{score}\n\n{caption}"  # no path, no id prefix: nothing a visitor can use
 
 
 def similar_source(runtime: Runtime, image_id: str | None) -> str:
@@ -155,6 +161,36 @@ def filter_choices(runtime: Runtime) -> dict[str, list[tuple[str, str]]]:
         counted = sorted(runtime.catalog.value_counts(key), key=lambda pair: pair[0].lower())
         choices[key] = [(ANY, ANY), *[(f"{value} ({n})", value) for value, n in counted]]
     return choices
+
+
+def matched_words(text: str | None, attributes: dict[str, Any]) -> list[str]:
+    """The attribute values the catalog knows for a car that the description names: why it matched."""
+    words = set(re.findall(r"[a-z0-9]+", (text or "").lower()))
+    found = []
+    for key in (*FILTER_ATTRIBUTES, "model"):
+        value = str(attributes.get(key) or "").lower()
+        if value and set(re.findall(r"[a-z0-9]+", value)) <= words:
+            found.append(value)
+    return found
+
+
+def latest_cars(
+    runtime: Runtime, k: int = BROWSE_COUNT
+) -> tuple[list[tuple[str | Image.Image, str]], list[dict[str, Any]], str]:
+    """The newest cars of the collection, for a first visit before any query: (gallery items, results, notes).
+
+    Each can be opened and used for Find similar like a search result (it has no score).
+    """
+    try:
+        records = runtime.catalog.page_records(BrowseQuery(), k, 0)
+    except CarmatchError:
+        return [], [], ""
+    items = [
+        (gallery_image(runtime.settings.thumbs_dir, r.id, r.path), r.caption or Path(r.path).name) for r in records
+    ]
+    results = [public_result({"id": r.id, "file": r.path, "score": None, "caption": r.caption}) for r in records]
+    notes = f"The {len(items)} newest cars in the collection: type a description or drop a photo to search."
+    return items, results, notes if items else ""
 
 
 def first_load(runtime: Runtime) -> tuple[str, dict[str, list[tuple[str, str]]]]:

@@ -52,14 +52,17 @@ def tab_from_url(params: Mapping[str, str]) -> str | None:
     return tab if tab in TABS else None
 
 
-def wire(demo: gr.Blocks, ui: dict[str, Any], filters: dict[str, Any], live: Any) -> None:
-    """Open a link's search on load; write each search's query into the address bar."""
+def wire(demo: gr.Blocks, ui: dict[str, Any], filters: dict[str, Any], live: Any, browse: Any) -> None:
+    """Open a link's search on load (with no query: ``browse()``, the newest cars); write each search's query
+    into the address bar."""
 
     def from_url(request: gr.Request) -> tuple[Any, ...]:
         params = dict(request.query_params) if request is not None else {}
         text, where = query_from_url(params)
         if not text and not where:
-            return tuple(gr.update() for _ in range(1 + len(filters) + len(ui["page_outputs"])))
+            items, results, notes = browse()
+            kept = [gr.update() for _ in range(1 + len(filters))]
+            return (*kept, items, results, results, notes, *[gr.update() for _ in ui["page_outputs"][4:]])
         values = [where.get(key, ANY) for key in FILTER_ATTRIBUTES]
         found = live(text, None, 12, 0.5, *values, ANY, request=request) if text else ()
         found = found or tuple(gr.update() for _ in ui["page_outputs"])

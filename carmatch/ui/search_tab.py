@@ -21,53 +21,38 @@ from carmatch.ui import search_actions as actions
 from carmatch.ui import search_links
 from carmatch.ui.common import client_address, photo_input, user_errors
 from carmatch.ui.phrasing import FIELD_LABELS, as_text, for_browser
-from carmatch.ui.search_links import WRITE_URL_JS
+from carmatch.ui.search_scripts import (
+    AFTER_SEARCH_JS,
+    BACK_TO_TILE_JS,
+    BUSY_JS,
+    PASTE_PHOTO_JS,
+    SCROLL_TO_DETAIL,
+    TRACK_TAPS_JS,
+)
 
 ANY = actions.ANY
 NOTHING_SELECTED = "Select a result to see it large here."
+ENTER_HINT = "Enter searches · Shift+Enter adds a line"
+DEFAULT_EXAMPLES = ("red pickup truck", "white van", "blue sedan", "black suv")
 
 
 MODEL_POLL_SECONDS = 10.0  # how often an open Search tab checks whether another model was activated
 DEMO_POLL_SECONDS = 5.0  # how often an open Search tab shows the progress of a demo import
-# While a search runs: the Search button is disabled and the results dimmed (app.py's CSS, body.carmatch-busy).
-BUSY_JS = (
-    "() => { document.body.classList.add('carmatch-busy');"
-    " const b = document.getElementById('search-button'); if (b) b.disabled = true; }"
-)
-IDLE_JS = (
-    "() => { document.body.classList.remove('carmatch-busy');"
-    " const b = document.getElementById('search-button'); if (b) b.disabled = false; }"
-)
-# Ctrl+V anywhere on the Search tab (outside a text box): a pasted image becomes the query photo, which searches.
-PASTE_PHOTO_JS = (
-    "() => document.addEventListener('paste', (e) => {"
-    " const panel = document.getElementById('search-photo'); if (!panel || !panel.offsetParent) return;"
-    " if (e.target.closest && e.target.closest('textarea, input[type=text], input[type=password]')) return;"
-    " const file = [...(e.clipboardData?.files || [])].find((f) => f.type.startsWith('image/')); if (!file) return;"
-    " const input = panel.querySelector('input[type=file]'); if (!input) return;"
-    " const dt = new DataTransfer(); dt.items.add(file); input.files = dt.files;"
-    " input.dispatchEvent(new Event('change', {bubbles: true})); e.preventDefault(); })"
-)
-# After a search or a click on a result: bring the results (or the selected one) into view, on a phone too.
-# (After a search, also the query into the address bar: see search_links.)
-SCROLL_TO_RESULTS = "() => document.getElementById('search-notes')?.scrollIntoView({block: 'start'})"
-AFTER_SEARCH_JS = f"(...v) => {{ ({IDLE_JS})(); ({SCROLL_TO_RESULTS})(); ({WRITE_URL_JS})(...v); }}"
-SCROLL_TO_DETAIL = "() => document.getElementById('result-detail')?.scrollIntoView({block: 'nearest'})"
-# "Back to results" returns to the tile that was tapped: a capture listener remembers its position in the gallery.
-TRACK_TAPS_JS = (
-    "() => document.addEventListener('click', (e) => { const tile = e.target.closest('#results .thumbnail-item');"
-    " if (tile) window.carmatchTile = [...document.querySelectorAll('#results .thumbnail-item')].indexOf(tile); },"
-    " true)"
-)
-BACK_TO_TILE_JS = (
-    "() => { const tiles = document.querySelectorAll('#results .thumbnail-item');"
-    " (tiles[window.carmatchTile ?? -1] || document.getElementById('results'))"
-    "?.scrollIntoView({block: 'center'}); }"
-)
 
 
-def _query_column() -> tuple[Any, Any, Any, Any, gr.Accordion, dict[str, gr.Dropdown], gr.Dropdown, gr.Button]:
-    """The query side: photo, description, Search button, then sliders and filters."""
+def example_queries(runtime: Runtime, n: int = 4) -> list[str]:
+    """Descriptions a first visitor can click: the collection's commonest colours and body types, else defaults."""
+    try:
+        colors = [value for value, _ in runtime.catalog.value_counts("color")[:2]]
+        bodies = [value for value, _ in runtime.catalog.value_counts("body_type")[:2]]
+    except CarmatchError:
+        colors, bodies = [], []
+    found = [f"{color} {body}" for color in colors for body in bodies]
+    return (found + [e for e in DEFAULT_EXAMPLES if e not in found])[:n]
+
+
+def _query_column(examples: list[str]) -> tuple[Any, ...]:
+    """The query side: photo, description, Search button, example queries, then sliders and filters."""
     image_in = photo_input(
         sources=["upload", "webcam", "clipboard"],
         label="Photo of a car (drop, paste or take one)",
@@ -76,13 +61,19 @@ def _query_column() -> tuple[Any, Any, Any, Any, gr.Accordion, dict[str, gr.Drop
     )
     text_in = gr.Textbox(
         label=FIELD_LABELS["text"],
-        placeholder="dark blue hatchback with a roof rack (Enter searches, Shift+Enter adds a line)",
+        info=ENTER_HINT,  # visible text, not only a placeholder that disappears when typing starts
+        placeholder="dark blue hatchback with a roof rack",
         lines=1,
         max_lines=4,
         max_length=2000,
         elem_id="search-text",
     )
     search_btn = gr.Button("Search", variant="primary", elem_id="search-button")
+    with gr.Row(elem_id="example-queries"):
+        chips = [
+            gr.Button(example, size="sm", variant="secondary", min_width=60, elem_classes=["example-chip"])
+            for example in examples
+        ]
     with gr.Row():
         k_in = gr.Slider(1, 48, value=12, step=1, label=FIELD_LABELS["k"])
         weight_in = gr.Slider(
@@ -95,7 +86,7 @@ def _query_column() -> tuple[Any, Any, Any, Any, gr.Accordion, dict[str, gr.Drop
         }
     # kept for /search API clients (its last parameter); the public tab offers no review-state filter
     state_in = gr.Dropdown([ANY, *REVIEW_STATES], value=ANY, label="review state", visible=False)
-    return image_in, text_in, k_in, weight_in, panel, filters, state_in, search_btn
+    return image_in, text_in, k_in, weight_in, panel, filters, state_in, search_btn, chips
 
 
 def _results_column() -> dict[str, Any]:
@@ -127,7 +118,9 @@ def build(demo: gr.Blocks, runtime: Runtime, searches: RateLimit) -> None:
     status = gr.Markdown("Loading the model…", elem_id="search-status")
     with gr.Row():
         with gr.Column(scale=1):
-            image_in, text_in, k_in, weight_in, panel, filters, state_in, search_btn = _query_column()
+            image_in, text_in, k_in, weight_in, panel, filters, state_in, search_btn, chips = _query_column(
+                example_queries(runtime)
+            )
         with gr.Column(scale=2):
             ui = _results_column()
     results_state = gr.State([])
@@ -161,9 +154,10 @@ def build(demo: gr.Blocks, runtime: Runtime, searches: RateLimit) -> None:
     ui.update(inputs=inputs, outputs=outputs, results=results_state, search=search_btn, text=text_in, photo=image_in)
     ui["weight"] = weight_in
     ui["url_inputs"] = [text_in, *filters.values()]  # what a shareable link carries
+    ui["chips"] = chips
     in_page = _wire_page(runtime, ui, on_search, searches)
     _wire_filters(ui, panel, filters, state_in, in_page, searches)
-    search_links.wire(demo, ui, filters, ui["live"])
+    search_links.wire(demo, ui, filters, ui["live"], lambda: actions.latest_cars(runtime))
 
     def on_load() -> tuple[Any, ...]:
         text, choices = actions.first_load(runtime)
@@ -257,6 +251,9 @@ def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any, searches: R
     page = {"api_visibility": "private", "show_progress": "minimal", "show_progress_on": [ui["gallery"]]}
     for trigger in (ui["search"].click, ui["text"].submit):
         searching(trigger, page_search(in_page), {**ui, "search_inputs": ui["inputs"]}, ui["page_outputs"], page)
+    for chip in ui["chips"]:  # an example query: into the description box, then searched
+        filled = chip.click(lambda text: text, [chip], [ui["text"]], queue=False, api_visibility="private")
+        searching(filled.then, page_search(in_page), {**ui, "search_inputs": ui["inputs"]}, ui["page_outputs"], page)
 
     def on_select(
         results: list[dict[str, Any]], evt: gr.SelectData, request: gr.Request
@@ -270,6 +267,17 @@ def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any, searches: R
     shown = [ui["big"], ui["caption"], selected]
     ui["gallery"].select(on_select, [ui["results"]], shown, api_visibility="private").then(None, js=SCROLL_TO_DETAIL)
     ui["back"].click(None, js=BACK_TO_TILE_JS)  # back to the tapped tile, where the reader left off
+
+    _wire_similar(runtime, ui, in_page, searches, page)
+    _wire_live(ui, in_page, page)
+    return in_page
+
+
+def _wire_similar(
+    runtime: Runtime, ui: dict[str, Any], in_page: Any, searches: RateLimit, page: dict[str, Any]
+) -> None:
+    """Find similar: search with the photo in the Selected panel (by its id), never a stale grid position."""
+    selected = ui["selected"]
 
     def on_similar(  # the selected image's id, then the Search inputs in order
         image_id: str | None,
@@ -299,8 +307,6 @@ def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any, searches: R
     searching(
         ui["similar"].click, on_similar, {**ui, "search_inputs": [selected, *ui["inputs"]]}, similar_outputs, page
     )
-    _wire_live(ui, in_page, page)
-    return in_page
 
 
 def searching(trigger: Any, fn: Any, ui: dict[str, Any], outputs: list[Any], page: dict[str, Any]) -> Any:
@@ -312,7 +318,7 @@ def searching(trigger: Any, fn: Any, ui: dict[str, Any], outputs: list[Any], pag
         .then(
             None,
             ui["url_inputs"],
-            js=f"(...v) => {{ ({IDLE_JS})(); ({SCROLL_TO_RESULTS})(); ({WRITE_URL_JS})(...v); }}",
+            js=AFTER_SEARCH_JS,
         )
     )
 

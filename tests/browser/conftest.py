@@ -122,3 +122,8 @@ def unlock(page: Page, prefix: str = "dataset") -> None:
     page.locator(f"#{prefix}-password input").fill(PASSWORD)
     page.locator(f"#{prefix}-unlock").click()
     expect(page.locator(f"#{prefix}-access")).to_contain_text("unlocked")
+
+
+def searched(page: Page, text: str) -> None:
+    """Wait until the search for ``text`` has answered: the page writes its query into the address bar last."""
+    page.wait_for_function("(q) => new URL(window.location.href).searchParams.get('q') === q", arg=text)

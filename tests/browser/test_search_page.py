@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.browser.conftest import DESKTOP, PHONE, Served, open_page, screenshot
+from tests.browser.conftest import DESKTOP, PHONE, Served, open_page, screenshot, searched
 
 TILES = "#results .thumbnail-item"
 
@@ -14,6 +14,7 @@ def search_by_enter(page: Page, text: str) -> None:
     box = page.locator("#search-text textarea")
     box.fill(text)
     box.press("Enter")
+    searched(page, text)
     expect(page.locator(TILES)).to_have_count(12)
 
 
@@ -26,13 +27,12 @@ def choose(page: Page, label: str, option: str) -> None:
 def test_enter_in_description_searches_and_keeps_no_newline(browser: Browser, served: Served) -> None:
     page = open_page(browser, served.url, DESKTOP)
     text = page.locator("#search-text textarea")
-    expect(text).to_have_attribute(
-        "placeholder", "dark blue hatchback with a roof rack (Enter searches, Shift+Enter adds a line)"
-    )
+    expect(text).to_have_attribute("placeholder", "dark blue hatchback with a roof rack")
+    expect(page.locator("#search-text")).to_contain_text("Enter searches · Shift+Enter adds a line")  # visible text
     search_by_enter(page, "a red sedan")
     assert text.input_value() == "a red sedan"  # Enter searched; it added no newline
     text.press("Shift+Enter")
-    expect(text).to_have_value("a red sedan\n")  # Shift+Enter adds a line, as the placeholder says
+    expect(text).to_have_value("a red sedan\n")  # Shift+Enter adds a line, as the hint says
     expect(page.locator("#search-notes")).to_contain_text("higher means a closer match")
     screenshot(page, "search-desktop")
     page.context.close()

@@ -72,11 +72,11 @@ def test_opening_a_result_and_clear_filters_count_against_the_limit(
     handlers: dict[str, list[Callable[..., Any]]],
 ) -> None:
     search = handlers["search_page"]
-    assert len(search) == 3  # the Search button, Enter in the description, and Clear filters' search again
-    _, results, *_ = search[2](*QUERY, request=request(VISITOR))  # Clear filters' search: 1 of 2
+    assert len(search) == 7  # the Search button, Enter, the four example queries, and Clear filters' search again
+    _, results, *_ = search[-1](*QUERY, request=request(VISITOR))  # Clear filters' search: 1 of 2
     select = handlers["on_select"][0]
     image, text, chosen = select(results, gr.SelectData(None, {"index": 1, "value": None}), request(VISITOR))
     assert image is not None and chosen == results[1]["id"]
     image, text, chosen = select(results, gr.SelectData(None, {"index": 1, "value": None}), request(VISITOR))
     assert image is None and chosen is None and "Too many searches" in text
-    assert "Too many searches" in search[2](*QUERY, request=request(VISITOR))[3]
+    assert "Too many searches" in search[-1](*QUERY, request=request(VISITOR))[3]
