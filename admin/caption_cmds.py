@@ -11,7 +11,7 @@ from carmatch.aws import make_client
 from carmatch.captions.batch_collect import collect_finished, refresh_jobs, wait_for_jobs
 from carmatch.captions.batch_jobs import BatchJob, list_jobs
 from carmatch.captions.batch_submit import submit_batch
-from carmatch.captions.live import caption_live, require_credentials
+from carmatch.captions.live import bedrock_runtime_client, caption_live, require_credentials
 from carmatch.captions.select import select_images
 from carmatch.catalog import Catalog
 from carmatch.config import Settings
@@ -72,8 +72,8 @@ def _select(catalog: Catalog, args: argparse.Namespace) -> list[str]:
 
 def _client(service: str, settings: Settings) -> Any:
     require_credentials()
-    if service == "bedrock-runtime":  # live captioning retries itself, with backoff and jitter
-        return make_client(service, settings.aws_region, total_attempts=1)
+    if service == "bedrock-runtime":  # live captioning: bulk work, throttling retried by botocore
+        return bedrock_runtime_client(settings)
     return make_client(service, settings.aws_region)
 
 

@@ -150,29 +150,35 @@ def s3_prefix_uri(
     return f"{S3_SCHEME}{bucket}/{key}/" if key else f"{S3_SCHEME}{bucket}/"
 
 
-# Retries live here and only here: botocore's "adaptive" mode retries throttling, 5xx and dropped
-# connections with exponential backoff and jitter, and slows every thread sharing a client down when
-# AWS throttles (client-side rate limiting). carmatch adds only what botocore has not: stopping a whole
-# run on an error that fails every call alike (carmatch.captions.retry.is_fatal).
-RETRY_MODE = "adaptive"
+# Retries live here and only here. Both of botocore's modes retry throttling, 5xx and dropped connections
+# with exponential backoff and jitter. "standard" is for callers that share nothing but the account: the
+# app (visitors, admins) and interactive commands. "adaptive" adds client-side rate limiting, which slows
+# every thread sharing a client down when AWS throttles: AWS recommends it only for a single-tenant bulk
+# job, so carmatch uses it for bulk captioning and embedding only (``bulk=True``). carmatch adds only what
+# botocore has not: stopping a whole run on an error that fails every call alike (captions.retry.is_fatal).
+RETRY_MODE = "standard"
+BULK_RETRY_MODE = "adaptive"
 DEFAULT_ATTEMPTS = 4  # per call, first try included
 CALL_ATTEMPTS = 8  # per call for many small concurrent calls (live captions, Titan embeddings)
 READ_TIMEOUT_SECONDS = 300
 
 
-def retry_settings(total_attempts: int = DEFAULT_ATTEMPTS) -> dict[str, Any]:
-    """The ``retries`` option every carmatch client is made with."""
-    return {"total_max_attempts": total_attempts, "mode": RETRY_MODE}
+def retry_settings(total_attempts: int = DEFAULT_ATTEMPTS, bulk: bool = False) -> dict[str, Any]:
+    """The ``retries`` option every carmatch client is made with (adaptive only for ``bulk`` work)."""
+    return {"total_max_attempts": total_attempts, "mode": BULK_RETRY_MODE if bulk else RETRY_MODE}
 
 
-def make_client(service: str, region: str, total_attempts: int = DEFAULT_ATTEMPTS, **kwargs: Any) -> Any:
-    """A boto3 client for ``service`` in ``region``; botocore retries each call up to ``total_attempts`` times."""
+def make_client(
+    service: str, region: str, total_attempts: int = DEFAULT_ATTEMPTS, *, bulk: bool = False, **kwargs: Any
+) -> Any:
+    """The one factory of boto3 clients: ``service`` in ``region``, each call tried up to ``total_attempts``
+    times (``bulk``: a single-tenant bulk job, whose threads share adaptive rate limiting)."""
     import boto3
     from botocore.config import Config
 
     config = Config(
         region_name=region,
-        retries=retry_settings(total_attempts),  # type: ignore[arg-type]
+        retries=retry_settings(total_attempts, bulk),  # type: ignore[arg-type]
         read_timeout=READ_TIMEOUT_SECONDS,
     )
     return boto3.client(service, config=config, **kwargs)

@@ -99,3 +99,11 @@ def test_botocore_gives_up_after_the_configured_attempts(monkeypatch: pytest.Mon
     with pytest.raises(ClientError, match="ThrottlingException"):
         converse(client)
     assert len(sent) == CALL_ATTEMPTS
+
+
+def test_the_app_and_interactive_commands_get_standard_retries_and_bulk_work_adaptive() -> None:
+    """AWS recommends adaptive (client-side rate limiting) only for a single-tenant bulk job."""
+    shared = make_client("bedrock", "us-east-1")
+    bulk = make_client("bedrock-runtime", "us-east-1", CALL_ATTEMPTS, bulk=True)
+    assert shared.meta.config.retries["mode"] == "standard"
+    assert bulk.meta.config.retries == {"total_max_attempts": CALL_ATTEMPTS, "mode": "adaptive"}

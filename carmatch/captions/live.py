@@ -305,8 +305,8 @@ def bedrock_runtime_client(settings: Settings) -> Any:
     from carmatch.aws import CALL_ATTEMPTS, make_client
 
     require_credentials()
-    # one client shared by every caption thread, so adaptive mode's rate limiting slows them all together
-    return make_client("bedrock-runtime", settings.aws_region, total_attempts=CALL_ATTEMPTS)
+    # bulk work: one client shared by every caption thread, so adaptive rate limiting slows them all together
+    return make_client("bedrock-runtime", settings.aws_region, total_attempts=CALL_ATTEMPTS, bulk=True)
 
 
 def caption_selected(

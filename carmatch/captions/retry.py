@@ -1,6 +1,6 @@
 """The one AWS error policy botocore lacks: which errors fail every call alike, so a run stops at once.
 
-Throttling, 5xx and dropped connections are retried by botocore's adaptive retry mode, configured once
+Throttling, 5xx and dropped connections are retried by botocore (adaptive mode for bulk captioning), configured once
 in :func:`carmatch.aws.make_client`; nothing here retries or sleeps.
 """
 

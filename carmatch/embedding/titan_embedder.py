@@ -158,6 +158,6 @@ def load_titan(name: str, settings: Settings, client: Any = None) -> TitanEmbedd
             "throughput: run .venv/bin/carmatch titan provision, then use bedrock/<provisioned-model ARN>."
         )
     if client is None:
-        client = make_client("bedrock-runtime", settings.aws_region, total_attempts=CALL_ATTEMPTS)
+        client = make_client("bedrock-runtime", settings.aws_region, total_attempts=CALL_ATTEMPTS, bulk=True)
     log.info("Titan embedder %s (%d dims, %d calls at once)", model_id, settings.embed_dim, settings.titan_concurrency)
     return TitanEmbedder(client, model_id, settings.embed_dim, settings.titan_concurrency, settings.aws_region)

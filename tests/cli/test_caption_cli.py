@@ -35,6 +35,7 @@ def with_cars(home: Path, tmp_path: Path, count: int) -> list[str]:
 def fake_aws(monkeypatch: pytest.MonkeyPatch, clients: dict[str, Any]) -> None:
     monkeypatch.setattr(caption_cmds, "require_credentials", lambda: None)
     monkeypatch.setattr(caption_cmds, "make_client", lambda service, region, **_: clients[service])
+    monkeypatch.setattr(caption_cmds, "bedrock_runtime_client", lambda settings: clients["bedrock-runtime"])
 
 
 def test_live_without_credentials_says_how_to_give_them(
@@ -103,3 +104,52 @@ def test_batch_submit_takes_bucket_and_role_from_settings_or_says_which_is_missi
     monkeypatch.setenv("CARMATCH_BATCH_ROLE_ARN", "arn:aws:iam::123456789012:role/r")
     assert main(["caption", "batch", "submit"]) == 1  # both from settings: on to the real check
     assert ".venv/bin/carmatch caption live" in capsys.readouterr().err
+
+
+def test_caption_live_retries_throttling_and_stores_the_caption(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI's own client, faked at the HTTP layer: throttled twice, then answered; the caption is stored."""
+    import json
+
+    from botocore.awsrequest import AWSResponse
+
+    from carmatch import aws
+
+    (image_id,) = with_cars(home, tmp_path, 1)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setattr("boto3.DEFAULT_SESSION", None)
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda seconds: None)  # botocore's pauses, not slept
+    monkeypatch.setattr("botocore.retries.bucket.TokenBucket._sleep_amount", lambda self, amount: 0)
+    sent: list[str] = []
+
+    class Raw:
+        def __init__(self, body: bytes):
+            self.body = body
+
+        def stream(self, *args: Any, **kwargs: Any) -> Any:
+            yield self.body
+
+    def send(request: Any, **kwargs: Any) -> AWSResponse:
+        sent.append(request.url)
+        url = "https://bedrock-runtime.us-east-1.amazonaws.com"
+        if len(sent) <= 2:
+            headers = {"Content-Type": "application/json", "x-amzn-ErrorType": "ThrottlingException"}
+            return AWSResponse(url, 429, headers, Raw(b'{"message": "Too many requests"}'))
+        body = json.dumps(converse_response(reply_json("blue", "van"))).encode()
+        return AWSResponse(url, 200, {"Content-Type": "application/json"}, Raw(body))
+
+    real = aws.make_client
+
+    def with_fake_http(service: str, region: str, *args: Any, **kwargs: Any) -> Any:
+        client = real(service, region, *args, **kwargs)
+        client.meta.events.register("before-send.bedrock-runtime.Converse", send)
+        return client
+
+    monkeypatch.setattr(aws, "make_client", with_fake_http)
+    assert main(["caption", "live"]) == 0, capsys.readouterr().err
+    assert len(sent) == 3  # two throttled tries, then the answer: no failure stored
+    with Catalog(home / "carmatch.db") as catalog:
+        record = catalog.get(image_id)
+    assert record.attributes.get("color") == "blue" and record.caption
