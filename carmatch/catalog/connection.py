@@ -204,7 +204,7 @@ def check_catalog_file(path: Path) -> int:
             raise StorageError(f"{path} is damaged ({verdict})")
         if int(conn.execute("PRAGMA user_version").fetchone()[0]) < 1:
             raise StorageError(f"{path} is not a carmatch catalog")
-        return int(conn.execute("SELECT count(*) FROM images").fetchone()[0])
+        return int(conn.execute("SELECT count(*) FROM images WHERE deleted_at IS NULL").fetchone()[0])
     except sqlite3.Error as exc:
         raise StorageError(f"{path} is not a readable catalog: {exc}") from exc
     finally:

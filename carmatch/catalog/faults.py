@@ -41,12 +41,26 @@ def check_home(home: Path) -> None:
         raise os_fault(exc, home) from exc
 
 
+# What a home holds once a catalog has been in use: a catalog file missing its contents beside them is damage.
+LIVED_IN = ("index", "runs", "milvus.db")
+
+
 def check_db_path(db_path: Path) -> None:
-    """Refuse a catalog path that is a folder."""
+    """Refuse a catalog path that is a folder, and an empty catalog file in a home that was in use."""
     if db_path.is_dir():
         raise StorageError(
             f"The catalog {db_path} is a folder, not a database file: move the folder aside "
             "(carmatch then starts an empty catalog) or point CARMATCH_HOME at another folder."
+        )
+    try:
+        empty = db_path.is_file() and db_path.stat().st_size == 0
+    except OSError:
+        return
+    used = [name for name in LIVED_IN if (db_path.parent / name).exists()]
+    if empty and used:  # never re-initialised: that would start an empty collection over a real one
+        raise StorageError(
+            f"The catalog {db_path.name} is empty (0 bytes) although this home holds {', '.join(used)}: it is "
+            f"damaged, and carmatch will not start a new one over it. {restore_hint(db_path)}"
         )
 
 

@@ -13,6 +13,7 @@ from carmatch.catalog import Catalog, connection
 from carmatch.catalog.schema import MIGRATIONS, split_sql
 from carmatch.config import Settings
 from carmatch.errors import StorageError
+from carmatch.runtime import Runtime
 from carmatch.stores import hnsw_store
 
 
@@ -145,3 +146,79 @@ def test_migrating_an_old_catalog_keeps_a_copy_at_its_old_schema(settings: Setti
     saved = sqlite3.connect(settings.home / "carmatch.db.schema1.bak")
     assert saved.execute("PRAGMA user_version").fetchone()[0] == 1
     saved.close()
+
+
+def test_backup_onto_the_live_catalog_is_refused_while_the_app_has_it_open(
+    settings: Settings, car_folder: Path, tiny_model: tuple[str, str]
+) -> None:
+    """The app (another process) holds the catalog open; `backup --to` the catalog itself changes nothing."""
+    import os
+    import subprocess
+    import sys
+
+    from carmatch.catalog.connection import check_catalog_file
+
+    runtime = Runtime(settings)
+    runtime.ingestor().ingest_folder(car_folder)
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo), "CARMATCH_HOME": str(settings.home)}
+    app = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from carmatch.catalog import Catalog; c = Catalog(sys.argv[1]); c.count(); sys.stdin.read()",
+            str(settings.db_path),
+        ],
+        env=env,
+        stdin=subprocess.PIPE,
+    )
+    try:
+        for target in (
+            settings.db_path,
+            settings.home / "." / "carmatch.db",
+            settings.db_path.with_name("carmatch.db-wal"),
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "admin", "backup", "--to", str(target)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 1 and "live catalog" in done.stderr, done.stderr
+        assert check_catalog_file(settings.db_path) == 6  # intact, every image still there
+    finally:
+        app.kill()
+        app.wait()
+        runtime.close()
+
+
+def test_backup_never_replaces_a_fuller_backup_or_copies_a_damaged_catalog(
+    settings: Settings, car_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runtime = Runtime(settings)
+    runtime.ingestor().ingest_folder(car_folder)
+    runtime.close()
+    assert run(capsys, "backup")[0] == 0  # 6 images in carmatch.db.bak
+    with Catalog(settings.db_path) as catalog:
+        catalog.delete_images(catalog.ids()[:3])
+    code, _, err = run(capsys, "backup")
+    assert code == 1 and "holds 6 images" in err  # the only copy of the other three is kept
+    assert run(capsys, "backup", "--force")[0] == 0
+    settings.db_path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)  # damaged pages
+    code, _, err = run(capsys, "backup")
+    assert code == 1 and "integrity" in err
+
+
+def test_an_empty_catalog_file_in_a_used_home_is_damage_not_a_new_collection(
+    settings: Settings, car_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runtime = Runtime(settings)
+    runtime.ingestor().ingest_folder(car_folder)
+    runtime.close()
+    settings.db_path.write_bytes(b"")
+    for wal in settings.home.glob("carmatch.db-*"):
+        wal.unlink()
+    code, _, err = run(capsys, "search", "red car")
+    assert code == 1 and "empty (0 bytes)" in err and "backup" in err
+    assert settings.db_path.stat().st_size == 0  # never re-initialised
