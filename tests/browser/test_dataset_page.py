@@ -21,6 +21,7 @@ FILTER_TEXT = "#dataset-filter-text textarea"
 
 def open_in_editor(page: Page, caption: str) -> None:
     """Filter the grid to the one image with ``caption`` and open it in the editor."""
+    expect(page.locator("#dataset-page-info")).to_contain_text("matching")  # the grid's first page is in
     page.locator(FILTER_TEXT).fill(caption)
     page.locator(FILTER_TEXT).press("Enter")
     expect(page.locator("#dataset-page-info")).to_contain_text("1 matching")
