@@ -104,6 +104,8 @@ def open_page(browser: Browser, url: str, viewport: dict[str, int] = DESKTOP, ta
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(url)
     expect(page.get_by_role("tab", name=tab)).to_be_visible()
+    if "?" not in url and page.locator("#search-notes").count():  # the first loads are done: newest cars shown
+        expect(page.locator("#search-notes")).to_contain_text("newest cars")
     if tab != "Search":
         page.get_by_role("tab", name=tab).click()
     return page
