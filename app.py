@@ -35,36 +35,11 @@ import gradio as gr  # noqa: E402
 
 from carmatch.dataset.demo_background import start_demo_import  # noqa: E402
 from carmatch.ui import agent_api, dataset_tab, search_links, search_tab, startup_fault, training_tab  # noqa: E402
+from carmatch.ui.styles import APP_CSS  # noqa: E402
 
 log = logging.getLogger("carmatch.app")
 
-CSS = """
-#results .thumbnail-item { aspect-ratio: auto; display: flex; flex-direction: column; height: auto; }
-#results .thumbnail-item > img { height: 150px; flex: none; }
-#results .caption-label { position: static; max-width: 100%; white-space: pre-line; border: none;
-  border-top: 1px solid var(--border-color-primary); border-radius: 0; opacity: 1 !important; }
-#results .grid-container { grid-auto-rows: auto; grid-template-rows: none; }
-@media (max-width: 640px) {
-  #results .thumbnail-item > img { height: 110px; }
-  /* two columns on a phone: nothing reachable only by an unmarked sideways scroll */
-  #results .grid-container, #dataset-grid .grid-container {
-    grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
-}
-body.carmatch-busy #results { opacity: 0.45; transition: opacity 0.15s; }
-body.carmatch-busy #results::after { content: ""; position: absolute; top: 12px; right: 12px; width: 28px;
-  height: 28px; border: 3px solid var(--border-color-primary); border-top-color: var(--color-accent);
-  border-radius: 50%; animation: carmatch-spin 0.8s linear infinite; pointer-events: none; }
-@keyframes carmatch-spin { to { transform: rotate(360deg); } }
-/* a visible focus ring on every control, for keyboard users (WCAG 2.4.7) */
-button:focus-visible, input:focus-visible, textarea:focus-visible, [role="tab"]:focus-visible,
-[role="option"]:focus-visible, a:focus-visible { outline: 3px solid #1d4ed8 !important; outline-offset: 2px; }
-/* AA contrast (4.5:1) for labels and placeholders, lighter than that in the theme */
-textarea::placeholder, input::placeholder { color: #5b6270 !important; opacity: 1; }
-[data-testid="block-info"], .block-label, .block-info { color: #374151 !important; }
-#example-queries { gap: 6px; flex-wrap: wrap; }
-#example-queries .example-chip { flex: 0 1 auto; min-width: 0; border-radius: 999px; }
-body.carmatch-busy #search-button { cursor: progress; }
-"""
+CSS = APP_CSS  # the app's stylesheet (carmatch/ui/styles.py), given to launch()
 UPLOAD_CACHE = (3600, 3600)  # Gradio's delete_cache: every hour, delete uploads and outputs over an hour old
 HEADER = "# carmatch\nFind cars in your collection by photo, by description, or both."
 
@@ -74,8 +49,8 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
     with gr.Blocks(title="carmatch", delete_cache=UPLOAD_CACHE) as demo:
         gr.Markdown(HEADER)
         searches = RateLimit(runtime.settings.search_per_minute, "searches")  # per client: tab, API and MCP
-        # search_cars and car_filters, the API and MCP tools; registered before the tabs (after them, Gradio 6.31
-        # renders the Search tab's hidden review-state dropdown)
+        # search_cars and car_filters, the API and MCP tools; registered before the tabs (between two tabs an
+        # endpoint splits Gradio 6.31's tab bar in two)
         agent_api.register(runtime, searches)
         with gr.Tab("Search", id="search") as search:
             search_tab.build(demo, runtime, searches)

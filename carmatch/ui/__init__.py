@@ -10,8 +10,12 @@ job is a panel, with the same pair: ``<panel>_panel.py`` lays out, ``<panel>_act
   ``caption_jobs_actions`` (Claude batch jobs)
 - Training: ``training_tab`` / ``training_actions``
 
-Shared by all: ``common`` (gr.Error at the edge, progress, the photo input, the unlock row) and
-``phrasing`` (library errors named by the labels on screen; no Gradio).
+- Search, also: ``search_links`` (shareable URLs), ``search_scripts`` (browser-side scripts)
+- Dataset, also: ``server_panel`` / ``server_status`` (the admin's server status; the visitors' one line)
+- ``agent_api``: ``search_cars`` and ``car_filters``, the API endpoints and MCP tools
+
+Shared by all: ``common`` (gr.Error at the edge, progress, the photo input, the unlock row),
+``phrasing`` (library errors named by the labels on screen; no Gradio) and ``styles`` (the stylesheet).
 
 May import: every other carmatch package (it is the top); nothing in carmatch imports it.
 """
