@@ -158,6 +158,7 @@ def test_a_first_visit_explains_itself(browser: Browser, served: Served) -> None
     expect(page.locator(TILES)).to_have_count(12)  # the collection is browsable before any query
     expect(page.locator("#search-notes")).to_contain_text("newest cars in the collection")
     expect(page.locator("#search-status")).to_contain_text("60 cars")
+    expect(page.get_by_text("Use via API")).to_be_visible()  # the API / MCP footer is shown, not hidden by CSS
     expect(page.locator("#search-notes")).to_contain_text("newest cars")
     chips = page.locator("#example-queries button")
     expect(chips).to_have_count(4)
