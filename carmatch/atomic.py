@@ -65,6 +65,12 @@ def write_bytes(path: Path | str, data: bytes) -> None:
         fh.write(data)
 
 
+def copy_file(source: Path | str, path: Path | str) -> None:
+    """Copy ``source`` to ``path`` atomically (a temp file beside ``path``, fsynced, renamed)."""
+    with open(source, "rb") as src, atomic_open(path, "wb") as fh:
+        shutil.copyfileobj(src, fh)
+
+
 @contextlib.contextmanager
 def staging_dir(parent: Path | str, prefix: str = ".staging-") -> Iterator[Path]:
     """A new empty folder in ``parent`` to build a folder's contents in; removed unless moved away by then."""

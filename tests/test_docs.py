@@ -20,16 +20,21 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 MAX_README_LINES = 250
 
 
-def test_the_site_builds_with_broken_links_and_missing_pages_as_errors(tmp_path: Path) -> None:
+def strict_build(project: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    """``mkdocs build --strict`` of ``project`` into ``site``, as make docs runs it."""
     mkdocs = Path(sys.executable).with_name("mkdocs")
-    result = subprocess.run(
-        [str(mkdocs), "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT,
+    return subprocess.run(
+        [str(mkdocs), "build", "--strict", "--site-dir", str(site)],
+        cwd=project,
         capture_output=True,
         text=True,
         env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"},
         timeout=300,
     )
+
+
+def test_the_site_builds_with_broken_links_and_missing_pages_as_errors(tmp_path: Path) -> None:
+    result = strict_build(ROOT, tmp_path / "site")
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "site" / "reference" / "configuration" / "index.html").is_file()
 
@@ -45,15 +50,7 @@ def test_a_broken_link_fails_the_strict_build(tmp_path: Path) -> None:
         target.write_text(page.read_text(encoding="utf-8"), encoding="utf-8")
     with (copy / "docs" / "index.md").open("a", encoding="utf-8") as page:
         page.write("\nSee [the missing page](no-such-page.md).\n")
-    mkdocs = Path(sys.executable).with_name("mkdocs")
-    result = subprocess.run(
-        [str(mkdocs), "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=copy,
-        capture_output=True,
-        text=True,
-        env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"},
-        timeout=300,
-    )
+    result = strict_build(copy, tmp_path / "site")
     assert result.returncode != 0 and "no-such-page.md" in result.stdout + result.stderr
 
 

@@ -29,7 +29,7 @@ def inference(device: str) -> Iterator[None]:
             yield
 
 
-@gpu(duration=lambda model, device, batch: image_batch_seconds(model, batch))
+@gpu(duration=lambda model, device, batch: image_batch_seconds(batch))  # spaces passes the call's arguments
 def image_features(model: Any, device: str, batch: Any) -> np.ndarray:
     """The image tower over one preprocessed batch, as (N, dim) float32 unit vectors."""
     with inference(device):
@@ -37,7 +37,7 @@ def image_features(model: Any, device: str, batch: Any) -> np.ndarray:
     return unit_rows(feats.float().cpu().numpy())
 
 
-@gpu(duration=lambda model, device, tokens: text_seconds(model, tokens))
+@gpu(duration=lambda model, device, tokens: text_seconds(tokens))
 def text_features(model: Any, device: str, tokens: Any) -> np.ndarray:
     """The text tower over tokenized texts, as (N, dim) float32 unit vectors."""
     with inference(device):

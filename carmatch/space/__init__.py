@@ -1,4 +1,5 @@
-"""Hosting on a Hugging Face Space: where data lives there and what its visitors are told.
+"""Hosting on a Hugging Face Space: where data lives there (persist folder, snapshots), ZeroGPU calls, warnings.
 
-May import: ``carmatch.catalog`` (snapshots), ``carmatch.errors``; never ``carmatch.config`` (which imports it).
+May import: ``carmatch.catalog`` (snapshots), ``carmatch.atomic`` and ``carmatch.errors``; ``spaces`` only on
+ZeroGPU. Never the embedding, stores, ingest, search, training or UI packages (they import it).
 """

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
 import tempfile
 import threading
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from carmatch.atomic import copy_file
 from carmatch.catalog import Catalog
 from carmatch.catalog.connection import check_catalog_file
 from carmatch.errors import StorageError
@@ -82,15 +82,9 @@ def restore_catalog(persist: Path, db_path: Path) -> Path | None:
     source = newest_good_snapshot(persist)
     if source is None:
         return None
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = db_path.with_name(db_path.name + ".restoring")
     try:
-        shutil.copyfile(source, partial)
-        with partial.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        partial.replace(db_path)
+        copy_file(source, db_path)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise StorageError(f"Cannot restore the catalog from {source.name}: {exc}") from exc
     log.info("Restored the catalog from %s", source)
     return source
@@ -104,14 +98,9 @@ def write_snapshot(catalog: Catalog, persist: Path, now: Callable[[], datetime] 
     target = folder / f"{SNAPSHOT_PREFIX}{stamp}{SNAPSHOT_SUFFIX}"
     with tempfile.TemporaryDirectory(prefix="snapshot-", dir=catalog.path.parent) as tmp:
         local = catalog.backup(Path(tmp) / "catalog.db")  # VACUUM INTO on local disk: consistent, no WAL
-        partial = folder / (target.name + ".partial")
         try:
-            shutil.copyfile(local, partial)
-            with partial.open("rb+") as handle:
-                os.fsync(handle.fileno())
-            partial.replace(target)
+            copy_file(local, target)  # a hidden temp name until complete: snapshots() never lists a partial one
         except OSError as exc:
-            partial.unlink(missing_ok=True)
             raise StorageError(f"Cannot write a catalog snapshot to {folder}: {exc}") from exc
     for old in snapshots(persist)[KEEP_SNAPSHOTS:]:
         old.unlink(missing_ok=True)

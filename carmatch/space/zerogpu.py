@@ -54,16 +54,16 @@ def batches_seconds(images: int, batch_size: int = 64) -> int:
     return GPU_CALL_SECONDS + GPU_SECONDS_PER_BATCH * batches
 
 
-def image_batch_seconds(embedder: Any, batch: Any) -> int:
-    """Duration of one preprocessed image batch (the arguments of the decorated call)."""
+def image_batch_seconds(batch: Any) -> int:
+    """Duration of one preprocessed image batch."""
     return batches_seconds(len(batch), len(batch))
 
 
-def text_seconds(embedder: Any, texts: Any) -> int:
+def text_seconds(texts: Any) -> int:
     """Duration of encoding a few query texts."""
     return batches_seconds(len(texts))
 
 
-def training_chunk_seconds(embedder: Any = None, *_: Any) -> int:
+def training_chunk_seconds(*_: Any) -> int:
     """Duration of one training chunk: its step budget plus set-up, evaluation and the checkpoint."""
     return TRAIN_CHUNK_SECONDS + TRAIN_CHUNK_ALLOWANCE_SECONDS

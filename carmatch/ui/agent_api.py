@@ -25,7 +25,6 @@ from carmatch.ui.phrasing import for_browser
 log = logging.getLogger(__name__)
 
 ANY = "any"
-FILTER_ARGUMENTS = {"color": "color", "body_type": "body_type", "make": "make", "viewpoint": "viewpoint"}
 SHOWN_ATTRIBUTES = ("color", "body_type", "make", "model", "viewpoint")
 
 

@@ -250,10 +250,10 @@ def _wire_page(runtime: Runtime, ui: dict[str, Any], on_search: Any, searches: R
 
     page = {"api_visibility": "private", "show_progress": "minimal", "show_progress_on": [ui["gallery"]]}
     for trigger in (ui["search"].click, ui["text"].submit):
-        searching(trigger, page_search(in_page), {**ui, "search_inputs": ui["inputs"]}, ui["page_outputs"], page)
+        searching(trigger, page_search(in_page), ui["inputs"], ui, page)
     for chip in ui["chips"]:  # an example query: into the description box, then searched
         filled = chip.click(lambda text: text, [chip], [ui["text"]], queue=False, api_visibility="private")
-        searching(filled.then, page_search(in_page), {**ui, "search_inputs": ui["inputs"]}, ui["page_outputs"], page)
+        searching(filled.then, page_search(in_page), ui["inputs"], ui, page)
 
     def on_select(
         results: list[dict[str, Any]], evt: gr.SelectData, request: gr.Request
@@ -304,17 +304,22 @@ def _wire_similar(
         return (actions.query_photo(path), "", *in_page("", path, k, weight, color, body, make, view, state))
 
     similar_outputs = [ui["photo"], ui["text"], *ui["page_outputs"]]
-    searching(
-        ui["similar"].click, on_similar, {**ui, "search_inputs": [selected, *ui["inputs"]]}, similar_outputs, page
-    )
+    searching(ui["similar"].click, on_similar, [selected, *ui["inputs"]], ui, page, outputs=similar_outputs)
 
 
-def searching(trigger: Any, fn: Any, ui: dict[str, Any], outputs: list[Any], page: dict[str, Any]) -> Any:
-    """Wire a search: the Search button disabled and the results dimmed while it runs, then the results in
-    view and the query in the address bar (a shareable link)."""
+def searching(
+    trigger: Any,
+    fn: Any,
+    inputs: list[Any],
+    ui: dict[str, Any],
+    page: dict[str, Any],
+    outputs: list[Any] | None = None,
+) -> Any:
+    """Wire a search into the page (``outputs``: ui's page outputs unless given): the Search button disabled
+    and the results dimmed while it runs, then the results in view and the query in the address bar."""
     return (
         trigger(None, js=BUSY_JS)
-        .then(fn, ui["search_inputs"], outputs, **page)
+        .then(fn, inputs, ui["page_outputs"] if outputs is None else outputs, **page)
         .then(
             None,
             ui["url_inputs"],
@@ -335,7 +340,7 @@ def _wire_live(ui: dict[str, Any], in_page: Any, page: dict[str, Any]) -> None:
     live_search = page_search(live)
     live_search.__name__ = "live_search"
     for trigger in (ui["weight"].release, ui["photo"].upload):
-        searching(trigger, live_search, {**ui, "search_inputs": ui["inputs"]}, ui["page_outputs"], page)
+        searching(trigger, live_search, ui["inputs"], ui, page)
     ui["live"] = live_search
 
 
@@ -360,8 +365,7 @@ def _wire_filters(
     page = {"api_visibility": "private", "show_progress": "minimal", "show_progress_on": [ui["gallery"]]}
     for dropdown in dropdowns:
         dropdown.change(on_filters, [*dropdowns, state_in], [panel, ui["clear"]], api_visibility="private")
-        live = {**ui, "search_inputs": ui["inputs"]}
-        searching(dropdown.input, ui["live"], live, ui["page_outputs"], page)  # counted if it searches
+        searching(dropdown.input, ui["live"], ui["inputs"], ui, page)  # counted if it searches
 
     def on_clear() -> tuple[Any, ...]:
         return tuple(gr.update(value=ANY) for _ in dropdowns)

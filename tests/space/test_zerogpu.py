@@ -33,7 +33,7 @@ def test_durations_grow_with_the_work() -> None:
     assert zerogpu.GPU_CALL_SECONDS < one < many
     assert many == zerogpu.GPU_CALL_SECONDS + zerogpu.GPU_SECONDS_PER_BATCH * 157
     assert zerogpu.training_chunk_seconds() > zerogpu.TRAIN_CHUNK_SECONDS  # steps, then evaluation and checkpoint
-    assert zerogpu.image_batch_seconds(None, torch.zeros(32, 3, 8, 8)) == zerogpu.batches_seconds(32, 32)
+    assert zerogpu.image_batch_seconds(torch.zeros(32, 3, 8, 8)) == zerogpu.batches_seconds(32, 32)
 
 
 def test_on_zerogpu_the_model_calls_are_wrapped_by_the_real_spaces_decorator() -> None:
