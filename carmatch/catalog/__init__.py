@@ -9,6 +9,7 @@ May import: ``carmatch.errors`` and ``carmatch.bounds`` only; every other packag
 from carmatch.catalog.browse import BrowseMixin
 from carmatch.catalog.captions import CaptionsMixin
 from carmatch.catalog.embeddings import EmbeddingsMixin
+from carmatch.catalog.frames import CropLink, FrameRecord, FramesMixin
 from carmatch.catalog.images import ImagesMixin
 from carmatch.catalog.jobs import JobsMixin
 from carmatch.catalog.models import ModelsMixin
@@ -16,8 +17,18 @@ from carmatch.catalog.records import HistoryEntry, ImageRecord
 from carmatch.catalog.schema import ATTRIBUTE_COLUMNS, CAPTION_SOURCES, REVIEW_STATES, now_iso
 
 
-class Catalog(ImagesMixin, BrowseMixin, CaptionsMixin, EmbeddingsMixin, JobsMixin, ModelsMixin):
+class Catalog(ImagesMixin, BrowseMixin, CaptionsMixin, EmbeddingsMixin, JobsMixin, ModelsMixin, FramesMixin):
     """SQLite-backed catalog; safe to share between threads (one connection, one lock)."""
 
 
-__all__ = ["ATTRIBUTE_COLUMNS", "CAPTION_SOURCES", "REVIEW_STATES", "Catalog", "HistoryEntry", "ImageRecord", "now_iso"]
+__all__ = [
+    "ATTRIBUTE_COLUMNS",
+    "CAPTION_SOURCES",
+    "REVIEW_STATES",
+    "Catalog",
+    "CropLink",
+    "FrameRecord",
+    "HistoryEntry",
+    "ImageRecord",
+    "now_iso",
+]

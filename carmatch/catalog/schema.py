@@ -137,6 +137,32 @@ MIGRATIONS: list[str] = [
     CREATE INDEX images_rel_path ON images(rel_path);
     CREATE INDEX images_live_path ON images(deleted_at, path, id);
     """,
+    # v3 (#27): traffic frames and the cars cropped from them; a crop is an image of its own.
+    """
+    CREATE TABLE frames (
+        id TEXT PRIMARY KEY,
+        path TEXT NOT NULL,
+        root TEXT,
+        rel_path TEXT,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        boxes_from TEXT NOT NULL,
+        added_at TEXT NOT NULL,
+        deleted_at TEXT
+    );
+    CREATE TABLE crops (
+        image_id TEXT PRIMARY KEY,
+        frame_id TEXT NOT NULL,
+        x0 INTEGER NOT NULL,
+        y0 INTEGER NOT NULL,
+        x1 INTEGER NOT NULL,
+        y1 INTEGER NOT NULL,
+        score REAL NOT NULL,
+        detector TEXT NOT NULL,
+        label TEXT
+    );
+    CREATE INDEX crops_frame ON crops(frame_id);
+    """,
 ]
 
 
