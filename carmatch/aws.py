@@ -19,7 +19,7 @@ CREDENTIALS_HELP = (
     "AWS credentials were not found. Give carmatch credentials in one of the usual ways: "
     "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for temporary ones) "
     "in the environment or .env, AWS_PROFILE naming a profile in ~/.aws/credentials, or an "
-    "instance/role profile when running on AWS. See the README's 'AWS set-up' section."
+    "instance/role profile when running on AWS. See docs/aws-setup.md."
 )
 
 
@@ -184,11 +184,41 @@ def make_client(
     return boto3.client(service, config=config, **kwargs)
 
 
-def service_regions(service: str) -> list[str]:
-    """The regions botocore's endpoint data lists for ``service`` (no call to AWS)."""
+def service_regions(service: str, partition: str = "aws") -> list[str]:
+    """The regions botocore's endpoint data lists for ``service`` in ``partition`` (no call to AWS)."""
     import boto3
 
-    return list(boto3.Session().get_available_regions(service))
+    return list(boto3.Session().get_available_regions(service, partition_name=partition))
+
+
+# Bedrock's automatic model access (user guide, "Request access to models", read 2026-12-08): the first call to a
+# third-party model subscribes the account through AWS Marketplace, which needs three things. Each has its own
+# AccessDeniedException message; ACCESS_STEPS maps words of that message to the step that is missing.
+MARKETPLACE_ACTIONS = ("aws-marketplace:Subscribe", "aws-marketplace:Unsubscribe", "aws-marketplace:ViewSubscriptions")
+STEP_MARKETPLACE = (
+    "allow the AWS Marketplace actions "
+    + ", ".join(MARKETPLACE_ACTIONS)
+    + " in the caller's IAM policy (docs/aws-setup.md, 'IAM permissions'), then wait up to 15 minutes"
+)
+STEP_USE_CASE = (
+    "submit Anthropic's one-time use-case (first-use) form: open any Claude model in the Bedrock console's "
+    "Model catalog, once per account or organization"
+)
+STEP_PAYMENT = "add a valid payment method to the AWS account (Billing console), needed for Marketplace subscriptions"
+ACCESS_STEPS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("aws-marketplace",), STEP_MARKETPLACE),
+    (("use case", "use-case", "first-use", "first time use"), STEP_USE_CASE),
+    (("payment",), STEP_PAYMENT),
+)
+
+
+def missing_access_step(message: str) -> str | None:
+    """The model-access step Bedrock's error ``message`` says is missing; None when it names none."""
+    text = message.lower()
+    for words, step in ACCESS_STEPS:
+        if any(word in text for word in words):
+            return step
+    return None
 
 
 def has_credentials() -> bool:
@@ -218,9 +248,12 @@ def explain_aws_error(exc: BaseException, action: str, region: str | None = None
         code = exc.response.get("Error", {}).get("Code", "")
         message = exc.response.get("Error", {}).get("Message", str(exc))
         if code in ("AccessDeniedException", "AccessDenied", "UnauthorizedOperation"):
+            step = missing_access_step(message)
+            if step is not None:
+                return AwsError(f"Cannot {action}: Bedrock model access is not set up ({message}). Fix: {step}.")
             return AwsError(
-                f"Cannot {action}: access denied ({message}). Check the IAM permissions in the README "
-                "and, for Bedrock, that model access is granted for this model in this region."
+                f"Cannot {action}: access denied ({message}). Check the IAM permissions in docs/aws-setup.md; "
+                "`carmatch aws check` says which step of Bedrock model access is missing."
             )
         if code in ("UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"):
             return AwsError(f"Cannot {action}: the AWS credentials were rejected ({message}). Refresh them.")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from carmatch.bedrock_models import DEFAULT_CAPTION_MODEL, caption_model_for_region
 from carmatch.errors import ConfigError
 
 # The checkout's data/ folder (carmatch is installed editable from it), whatever the working directory.
@@ -21,57 +22,10 @@ DEFAULT_HOME = Path(__file__).resolve().parent.parent / "data"
 CLI = ".venv/bin/carmatch"
 DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
-# Claude Sonnet 4.5 through the US cross-region inference profile; carmatch.captions.profiles maps the
-# geography prefix to AWS_REGION's (eu., apac., ...). `.venv/bin/carmatch aws check` reports its lifecycle.
-DEFAULT_CAPTION_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 DEFAULT_EMBED_DIM = 1024  # Titan Multimodal Embeddings G1 output length: 256, 384 or 1024
 TITAN_EMBED_DIMS = (256, 384, 1024)
 VECTOR_STORES = ("hnswlib", "milvus")  # CARMATCH_VECTOR_STORE: carmatch.stores.opening.open_store
 BATCH_TIMEOUT_HOURS_RANGE = (24, 168)  # CreateModelInvocationJob timeoutDurationInHours
-
-
-# Cross-region inference profile ids start with their geography ("us.anthropic..."). The geographies a
-# region's requests may use, in order of preference; "global." profiles work from any commercial region.
-GLOBAL_PROFILE = "global"
-_REGION_GEOGRAPHIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("us-gov-", ("us-gov",)),
-    ("us-", ("us",)),
-    ("ca-", ("us", "ca")),
-    ("eu-", ("eu",)),
-    ("ap-northeast-1", ("jp", "apac")),
-    ("ap-northeast-3", ("jp", "apac")),
-    ("ap-southeast-2", ("au", "apac")),
-    ("ap-southeast-4", ("au", "apac")),
-    ("ap-", ("apac",)),
-)
-PROFILE_GEOGRAPHIES = frozenset({GLOBAL_PROFILE, "us", "us-gov", "ca", "eu", "apac", "jp", "au"})
-
-
-def region_geographies(region: str) -> tuple[str, ...]:
-    """The inference-profile geographies callable from ``region`` (best first); empty when none is known."""
-    for start, geographies in _REGION_GEOGRAPHIES:
-        if region.startswith(start):
-            return geographies
-    return ()
-
-
-def profile_geography(model_id: str) -> str | None:
-    """The geography prefix of an inference profile id (``us`` of ``us.anthropic...``); None for a plain id or ARN."""
-    head, dot, _ = model_id.partition(".")
-    return head if dot and head in PROFILE_GEOGRAPHIES else None
-
-
-def caption_model_for_region(model_id: str, region: str) -> str:
-    """``model_id`` with its profile geography swapped for ``region``'s (``us.`` -> ``eu.`` in eu-west-1).
-
-    Plain model ids, ARNs, ``global.`` profiles, ids already matching the region, and regions with no
-    known geography are returned unchanged (``aws check`` reports the last case).
-    """
-    geography = profile_geography(model_id)
-    allowed = region_geographies(region)
-    if geography is None or geography == GLOBAL_PROFILE or not allowed or geography in allowed:
-        return model_id
-    return f"{allowed[0]}.{model_id.partition('.')[2]}"
 
 
 def _env_bool(value: str) -> bool:
@@ -143,6 +97,11 @@ class Settings:
     batch_role_arn: str = setting("", "CARMATCH_BATCH_ROLE_ARN", "default service role Bedrock batch jobs assume")
     batch_timeout_hours: int = setting(
         72, "CARMATCH_BATCH_TIMEOUT_HOURS", "Bedrock ends a batch job after this many hours (24-168)"
+    )
+    titan_role_arn: str = setting("", "CARMATCH_TITAN_ROLE_ARN", "service role Bedrock Titan customization jobs assume")
+    sagemaker_role_arn: str = setting("", "CARMATCH_SAGEMAKER_ROLE_ARN", "execution role of SageMaker training jobs")
+    sagemaker_instance_type: str = setting(
+        "ml.g5.xlarge", "CARMATCH_SAGEMAKER_INSTANCE_TYPE", "SageMaker training instance type (train --sagemaker)"
     )
     embed_dim: int = setting(
         DEFAULT_EMBED_DIM,

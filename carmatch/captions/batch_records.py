@@ -23,16 +23,16 @@ def record_id_for(n: int) -> str:
     return f"r{n:010d}"
 
 
-def model_input(prepared: PreparedImage, max_tokens: int) -> dict[str, Any]:
-    """The Converse request body for one image: live's request without modelId, the image bytes in base64."""
-    request = converse_request(prepared, "", max_tokens)
+def model_input(prepared: PreparedImage, model: str, max_tokens: int) -> dict[str, Any]:
+    """The Converse request body for one image to ``model``: live's request without modelId, the bytes in base64."""
+    request = converse_request(prepared, model, max_tokens)
     del request["modelId"]  # the job names the model
     image = request["messages"][0]["content"][0]["image"]
     image["source"] = {"bytes": base64.b64encode(prepared.data).decode("ascii")}  # JSON carries blobs as base64
     return request
 
 
-def jsonl_line(record_id: str, prepared: PreparedImage, max_tokens: int) -> bytes:
-    """One line of a batch input file, newline included."""
-    record = {"recordId": record_id, "modelInput": model_input(prepared, max_tokens)}
+def jsonl_line(record_id: str, prepared: PreparedImage, model: str, max_tokens: int) -> bytes:
+    """One line of a batch input file for ``model``, newline included."""
+    record = {"recordId": record_id, "modelInput": model_input(prepared, model, max_tokens)}
     return (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")

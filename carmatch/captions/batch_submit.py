@@ -328,7 +328,9 @@ def _stage_records(
                     )
                 else:
                     # recordIds are assigned by position in the staged file, so a job's ids stay unique.
-                    line = jsonl_line(record_id_for(len(entries)), prepared, settings.caption_max_tokens)
+                    line = jsonl_line(
+                        record_id_for(len(entries)), prepared, settings.caption_model, settings.caption_max_tokens
+                    )
                     out.write(line)
                     entries.append((image_id, offset, len(line)))
                     offset += len(line)

@@ -21,6 +21,7 @@ from typing import Any
 from PIL import Image
 
 from carmatch.aws import explain_aws_error
+from carmatch.bedrock_models import inference_config
 from carmatch.captions.prompt import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT, CaptionReplyError, parse_caption_reply
 from carmatch.captions.retry import error_code, is_fatal
 from carmatch.captions.select import select_images
@@ -133,7 +134,7 @@ class _Outcome:
 
 
 def converse_request(prepared: PreparedImage, model: str, max_tokens: int) -> dict[str, Any]:
-    """The keyword arguments of the Bedrock Runtime ``converse`` call for one image."""
+    """The keyword arguments of the Bedrock Runtime ``converse`` call for one image (``max_tokens``: the reply's)."""
     return {
         "modelId": model,
         "system": [{"text": SYSTEM_PROMPT}],
@@ -146,7 +147,7 @@ def converse_request(prepared: PreparedImage, model: str, max_tokens: int) -> di
                 ],
             }
         ],
-        "inferenceConfig": {"maxTokens": max_tokens, "temperature": 0.0},
+        "inferenceConfig": inference_config(model, max_tokens),  # what this model accepts (bedrock_models)
     }
 
 

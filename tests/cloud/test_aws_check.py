@@ -13,13 +13,14 @@ import pytest
 from botocore.stub import Stubber
 
 from admin.cli import main
+from carmatch.aws import MARKETPLACE_ACTIONS
 from carmatch.cloud import aws_check
 from carmatch.cloud.aws_check import OK, PROBLEM, WARNING, check_bucket, check_role, has_problems, run_checks
 from carmatch.config import load_settings
 
 ACCOUNT = "123456789012"
-SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"
-OLD_SONNET = "anthropic.claude-sonnet-4-20250514-v1:0"
+SONNET = "anthropic.claude-sonnet-4-6"
+OLD_SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/carmatch-batch"
 BEDROCK_TRUST = {
     "Version": "2012-10-17",
@@ -37,6 +38,19 @@ def client(service: str, region: str = "eu-west-1") -> Any:
     return boto3.client(service, region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
+def batch_quota(name: str = "Claude Sonnet 4.6") -> dict[str, Any]:
+    return {"QuotaName": f"Records per batch inference job for {name}", "QuotaCode": "L-1", "Value": 50000.0}
+
+
+def allowed(iam: Stubber, source: str, actions: tuple[str, ...], decision: str = "allowed") -> None:
+    results = [{"EvalActionName": a, "EvalDecision": decision} for a in actions]
+    iam.add_response(
+        "simulate_principal_policy",
+        {"EvaluationResults": results},
+        {"PolicySourceArn": source, "ActionNames": list(actions)},
+    )
+
+
 def model_details(model: str, status: str = "ACTIVE") -> dict[str, Any]:
     lifecycle: dict[str, Any] = {"status": status}
     if status == "LEGACY":
@@ -45,6 +59,7 @@ def model_details(model: str, status: str = "ACTIVE") -> dict[str, Any]:
         "modelDetails": {
             "modelArn": f"arn:aws:bedrock:eu-west-1::foundation-model/{model}",
             "modelId": model,
+            "modelName": "Claude Sonnet 4.6",
             "inferenceTypesSupported": ["INFERENCE_PROFILE"],
             "modelLifecycle": lifecycle,
         }
@@ -107,7 +122,11 @@ def test_a_working_account_is_all_ok_and_names_who_and_where() -> None:
         "get_inference_profile", profile(model, ["eu-west-1", "eu-central-1"]), {"inferenceProfileIdentifier": model}
     )
     bedrock.add_response("get_foundation_model", model_details(SONNET), {"modelIdentifier": SONNET})
+    quotas = clients.stub("service-quotas")
+    quotas.add_response("list_service_quotas", {"Quotas": [batch_quota()]}, {"ServiceCode": "bedrock"})
     bedrock.add_response("get_foundation_model_availability", AVAILABLE, {"modelId": SONNET})
+    bedrock.add_response("get_use_case_for_model_access", {"formData": b"{}"}, {})
+    allowed(clients.stub("iam"), f"arn:aws:iam::{ACCOUNT}:user/ana", MARKETPLACE_ACTIONS)
     clients.stub("s3").add_response("head_bucket", {"BucketRegion": "eu-west-1"}, {"Bucket": "my-batch"})
     role = {
         "Role": {
@@ -123,10 +142,16 @@ def test_a_working_account_is_all_ok_and_names_who_and_where() -> None:
     env = {"AWS_REGION": "eu-west-1", "CARMATCH_BATCH_BUCKET": "my-batch", "CARMATCH_BATCH_ROLE_ARN": ROLE_ARN}
     lines = run_checks(load_settings(env), clients, ["eu-west-1", "us-east-1"])
     clients.verify()
-    assert [line.status for line in lines] == [OK] * 7 + [WARNING], [line.text() for line in lines]
+    assert [line.status for line in lines] == [OK] * 10 + [WARNING], [line.text() for line in lines]
     assert "Titan fine-tuning is not offered in eu-west-1" in lines[-1].detail  # us-east-1 / us-west-2 only
     assert f"user/ana (account {ACCOUNT})" in lines[0].detail
     assert "eu-central-1" in lines[2].detail  # the regions the profile routes to
+    assert [line.name for line in lines[3:7]] == [
+        "caption model",
+        "batch inference",
+        "model access",
+        "anthropic use case",
+    ]
     assert not has_problems(lines)
 
 
@@ -146,6 +171,7 @@ def test_a_legacy_caption_model_is_a_warning_naming_the_replacement() -> None:
         stub.add_response(
             "get_foundation_model_availability", {**AVAILABLE, "modelId": OLD_SONNET}, {"modelId": OLD_SONNET}
         )
+        stub.add_response("get_use_case_for_model_access", {"formData": b"{}"}, {})
         lines = aws_check.check_caption_model(bedrock, model, "us-east-1")
     legacy = lines[1]
     assert legacy.status == WARNING and "Legacy" in legacy.detail and "2026-12-01" in legacy.detail
@@ -167,9 +193,16 @@ def test_a_model_id_that_does_not_exist_is_a_problem_with_a_working_example() ->
     assert lines[-1].status == PROBLEM and f"us.{SONNET}" in lines[-1].fix
 
 
-def test_model_access_not_granted_is_a_problem() -> None:
+def test_model_access_denied_by_policy_is_a_problem_and_not_yet_subscribed_a_warning() -> None:
     line = aws_check.access_line({**AVAILABLE, "authorizationStatus": "NOT_AUTHORIZED"}, SONNET)
-    assert line.status == PROBLEM and "model catalog" in line.fix
+    assert line.status == PROBLEM and "SCP" in line.fix
+    fresh = {
+        **AVAILABLE,
+        "entitlementAvailability": "NOT_AVAILABLE",
+        "agreementAvailability": {"status": "NOT_AVAILABLE"},
+    }
+    line = aws_check.access_line(fresh, SONNET)
+    assert line.status == WARNING and "first call" in line.detail and "payment method" in line.fix
 
 
 def test_a_region_without_bedrock_is_a_problem() -> None:
