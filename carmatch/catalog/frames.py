@@ -131,6 +131,17 @@ class FramesMixin(CatalogBase):
         """Every crop id with its frame id (the split's groups: a frame's crops stay together)."""
         return {str(r[0]): str(r[1]) for r in self._execute("SELECT image_id, frame_id FROM crops")}
 
+    def frame_paths(self, frame_ids: Iterable[str]) -> dict[str, str]:
+        """The file of each live frame among ``frame_ids``."""
+        ids = list(dict.fromkeys(frame_ids))
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, path FROM frames WHERE deleted_at IS NULL AND id IN ({marks})"
+            out.update({str(r[0]): str(r[1]) for r in self._execute(sql, chunk)})
+        return out
+
     def frame_crop_ids(self, frame_ids: Iterable[str]) -> list[str]:
         """The ids of the crops of these frames, live or not."""
         ids = list(frame_ids)

@@ -106,6 +106,11 @@ def hub_reachable(timeout_s: float = NETWORK_PROBE_SECONDS) -> bool:
     endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     host = endpoint.hostname or "huggingface.co"
     port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    return host_reachable(host, port, timeout_s)
+
+
+def host_reachable(host: str, port: int, timeout_s: float = NETWORK_PROBE_SECONDS) -> bool:
+    """True when a TCP connection to ``host:port`` opens within ``timeout_s`` seconds, name lookup included."""
     answered: list[bool] = []
 
     def probe() -> None:

@@ -30,9 +30,13 @@ class SearchResult:
     path: str
     score: float
     caption: str | None
+    frame: str | None = None  # a car cut from a traffic frame: the frame's id ...
+    frame_path: str | None = None  # ... its file ...
+    box: list[int] | None = None  # ... the car's box in it, [x0, y0, x1, y1] in pixels ...
+    detector_score: float | None = None  # ... and how sure the detector (or the boxes file) was
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of a result: id, path, score, caption."""
+        """The JSON shape of a result: id, path, score, caption, and frame, frame_path, box, detector_score."""
         return asdict(self)
 
 
@@ -149,6 +153,7 @@ class Searcher:
             for image_id, score in hits
             if image_id in records
         ]
+        add_frames(self.catalog, results)
         return SearchResponse(results, notes)
 
     def _nearest(
@@ -167,3 +172,18 @@ class Searcher:
         if clean and not hits:
             notes.append("No image matches the filters.")
         return hits
+
+
+def add_frames(catalog: Catalog, results: list[SearchResult]) -> None:
+    """Fill in the frame and box of the results that are cars cut from traffic frames."""
+    links = catalog.crop_links([r.id for r in results])
+    if not links:
+        return
+    paths = catalog.frame_paths(link.frame_id for link in links.values())
+    for result in results:
+        link = links.get(result.id)
+        if link is not None:
+            result.frame = link.frame_id
+            result.frame_path = paths.get(link.frame_id)
+            result.box = list(link.box)
+            result.detector_score = link.score

@@ -19,6 +19,7 @@ from carmatch.catalog.schema import FILTER_ATTRIBUTES
 from carmatch.errors import BusyError, CarmatchError, InvalidInputError
 from carmatch.runtime import Runtime
 from carmatch.search.query_image import query_image_bytes
+from carmatch.search.searcher import SearchResult
 from carmatch.ui.common import client_address
 from carmatch.ui.phrasing import for_browser
 
@@ -59,9 +60,18 @@ def search_answer(runtime: Runtime, text: str, image: str, k: int, weight: float
                 "score": round(result.score, 4),
                 "caption": result.caption,
                 **{key: value for key, value in attributes.items() if value},
+                **frame_fields(result),
             }
         )
     return {"results": results, "notes": list(response.notes)}
+
+
+def frame_fields(result: SearchResult) -> dict:
+    """A car cut from a traffic frame: the frame's file name and id, the car's box and the detector's score."""
+    if result.frame is None:
+        return {}
+    name = PurePath(result.frame_path).name if result.frame_path else None
+    return {"frame": name, "frame_id": result.frame, "box": result.box, "detector_score": result.detector_score}
 
 
 def one_line(exc: CarmatchError) -> str:
@@ -87,7 +97,8 @@ def register(runtime: Runtime, searches: RateLimit) -> None:
 
         Give at least one of text and image. Answers JSON {"results": [...], "notes": [...]}: results best
         first with their similarity score (cosine similarity of CLIP embeddings, higher is closer), caption
-        and known attributes.
+        and known attributes. A car cut from a traffic frame also has "frame" (the frame's file), "frame_id",
+        "box" ([x0, y0, x1, y1] pixels in the frame) and "detector_score" (0-1).
         Call car_filters first to see which filter values exist.
 
         Args:
