@@ -27,8 +27,10 @@ def model_input(prepared: PreparedImage, model: str, max_tokens: int) -> dict[st
     """The Converse request body for one image to ``model``: live's request without modelId, the bytes in base64."""
     request = converse_request(prepared, model, max_tokens)
     del request["modelId"]  # the job names the model
-    image = request["messages"][0]["content"][0]["image"]
-    image["source"] = {"bytes": base64.b64encode(prepared.data).decode("ascii")}  # JSON carries blobs as base64
+    for block in request["messages"][0]["content"]:  # the image, and a small crop's frame
+        if "image" in block:
+            data = block["image"]["source"]["bytes"]
+            block["image"]["source"] = {"bytes": base64.b64encode(data).decode("ascii")}  # JSON carries blobs as base64
     return request
 
 

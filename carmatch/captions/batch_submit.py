@@ -22,7 +22,7 @@ from typing import Any
 from carmatch.aws import explain_aws_error, normalise_bucket, normalise_prefix
 from carmatch.captions import batch_jobs as jobs_db
 from carmatch.captions.batch_records import INVOCATION_TYPE, jsonl_line, record_id_for
-from carmatch.captions.live import prepare_image
+from carmatch.captions.live import frame_contexts, prepare_with_frame
 from carmatch.captions.prompt import PROMPT_VERSION
 from carmatch.catalog import Catalog
 from carmatch.config import Settings
@@ -309,6 +309,7 @@ def _stage_records(
 ) -> list[_Entry]:
     """Write every record line to one staging file; returns (image id, offset, length) per record."""
     records = catalog.get_many(ids)
+    contexts = frame_contexts(catalog, list(records))  # small crops go with their frame
     entries: list[_Entry] = []
     offset = 0
     with staged.open("wb") as out:
@@ -316,7 +317,7 @@ def _stage_records(
             record = records.get(image_id)
             if record is not None:
                 try:
-                    prepared = prepare_image(record.path, settings)
+                    prepared = prepare_with_frame(record.path, settings, contexts.get(image_id))
                 except ImageError as exc:
                     report.unreadable.append((image_id, str(exc)))
                     catalog.record_caption_failure(

@@ -22,13 +22,21 @@ from PIL import Image
 
 from carmatch.aws import explain_aws_error
 from carmatch.bedrock_models import inference_config
-from carmatch.captions.prompt import PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT, CaptionReplyError, parse_caption_reply
+from carmatch.captions.prompt import (
+    CROP_USER_PROMPT,
+    PROMPT_VERSION,
+    SYSTEM_PROMPT,
+    USER_PROMPT,
+    CaptionReplyError,
+    parse_caption_reply,
+)
 from carmatch.captions.retry import error_code, is_fatal
 from carmatch.captions.select import select_images
 from carmatch.catalog import Catalog
 from carmatch.config import Settings
 from carmatch.errors import AwsError, ImageError, NotFoundError
 from carmatch.images import load_image
+from carmatch.outlines import outline
 from carmatch.progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
@@ -65,6 +73,7 @@ class PreparedImage:
     height: int
     format: str = "jpeg"
     media_type: str = "image/jpeg"
+    context: PreparedImage | None = None  # a small crop's frame, the crop outlined: sent second
 
 
 def fit_size(
@@ -94,6 +103,52 @@ def prepare_image(path: Path | str, settings: Settings, max_bytes: int = CONVERS
             width, height = int(width * 0.8), int(height * 0.8)
         else:
             raise ImageError(f"{Path(path).name}: cannot be shrunk under {max_bytes / 1e6:.2f} MB")
+
+
+# -- a small crop's frame ---------------------------------------------------------------------
+SMALL_CROP_SIDE_PX = 224  # a crop whose longer side is under this goes to Claude with its frame
+
+
+@dataclass(frozen=True)
+class FrameContext:
+    """The frame a small crop was cut from, and where in it the crop is."""
+
+    frame_path: str
+    frame_width: int
+    box: tuple[int, int, int, int]
+
+
+def frame_contexts(catalog: Catalog, image_ids: Sequence[str]) -> dict[str, FrameContext]:
+    """The frames to send beside the small crops among ``image_ids`` (other images have none)."""
+    out: dict[str, FrameContext] = {}
+    for image_id, link in catalog.crop_links(image_ids).items():
+        x0, y0, x1, y1 = link.box
+        if max(x1 - x0, y1 - y0) < SMALL_CROP_SIDE_PX:
+            try:
+                frame = catalog.get_frame(link.frame_id)
+            except NotFoundError:
+                continue
+            out[image_id] = FrameContext(frame.path, frame.width, link.box)
+    return out
+
+
+def prepare_with_frame(path: Path | str, settings: Settings, context: FrameContext | None) -> PreparedImage:
+    """The image for Claude; a small crop also carries its frame, the crop outlined, within Converse's limits."""
+    prepared = prepare_image(path, settings)
+    if context is None:
+        return prepared
+    frame = prepare_image(context.frame_path, settings, CONVERSE_MAX_IMAGE_BYTES - len(prepared.data))
+    drawn = outline(Image.open(io.BytesIO(frame.data)), context.box, scale=frame.width / context.frame_width)
+    buf = io.BytesIO()
+    drawn.save(buf, format="JPEG", quality=MIN_JPEG_QUALITY + 30)
+    framed = PreparedImage(buf.getvalue(), frame.width, frame.height)
+    return PreparedImage(prepared.data, prepared.width, prepared.height, context=framed)
+
+
+def _context_blocks(prepared: PreparedImage) -> list[dict[str, Any]]:
+    if prepared.context is None:
+        return []
+    return [{"image": {"format": prepared.context.format, "source": {"bytes": prepared.context.data}}}]
 
 
 # -- live -----------------------------------------------------------------------------------
@@ -143,7 +198,8 @@ def converse_request(prepared: PreparedImage, model: str, max_tokens: int) -> di
                 "role": "user",
                 "content": [
                     {"image": {"format": prepared.format, "source": {"bytes": prepared.data}}},
-                    {"text": USER_PROMPT},
+                    *_context_blocks(prepared),
+                    {"text": USER_PROMPT if prepared.context is None else CROP_USER_PROMPT},
                 ],
             }
         ],
@@ -163,9 +219,11 @@ def reply_from_converse(response: dict[str, Any]) -> str:
     return text
 
 
-def _caption_one(client: Any, image_id: str, path: str, settings: Settings) -> _Outcome:
+def _caption_one(
+    client: Any, image_id: str, path: str, settings: Settings, context: FrameContext | None = None
+) -> _Outcome:
     try:
-        prepared = prepare_image(path, settings)
+        prepared = prepare_with_frame(path, settings, context)
     except ImageError as exc:
         return _Outcome(image_id, error=f"image unreadable: {exc}")
     request = converse_request(prepared, settings.caption_model, settings.caption_max_tokens)
@@ -205,11 +263,13 @@ def caption_live(
     run = _LiveRun(catalog, settings, overwrite_human, report, queue, done=report.missing)
     total = len(ids)
     workers = max(1, settings.caption_concurrency)
+    contexts = frame_contexts(catalog, list(records))
     progress(run.done, total, f"captioning {run.done}/{total}")
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="caption") as pool:
 
         def start(image_id: str) -> Future[_Outcome]:
-            return pool.submit(_caption_one, client, image_id, records[image_id].path, settings)
+            path = records[image_id].path
+            return pool.submit(_caption_one, client, image_id, path, settings, contexts.get(image_id))
 
         in_flight: dict[Future[_Outcome], str] = {}
         run.fill(in_flight, workers, start, cancel)

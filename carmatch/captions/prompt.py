@@ -43,6 +43,11 @@ see evidence for; use null instead.
 If the image shows no car, or you cannot describe it, reply exactly {"refusal": "<short reason>"}."""
 
 USER_PROMPT = "Describe the car in this photo as the JSON object specified."
+# A small car cut from a traffic frame goes with the frame, the car outlined in red (captions/live.py).
+CROP_USER_PROMPT = (
+    "Describe the car in the first photo as the JSON object specified. The second photo is the whole traffic "
+    "frame that car was cut from, with it outlined in red: use it only as context, and describe only that car."
+)
 
 ATTRIBUTE_FIELDS = ("color", "body_type", "make", "model", "viewpoint", "distinctive_features", "confidence")
 _STRING_FIELDS = ("color", "body_type", "viewpoint")
