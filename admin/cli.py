@@ -80,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         args.settings = load_settings()
+        if getattr(args, "engine", None):  # --engine local|ray: CARMATCH_ENGINE for this command
+            args.settings = args.settings.with_overrides(engine=args.engine)
         return handler(args)
     except CarmatchError as exc:
         print(f"error: {cli_message(exc, option_flags(parser, args))}", file=sys.stderr)

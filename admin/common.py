@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from tqdm import tqdm
 
+from carmatch.config import ENGINES
 from carmatch.errors import InvalidInputError
 from carmatch.progress import Progress
 from carmatch.runtime import Runtime
@@ -63,6 +64,15 @@ class TqdmProgress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def add_engine_option(parser: argparse.ArgumentParser) -> None:
+    """``--engine local|ray``: where the images are embedded (default CARMATCH_ENGINE; cli.main applies it)."""
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="embed here (local) or on a Ray cluster (ray: RAY_ADDRESS, or a local Ray); default CARMATCH_ENGINE",
+    )
 
 
 def parse_where(items: list[str] | None) -> dict[str, str]:

@@ -7,12 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from admin.common import TqdmProgress, parse_where, runtime_for
+from admin.common import TqdmProgress, add_engine_option, parse_where, runtime_for
 from carmatch.aws import S3_SCHEME, make_client
 from carmatch.catalog.schema import FILTER_KEYS
 from carmatch.config import VECTOR_STORES
 from carmatch.errors import InvalidInputError
 from carmatch.ingest.pipeline import Limits
+from carmatch.ingest.ray_ingest import RAY_ROUND_OBJECTS, missing_embedder
 from carmatch.ingest.rebuild import rebuild_index
 from carmatch.ingest.s3_source import S3ImageSource
 from carmatch.locations import relocate
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "folder", help="folder to walk recursively for JPEG/PNG/WebP/BMP images, or an S3 folder s3://bucket/prefix/"
     )
     p.add_argument("--captions", type=Path, help="CSV with columns file,caption (file relative to FOLDER)")
+    add_engine_option(p)
     p.set_defaults(func=cmd_ingest)
 
     p = subparsers.add_parser("search", help="find the images most similar to a description and/or a photo")
@@ -55,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("index", help="manage the search index")
     sub = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
     r = sub.add_parser("rebuild", help="re-embed what the active model lacks and rebuild the index")
+    add_engine_option(r)
     r.set_defaults(func=cmd_index_rebuild)
     r = sub.add_parser("migrate", help="copy the index to the other vector store from cached embeddings, then use it")
     r.add_argument("--to", required=True, choices=VECTOR_STORES, help="the store to move to")
@@ -68,7 +71,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     with runtime_for(args) as runtime:
         progress = TqdmProgress()
         try:
-            report = runtime.ingestor().ingest_folder(Path(args.folder), args.captions, progress)
+            report = runtime.bulk_ingestor().ingest_folder(Path(args.folder), args.captions, progress)
         finally:
             progress.close()
         print(report.summary())
@@ -86,11 +89,13 @@ def ingest_s3(args: argparse.Namespace) -> int:
         )
     settings = args.settings
     limits = Limits(settings.max_image_bytes, settings.max_image_pixels)
-    source = S3ImageSource(make_client("s3", settings.aws_region), args.folder.strip(), settings.files_home, limits)
+    client = make_client("s3", settings.aws_region)
+    rounds = {"round_objects": RAY_ROUND_OBJECTS} if settings.engine == "ray" else {}  # one cluster job per round
+    source = S3ImageSource(client, args.folder.strip(), settings.files_home, limits, **rounds)
     with runtime_for(args) as runtime:
         progress = TqdmProgress()
         try:
-            report = source.ingest(runtime.ingestor, progress)
+            report = source.ingest(runtime.bulk_ingestor, progress)
         finally:
             progress.close()
         print(report.summary())
@@ -166,8 +171,11 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
     with runtime_for(args) as runtime:
         progress = TqdmProgress()
         try:
+            settings = args.settings
+            embed = missing_embedder(settings.engine, settings)  # None: in this process
+            limits = Limits(settings.max_image_bytes, settings.max_image_pixels)
             index, failures = rebuild_index(
-                runtime.catalog, runtime.embedder, runtime.store, args.settings.batch_size, progress
+                runtime.catalog, runtime.embedder, runtime.store, settings.batch_size, progress, None, limits, embed
             )
         finally:
             progress.close()

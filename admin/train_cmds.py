@@ -14,7 +14,7 @@ from typing import Any
 from tqdm import tqdm
 
 from admin import titan_cmds
-from admin.common import TqdmProgress, runtime_for
+from admin.common import TqdmProgress, add_engine_option, runtime_for
 from carmatch.errors import CancelledError, InvalidInputError
 from carmatch.training import registry
 from carmatch.training.evaluation import comparison_rows, epoch_summary, format_table
@@ -104,6 +104,7 @@ def _add_model(subparsers: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_model_list)
     s = sub.add_parser("activate", help="make RUN (or base) answer searches; rebuilds the index beside the live one")
     s.add_argument("run", metavar="RUN|base")
+    add_engine_option(s)
     s.set_defaults(func=cmd_model_activate)
 
 

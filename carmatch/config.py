@@ -25,6 +25,7 @@ DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
 DEFAULT_EMBED_DIM = 1024  # Titan Multimodal Embeddings G1 output length: 256, 384 or 1024
 TITAN_EMBED_DIMS = (256, 384, 1024)
 VECTOR_STORES = ("hnswlib", "milvus")  # CARMATCH_VECTOR_STORE: carmatch.stores.opening.open_store
+ENGINES = ("local", "ray")  # CARMATCH_ENGINE: carmatch.ingest.engines
 BATCH_TIMEOUT_HOURS_RANGE = (24, 168)  # CreateModelInvocationJob timeoutDurationInHours
 
 
@@ -54,6 +55,16 @@ class Settings:
     )
     device: str = setting("auto", "CARMATCH_DEVICE", "auto, cpu, cuda, cuda:N or mps")
     batch_size: int = setting(32, "CARMATCH_BATCH_SIZE", "images per embedding batch")
+    engine: str = setting(
+        "local", "CARMATCH_ENGINE", "where ingest and re-index embed: local (this process) or ray (a Ray cluster)"
+    )
+    ray_address: str = setting(
+        "", "RAY_ADDRESS", "the Ray cluster of the ray engine (auto, ray://host:10001); empty = a local Ray here"
+    )
+    ray_batch_size: int = setting(64, "CARMATCH_RAY_BATCH_SIZE", "images per batch a Ray embedding worker encodes")
+    ray_workers: int = setting(
+        0, "CARMATCH_RAY_WORKERS", "Ray embedding workers (one model each); 0 = one per GPU, else one per 2 CPUs"
+    )
     max_image_bytes: int = setting(50 * 1024 * 1024, "CARMATCH_MAX_IMAGE_BYTES", "largest image file read, in bytes")
     max_image_pixels: int = setting(64_000_000, "CARMATCH_MAX_IMAGE_PIXELS", "largest image decoded, width x height")
     max_upload_bytes: int = setting(
@@ -229,6 +240,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             value=settings.vector_store,
             label="CARMATCH_VECTOR_STORE",
             reason=f"is {settings.vector_store!r}: use one of {', '.join(VECTOR_STORES)}",
+        )
+    if settings.engine not in ENGINES:
+        raise ConfigError(
+            field="engine",
+            value=settings.engine,
+            label="CARMATCH_ENGINE",
+            reason=f"is {settings.engine!r}: use one of {', '.join(ENGINES)}",
         )
     if settings.embed_dim not in TITAN_EMBED_DIMS:
         raise ConfigError(

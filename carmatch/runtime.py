@@ -270,6 +270,15 @@ class Runtime:
         limits = Limits(self.settings.max_image_bytes, self.settings.max_image_pixels)
         return Ingestor(self.catalog, self.embedder, self.store, self.settings.batch_size, limits)
 
+    def bulk_ingestor(self) -> Ingestor:
+        """The Ingestor of a folder or S3 ingest: on a Ray cluster when CARMATCH_ENGINE=ray, else :meth:`ingestor`."""
+        if self.settings.engine != "ray":
+            return self.ingestor()
+        from carmatch.ingest.ray_ingest import RayIngestor
+
+        limits = Limits(self.settings.max_image_bytes, self.settings.max_image_pixels)
+        return RayIngestor(self.catalog, self.embedder, self.store, self.settings, limits)
+
     # -- status -----------------------------------------------------------------------------
     def info(self, load_model: bool = True, check_files: bool = False) -> dict[str, Any]:
         """Model, device, image count, index size and data location, for `carmatch info` and the UI.

@@ -359,6 +359,17 @@ def load_clip(
     return embedder
 
 
+def load_clip_torch(name: str, pretrained: str, device: str = "auto", offline: bool = False) -> Embedder:
+    """The torch model alone (no model cache, no ONNX towers): what a batch worker on another machine loads.
+
+    Its weights hash is computed from the weights loaded, so a worker whose checkpoint differs from
+    the driver's shows another ``model_key``.
+    """
+    spec = ModelSpec(name, pretrained)
+    model, transform, tokenizer, dev, _ = _load_parts(spec, device, offline)
+    return Embedder(model, transform, tokenizer, spec, dev)
+
+
 def _export_in_background(embedder: Embedder, prepare: tuple[Any, ...]) -> threading.Thread:
     """Export and verify ``embedder``'s ONNX towers in a thread; single queries switch to them when ready."""
 

@@ -90,6 +90,17 @@ class IngestReport:
 
 
 @dataclass(frozen=True)
+class ImageFacts:
+    """What the catalog records about a decoded image file: its id (content hash), size and format."""
+
+    sha256: str
+    width: int
+    height: int
+    format: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
 class Limits:
     """Image size limits applied while ingesting."""
 
@@ -260,44 +271,72 @@ class Ingestor:
         self, path: Path, root: Path | None, report: IngestReport
     ) -> tuple[str | None, Image.Image | None]:
         """Record one file in the catalog; returns its id and, if it was decoded, the image."""
-        resolved = path.expanduser().resolve()
-        rel = str(resolved.relative_to(root)) if root is not None and resolved.is_relative_to(root) else None
-        try:
-            stat = resolved.stat()
-        except OSError as exc:
-            report.skipped.append((str(path), f"cannot read ({exc.strerror or exc})"))
+        found = self._lookup_file(path, root, report)
+        if found is None:
             return None, None
-        known = self.catalog.lookup_file(str(resolved), stat.st_size, stat.st_mtime)
-        if known is not None and self.catalog.is_deleted(known):
-            report.deleted_skipped += 1
-            return None, None
+        resolved, rel, stat, known = found
         if known is not None:
-            try:
-                self._note_location(self.catalog.get(known), resolved, root, rel, report)
-                return known, None
-            except NotFoundError:  # row vanished: fall through and re-read the file
-                pass
+            return known, None
         try:
             data = read_image_bytes(resolved, self.limits.max_bytes)
             loaded = decode_image(data, resolved.name, self.limits.max_pixels, self.limits.max_bytes, self.draft_side)
         except ImageError as exc:
             report.skipped.append((str(path), str(exc).split(": ", 1)[-1]))
             return None, None
-        if self.catalog.is_deleted(loaded.sha256):
+        facts = ImageFacts(loaded.sha256, loaded.width, loaded.height, loaded.format, loaded.size_bytes)
+        return self._record_decoded(resolved, rel, stat, root, facts, report), loaded.image
+
+    def _lookup_file(
+        self, path: Path, root: Path | None, report: IngestReport
+    ) -> tuple[Path, str | None, os.stat_result, str | None] | None:
+        """A file's place and stat, and its id when the catalog knows it unchanged (its location noted then).
+
+        None when there is nothing to do: it cannot be read, or its image was deleted from the collection.
+        """
+        resolved = path.expanduser().resolve()
+        rel = str(resolved.relative_to(root)) if root is not None and resolved.is_relative_to(root) else None
+        try:
+            stat = resolved.stat()
+        except OSError as exc:
+            report.skipped.append((str(path), f"cannot read ({exc.strerror or exc})"))
+            return None
+        known = self.catalog.lookup_file(str(resolved), stat.st_size, stat.st_mtime)
+        if known is not None and self.catalog.is_deleted(known):
             report.deleted_skipped += 1
-            self.catalog.remember_file(str(resolved), stat.st_size, stat.st_mtime, loaded.sha256)
-            return None, None
+            return None
+        if known is not None:
+            try:
+                self._note_location(self.catalog.get(known), resolved, root, rel, report)
+                return resolved, rel, stat, known
+            except NotFoundError:  # row vanished: read the file again
+                pass
+        return resolved, rel, stat, None
+
+    def _record_decoded(
+        self,
+        resolved: Path,
+        rel: str | None,
+        stat: os.stat_result,
+        root: Path | None,
+        facts: ImageFacts,
+        report: IngestReport,
+    ) -> str | None:
+        """Record a file just decoded and validated (here or on a Ray worker); its id, None when deleted earlier."""
+        if self.catalog.is_deleted(facts.sha256):
+            report.deleted_skipped += 1
+            self.catalog.remember_file(str(resolved), stat.st_size, stat.st_mtime, facts.sha256)
+            return None
         root_str = str(root) if root is not None else None
         added = self.catalog.add_image(
-            loaded.sha256, str(resolved), loaded.width, loaded.height, loaded.format, loaded.size_bytes, root_str, rel
+            facts.sha256, str(resolved), facts.width, facts.height, facts.format, facts.size_bytes, root_str, rel
         )
         if added:
             report.added += 1
-            report.added_ids.append(loaded.sha256)
+            report.added_ids.append(facts.sha256)
         else:
-            self._note_location(self.catalog.get(loaded.sha256), resolved, root, rel, report)
-        self.catalog.remember_file(str(resolved), stat.st_size, stat.st_mtime, loaded.sha256)
-        return loaded.sha256, loaded.image
+            self._note_location(self.catalog.get(facts.sha256), resolved, root, rel, report)
+        self.catalog.remember_file(str(resolved), stat.st_size, stat.st_mtime, facts.sha256)
+        return facts.sha256
 
     def _note_location(
         self, record: ImageRecord, resolved: Path, root: Path | None, rel: str | None, report: IngestReport

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,11 @@ from carmatch.stores.store import SearchIndex, VectorStore
 log = logging.getLogger(__name__)
 
 REBUILD_CHUNK = 5_000  # cached embeddings read per query while assembling a rebuilt index
+
+# embed_missing's signature: the local loop below, or the Ray engine's (carmatch.ingest.ray_ingest)
+EmbedMissing = Callable[
+    [Catalog, Embedder, int, Progress, "threading.Event | None", Limits], tuple[int, list[tuple[str, str]]]
+]
 
 
 def embed_missing(
@@ -66,17 +72,19 @@ def rebuild_index(
     progress: Progress = no_progress,
     cancel: threading.Event | None = None,
     limits: Limits = Limits(),
+    embed: EmbedMissing | None = None,
 ) -> tuple[SearchIndex, list[tuple[str, str]]]:
     """Build a fresh index for ``embedder`` beside the live one, then swap it in atomically.
 
     Cached embeddings are reused; only images without one for this model are encoded, most of them
     before taking the index write lock; under it, images added meanwhile are encoded and the index is
     assembled from the catalog and saved. A cancel or failure before the swap leaves the previous
-    index serving.
+    index serving. ``embed`` encodes what is missing (default: :func:`embed_missing`, in this process).
     """
-    _, failures = embed_missing(catalog, embedder, batch_size, progress, cancel, limits)
+    embed = embed or embed_missing
+    _, failures = embed(catalog, embedder, batch_size, progress, cancel, limits)
     with store.write_lock.holding("rebuild", progress):
-        _, late_failures = embed_missing(catalog, embedder, batch_size, progress, cancel, limits)
+        _, late_failures = embed(catalog, embedder, batch_size, progress, cancel, limits)
         index = store.new_index(manifest_for(embedder))
         try:
             _fill_from_cache(catalog, embedder.model_key, index, cancel)

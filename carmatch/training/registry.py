@@ -20,6 +20,8 @@ from carmatch.embedding.embedder import ModelSpec
 from carmatch.embedding.loading import base_spec, load_embedder
 from carmatch.embedding.titan_embedder import is_bedrock_model
 from carmatch.errors import BusyError, CarmatchError, InvalidInputError, NotFoundError
+from carmatch.ingest.pipeline import Limits
+from carmatch.ingest.ray_ingest import missing_embedder
 from carmatch.ingest.rebuild import embed_missing, rebuild_index
 from carmatch.progress import Progress, no_progress
 
@@ -192,13 +194,16 @@ def activate(
             log.warning("No index exists; building one for %s", run_id)
         active = None if run_id == BASE else ActiveModel(spec, run_id)
         report = progress or no_progress
+        settings = runtime.settings
+        limits = Limits(settings.max_image_bytes, settings.max_image_pixels)
+        embed = missing_embedder(settings.engine, settings) or embed_missing  # CARMATCH_ENGINE: here or on Ray
         # The slow part (encoding every image) runs while searches go on against the old index...
-        embed_missing(runtime.catalog, embedder, runtime.settings.batch_size, report, cancel)
+        embed(runtime.catalog, embedder, settings.batch_size, report, cancel, limits)
         built: dict[str, Any] = {}
 
         def build() -> None:  # ...then assembling from cached embeddings and the swap happen together.
             index, failures = rebuild_index(
-                runtime.catalog, embedder, runtime.store, runtime.settings.batch_size, report, cancel
+                runtime.catalog, embedder, runtime.store, settings.batch_size, report, cancel, limits, embed
             )
             built.update(index=index, failures=failures)
 

@@ -1,0 +1,165 @@
+"""The Ray engine: the same catalog as local ingest, resumable, bad files per file, rebuilds that swap atomically.
+
+One local Ray (2 CPUs, 2 embedding workers) serves every test here; starting it takes most of this file's time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from carmatch.config import Settings
+from carmatch.embedding.embedder import Embedder, load_clip
+from carmatch.ingest.ray_ingest import RayIngestor, ray_embed_missing
+from carmatch.ingest.rebuild import rebuild_index
+from carmatch.runtime import Runtime
+from tests.conftest import draw_car_folder
+from tests.drawing import save_car
+
+
+class DriverKilled(BaseException):
+    """Stands for the driver process dying: nothing after it runs (not even the index save)."""
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[Any]:
+    """A local Ray with 2 CPUs for the whole session (about 8 s to start)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def ray_settings(settings: Settings, local_ray: Any) -> Settings:
+    """Settings of the test's home running the ray engine with 2 workers and small batches."""
+    return settings.with_overrides(engine="ray", ray_workers=2, ray_batch_size=3)
+
+
+def ray_runtime(settings: Settings, embedder: Embedder, home: Path) -> Runtime:
+    return Runtime(settings.with_overrides(home=home), embedder=embedder)
+
+
+def ray_ingestor(runtime: Runtime) -> RayIngestor:
+    return RayIngestor(runtime.catalog, runtime.embedder, runtime.store, runtime.settings)
+
+
+def cars_with_captions_and_bad_files(root: Path) -> tuple[Path, Path]:
+    folder = draw_car_folder(root / "cars")
+    (folder / "notes.jpg").write_bytes(b"this is not an image at all")
+    data = (folder / "red_sedan.jpg").read_bytes()
+    (folder / "sub" / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    captions = root / "captions.csv"
+    captions.write_text("file,caption\nred_sedan.jpg,a red sedan\nsub/green_van.webp,a green van\n")
+    return folder, captions
+
+
+def test_ray_ingest_gives_the_catalog_and_ranking_of_local_ingest(
+    runtime: Runtime, ray_settings: Settings, embedder: Embedder, tmp_path: Path
+) -> None:
+    folder, captions = cars_with_captions_and_bad_files(tmp_path)
+    local = runtime.ingestor().ingest_folder(folder, captions)
+    on_ray = ray_runtime(ray_settings, embedder, tmp_path / "ray-home")
+    seen: list[tuple[int, int]] = []
+    try:
+        report = ray_ingestor(on_ray).ingest_folder(folder, captions, lambda d, t, m: seen.append((d, t)))
+        assert (report.added, report.embedded, report.captions_imported) == (6, 6, 2)
+        assert sorted(report.skipped) == sorted(local.skipped)  # each bad file, with local ingest's reason
+        assert {Path(p).name for p, _ in report.skipped} == {"notes.jpg", "truncated.jpg"}
+        assert seen[-1] == (8, 8)
+        ids = sorted(runtime.catalog.ids())
+        assert sorted(on_ray.catalog.ids()) == ids
+        mine = on_ray.catalog.get_embeddings(embedder.model_key, ids)
+        theirs = runtime.catalog.get_embeddings(embedder.model_key, ids)
+        assert min(float(np.dot(mine[i], theirs[i])) for i in ids) >= 0.9999
+        for image_id in ids:
+            a, b = on_ray.catalog.get(image_id), runtime.catalog.get(image_id)
+            assert (a.caption, a.width, a.height, a.format, a.path) == (b.caption, b.width, b.height, b.format, b.path)
+        for query in ({"text": "a red sedan"}, {"image": folder / "blue_pickup.png"}):
+            ranked = [r.id for r in on_ray.search(k=6, **query).results]  # type: ignore[arg-type]
+            assert ranked == [r.id for r in runtime.search(k=6, **query).results]  # type: ignore[arg-type]
+    finally:
+        on_ray.close()
+
+
+def test_killed_ray_driver_leaves_old_index_and_rerun_adds_nothing_twice(
+    ray_settings: Settings, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = draw_car_folder(tmp_path / "cars")
+    first = tmp_path / "first"
+    save_car(first / "old_red.jpg", "red", "van", seed=11)
+    runtime = ray_runtime(ray_settings, embedder, tmp_path / "home")
+    try:
+        runtime.ingestor().ingest_folder(first)  # the index serving before the Ray run
+        serving = runtime.store.current_generation()
+
+        def killed(*_: object) -> None:
+            raise DriverKilled
+
+        batches: list[int] = []
+
+        def progress(done: int, total: int, message: str) -> None:
+            batches.append(done)
+            if len(batches) == 2:  # the first batch of 3 is committed
+                monkeypatch.setattr(runtime.store, "save", killed)  # the driver dies before saving anything
+                raise DriverKilled
+
+        with pytest.raises(DriverKilled):
+            ray_ingestor(runtime).ingest_folder(folder, progress=progress)
+        monkeypatch.undo()
+        assert runtime.store.current_generation() == serving
+        assert len(runtime.store.load(embedder.model_key)) == 1
+        committed = len(runtime.catalog.embedded_ids(embedder.model_key)) - 1
+        assert committed == 3
+
+        rerun = ray_ingestor(runtime).ingest_folder(folder)
+        assert (rerun.added, rerun.present, rerun.embedded) == (3, 3, 3)  # only what the killed run had not done
+        assert runtime.catalog.count() == 7
+        index = runtime.store.load(embedder.model_key)
+        assert sorted(index.ids) == sorted(runtime.catalog.ids())
+        again = ray_ingestor(runtime).ingest_folder(folder)
+        assert (again.added, again.present, again.embedded) == (0, 6, 0)
+    finally:
+        runtime.close()
+
+
+def test_ray_rebuild_for_another_model_swaps_the_index_only_when_complete(
+    runtime: Runtime, ray_settings: Settings, embedder: Embedder, tmp_path: Path, model_cache: Path
+) -> None:
+    import torch
+
+    folder = draw_car_folder(tmp_path / "cars")
+    runtime.ingestor().ingest_folder(folder)
+    other_weights = tmp_path / "other.pt"
+    state = {k: v + 0.01 * torch.randn_like(v) for k, v in embedder.model.state_dict().items()}
+    torch.save(state, other_weights)
+    other = load_clip(embedder.spec.name, str(other_weights), "cpu", cache_dir=model_cache)
+    assert other.model_key != embedder.model_key
+    during: list[str] = []
+
+    def progress(done: int, total: int, message: str) -> None:
+        if message == "embedding":
+            during.append(runtime.store.read_manifest().model_key)
+
+    settings = ray_settings.with_overrides(home=runtime.settings.home)
+    index, failures = rebuild_index(
+        runtime.catalog, other, runtime.store, progress=progress, embed=ray_embed_missing(settings)
+    )
+    assert set(during) == {embedder.model_key}  # the old index served while the cluster embedded
+    assert runtime.store.read_manifest().model_key == other.model_key
+    assert len(index) == 6 and failures == []
+    ids = runtime.catalog.ids()
+    on_ray = runtime.catalog.get_embeddings(other.model_key, ids)
+    here = other.encode_images([decoded(runtime, i) for i in ids])
+    assert min(float(np.dot(on_ray[i], v)) for i, v in zip(ids, here, strict=True)) >= 0.9999
+
+
+def decoded(runtime: Runtime, image_id: str) -> Any:
+    from carmatch.images import load_image
+
+    return load_image(Path(runtime.catalog.get(image_id).path), draft_side=runtime.embedder.image_side).image
