@@ -11,6 +11,17 @@ collection. The fractions are one fact of the collection, stored in the catalog 
 validation, 10 % test); ``train --val-fraction/--test-fraction`` changes them, and CLIP fine-tuning,
 evaluation, ``dataset splits`` and the Titan export all read them from here, so an image in the
 test split can never be in any training file.
+
+**Split groups.** Images that must never be separated (near-duplicate copies of one photo; the car
+crops of one traffic frame) share a *group key*, and the hash is taken of that key instead of the
+image id: every member lands in the split of its group. An image with no group key is its own group
+(key = its id), so nothing moves until a group is recorded. Groups are kept in the catalog's meta
+(``split_groups``), one mapping ``{image_id: group_key}`` per *source*, written with
+:func:`set_split_groups` (replace one source, e.g. ``"near_duplicates"`` after each duplicate scan)
+or :func:`add_split_groups` (merge, e.g. ``"frames"``: a crop's key is its frame's id, added at
+ingest). :func:`split_groups` joins all sources: images linked through any source form one group,
+whose key is the smallest key or id in it, so a member that is its group's smallest key keeps its
+own split. Recording a group can move its other members (a warning says how many changed split).
 """
 
 from __future__ import annotations
@@ -19,8 +30,8 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from carmatch.errors import InvalidInputError
@@ -37,6 +48,7 @@ SPLIT_META_KEY = "training_split"
 DEFAULT_VALIDATION_FRACTION = 0.1
 DEFAULT_TEST_FRACTION = 0.1
 SOURCES = ("approved", "approved+unreviewed", "unreviewed")
+SPLIT_GROUPS_META_KEY = "split_groups"  # {source: {image_id: group_key}}
 
 
 @dataclass(frozen=True)
@@ -73,9 +85,9 @@ def split_bucket(image_id: str) -> float:
     return int(digest[:12], 16) / float(16**12)
 
 
-def split_of(image_id: str, fractions: SplitFractions = SplitFractions()) -> str:
-    """``train``, ``validation`` or ``test``: test is the lowest buckets, validation the next ones."""
-    bucket = split_bucket(image_id)
+def split_of(image_id: str, fractions: SplitFractions = SplitFractions(), group: str | None = None) -> str:
+    """``train``, ``validation`` or ``test`` (of ``group`` when given): test is the lowest buckets, validation next."""
+    bucket = split_bucket(group or image_id)
     if bucket < fractions.test:
         return "test"
     if bucket < fractions.test + fractions.validation:
@@ -149,6 +161,65 @@ def matching_split(catalog: Catalog, validation: float | None = None, test: floa
     return current
 
 
+# -- split groups ------------------------------------------------------------------------------
+def _stored_groups(catalog: Catalog) -> dict[str, dict[str, str]]:
+    """Every source's ``{image_id: group_key}`` as stored (empty when none or unreadable)."""
+    raw = catalog.get_meta(SPLIT_GROUPS_META_KEY)
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+        return {str(src): {str(k): str(v) for k, v in members.items()} for src, members in data.items()}
+    except (ValueError, AttributeError, TypeError) as exc:
+        log.warning("Ignoring unreadable split groups (%s); every image is its own group", exc)
+        return {}
+
+
+def _write_groups(catalog: Catalog, stored: dict[str, dict[str, str]]) -> None:
+    before = split_groups(catalog)
+    catalog.set_meta(SPLIT_GROUPS_META_KEY, json.dumps(stored, sort_keys=True) if stored else None)
+    after = split_groups(catalog)
+    moved = sum(1 for i in set(before) | set(after) if split_bucket(before.get(i, i)) != split_bucket(after.get(i, i)))
+    if moved:
+        log.warning("Split groups changed: %d image(s) now follow their group's split", moved)
+
+
+def set_split_groups(catalog: Catalog, source: str, groups: Mapping[str, str]) -> None:
+    """Replace the groups one ``source`` records (``{image_id: group_key}``; empty removes the source)."""
+    stored = _stored_groups(catalog)
+    stored.pop(source, None)
+    if groups:
+        stored[source] = {str(k): str(v) for k, v in groups.items()}
+    _write_groups(catalog, stored)
+
+
+def add_split_groups(catalog: Catalog, source: str, groups: Mapping[str, str]) -> None:
+    """Add (or change) some members of one ``source``'s groups, keeping the rest."""
+    stored = _stored_groups(catalog)
+    stored.setdefault(source, {}).update({str(k): str(v) for k, v in groups.items()})
+    _write_groups(catalog, stored)
+
+
+def split_groups(catalog: Catalog) -> dict[str, str]:
+    """``{image_id: group_key}`` over all sources joined: linked images share the smallest key of their group."""
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        parent.setdefault(node, node)
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    sources = [*_stored_groups(catalog).values(), catalog.crop_frames()]  # a frame's cars: the crops table (#27)
+    for members in sources:
+        for image_id, key in members.items():
+            a, b = root(image_id), root(key)
+            if a != b:
+                parent[max(a, b)] = min(a, b)  # the smaller key stays the root
+    return {node: root(node) for node in parent if root(node) != node}
+
+
 # -- the rule ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainingSet:
@@ -157,10 +228,11 @@ class TrainingSet:
     states: tuple[str, ...]
     source: str  # one of SOURCES; "unreviewed" is the fallback while nothing is approved
     fractions: SplitFractions
+    groups: Mapping[str, str] = field(default_factory=dict)  # image id -> group key (split_groups)
 
     def split(self, image_id: str) -> str:
-        """The split of one image."""
-        return split_of(image_id, self.fractions)
+        """The split of one image: its group's, when it belongs to one."""
+        return split_of(image_id, self.fractions, self.groups.get(image_id))
 
 
 def training_set(
@@ -168,14 +240,15 @@ def training_set(
 ) -> TrainingSet:
     """Apply the rule to the catalog (with the collection's split unless ``fractions`` are given)."""
     split = fractions.checked() if fractions is not None else collection_split(catalog)
+    groups = split_groups(catalog)
     if include_unreviewed:
-        return TrainingSet(("approved", "unreviewed"), "approved+unreviewed", split)
+        return TrainingSet(("approved", "unreviewed"), "approved+unreviewed", split, groups)
     if catalog.count_captioned(("approved",)) > 0:
-        return TrainingSet(("approved",), "approved", split)
+        return TrainingSet(("approved",), "approved", split, groups)
     unreviewed = catalog.count_captioned(("unreviewed",))
     if unreviewed:
         log.warning("No approved captions yet; using the %d unreviewed captions as training data", unreviewed)
-    return TrainingSet(("unreviewed",), "unreviewed", split)
+    return TrainingSet(("unreviewed",), "unreviewed", split, groups)
 
 
 def count_records(catalog: Catalog, chosen: TrainingSet) -> int:
