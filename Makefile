@@ -12,8 +12,9 @@ $(VENV)/.runtime: requirements.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements-ray.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-ray.txt  # the optional Ray engine: its tests run in make test
 	touch $@
 
 install: $(VENV)/.runtime

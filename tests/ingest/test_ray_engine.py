@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 
 from carmatch.config import Settings
-from carmatch.embedding.embedder import Embedder, load_clip
-from carmatch.ingest.ray_ingest import RayIngestor, ray_embed_missing
-from carmatch.ingest.rebuild import rebuild_index
+from carmatch.embedding.embedder import Embedder
+from carmatch.images import load_image
+from carmatch.ingest.ray_ingest import RayIngestor
 from carmatch.runtime import Runtime
+from carmatch.training import registry
 from tests.conftest import draw_car_folder
 from tests.drawing import save_car
+from tests.training_support import nudged_checkpoint
 
 
 class DriverKilled(BaseException):
@@ -93,7 +95,7 @@ def test_killed_ray_driver_leaves_old_index_and_rerun_adds_nothing_twice(
     folder = draw_car_folder(tmp_path / "cars")
     first = tmp_path / "first"
     save_car(first / "old_red.jpg", "red", "van", seed=11)
-    runtime = ray_runtime(ray_settings, embedder, tmp_path / "home")
+    runtime = ray_runtime(ray_settings.with_overrides(ray_workers=1), embedder, tmp_path / "home")
     try:
         runtime.ingestor().ingest_folder(first)  # the index serving before the Ray run
         serving = runtime.store.current_generation()
@@ -128,38 +130,36 @@ def test_killed_ray_driver_leaves_old_index_and_rerun_adds_nothing_twice(
         runtime.close()
 
 
-def test_ray_rebuild_for_another_model_swaps_the_index_only_when_complete(
-    runtime: Runtime, ray_settings: Settings, embedder: Embedder, tmp_path: Path, model_cache: Path
+def test_activating_a_run_on_ray_swaps_its_index_in_only_when_complete(
+    ray_settings: Settings, embedder: Embedder, tiny_model: tuple[str, str], tmp_path: Path
 ) -> None:
-    import torch
+    runtime = ray_runtime(ray_settings.with_overrides(ray_workers=1), embedder, tmp_path / "home")
+    try:
+        runtime.ingestor().ingest_folder(draw_car_folder(tmp_path / "cars"))  # indexed by the base model
+        checkpoint = nudged_checkpoint(tiny_model, tmp_path / "runs" / "run-ray" / "best.pt")
+        registry.register_model(
+            runtime.catalog, "run-ray", "local", tiny_model[0], tiny_model[1], "ready", checkpoint=str(checkpoint)
+        )
+        serving: list[str] = []
 
-    folder = draw_car_folder(tmp_path / "cars")
-    runtime.ingestor().ingest_folder(folder)
-    other_weights = tmp_path / "other.pt"
-    state = {k: v + 0.01 * torch.randn_like(v) for k, v in embedder.model.state_dict().items()}
-    torch.save(state, other_weights)
-    other = load_clip(embedder.spec.name, str(other_weights), "cpu", cache_dir=model_cache)
-    assert other.model_key != embedder.model_key
-    during: list[str] = []
+        def progress(done: int, total: int, message: str) -> None:
+            if message == "embedding":  # the cluster is embedding: searches still get the base model's index
+                serving.append(runtime.store.read_manifest().model_key)
 
-    def progress(done: int, total: int, message: str) -> None:
-        if message == "embedding":
-            during.append(runtime.store.read_manifest().model_key)
-
-    settings = ray_settings.with_overrides(home=runtime.settings.home)
-    index, failures = rebuild_index(
-        runtime.catalog, other, runtime.store, progress=progress, embed=ray_embed_missing(settings)
-    )
-    assert set(during) == {embedder.model_key}  # the old index served while the cluster embedded
-    assert runtime.store.read_manifest().model_key == other.model_key
-    assert len(index) == 6 and failures == []
-    ids = runtime.catalog.ids()
-    on_ray = runtime.catalog.get_embeddings(other.model_key, ids)
-    here = other.encode_images([decoded(runtime, i) for i in ids])
-    assert min(float(np.dot(on_ray[i], v)) for i, v in zip(ids, here, strict=True)) >= 0.9999
+        result = registry.activate(runtime, "run-ray", progress)
+        assert serving and set(serving) == {embedder.model_key}
+        assert result.rebuilt and result.indexed == 6 and result.failures == []
+        assert runtime.store.read_manifest().model_key == result.model_key != embedder.model_key
+        run_model = runtime.embedder
+        ids = runtime.catalog.ids()
+        on_ray = runtime.catalog.get_embeddings(result.model_key, ids)
+        here = run_model.encode_images([decoded(runtime, i) for i in ids])
+        assert min(float(np.dot(on_ray[i], v)) for i, v in zip(ids, here, strict=True)) >= 0.9999
+        assert runtime.search(text="a red car", k=3).results
+    finally:
+        runtime.close()
 
 
 def decoded(runtime: Runtime, image_id: str) -> Any:
-    from carmatch.images import load_image
-
+    """An image decoded as ingest decodes it (JPEGs at the model's draft side)."""
     return load_image(Path(runtime.catalog.get(image_id).path), draft_side=runtime.embedder.image_side).image
