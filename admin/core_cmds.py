@@ -12,6 +12,7 @@ from carmatch.aws import S3_SCHEME, make_client
 from carmatch.catalog.schema import FILTER_KEYS
 from carmatch.config import VECTOR_STORES
 from carmatch.errors import InvalidInputError
+from carmatch.ingest.frames import frame_ingestor
 from carmatch.ingest.pipeline import Limits
 from carmatch.ingest.ray_ingest import RAY_ROUND_OBJECTS, missing_embedder
 from carmatch.ingest.rebuild import rebuild_index
@@ -28,6 +29,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "folder", help="folder to walk recursively for JPEG/PNG/WebP/BMP images, or an S3 folder s3://bucket/prefix/"
     )
     p.add_argument("--captions", type=Path, help="CSV with columns file,caption (file relative to FOLDER)")
+    p.add_argument(
+        "--cars",
+        action="store_true",
+        help="traffic frames: find each car with the detector (CARMATCH_DETECTOR, default "
+        "fasterrcnn_mobilenet_v3_large_fpn) and make it its own search hit; frames without a car stay whole",
+    )
+    p.add_argument(
+        "--boxes",
+        type=Path,
+        metavar="FILE",
+        help="traffic frames: take the cars' boxes from a COCO JSON file or a folder of YOLO .txt files "
+        "instead of running the detector",
+    )
     add_engine_option(p)
     p.set_defaults(func=cmd_ingest)
 
@@ -42,7 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help=f"filter on {', '.join(FILTER_KEYS)}, e.g. color=red (repeatable)",
     )
-    p.add_argument("--json", action="store_true", help="print a JSON list of {id, path, score, caption}")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list of {id, path, score, caption, frame, frame_path, box, detector_score} "
+        "(frame and box: set for cars cut from traffic frames)",
+    )
     p.set_defaults(func=cmd_search)
 
     p = subparsers.add_parser("info", help="show the model, device, collection and index")
@@ -69,9 +88,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.folder.strip().lower().startswith(S3_SCHEME):
         return ingest_s3(args)
     with runtime_for(args) as runtime:
+        frames = frame_ingestor(runtime.ingestor(), args.settings, args.cars, args.boxes)
         progress = TqdmProgress()
         try:
-            report = runtime.bulk_ingestor().ingest_folder(Path(args.folder), args.captions, progress)
+            ingest = frames if frames is not None else runtime.bulk_ingestor()
+            report = ingest.ingest_folder(Path(args.folder), args.captions, progress)
         finally:
             progress.close()
         print(report.summary())
@@ -80,6 +101,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def ingest_s3(args: argparse.Namespace) -> int:
     """Ingest the images under an S3 prefix (downloaded into CARMATCH_HOME/s3/); prints a summary."""
+    if args.cars or args.boxes:
+        raise InvalidInputError(
+            field="cars" if args.cars else "boxes",
+            value=args.folder,
+            reason="works with a local folder only: download the frames, then ingest the folder",
+        )
     if args.captions:
         raise InvalidInputError(
             field="captions",
@@ -124,6 +151,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             print("No matches.")
         for rank, result in enumerate(response.results, 1):
             print(f"{rank:>3}. {result.score:.3f}  {result.path}")
+            if result.frame_path:
+                print(f"      car {result.box} of frame {result.frame_path}")
             if result.caption:
                 print(f"      {result.caption}")
         return 0

@@ -121,6 +121,18 @@ class Settings:
     )
     titan_concurrency: int = setting(8, "CARMATCH_TITAN_CONCURRENCY", "Titan invoke_model calls in flight at once")
     offline: bool = setting(False, "CARMATCH_OFFLINE", "never try downloads (HF_HUB_OFFLINE=1 implies it)")
+    detector: str = setting(
+        "none",
+        "CARMATCH_DETECTOR",
+        "car detector run at ingest (each car becomes its own search hit): none, or a torchvision COCO model "
+        "such as fasterrcnn_mobilenet_v3_large_fpn; ingest --cars turns it on for one run",
+    )
+    detector_min_score_percent: int = setting(
+        50, "CARMATCH_DETECTOR_MIN_SCORE_PERCENT", "a detection counts as a car from this detector score (1-100)"
+    )
+    detector_min_side: int = setting(
+        32, "CARMATCH_DETECTOR_MIN_SIDE", "smallest car kept, in pixels of its box's shorter side"
+    )
     demo: bool = setting(True, "CARMATCH_DEMO", "on a Space, import the demo collection into an empty one at start")
     demo_dataset: str = setting(
         "", "CARMATCH_DEMO_DATASET", "Hub data set id or local folder of the demo; empty = Stanford Cars"
@@ -175,6 +187,11 @@ class Settings:
     def uploads_dir(self) -> Path:
         """Folder where images uploaded through the app are stored."""
         return self.files_home / "uploads"
+
+    @property
+    def crops_dir(self) -> Path:
+        """Where the cars cropped from traffic frames are kept (beside the uploads: they outlive the machine)."""
+        return self.files_home / "crops"
 
     @property
     def resolved_device(self) -> str:
@@ -252,6 +269,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(
             f"CARMATCH_EMBED_DIM={settings.embed_dim}: Titan offers {', '.join(map(str, TITAN_EMBED_DIMS))}"
         )
+    if settings.detector_min_score_percent > 100:
+        raise ConfigError(f"CARMATCH_DETECTOR_MIN_SCORE_PERCENT={settings.detector_min_score_percent}: use 1-100")
     low, high = BATCH_TIMEOUT_HOURS_RANGE
     if not low <= settings.batch_timeout_hours <= high:
         raise ConfigError(f"CARMATCH_BATCH_TIMEOUT_HOURS={settings.batch_timeout_hours}: Bedrock allows {low}-{high}")
