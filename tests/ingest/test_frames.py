@@ -160,3 +160,19 @@ def test_missing_detector_weights_fail_fast_offline(tmp_path: Path, monkeypatch:
     assert str(tmp_path / "torch" / "hub" / "checkpoints" / "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth") in str(
         caught.value
     )
+
+
+def test_cli_ingests_frames_with_a_boxes_file_or_the_detector_setting(
+    settings: object, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = draw_frames(tmp_path / "frames")
+    coco = coco_file(tmp_path / "boxes.json", BAD_ROWS[:1])
+    assert main(["ingest", str(folder), "--cars", "--boxes", str(coco)]) == 1
+    assert "not both" in capsys.readouterr().err
+    assert main(["ingest", str(folder), "--boxes", str(coco)]) == 0
+    out = capsys.readouterr().out
+    assert "2 with cars (5 car(s) cut out), 1 without a car" in out and "outside the 320x200 image" in out
+    monkeypatch.setenv("CARMATCH_DETECTOR", "tiny-random")
+    more = draw_frames(tmp_path / "more" / "again")  # the same frames: known, nothing cut twice
+    assert main(["ingest", str(more.parent)]) == 0
+    assert "2 cut earlier" in capsys.readouterr().out
