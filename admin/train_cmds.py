@@ -62,10 +62,14 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--resume", metavar="RUN", help="continue a stopped run exactly where it left off")
     p.add_argument("--sagemaker", action="store_true", help="train on SageMaker instead of this machine")
-    p.add_argument("--role-arn", help="SageMaker execution role ARN (with --sagemaker)")
-    p.add_argument("--bucket", help="S3 bucket for data, code and the model (with --sagemaker)")
+    p.add_argument("--role-arn", help="SageMaker execution role ARN (default CARMATCH_SAGEMAKER_ROLE_ARN)")
+    p.add_argument("--bucket", help="S3 bucket for data, code and the model (default CARMATCH_BATCH_BUCKET)")
+    p.add_argument("--spot", action="store_true", help="managed spot training (cheaper; resumes from S3 checkpoints)")
+    p.add_argument(
+        "--max-wait-hours", type=float, help="with --spot: longest wait for spot capacity + run (default 2x the run)"
+    )
     p.add_argument("--prefix", default="carmatch", help="S3 key prefix (default carmatch)")
-    p.add_argument("--instance-type", default="ml.g5.xlarge", help="SageMaker instance type (default ml.g5.xlarge)")
+    p.add_argument("--instance-type", help="SageMaker instance type (default CARMATCH_SAGEMAKER_INSTANCE_TYPE)")
     p.add_argument("--image-uri", help="training container (default: AWS PyTorch training image for the region)")
     p.add_argument("--subnets", metavar="IDS", help="run the SageMaker job in these VPC subnets (comma-separated)")
     p.add_argument("--security-groups", metavar="IDS", help="the VPC security groups (comma-separated; with --subnets)")
@@ -218,12 +222,19 @@ def _train_sagemaker(args: argparse.Namespace) -> int:
     from carmatch.cloud.sagemaker_network import vpc_plan
     from carmatch.training.runs import default_config
 
+    settings = args.settings
+    args.role_arn = args.role_arn or settings.sagemaker_role_arn
+    args.bucket = args.bucket or settings.batch_bucket
+    args.instance_type = args.instance_type or settings.sagemaker_instance_type
     if args.sagemaker_job is None and (not args.role_arn or not args.bucket):
-        raise InvalidInputError("--sagemaker needs --role-arn ARN and --bucket BUCKET.")
+        raise InvalidInputError(
+            "--sagemaker needs --role-arn ARN and --bucket BUCKET (or CARMATCH_SAGEMAKER_ROLE_ARN and "
+            "CARMATCH_BATCH_BUCKET, which `.venv/bin/carmatch aws setup` writes into .env)."
+        )
     network = vpc_plan(args.subnets, args.security_groups, args.vpc_has_internet)
     network.check()  # before any client is made or anything uploaded
     region = args.settings.aws_region
-    sm, s3 = sagemaker.sagemaker_clients(region)
+    sm, s3, quotas = sagemaker.sagemaker_clients(region)
     with runtime_for(args) as runtime:
         job = args.sagemaker_job
         if job is None:
@@ -243,6 +254,9 @@ def _train_sagemaker(args: argparse.Namespace) -> int:
                     args.image_uri,
                     progress=progress,
                     network=network,
+                    quotas=quotas,
+                    spot=args.spot,
+                    max_wait_s=int(args.max_wait_hours * 3600) if args.max_wait_hours else None,
                 )
             finally:
                 progress.close()

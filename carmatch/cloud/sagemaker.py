@@ -9,7 +9,6 @@ only new ones), and the optional ``base`` channel a local base checkpoint. Clien
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import tarfile
@@ -26,89 +25,32 @@ from carmatch.aws import parse_s3_uri
 from carmatch.catalog import Catalog
 from carmatch.cloud.sagemaker_images import training_image_uri
 from carmatch.cloud.sagemaker_network import NetworkPlan
+from carmatch.cloud.sagemaker_upload import (
+    ENTRY_POINT,
+    MANIFEST_SUFFIX,
+    package_source,
+    upload_code,
+    upload_dataset,
+)
 from carmatch.errors import AwsError, CancelledError, InvalidInputError
 from carmatch.training import registry
 from carmatch.training.checkpoints import SUMMARY_FILE
 from carmatch.training.config import TrainConfig, new_run_id
-from carmatch.training.data import Pair, pair_record, run_pairs
+from carmatch.training.data import run_pairs
 
 log = logging.getLogger(__name__)
+__all__ = ["ENTRY_POINT", "package_source", "submit_training", "collect_job", "training_image_uri"]
 
-ENTRY_POINT = "train_entry.py"
 POLL_SECONDS = 30
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped", "Deleting")  # a Deleting job can change no more either
-MANIFEST_SUFFIX = ".manifest"  # a channel whose URI ends so is a SageMaker manifest file, not a prefix
 MAX_RUNTIME_SECONDS = 24 * 3600
-SOURCE_REQUIREMENTS = "open_clip_torch>=2.24\nftfy\nregex\n"
-ENTRY_SOURCE = (
-    '"""SageMaker entry point: carmatch\'s own training loop."""\n'
-    "from carmatch.training.entry import main\n\nraise SystemExit(main())\n"
-)
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"  # synced to S3 by SageMaker; a restarted job finds last.pt here
 
 
 def _aws(action: str, region: str | None = None) -> Callable[[BaseException], AwsError]:
     from carmatch.aws import explain_aws_error
 
     return lambda exc: explain_aws_error(exc, action, region)
-
-
-# -- packaging ----------------------------------------------------------------------------------
-def package_source() -> bytes:
-    """A sourcedir.tar.gz: the carmatch package, the entry script and requirements.txt."""
-    package = Path(__file__).resolve().parents[1]  # the carmatch package
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for path in sorted(package.rglob("*.py")):
-            if "__pycache__" in path.parts or "ui" in path.relative_to(package).parts:
-                continue
-            tar.add(path, arcname=f"carmatch/{path.relative_to(package).as_posix()}")
-        for name, text in ((ENTRY_POINT, ENTRY_SOURCE), ("requirements.txt", SOURCE_REQUIREMENTS)):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def upload_dataset(
-    s3: Any,
-    pairs: list[Pair],
-    bucket: str,
-    prefix: str,
-    job_name: str,
-    model_config: Path | None = None,
-    progress: Callable[[int, int, str], None] | None = None,
-) -> dict[str, str]:
-    """Upload images (only those not already there) and the job's pairs JSONL; returns channel name → S3 URI."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    images_prefix = f"{prefix}/images/"
-    job_prefix = f"{prefix}/jobs/{job_name}/training/"
-    try:
-        existing: set[str] = set()
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=images_prefix):
-            existing.update(obj["Key"] for obj in page.get("Contents", []))
-        records = []
-        for n, pair in enumerate(pairs, 1):
-            name = f"{pair.image_id}{Path(pair.path).suffix.lower() or '.jpg'}"
-            if images_prefix + name not in existing:
-                s3.upload_file(str(pair.path), bucket, images_prefix + name)  # streamed from disk
-            records.append(pair_record(pair, name))
-            if progress:
-                progress(n, len(pairs), "uploading")
-        body = "".join(json.dumps(r) + "\n" for r in records).encode()
-        s3.put_object(Bucket=bucket, Key=job_prefix + "pairs.jsonl", Body=body)
-        # the images channel lists this job's images only, not every image the prefix ever received
-        manifest = [{"prefix": f"s3://{bucket}/{images_prefix}"}, *sorted({r["path"] for r in records})]
-        manifest_key = f"{prefix}/jobs/{job_name}/images{MANIFEST_SUFFIX}"
-        s3.put_object(Bucket=bucket, Key=manifest_key, Body=json.dumps(manifest).encode())
-        if model_config is not None:
-            s3.put_object(Bucket=bucket, Key=job_prefix + model_config.name, Body=model_config.read_bytes())
-    except OSError as exc:
-        raise InvalidInputError(f"Cannot read an image to upload: {exc}") from exc
-    except (BotoCoreError, ClientError) as exc:
-        raise _aws(f"upload the dataset to s3://{bucket}/{prefix}")(exc) from exc
-    return {"training": f"s3://{bucket}/{job_prefix}", "images": f"s3://{bucket}/{manifest_key}"}
 
 
 def hyperparameters(config: TrainConfig, source_uri: str, region: str) -> dict[str, str]:
@@ -118,6 +60,7 @@ def hyperparameters(config: TrainConfig, source_uri: str, region: str) -> dict[s
         "sagemaker_submit_directory": source_uri,
         "sagemaker_region": region,
         "sagemaker_container_log_level": 20,
+        "checkpoint-dir": CHECKPOINT_LOCAL_PATH,
     }
     for key, value in config.__dict__.items():
         if key == "device":
@@ -161,20 +104,40 @@ def submit_training(
     job_name: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     network: NetworkPlan | None = None,
+    quotas: Any = None,
+    spot: bool = False,
+    max_wait_s: int | None = None,
 ) -> str:
-    """Upload data and code, create the training job, and register it as submitted; returns the job name."""
+    """Check the quota, upload data and code, create the job, register it as submitted; returns the job name.
+
+    ``quotas`` (a Service Quotas client) is read before anything is uploaded; ``spot`` runs on managed spot
+    capacity, waiting up to ``max_wait_s`` (default twice the run time) for it. Either way the job checkpoints
+    to S3, so a stopped, interrupted or preempted job resumes from its last epoch.
+    """
+    from carmatch.cloud.sagemaker_quota import require_training_quota
+
     config.validate()
+    max_wait_s = max_wait_s or 2 * int(max_runtime_s)
+    if spot and max_wait_s < max_runtime_s:
+        raise InvalidInputError(
+            field="max_wait",
+            value=str(max_wait_s),
+            label="--max-wait-hours",
+            reason=f"must be at least the run time ({max_runtime_s} s): SageMaker counts spot waiting in it",
+        )
     network = network or NetworkPlan()
     network.check()
     image_uri = image_uri or training_image_uri(region, instance_type)  # an unknown region is refused here
     if not role_arn.startswith("arn:"):
         raise InvalidInputError(f"--role-arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME).")
+    if quotas is not None:
+        require_training_quota(quotas, instance_type, spot)  # before any upload: a 0 quota wastes nothing
     pairs, source = run_pairs(catalog, config.val_fraction, config.test_fraction, config.batch_size)
     job_name = job_name or "carmatch-" + new_run_id()[4:].replace("_", "-")
     prefix = prefix.strip("/")
     model_config = Path(config.model) if config.model.endswith(".json") else None
     channels = upload_dataset(s3, pairs, bucket, prefix, job_name, model_config, progress)
-    source_uri, base_uri = _upload_code(s3, config, bucket, f"{prefix}/jobs/{job_name}", region)
+    source_uri, base_uri = upload_code(s3, config, bucket, f"{prefix}/jobs/{job_name}", region)
     if base_uri is not None:
         channels["base"] = base_uri
     request = {
@@ -188,12 +151,27 @@ def submit_training(
         "InputDataConfig": _input_channels(channels),
         "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{prefix}/jobs/{job_name}/output/"},
         "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 50},
-        "StoppingCondition": {"MaxRuntimeInSeconds": int(max_runtime_s)},
+        "StoppingCondition": {
+            "MaxRuntimeInSeconds": int(max_runtime_s),
+            **({"MaxWaitTimeInSeconds": int(max_wait_s)} if spot else {}),
+        },
+        "CheckpointConfig": {
+            "S3Uri": f"s3://{bucket}/{prefix}/jobs/{job_name}/checkpoints/",
+            "LocalPath": CHECKPOINT_LOCAL_PATH,
+        },
+        "EnableManagedSpotTraining": spot,
         "Tags": [{"Key": "app", "Value": "carmatch"}],
         **network.request(),
     }
     arn = _create_job(sm, request, region)
-    job_config = {"arn": arn, "instance_type": instance_type, "data_source": source, "bucket": bucket, "prefix": prefix}
+    job_config = {
+        "arn": arn,
+        "instance_type": instance_type,
+        "data_source": source,
+        "bucket": bucket,
+        "prefix": prefix,
+        "spot": spot,
+    }
     registry.register_model(
         catalog,
         job_name,
@@ -205,23 +183,6 @@ def submit_training(
     )
     log.info("Created SageMaker training job %s (%s)", job_name, arn)
     return job_name
-
-
-def _upload_code(s3: Any, config: TrainConfig, bucket: str, job_prefix: str, region: str) -> tuple[str, str | None]:
-    """Upload sourcedir.tar.gz (and a local base checkpoint); returns (source URI, ``base`` channel URI or None)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    base_uri = None
-    try:
-        source_key = f"{job_prefix}/source/sourcedir.tar.gz"
-        s3.put_object(Bucket=bucket, Key=source_key, Body=package_source())
-        if config.pretrained != "none" and Path(config.pretrained).is_file():
-            base_key = f"{job_prefix}/base/{Path(config.pretrained).name}"
-            s3.upload_file(str(config.pretrained), bucket, base_key)  # streamed from disk, in parts
-            base_uri = f"s3://{bucket}/{job_prefix}/base/"
-    except (BotoCoreError, ClientError) as exc:
-        raise _aws("upload the training code", region)(exc) from exc
-    return f"s3://{bucket}/{source_key}", base_uri
 
 
 def _input_channels(channels: dict[str, str]) -> list[dict[str, Any]]:
@@ -373,8 +334,8 @@ def collect_job(
     )
 
 
-def sagemaker_clients(region: str) -> tuple[Any, Any]:
-    """(sagemaker, s3) boto3 clients for ``region``."""
+def sagemaker_clients(region: str) -> tuple[Any, Any, Any]:
+    """(sagemaker, s3, service-quotas) boto3 clients for ``region``."""
     from carmatch.aws import make_client
 
-    return make_client("sagemaker", region), make_client("s3", region)
+    return make_client("sagemaker", region), make_client("s3", region), make_client("service-quotas", region)

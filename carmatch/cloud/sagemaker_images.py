@@ -1,8 +1,10 @@
 """The AWS PyTorch training container (deep learning container) of each region SageMaker trains in.
 
-The table is the SageMaker Python SDK's own (``sagemaker-core`` 2.27.0,
-``image_uri_config/pytorch.json``, training, PyTorch 2.3.0): the ECR account of the container registry
-per region. tests/cloud/test_sagemaker.py checks that it covers every region botocore lists
+The image is the newest PyTorch training DLC for SageMaker: PyTorch 2.10.0, Python 3.13, CUDA 13.0, Ubuntu 22.04
+(aws/deep-learning-containers ``docs/src/data/pytorch-training/2.10-{gpu,cpu}-sagemaker.yml``: GA 2026-01-21,
+end of patch support 2027-01-21; read 2026-12-08). The registry account per region is the SageMaker Python SDK's
+table (``sagemaker-core`` 2.27.0, ``image_uri_config/pytorch.json``), the same for every PyTorch version.
+tests/cloud/test_sagemaker.py checks that it covers every region botocore lists
 for SageMaker. The isolated (us-iso*) regions are left out: their registries use other domains.
 """
 
@@ -10,8 +12,11 @@ from __future__ import annotations
 
 from carmatch.errors import InvalidInputError
 
-PYTORCH_VERSION = "2.3.0"
-PYTHON_TAG = "py311"
+PYTORCH_VERSION = "2.10.0"
+PYTHON_TAG = "py313"
+CUDA_TAG = "cu130"
+OS_TAG = "ubuntu22.04"
+SUPPORT_ENDS = "2027-01-21"  # the DLC's end of patch support: pick the next image before then
 DEFAULT_DLC_ACCOUNT = "763104351884"
 DEFAULT_ACCOUNT_REGIONS = frozenset(
     {
@@ -81,8 +86,8 @@ def training_image_uri(region: str, instance_type: str) -> str:
     account = dlc_account(region)
     domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     tag = (
-        f"{PYTORCH_VERSION}-gpu-{PYTHON_TAG}-cu121-ubuntu20.04-sagemaker"
+        f"{PYTORCH_VERSION}-gpu-{PYTHON_TAG}-{CUDA_TAG}-{OS_TAG}-sagemaker"
         if gpu
-        else f"{PYTORCH_VERSION}-cpu-{PYTHON_TAG}-ubuntu20.04-sagemaker"
+        else f"{PYTORCH_VERSION}-cpu-{PYTHON_TAG}-{OS_TAG}-sagemaker"
     )
     return f"{account}.dkr.ecr.{region}.{domain}/pytorch-training:{tag}"

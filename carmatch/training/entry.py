@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -36,6 +37,12 @@ def train_from_args(argv: Sequence[str] | None = None) -> int:
         help="folder the image paths in pairs.jsonl are relative to (default: --data)",
     )
     parser.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="train in this folder (SageMaker's CheckpointConfig LocalPath, synced with S3): a restarted job resumes "
+        "from its last.pt, then the model files are copied to --out",
+    )
+    parser.add_argument(
         "--base-dir",
         default=os.environ.get("SM_CHANNEL_BASE"),
         help="folder holding the base checkpoint when it is a local file",
@@ -58,7 +65,9 @@ def train_from_args(argv: Sequence[str] | None = None) -> int:
     config = TrainConfig.from_dict(values)
     data = Path(args.data)
     pairs = read_pairs_jsonl(data / PAIRS_FILE, Path(args.images) if args.images else data)
-    run_dir = Path(args.out)
+    run_dir = Path(args.checkpoint_dir or args.out)
+    if (run_dir / LAST_CHECKPOINT).exists():
+        log.info("Resuming from %s (a stopped or interrupted job's checkpoint)", run_dir / LAST_CHECKPOINT)
     if not (run_dir / CONFIG_FILE).exists():
         create_run(run_dir, config, pairs)
 
@@ -76,7 +85,13 @@ def train_from_args(argv: Sequence[str] | None = None) -> int:
             )
 
     result = Trainer(run_dir, report).run()
-    if os.environ.get("SM_MODEL_DIR"):  # model.tar.gz needs the weights, not the optimizer state
+    out = Path(args.out)
+    if out.resolve() != run_dir.resolve():  # model.tar.gz gets the run's files, not the optimizer state
+        out.mkdir(parents=True, exist_ok=True)
+        for path in run_dir.iterdir():
+            if path.is_file() and path.name != LAST_CHECKPOINT:
+                shutil.copy2(path, out / path.name)
+    elif os.environ.get("SM_MODEL_DIR"):  # model.tar.gz needs the weights, not the optimizer state
         (run_dir / LAST_CHECKPOINT).unlink(missing_ok=True)
     log.info("test t2i R@5 before %.3f after %.3f", result.test_before["t2i_r5"], result.test_after["t2i_r5"])
     return 0

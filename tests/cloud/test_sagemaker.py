@@ -65,9 +65,9 @@ def _describe(name: str, status: str, secondary: str, billable: int | None = Non
 
 def test_training_image_matches_region_and_instance() -> None:
     assert sagemaker.training_image_uri("us-east-1", "ml.g5.xlarge") == (
-        "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker"
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.10.0-gpu-py313-cu130-ubuntu22.04-sagemaker"
     )
-    assert "-cpu-py311" in sagemaker.training_image_uri("eu-west-1", "ml.m5.xlarge")
+    assert "2.10.0-cpu-py313-ubuntu22.04" in sagemaker.training_image_uri("eu-west-1", "ml.m5.xlarge")
     assert sagemaker.training_image_uri("ap-east-1", "ml.p3.2xlarge").startswith("871362719292.dkr.ecr.ap-east-1.")
     assert ".amazonaws.com.cn/" in sagemaker.training_image_uri("cn-north-1", "ml.g4dn.xlarge")
 
@@ -123,6 +123,8 @@ def test_submit_uploads_data_and_creates_the_job(runtime: Runtime, tmp_path: Pat
         "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/carmatch/jobs/carmatch-job-1/output/"},
         "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
         "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
+        "CheckpointConfig": {"S3Uri": f"s3://{BUCKET}/{job}/checkpoints/", "LocalPath": "/opt/ml/checkpoints"},
+        "EnableManagedSpotTraining": False,
         "Tags": [{"Key": "app", "Value": "carmatch"}],
     }
     with Stubber(sm) as stub:
@@ -384,3 +386,43 @@ def test_any_terminal_or_deleting_status_ends_the_wait(aws: tuple[Any, Any], sta
         ended = sagemaker.wait_for_job(sm, "job-w", sleep=lambda s: None)
         stub.assert_no_pending_responses()
     assert ended.status == status and ended.done
+
+
+def test_the_container_installs_the_local_versions_of_carmatchs_packages() -> None:
+    from importlib.metadata import version
+
+    with tarfile.open(fileobj=io.BytesIO(sagemaker.package_source()), mode="r:gz") as tar:
+        member = tar.extractfile("requirements.txt")
+        assert member is not None
+        pins = member.read().decode().split()
+    assert f"open_clip_torch=={version('open_clip_torch')}" in pins and all("==" in p for p in pins)
+    assert not any(p.startswith("torch==") for p in pins)  # the DLC's own torch stays
+
+
+def test_spot_training_waits_for_capacity_and_a_zero_quota_stops_before_any_upload(
+    runtime: Runtime, tmp_path: Path, aws: tuple[Any, Any]
+) -> None:
+    sm, s3 = aws
+    fill_with_cars(runtime, tmp_path / "cars", seeds=1)
+    config = fast_config(runtime, epochs=1, batch_size=4)
+    quotas = boto3.client("service-quotas", region_name="us-east-1")
+    quota = {"QuotaName": "ml.g5.xlarge for spot training job usage", "QuotaCode": "L-SPOT", "Value": 0.0}
+    with Stubber(quotas) as q, Stubber(sm):  # no create_training_job queued
+        q.add_response("list_service_quotas", {"Quotas": [quota]}, {"ServiceCode": "sagemaker"})
+        with pytest.raises(AwsError, match="spot training job usage.*Nothing was uploaded"):
+            sagemaker.submit_training(
+                sm, s3, runtime.catalog, config, ROLE, BUCKET, "us-east-1", quotas=quotas, spot=True
+            )
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
+    with Stubber(quotas) as q, Stubber(sm) as stub:
+        q.add_response("list_service_quotas", {"Quotas": [{**quota, "Value": 1.0}]}, {"ServiceCode": "sagemaker"})
+        sent: list[dict[str, Any]] = []
+        sm.meta.events.register(
+            "provide-client-params.sagemaker.CreateTrainingJob", lambda params, **kw: sent.append(params)
+        )
+        stub.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/s"})
+        sagemaker.submit_training(
+            sm, s3, runtime.catalog, config, ROLE, BUCKET, "us-east-1", quotas=quotas, spot=True, max_runtime_s=3600
+        )
+    assert sent[0]["EnableManagedSpotTraining"] is True
+    assert sent[0]["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}

@@ -22,7 +22,7 @@ SPLIT = ["--val-fraction", "0.2", "--test-fraction", "0.25"]
 @pytest.fixture
 def clients(aws: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:  # noqa: F811
     """The CLI's SageMaker and S3 clients: Stubber-checked SageMaker, moto S3."""
-    monkeypatch.setattr("carmatch.cloud.sagemaker.sagemaker_clients", lambda region: aws)
+    monkeypatch.setattr("carmatch.cloud.sagemaker.sagemaker_clients", lambda region: (*aws, None))
     return aws
 
 
