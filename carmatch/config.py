@@ -25,6 +25,7 @@ DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
 DEFAULT_EMBED_DIM = 1024  # Titan Multimodal Embeddings G1 output length: 256, 384 or 1024
 TITAN_EMBED_DIMS = (256, 384, 1024)
 VECTOR_STORES = ("hnswlib", "milvus")  # CARMATCH_VECTOR_STORE: carmatch.stores.opening.open_store
+ANN_METHODS = ("cells", "hnsw")  # CARMATCH_ANN: what answers above the exact size (carmatch.stores.index)
 ENGINES = ("local", "ray")  # CARMATCH_ENGINE: carmatch.ingest.engines
 BATCH_TIMEOUT_HOURS_RANGE = (24, 168)  # CreateModelInvocationJob timeoutDurationInHours
 
@@ -72,7 +73,18 @@ class Settings:
     )
     search_per_minute: int = setting(120, "CARMATCH_SEARCH_PER_MINUTE", "searches one app client may run in any minute")
     exact_search_max: int = setting(
-        40_000, "CARMATCH_EXACT_SEARCH_MAX", "collections up to this size are searched exactly (numpy), larger by graph"
+        40_000,
+        "CARMATCH_EXACT_SEARCH_MAX",
+        "collections up to this size are searched exactly (numpy), larger by CARMATCH_ANN",
+    )
+    ann: str = setting(
+        "cells",
+        "CARMATCH_ANN",
+        "above the exact size: cells (exact scores over the nearest k-means cells; as fast for text as for photos)"
+        " or hnsw (the hnswlib graph; slow for text queries)",
+    )
+    cell_probes: int = setting(
+        0, "CARMATCH_CELL_PROBES", "cells scanned per query; 0 = the fewest measured to reach recall@10 0.99"
     )
     hnsw_m: int = setting(16, "CARMATCH_HNSW_M", "hnswlib graph degree M")
     hnsw_ef_construction: int = setting(200, "CARMATCH_HNSW_EF_CONSTRUCTION", "hnswlib ef while building")
@@ -212,6 +224,17 @@ def env_names() -> dict[str, str]:
     return {f.name: f.metadata["env"] for f in fields(Settings)}
 
 
+def _check_choice(field_name: str, value: str, choices: tuple[str, ...]) -> None:
+    """ConfigError naming the variable when ``value`` is not one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(
+            field=field_name,
+            value=value,
+            label=env_names()[field_name],
+            reason=f"is {value!r}: use one of {', '.join(choices)}",
+        )
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``env`` (default ``os.environ``); bad values raise ConfigError."""
     env = os.environ if env is None else env
@@ -251,13 +274,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.device not in {"auto", "cpu", "cuda", "mps"} and not settings.device.startswith("cuda:"):
         raise ConfigError(f"CARMATCH_DEVICE={settings.device!r}: use auto, cpu, cuda or cuda:N")
-    if settings.vector_store not in VECTOR_STORES:
-        raise ConfigError(
-            field="vector_store",
-            value=settings.vector_store,
-            label="CARMATCH_VECTOR_STORE",
-            reason=f"is {settings.vector_store!r}: use one of {', '.join(VECTOR_STORES)}",
-        )
+    _check_choice("vector_store", settings.vector_store, VECTOR_STORES)
+    _check_choice("ann", settings.ann, ANN_METHODS)
     if settings.engine not in ENGINES:
         raise ConfigError(
             field="engine",

@@ -2,6 +2,7 @@
 
 - ``store``: the one interface every caller relies on; ``opening``: the store the settings name
 - ``index``, ``index_files``, ``rows``, ``tuning``, ``hnsw_store``: hnswlib generations on disk, ef by measurement
+- ``cells``: the default approximate search above the exact size (k-means cells scanned exactly; text-fast)
 - ``milvus_store``, ``milvus_index``: one Milvus collection per generation behind an alias
 - ``migrate``: move an index between stores from cached embeddings; ``write_lock``: the one writer lock
 

@@ -49,11 +49,20 @@ class IndexStore:
     kind = "hnswlib"
 
     def __init__(
-        self, folder: Path, exact_max: int = 40_000, m: int = 16, ef_construction: int = 200, ef_search: int = 0
+        self,
+        folder: Path,
+        exact_max: int = 40_000,
+        m: int = 16,
+        ef_construction: int = 200,
+        ef_search: int = 0,
+        ann: str = "cells",
+        probes: int = 0,
     ):
         self.folder = Path(folder)
         self.location = str(self.folder)
-        self.params = dict(exact_max=exact_max, m=m, ef_construction=ef_construction, ef_search=ef_search)
+        self.params: dict[str, Any] = dict(
+            exact_max=exact_max, m=m, ef_construction=ef_construction, ef_search=ef_search, ann=ann, probes=probes
+        )
         self.write_lock = write_lock_for(self.folder)
         self.clean_leftovers()
 

@@ -1,7 +1,10 @@
-"""Vector index: hnswlib cosine search over unit vectors, keyed by image id, saved atomically.
+"""Vector index: cosine search over unit vectors, keyed by image id, saved atomically.
 
 Small collections are searched exactly with numpy (faster there and always exact); above
-``exact_max`` live vectors the hnswlib graph answers. The vectors are kept once: a memory-mapped
+``exact_max`` live vectors an approximate index answers: cells (``ann="cells"``, the default,
+:mod:`carmatch.stores.cells`: exact float32 scores over the nearest cells, as fast for a text query
+as for a photo) or the hnswlib graph (``ann="hnsw"``, fast for photos, slow for text queries).
+The vectors are kept once: a memory-mapped
 matrix (:class:`~carmatch.stores.rows.VectorRows`) that exact search reads, and that stays out of
 memory while the graph (which holds its own copy) answers. :mod:`carmatch.stores.index_files` writes
 and reads it; :class:`~carmatch.stores.hnsw_store.IndexStore` keeps generations swapped in atomically.
@@ -12,68 +15,32 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from carmatch.catalog import now_iso
+from carmatch.config import ANN_METHODS
 from carmatch.embedding.vectors import unit_rows, unit_rows_for
-from carmatch.errors import InvalidInputError, ModelMismatchError
+from carmatch.errors import InvalidInputError
+from carmatch.stores.cells import Cells, cell_count
+from carmatch.stores.manifest import (  # noqa: F401 -- re-exported: callers import them from here
+    INDEX_FORMAT_VERSION,
+    READABLE_FORMATS,
+    REBUILD_HINT,
+    IndexManifest,
+    SavedAs,
+)
 from carmatch.stores.rows import BLOCK_ROWS, VectorRows
-from carmatch.stores.tuning import choose_ef, needs_measuring
+from carmatch.stores.tuning import PROBE_CANDIDATES, RECALL_K, choose_ef, choose_width, needs_measuring
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT_VERSION = 2  # 2: dead labels (null ids) and appended segments; 1 still loads
-READABLE_FORMATS = (1, 2)
 CURRENT_FILE = "CURRENT"
-REBUILD_HINT = ".venv/bin/carmatch index rebuild"
 STAGING_PREFIX = ".staging-"
 
 
-@dataclass
-class IndexManifest:
-    """What built an index: recorded beside it and checked on load."""
-
-    model_key: str
-    model: str
-    pretrained: str
-    weights_hash: str
-    dim: int
-    count: int = 0
-    created_at: str = field(default_factory=now_iso)
-    format_version: int = INDEX_FORMAT_VERSION
-    space: str = "cosine"
-    ef_search: int = 0  # hnswlib ef measured on this collection (carmatch.stores.tuning); 0 = not yet
-    ef_recall: float = 0.0  # recall@10 it reached
-    ef_count: int = 0  # live vectors when it was measured
-
-    def refuse_other_model(self, expected_model_key: str | None, built: str) -> None:
-        """ModelMismatchError when ``built`` (e.g. "The search index") was made by another model than expected."""
-        if expected_model_key is not None and self.model_key != expected_model_key:
-            raise ModelMismatchError(
-                f"{built} was built with model {self.model} ({self.pretrained}, weights "
-                f"{self.weights_hash[:12]}), but the active model is {expected_model_key}. "
-                f"Embeddings from different models cannot be compared. Rebuild the index: {REBUILD_HINT}"
-            )
-
-
-@dataclass
-class SavedAs:
-    """Which saved state an in-memory index matches: what a small save appends a segment to."""
-
-    folder: Path  # the generation folder
-    pointer: str  # what CURRENT says for this state: "gen-…" or "gen-…/N" (N segments appended)
-    segments: int
-    labels: int  # labels the saved state holds
-    alive: np.ndarray  # which of them were live
-    changed_rows: int  # rows added or removed by the segments since the generation was written
-    base_labels: int  # labels the generation was written with
-
-
 class VectorIndex:
-    """Nearest-neighbour search over image embeddings, exact when small, hnswlib when large."""
+    """Nearest-neighbour search over image embeddings, exact when small, cells or hnswlib when large."""
 
     filter_fields: tuple[str, ...] = ()  # no attributes beside the vectors: filters arrive as ``allowed`` ids
 
@@ -84,13 +51,22 @@ class VectorIndex:
         m: int = 16,
         ef_construction: int = 200,
         ef_search: int = 0,  # 0: the smallest ef measured to reach recall@10 >= 0.99 (tuning.choose_ef)
+        ann: str = "cells",  # above exact_max: "cells" (carmatch.stores.cells) or "hnsw"
+        probes: int = 0,  # cells scanned; 0: the smallest count measured to reach recall@10 >= 0.99
     ):
+        if ann not in ANN_METHODS:
+            raise InvalidInputError(f"Unknown search method {ann!r}; use one of {', '.join(ANN_METHODS)}")
         self.manifest = manifest
         self.dim = manifest.dim
         self.exact_max = exact_max
         self.m = m
         self.ef_construction = ef_construction
         self.ef_search = ef_search
+        self.ann = ann
+        self.probes = probes
+        self._cells: Cells | None = None  # built or loaded when a search first needs them
+        self.cells_folder: Path | None = None  # a generation holding cells.npy + cell_of.npy for its first labels
+        self.cells_file_labels = 0
         self._ids: list[str] = []  # by label; "" for a label no longer live that a saved file still holds
         self._labels: dict[str, int] = {}
         self._rows = VectorRows(self.dim)
@@ -115,9 +91,19 @@ class VectorIndex:
         return [i for i, alive in zip(self._ids, self._alive) if alive]
 
     @property
-    def uses_hnsw(self) -> bool:
-        """True when searches go through the hnswlib graph rather than exact numpy."""
+    def approximate(self) -> bool:
+        """True when searches go through cells or the graph rather than exact numpy."""
         return len(self) > self.exact_max
+
+    @property
+    def uses_hnsw(self) -> bool:
+        """True when searches go through the hnswlib graph."""
+        return self.approximate and self.ann == "hnsw"
+
+    @property
+    def uses_cells(self) -> bool:
+        """True when searches scan the nearest cells (:mod:`carmatch.stores.cells`)."""
+        return self.approximate and self.ann == "cells"
 
     @property
     def graph_built(self) -> bool:
@@ -161,6 +147,8 @@ class VectorIndex:
         self._alive = np.concatenate([self._alive, np.ones(len(image_ids), dtype=bool)])
         if self._hnsw is not None:
             self._hnsw_add_new()
+        if self._cells is not None:
+            self._cells.append(rows)
         self.manifest.count = len(self)
 
     def remove(self, image_ids: Iterable[str]) -> int:
@@ -206,16 +194,81 @@ class VectorIndex:
         """The id of each label ("" for a dead one)."""
         return self._ids
 
-    def rebase(self, rows: VectorRows, ids: list[str] | None = None) -> None:
-        """Take ``rows`` (the saved matrix, mapped) as the vectors; with ``ids``, the labels were compacted to them."""
+    def rebase(self, rows: VectorRows, ids: list[str] | None = None, kept: np.ndarray | None = None) -> None:
+        """Take ``rows`` (the saved matrix, mapped) as the vectors; with ``ids``, the labels were compacted to them.
+
+        ``kept``: the old labels of the compacted ones, in order (the cells follow them).
+        """
         if ids is not None:
             self._ids = list(ids)
             self._labels = dict(zip(ids, range(len(ids))))
             self._labels.pop("", None)  # dead labels
             self._alive = np.array([bool(i) for i in ids], dtype=bool)
             self._hnsw, self._hnsw_count, self.graph_file = None, 0, None
+            if self._cells is not None and kept is not None:
+                self._cells.remap(kept)
+            else:
+                self._cells = None
+            self.cells_folder = None
         self._rows = rows
         self.manifest.count = len(self)
+
+    # -- cells ------------------------------------------------------------------------------
+    @property
+    def cells_built(self) -> bool:
+        """True once the cells exist in memory."""
+        return self._cells is not None
+
+    @property
+    def cells(self) -> Cells:
+        """The cells: loaded from the saved generation or learnt from the rows on first use."""
+        if self._cells is None:
+            cells = None
+            if self.cells_folder is not None:
+                try:
+                    cells = Cells.load(self.cells_folder, self.cells_file_labels)
+                except (OSError, ValueError) as exc:  # pruned by a newer save meanwhile: learn them again
+                    log.info("Saved cells in %s unreadable (%s); grouping the vectors again", self.cells_folder, exc)
+            if cells is None or len(cells) < cell_count(len(self)) // 2:  # none yet, or the collection outgrew them
+                cells = Cells.build(self._rows, self._alive)
+            elif cells.labels < len(self._ids):
+                cells.append(self._rows[np.arange(cells.labels, len(self._ids))])
+            self._cells = cells
+        return self._cells
+
+    def search_probes(self) -> int:
+        """The configured cells per query, else the count measured on this collection (measured again when stale)."""
+        if self.probes > 0:
+            return self.probes
+        manifest = self.manifest
+        if needs_measuring(manifest.probes, manifest.probe_count, len(self)):
+            if self._cells is not None and len(self._cells) < cell_count(len(self)) // 2:
+                self._cells = None  # grown past its cells: group again
+            cells = self.cells
+            manifest.probes, manifest.probe_recall = choose_width(
+                lambda probes, queries: cells.answers(self._rows, self._alive, probes, queries, RECALL_K + 1),
+                PROBE_CANDIDATES,
+                self._rows,
+                self._alive,
+                what="cells probed",
+            )
+            manifest.probe_count = len(self)
+        return manifest.probes
+
+    def _cells_search(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> list[tuple[str, float]]:
+        cells = self.cells
+        probes = max(1, self.search_probes())
+        live = len(self)
+        if mask is not None:  # a filter: scan more cells so as many allowed rows are seen, or all of them exactly
+            allowed = int(np.count_nonzero(mask))
+            probes = min(len(cells), int(np.ceil(probes * live / max(allowed, 1))))
+            if live * probes / len(cells) >= allowed:
+                return self._exact(q, k, mask)
+        found = cells.top(self._rows, q, probes, k, self._alive if mask is None else mask)
+        if len(found) < k:  # too few rows in the cells scanned: look at every one
+            return self._exact(q, k, self._alive if mask is None else mask)
+        scores = self._rows[found] @ q
+        return [(self._ids[int(label)], float(score)) for label, score in zip(found, scores)]
 
     # -- hnswlib graph ----------------------------------------------------------------------
     def ensure_graph(self) -> object:
@@ -306,8 +359,10 @@ class VectorIndex:
         if live == 0:
             return []
         k = min(k, live)
-        if live <= self.exact_max or not self.uses_hnsw:
+        if live <= self.exact_max or not self.approximate:
             return self._exact(q, k, mask)
+        if self.ann == "cells":
+            return self._cells_search(q, k, mask if allowed is not None else None)
         return self._approximate(q, k, mask if allowed is not None else None)
 
     def search_exact(self, query: np.ndarray, k: int = 10) -> list[tuple[str, float]]:

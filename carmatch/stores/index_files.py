@@ -2,8 +2,9 @@
 
 A generation holds ``manifest.json``, ``ids.json`` (the id of each label; null for a dead one),
 ``vectors.npy`` (the row of each label, memory-mapped when loaded) and, above ``exact_max``,
-``hnsw.bin`` (hnswlib's graph). A later save that changes little writes only
-``seg-N.npy`` (the rows added) and ``seg-N.json`` (the ids added, the labels removed, the manifest)
+``cells.npy`` + ``cell_of.npy`` (:mod:`carmatch.stores.cells`) or ``hnsw.bin`` (hnswlib's graph).
+A later save that changes little writes only ``seg-N.npy`` (the rows added) and
+``seg-N.json`` (the ids added, the labels removed, the manifest)
 into the same folder, and CURRENT then names ``gen-…/N``: a crash before that leaves CURRENT naming
 the previous state. Once the segments add up to :data:`COMPACT_FRACTION` of the generation (or
 :data:`MAX_SEGMENTS`), the next save writes a new, compacted generation. Format 1 folders (no null
@@ -23,6 +24,7 @@ import numpy as np
 
 from carmatch.atomic import fsync_dir, fsync_file, write_bytes
 from carmatch.errors import IndexMissingError
+from carmatch.stores.cells import CENTRES_FILE
 from carmatch.stores.index import READABLE_FORMATS, REBUILD_HINT, IndexManifest, SavedAs, VectorIndex
 from carmatch.stores.rows import VectorRows
 
@@ -62,11 +64,13 @@ def write_generation(index: VectorIndex, folder: Path) -> None:
     alive = index.alive
     dead = index.label_count - len(index)
     graph_kept = index.uses_hnsw and (index.graph_built or index.graph_file is not None)
+    if index.uses_cells:
+        index.cells  # noqa: B018 -- in memory before the labels are renumbered, so they follow them
     if dead and not (graph_kept and dead <= DEAD_FRACTION * index.label_count):
         live = np.flatnonzero(alive)
         ids = [index.label_ids()[label] for label in live]
         index.rows.save(folder / "vectors.npy", live)
-        index.rebase(VectorRows.mapped(folder / "vectors.npy", index.dim), ids)  # renumbered: a new graph
+        index.rebase(VectorRows.mapped(folder / "vectors.npy", index.dim), ids, live)  # renumbered: a new graph
     else:
         ids = [i if live else "" for i, live in zip(index.label_ids(), alive)]
         index.rows.save(folder / "vectors.npy")
@@ -78,6 +82,10 @@ def write_generation(index: VectorIndex, folder: Path) -> None:
         fsync_file(folder / "hnsw.bin")  # hnswlib writes without fsync: flush it before CURRENT can point here
         index.graph_file, index.graph_file_labels = folder / "hnsw.bin", index.label_count
         index.search_ef()  # measured on the saved graph (or re-checked) before the manifest records it
+    if index.uses_cells:
+        index.cells.save(folder)
+        index.cells_folder, index.cells_file_labels = folder, index.label_count
+        index.search_probes()  # measured (or re-checked) before the manifest records it
     index.manifest.count = len(index)
     write_bytes(folder / "manifest.json", json.dumps(asdict(index.manifest), indent=2).encode())
     fsync_dir(folder)
@@ -87,6 +95,8 @@ def fresh_state(folder: Path, pointer: str, index: VectorIndex) -> SavedAs:
     """What :func:`write_generation` left on disk, now moved to ``folder``, as the index's saved state."""
     if index.graph_file is not None:
         index.graph_file = folder / "hnsw.bin"
+    if index.cells_folder is not None:
+        index.cells_folder = folder
     n = index.label_count
     return SavedAs(folder, pointer, 0, n, index.alive.copy(), 0, n)
 
@@ -158,6 +168,8 @@ def read_generation(folder: Path, pointer: str, params: dict[str, Any]) -> Vecto
     index.manifest = manifest  # the last segment's (count, measured ef)
     if (folder / "hnsw.bin").exists():
         index.graph_file, index.graph_file_labels = folder / "hnsw.bin", base_labels
+    if (folder / CENTRES_FILE).exists():
+        index.cells_folder, index.cells_file_labels = folder, base_labels
     index.saved = SavedAs(folder, pointer, segments, index.label_count, index.alive.copy(), changed, base_labels)
     return index
 

@@ -33,4 +33,6 @@ def open_store(settings: Settings, catalog: Catalog) -> VectorStore:
         m=settings.hnsw_m,
         ef_construction=settings.hnsw_ef_construction,
         ef_search=settings.hnsw_ef_search,
+        ann=settings.ann,
+        probes=settings.cell_probes,
     )

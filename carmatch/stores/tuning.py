@@ -1,6 +1,6 @@
-"""hnswlib's search ``ef`` chosen by measurement, not by a big number.
+"""How wide a search looks, chosen by measurement: hnswlib's ``ef``, the cells scanned (``probes``).
 
-The smallest ef whose recall@10 reaches :data:`RECALL_TARGET` on a sample of the collection's own
+The smallest ef (or probe count) whose recall@10 reaches :data:`RECALL_TARGET` on a sample of the collection's own
 vectors, each asked for its neighbours *other than itself* (so a query never finds its own row),
 against exact search done as one BLAS matrix product per block of rows. Half the sample is moved
 away from its vector first: queries (text above all) fall between clusters, where graphs do worst.
@@ -11,6 +11,7 @@ rebuild always measures afresh).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 RECALL_TARGET = 0.99
 PLATEAU_SLACK = 0.002  # when the target is out of reach: the smallest ef within this of the best recall
 EF_CANDIDATES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048)
+PROBE_CANDIDATES = (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256)  # cells scanned (carmatch.stores.cells)
 SAMPLE_QUERIES = 200
 RECALL_K = 10
 FAR_QUERY_COSINE = 0.25  # half the sample queries sit this far from the vector they started at
@@ -61,35 +63,63 @@ def choose_ef(graph: Any, vectors: np.ndarray | VectorRows, alive: np.ndarray, s
 
     That ef is :data:`HEADROOM_STEPS` candidates above the smallest one reaching RECALL_TARGET on the sample.
     """
+
+    def answer(ef: int, queries: np.ndarray) -> np.ndarray:
+        graph.set_ef(ef)
+        return np.asarray(graph.knn_query(queries, k=RECALL_K + 1)[0])
+
+    return choose_width(answer, EF_CANDIDATES, vectors, alive, seed, "hnswlib ef")
+
+
+def choose_width(
+    answer: Callable[[int, np.ndarray], np.ndarray],
+    candidates: Sequence[int],
+    vectors: np.ndarray | VectorRows,
+    alive: np.ndarray,
+    seed: int = 0,
+    what: str = "width",
+) -> tuple[int, float]:
+    """(width to search with, its recall@10) for a search ``answer(width, queries) -> labels`` (k+1 per row).
+
+    The width is :data:`HEADROOM_STEPS` candidates above the smallest reaching RECALL_TARGET on the
+    sample (image-like and text-like queries together; each kind's recall is logged).
+    """
     live = np.flatnonzero(alive)
     if len(live) <= RECALL_K + 1:
-        return EF_CANDIDATES[0], 1.0
+        return candidates[0], 1.0
     picks = np.random.default_rng(seed).choice(live, size=min(SAMPLE_QUERIES, len(live)), replace=False)
     queries = _with_far_queries(vectors[picks], np.random.default_rng(seed + 1))
     truth = [_others(row, label) for label, row in zip(picks, exact_neighbours(vectors, alive, queries, RECALL_K + 1))]
     wanted = sum(len(t) for t in truth)
     curve: list[float] = []
-    for step, ef in enumerate(EF_CANDIDATES):
-        graph.set_ef(ef)
-        found, _ = graph.knn_query(queries, k=RECALL_K + 1)
-        curve.append(sum(len(_others(row, label) & t) for label, row, t in zip(picks, found, truth)) / wanted)
+    for step, width in enumerate(candidates):
+        found = answer(width, queries)
+        hits = [len(_others(row, label) & t) for label, row, t in zip(picks, found, truth)]
+        curve.append(sum(hits) / wanted)
         if curve[-1] >= RECALL_TARGET:
             log.info(
-                "hnswlib ef %d reaches recall@10 %.4f on %d of the collection's vectors", ef, curve[-1], len(picks)
+                "%s %d reaches recall@10 %.4f on %d of the collection's vectors (image-like %.4f, text-like %.4f)",
+                what,
+                width,
+                curve[-1],
+                len(picks),
+                sum(hits[0::2]) / max(1, sum(len(t) for t in truth[0::2])),
+                sum(hits[1::2]) / max(1, sum(len(t) for t in truth[1::2])),
             )
-            return EF_CANDIDATES[min(step + HEADROOM_STEPS, len(EF_CANDIDATES) - 1)], curve[-1]
-    # The target is out of reach: take where the curve levels off, not the largest ef (2048 costs
-    # several times 128 for the last thousandth of recall).
+            return candidates[min(step + HEADROOM_STEPS, len(candidates) - 1)], curve[-1]
+    # The target is out of reach: take where the curve levels off, not the largest width (ef 2048
+    # costs several times 128 for the last thousandth of recall).
     step = next(i for i, recall in enumerate(curve) if recall >= max(curve) - PLATEAU_SLACK)
-    step = min(step + HEADROOM_STEPS, len(EF_CANDIDATES) - 1)
+    step = min(step + HEADROOM_STEPS, len(candidates) - 1)
     log.warning(
-        "hnswlib reaches recall@10 %.4f at most (ef %d); searching with ef %d (recall %.4f), where it levels off",
+        "%s reaches recall@10 %.4f at most (%d); searching with %d (recall %.4f), where it levels off",
+        what,
         max(curve),
-        EF_CANDIDATES[curve.index(max(curve))],
-        EF_CANDIDATES[step],
+        candidates[curve.index(max(curve))],
+        candidates[step],
         curve[step],
     )
-    return EF_CANDIDATES[step], curve[step]
+    return candidates[step], curve[step]
 
 
 def _others(row: np.ndarray, query_label: int) -> set[int]:

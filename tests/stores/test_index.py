@@ -1,4 +1,4 @@
-"""VectorIndex and IndexStore: exact vs hnswlib search, recall, deletion, atomic saves, manifests."""
+"""VectorIndex and IndexStore: exact vs cells vs hnswlib search, recall, deletion, atomic saves, manifests."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from carmatch.config import ANN_METHODS
 from carmatch.errors import IndexMissingError, ModelMismatchError
 from carmatch.stores.hnsw_store import IndexStore
 from carmatch.stores.index import IndexManifest, VectorIndex
@@ -25,9 +26,9 @@ def manifest(dim: int = 32, key: str = "tiny@abc") -> IndexManifest:
     return IndexManifest(model_key=key, model="tiny", pretrained="ckpt.pt", weights_hash="abc", dim=dim)
 
 
-def make_index(n: int, exact_max: int, dim: int = 32) -> tuple[VectorIndex, np.ndarray]:
+def make_index(n: int, exact_max: int, dim: int = 32, ann: str = "cells") -> tuple[VectorIndex, np.ndarray]:
     vectors = clustered(n, dim)
-    index = VectorIndex(manifest(dim), exact_max=exact_max)
+    index = VectorIndex(manifest(dim), exact_max=exact_max, ann=ann)
     index.add([f"img{i}" for i in range(n)], vectors)
     return index, vectors
 
@@ -41,23 +42,25 @@ def recall_at_10(index: VectorIndex, queries: np.ndarray) -> float:
     return hits / (10 * len(queries))
 
 
-def test_hnsw_recall_at_10_on_clustered_data() -> None:
-    index, _ = make_index(3000, exact_max=100)
-    assert index.uses_hnsw
+@pytest.mark.parametrize("ann", ANN_METHODS)
+def test_approximate_recall_at_10_on_clustered_data(ann: str) -> None:
+    index, _ = make_index(3000, exact_max=100, ann=ann)
+    assert index.approximate and (index.uses_cells if ann == "cells" else index.uses_hnsw)
     queries = clustered(100, seed=7)
     assert recall_at_10(index, queries) >= 0.99
 
 
 def test_small_collections_are_searched_exactly() -> None:
     index, vectors = make_index(200, exact_max=1000)
-    assert not index.uses_hnsw
+    assert not index.approximate
     assert index.search(vectors[5], 1)[0] == ("img5", pytest.approx(1.0, abs=1e-5))
-    assert not index.graph_built  # no graph built for an exact-only index
+    assert not index.graph_built and not index.cells_built  # nothing built for an exact-only index
 
 
-def test_removed_ids_never_come_back_in_either_mode() -> None:
+@pytest.mark.parametrize("ann", ANN_METHODS)
+def test_removed_ids_never_come_back_in_either_mode(ann: str) -> None:
     for exact_max in (10, 10_000):
-        index, vectors = make_index(500, exact_max=exact_max)
+        index, vectors = make_index(500, exact_max=exact_max, ann=ann)
         index.remove(["img3", "img4"])
         assert "img3" not in index and len(index) == 498
         got = {i for i, _ in index.search(vectors[3], 50)}
@@ -66,8 +69,9 @@ def test_removed_ids_never_come_back_in_either_mode() -> None:
         assert index.search(vectors[3], 1)[0][0] == "img3"
 
 
-def test_filtered_search_returns_k_matches_whenever_they_exist() -> None:
-    index, vectors = make_index(2000, exact_max=100)
+@pytest.mark.parametrize("ann", ANN_METHODS)
+def test_filtered_search_returns_k_matches_whenever_they_exist(ann: str) -> None:
+    index, vectors = make_index(2000, exact_max=100, ann=ann)
     allowed = {f"img{i}" for i in range(0, 2000, 97)}  # 21 scattered ids
     got = index.search(vectors[0], 15, allowed=allowed)
     assert len(got) == 15 and {i for i, _ in got} <= allowed
@@ -79,15 +83,16 @@ def test_k_larger_than_collection_returns_everything() -> None:
     assert len(index.search(vectors[0], 50)) == 5
 
 
-def test_save_load_round_trip_gives_same_results(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ann", ANN_METHODS)
+def test_save_load_round_trip_gives_same_results(tmp_path: Path, ann: str) -> None:
     for exact_max in (100, 10_000):
-        store = IndexStore(tmp_path / f"idx{exact_max}", exact_max=exact_max)
-        index, vectors = make_index(800, exact_max=exact_max)
+        store = IndexStore(tmp_path / f"idx{exact_max}", exact_max=exact_max, ann=ann)
+        index, vectors = make_index(800, exact_max=exact_max, ann=ann)
         index.remove(["img1"])
         store.save(index)
         loaded = store.load("tiny@abc")
         assert len(loaded) == 799 and "img1" not in loaded
-        assert loaded.uses_hnsw == index.uses_hnsw
+        assert loaded.approximate == index.approximate
         for q in vectors[:20]:
             assert [i for i, _ in loaded.search(q, 10)] == [i for i, _ in index.search(q, 10)]
         assert loaded.manifest.count == 799

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from carmatch.stores import index_files
+from carmatch.stores.cells import Cells
 from carmatch.stores.hnsw_store import IndexStore
 from carmatch.stores.index import CURRENT_FILE
 from carmatch.stores.rows import VectorRows
@@ -22,10 +23,10 @@ def files_of(folder: Path) -> dict[str, tuple[int, int]]:
     return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
 
 
-def saved_graph_index(tmp_path: Path, n: int = 800) -> tuple[IndexStore, np.ndarray]:
-    """A store holding one generation of ``n`` vectors searched through the graph."""
-    store = IndexStore(tmp_path / "idx", exact_max=100)
-    index, vectors = make_index(n, exact_max=100)
+def saved_graph_index(tmp_path: Path, n: int = 800, ann: str = "hnsw") -> tuple[IndexStore, np.ndarray]:
+    """A store holding one generation of ``n`` vectors searched through the graph (or the cells)."""
+    store = IndexStore(tmp_path / "idx", exact_max=100, ann=ann)
+    index, vectors = make_index(n, exact_max=100, ann=ann)
     store.save(index)
     return store, vectors
 
@@ -174,3 +175,24 @@ def test_compaction_drops_many_dead_labels_and_keeps_a_few_marked_deleted(
         assert len(loaded) == 300 - removed
         got = {i for i, _ in loaded.search(vectors[0], 30)}
         assert len(got) == 30 and not got & {f"img{i}" for i in range(removed)}
+
+
+def test_saved_cells_are_reused_and_follow_appends_and_compaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_files, "COMPACT_MIN_ROWS", 3)
+    store, vectors = saved_graph_index(tmp_path, 600, ann="cells")
+    gen = store.folder / store.current_generation()
+    assert (gen / "cells.npy").exists() and store.read_manifest().probes > 0
+    monkeypatch.setattr(Cells, "build", lambda *a: pytest.fail("the saved cells were learnt again"))
+    index = store.load()
+    extra = clustered(2, seed=11)
+    index.add(["new0", "new1"], extra)
+    assert "/" in store.save(index)  # a segment: the cells file is not rewritten
+    loaded = store.load()
+    assert loaded.search(extra[1], 1)[0][0] == "new1" and loaded.search(vectors[7], 1)[0][0] == "img7"
+    loaded.remove([f"img{i}" for i in range(100)])  # many dead: the next generation renumbers the labels
+    store.save(loaded)
+    again = store.load()
+    for q in vectors[100:130]:
+        assert [i for i, _ in again.search(q, 10)] == [i for i, _ in again.search_exact(q, 10)]

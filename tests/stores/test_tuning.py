@@ -16,7 +16,7 @@ from tests.stores.test_index import clustered, manifest, recall_at_10
 
 
 def graph_index(n: int, ef_search: int = 0) -> VectorIndex:
-    index = VectorIndex(manifest(), exact_max=10, ef_search=ef_search)
+    index = VectorIndex(manifest(), exact_max=10, ef_search=ef_search, ann="hnsw")
     index.add([f"img{i}" for i in range(n)], clustered(n))
     return index
 
@@ -51,7 +51,7 @@ def test_the_measured_ef_reaches_the_target_on_queries_it_never_saw() -> None:
 def test_the_measured_ef_is_saved_with_the_index_and_reused_on_load(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = IndexStore(tmp_path / "idx", exact_max=10)
+    store = IndexStore(tmp_path / "idx", exact_max=10, ann="hnsw")
     index = graph_index(2000)
     store.save(index)
     measured = store.read_manifest()
