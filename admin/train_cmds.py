@@ -118,10 +118,13 @@ def _add_titan(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="titan_command", metavar="ACTION", required=True)
     s = sub.add_parser("finetune", help="start a Bedrock model customization job")
     s.add_argument("--train", required=True, help="s3:// URI of the Titan JSONL training file")
-    s.add_argument("--validation", required=True, help="s3:// URI of the Titan JSONL validation file")
+    s.add_argument(
+        "--validation",
+        help="s3:// URI of a validation JSONL, sent only when given (Bedrock's docs list none for Titan)",
+    )
     s.add_argument("--output", help="s3:// URI for the job output (default: beside --train)")
     s.add_argument("--role-arn", required=True, help="IAM role Bedrock assumes to read and write S3")
-    s.add_argument("--epochs", type=int, default=10, help="epochCount, 1–100 (Bedrock has no default; 10 here)")
+    s.add_argument("--epochs", default="auto", help="epochCount, 1–100, or auto: Bedrock picks (default auto)")
     s.add_argument("--batch-size", type=int, default=576, help="batchSize, 256–9216 (default 576)")
     s.add_argument("--lr", type=float, default=5e-5, help="learningRate, 5e-8–1 (default 5e-5)")
     s.add_argument("--name", help="job name (default carmatch-titan-<time>)")
@@ -351,7 +354,8 @@ def cmd_titan_finetune(args: argparse.Namespace) -> int:
     from carmatch.aws import make_client
     from carmatch.cloud import titan_finetune as titan
 
-    hp = titan.TitanHyperparameters(args.epochs, args.batch_size, args.lr)
+    epochs: int | str = int(args.epochs) if str(args.epochs).strip().isdigit() else str(args.epochs)
+    hp = titan.TitanHyperparameters(epochs, args.batch_size, args.lr)
     hp.validate()  # refuse bad values before touching AWS
     region = args.settings.aws_region
     with runtime_for(args) as runtime:
@@ -361,7 +365,7 @@ def cmd_titan_finetune(args: argparse.Namespace) -> int:
             args.train,
             args.role_arn,
             hp,
-            args.validation,
+            args.validation or None,
             args.output,
             args.name,
             region=region,

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 TITAN_BASE_MODEL = "amazon.titan-embed-image-v1:0"
 TITAN_CUSTOMIZATION_REGIONS = ("us-east-1", "us-west-2")
 EPOCHS_RANGE = (1, 100)  # no default: Bedrock requires epochCount
+EPOCHS_AUTO = "Auto"  # epochCount may also be Auto: Bedrock chooses from the data set's size
 BATCH_SIZE_RANGE = (256, 9216)
 DEFAULT_BATCH_SIZE = 576
 LEARNING_RATE_RANGE = (5e-8, 1.0)
@@ -43,14 +44,18 @@ STATUS_MAP = {
 class TitanHyperparameters:
     """Titan Multimodal Embeddings G1 customization hyperparameters."""
 
-    epoch_count: int
+    epoch_count: int | str  # 1-100, or "auto": Bedrock picks (epochCount "Auto")
     batch_size: int = DEFAULT_BATCH_SIZE
     learning_rate: float = DEFAULT_LEARNING_RATE
 
     def validate(self) -> list[str]:
         """Raise InvalidInputError outside Bedrock's ranges; return warnings for legal but risky values."""
         problems = []
-        if not EPOCHS_RANGE[0] <= self.epoch_count <= EPOCHS_RANGE[1]:
+        if isinstance(self.epoch_count, str):
+            if self.epoch_count.strip().lower() != EPOCHS_AUTO.lower():
+                reason = f"{self.epoch_count!r} must be a number {EPOCHS_RANGE[0]}–{EPOCHS_RANGE[1]} or auto"
+                problems.append(Problem("epochCount", self.epoch_count, EPOCHS_RANGE, reason))
+        elif not EPOCHS_RANGE[0] <= self.epoch_count <= EPOCHS_RANGE[1]:
             reason = f"{self.epoch_count} must be {EPOCHS_RANGE[0]}–{EPOCHS_RANGE[1]}"
             problems.append(Problem("epochCount", self.epoch_count, EPOCHS_RANGE, reason))
         if not BATCH_SIZE_RANGE[0] <= self.batch_size <= BATCH_SIZE_RANGE[1]:
@@ -77,7 +82,7 @@ class TitanHyperparameters:
     def as_api(self) -> dict[str, str]:
         """The ``hyperParameters`` map Bedrock expects (every value a string)."""
         return {
-            "epochCount": str(self.epoch_count),
+            "epochCount": EPOCHS_AUTO if isinstance(self.epoch_count, str) else str(self.epoch_count),
             "batchSize": str(self.batch_size),
             "learningRate": f"{self.learning_rate:g}",
         }
@@ -101,15 +106,11 @@ def _check_region(region: str | None) -> None:
         )
 
 
-def _check_validation(validation_uri: str | None) -> str:
-    """The validation data URI, required: Titan reports validation metrics only with a validation set."""
+def _check_validation(validation_uri: str | None) -> str | None:
+    """The validation data URI, or None: sent only when given (Bedrock's docs list no validation set for image
+    embedding customization, so carmatch never adds one by itself)."""
     if not (validation_uri or "").strip():
-        raise InvalidInputError(
-            field="validation",
-            value=validation_uri or "",
-            label="The validation data URI",
-            reason="is required: give the validation.jsonl the Titan export wrote (s3://.../validation.jsonl)",
-        )
+        return None
     return _s3_uri(validation_uri or "", "validation", "The validation data URI")
 
 
@@ -176,7 +177,7 @@ def _customization_request(
     custom_model_name: str,
     role_arn: str,
     train_uri: str,
-    validation_uri: str,
+    validation_uri: str | None,
     output_uri: str,
     hyperparameters: TitanHyperparameters,
 ) -> dict[str, Any]:
@@ -191,7 +192,8 @@ def _customization_request(
         "outputDataConfig": {"s3Uri": output_uri},
         "hyperParameters": hyperparameters.as_api(),
     }
-    request["validationDataConfig"] = {"validators": [{"s3Uri": validation_uri}]}
+    if validation_uri is not None:
+        request["validationDataConfig"] = {"validators": [{"s3Uri": validation_uri}]}
     return request
 
 

@@ -182,15 +182,25 @@ def test_cli_warns_about_a_high_learning_rate_and_refuses_bad_values(
     assert "batchSize 64 must be 256" in capsys.readouterr().err
 
 
-def test_a_missing_validation_set_or_a_region_without_titan_customization_is_refused_before_any_call(
-    runtime: Runtime, bedrock: Any
-) -> None:
+def test_a_region_without_titan_customization_is_refused_before_any_call(runtime: Runtime, bedrock: Any) -> None:
     hp = titan.TitanHyperparameters(3)
     with Stubber(bedrock):  # no response queued: any AWS call would fail the test
-        with pytest.raises(InvalidInputError, match="validation.jsonl") as caught:
-            titan.start_finetune(bedrock, runtime.catalog, "s3://bucket/t.jsonl", ROLE, hp, None, region="us-east-1")
-        assert caught.value.field == "validation"
         with pytest.raises(InvalidInputError, match="us-east-1 or us-west-2") as caught:
             titan.start_finetune(bedrock, runtime.catalog, "s3://bucket/t.jsonl", ROLE, hp, VAL, region="eu-west-1")
         assert (caught.value.field, caught.value.value) == ("aws_region", "eu-west-1")
     assert registry.list_models(runtime.catalog) == []
+
+
+def test_no_validation_set_is_sent_unless_asked_and_epochs_may_be_auto(runtime: Runtime, bedrock: Any) -> None:
+    sent: list[dict[str, Any]] = []
+    bedrock.meta.events.register(
+        "provide-client-params.bedrock.CreateModelCustomizationJob", lambda params, **kw: sent.append(params)
+    )
+    arn = "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/abc"
+    with Stubber(bedrock) as stub:
+        stub.add_response("create_model_customization_job", {"jobArn": arn})
+        hp = titan.TitanHyperparameters("auto")
+        titan.start_finetune(bedrock, runtime.catalog, "s3://bucket/t.jsonl", ROLE, hp, None, region="us-east-1")
+    assert "validationDataConfig" not in sent[0] and sent[0]["hyperParameters"]["epochCount"] == "Auto"
+    with pytest.raises(InvalidInputError, match="or auto"):
+        titan.TitanHyperparameters("lots").validate()
