@@ -10,7 +10,8 @@ job is a panel, with the same pair: ``<panel>_panel.py`` lays out, ``<panel>_act
   ``caption_jobs_actions`` (Claude batch jobs)
 - Training: ``training_tab`` / ``training_actions``
 
-- Search, also: ``search_links`` (shareable URLs), ``search_scripts`` (browser-side scripts)
+- Search, also: ``search_links`` (shareable URLs), ``search_scripts`` (browser-side scripts), ``frame_view``
+  (a car's whole traffic frame with its box drawn; "which car?" for a frame as query)
 - Dataset, also: ``server_panel`` / ``server_status`` (the admin's server status; the visitors' one line)
 - ``agent_api``: ``search_cars`` and ``car_filters``, the API endpoints and MCP tools
 

@@ -38,4 +38,9 @@ def public_result(item: dict[str, Any]) -> dict[str, Any]:
     shown = dict(item)
     if "file" in shown:
         shown["file"] = PurePath(str(shown["file"])).name
+    if shown.get("frame") is None:  # a whole image: no frame fields
+        for key in ("frame", "frame_path", "box", "detector_score"):
+            shown.pop(key, None)
+    elif shown.get("frame_path"):  # a car cut from a traffic frame: the frame's file name only
+        shown["frame_path"] = PurePath(str(shown["frame_path"])).name
     return shown

@@ -17,8 +17,8 @@ from carmatch.catalog import REVIEW_STATES
 from carmatch.catalog.schema import FILTER_ATTRIBUTES
 from carmatch.errors import BusyError, CarmatchError
 from carmatch.runtime import Runtime
+from carmatch.ui import frame_view, search_links
 from carmatch.ui import search_actions as actions
-from carmatch.ui import search_links
 from carmatch.ui.common import client_address, photo_input, user_errors
 from carmatch.ui.phrasing import FIELD_LABELS, as_text, for_browser
 from carmatch.ui.search_scripts import (
@@ -108,6 +108,7 @@ def _results_column() -> dict[str, Any]:
             ui["caption"] = gr.Markdown(NOTHING_SELECTED, elem_id="selected-caption")
             ui["similar"] = gr.Button("Find similar (search with this photo)", elem_id="find-similar")
             ui["back"] = gr.Button("↑ Back to results", size="sm", elem_id="back-to-results")
+    ui.update(frame_view.layout())  # a car cut from a traffic frame: its whole frame, the car outlined
     with gr.Accordion("Results as JSON", open=False):
         ui["json"] = gr.JSON(label="results")
     return ui
@@ -121,6 +122,7 @@ def build(demo: gr.Blocks, runtime: Runtime, searches: RateLimit) -> None:
             image_in, text_in, k_in, weight_in, panel, filters, state_in, search_btn, chips = _query_column(
                 example_queries(runtime)
             )
+            which_car = frame_view.which_car_layout()  # a traffic frame as query: which of its cars
         with gr.Column(scale=2):
             ui = _results_column()
     results_state = gr.State([])
@@ -156,6 +158,9 @@ def build(demo: gr.Blocks, runtime: Runtime, searches: RateLimit) -> None:
     ui["url_inputs"] = [text_in, *filters.values()]  # what a shareable link carries
     ui["chips"] = chips
     in_page = _wire_page(runtime, ui, on_search, searches)
+    ui.update(which_car)
+    frame_view.wire_frame(runtime, ui)
+    frame_view.wire_which_car(runtime, ui)
     _wire_filters(ui, panel, filters, state_in, in_page, searches)
     search_links.wire(demo, ui, filters, ui["live"], lambda: actions.latest_cars(runtime))
 

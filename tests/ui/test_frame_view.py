@@ -1,0 +1,54 @@
+"""The frame view: a car's whole frame with its box drawn boldly and the frame's other cars faintly; which car?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from carmatch.ingest.boxes import read_box_file
+from carmatch.ingest.frames import FrameIngestor
+from carmatch.outlines import CHOSEN_RGB
+from carmatch.runtime import Runtime
+from carmatch.ui import frame_view, search_actions
+from tests.ingest.frame_drawing import FRAMES, ROAD, coco_file, draw_frames
+from tests.ui.rendering import shown
+
+
+@pytest.fixture
+def framed(runtime: Runtime, tmp_path: Path) -> Runtime:
+    folder = draw_frames(tmp_path / "frames")
+    boxes = read_box_file(coco_file(tmp_path / "boxes.json"))
+    FrameIngestor(runtime.ingestor(), runtime.settings.crops_dir, box_file=boxes).ingest_folder(folder)
+    return runtime
+
+
+def test_opening_a_car_shows_its_frame_with_its_box_drawn_and_the_others_faint(framed: Runtime) -> None:
+    _, results, _ = search_actions.search(framed, "a car", None, 6, 0.5)
+    position = next(n for n, r in enumerate(results) if r.get("box") == [150, 30, 246, 94])
+    assert results[position]["frame_path"] == "f001.png"  # the file name only: no server path
+    image, note = frame_view.frame_detail(framed, results, position)
+    assert image is not None and image.size == (320, 200)
+    pixels = np.asarray(image, dtype=int)
+    assert np.abs(pixels[60, 150] - CHOSEN_RGB).max() < 10  # the chosen car's left edge, bold red
+    other = pixels[50, 10]  # the red sedan's left edge at (10, 20)-(106, 84): faint white over the car
+    assert not np.abs(other - CHOSEN_RGB).max() < 60 and other.sum() > np.asarray(ROAD).sum()
+    assert "Car 3 of 3 in f001.png" in shown(note) and "boxes:boxes.json score 1.00" in shown(note)  # left to right
+    whole = next(n for n, r in enumerate(results) if "box" not in r)  # the car-less frame: a plain image
+    assert frame_view.frame_detail(framed, results, whole) == (None, "")
+
+
+def test_which_car_offers_the_cars_of_a_query_frame_and_cuts_the_chosen_one(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = draw_frames(tmp_path / "q") / "cam1" / "f001.png"
+    assert frame_view.query_cars(runtime, str(frame)) == []  # no detector set: the photo is searched as it is
+    monkeypatch.setattr(runtime, "settings", runtime.settings.with_overrides(detector="tiny-random"))
+    choices = frame_view.query_cars(runtime, str(frame))
+    assert len(choices) >= 2 and choices[0][0].startswith("Car 1: car at x ")
+    x0, y0, x1, y1 = (int(v) for v in choices[0][1].split(","))
+    car = frame_view.chosen_car(str(frame), choices[0][1])
+    assert car is not None and car.size == (x1 - x0, y1 - y0)
+    assert frame_view.chosen_car(str(frame), "0,0,999,10") is None  # a tampered choice outside the photo
+    assert len(FRAMES["cam1/f001.png"]) == 3
