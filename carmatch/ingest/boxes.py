@@ -91,11 +91,11 @@ class BoxFile:
             else:
                 found.append(Detection(box, score, label))
         for n, det in enumerate(self.boxes.get(key, [])):
-            why = det.box.problem(width, height)
-            if why is None:
+            problem = det.box.problem(width, height)
+            if problem is None:
                 found.append(det)
             else:
-                refused.append((f"{rel_path} box {n + 1}", why))
+                refused.append((f"{rel_path} box {n + 1}", problem))
         return found, refused
 
     def key_of(self, rel_path: str) -> str:
