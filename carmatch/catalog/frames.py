@@ -142,6 +142,10 @@ class FramesMixin(CatalogBase):
             out.update({str(r[0]): str(r[1]) for r in self._execute(sql, chunk)})
         return out
 
+    def has_frame_at(self, path: str) -> bool:
+        """True when a live frame was cut into cars from the file at ``path``."""
+        return bool(self._execute("SELECT 1 FROM frames WHERE path=? AND deleted_at IS NULL LIMIT 1", (path,)))
+
     def frame_crop_ids(self, frame_ids: Iterable[str]) -> list[str]:
         """The ids of the crops of these frames, live or not."""
         ids = list(frame_ids)

@@ -109,10 +109,22 @@ class FrameIngestor:
         caption_rows = read_captions_csv(captions_csv) if captions_csv else []
         if not root.is_dir():
             raise InvalidInputError(f"{root} is not a folder")
-        paths = find_images(root)
+        return self.ingest_paths(find_images(root), root, caption_rows, progress, cancel)
+
+    def ingest_paths(
+        self,
+        paths: Sequence[Path],
+        root: Path,
+        caption_rows: Sequence[tuple[str, str]] = (),
+        progress: Progress = no_progress,
+        cancel: threading.Event | None = None,
+    ) -> FrameReport:
+        """Ingest these files (under ``root``) as traffic frames; resumable."""
+        root = Path(root).resolve()
+        paths = [Path(p) for p in paths]
         report = FrameReport(frames=len(paths))
         if self.box_file is not None:
-            named = {self.box_file.key_of(str(p.relative_to(root))) for p in paths}
+            named = {self.box_file.key_of(str(p.resolve().relative_to(root))) for p in paths}
             for key in sorted(self.box_file.keys() - named):
                 report.refused.append((key, "unknown file: no image of that name under the folder"))
             report.refused.extend(self.box_file.refused)

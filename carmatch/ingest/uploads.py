@@ -24,6 +24,7 @@ from carmatch.atomic import atomic_open
 from carmatch.catalog import Catalog
 from carmatch.errors import InvalidInputError
 from carmatch.images import is_image_path
+from carmatch.ingest.frames import frame_ingestor
 from carmatch.progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,14 @@ class UploadReport:
     refused: list[tuple[str, str]] = field(default_factory=list)
     ingest: Any = None  # IngestReport
     removed_duplicates: int = 0
+    frames: Any = None  # FrameReport, when the uploads were traffic frames (cars cut out)
 
     def summary(self) -> str:
         """Lines for the app: what was stored, ingested and refused."""
         lines = [f"Received {self.files} image file(s)."]
-        if self.ingest is not None:
+        if self.frames is not None:
+            lines.append(self.frames.summary())  # the pipeline's summary included
+        elif self.ingest is not None:
             lines.append(self.ingest.summary())
         if self.removed_duplicates:
             lines.append(
@@ -221,8 +225,13 @@ def stage_uploads(
     return paths, report
 
 
-def add_uploads(runtime: Any, files: Sequence[Path | str], progress: Progress = no_progress) -> UploadReport:
-    """Store uploaded images/zips under ``settings.uploads_dir`` and ingest them (validate, dedupe, embed)."""
+def add_uploads(
+    runtime: Any, files: Sequence[Path | str], progress: Progress = no_progress, cars: bool = False
+) -> UploadReport:
+    """Store uploaded images/zips under ``settings.uploads_dir`` and ingest them (validate, dedupe, embed).
+
+    With ``cars``, they are traffic frames: each car the detector finds becomes an image of its own.
+    """
     settings = runtime.settings
     if not files:
         raise InvalidInputError("Choose image files or a .zip of images to upload.")
@@ -231,7 +240,13 @@ def add_uploads(runtime: Any, files: Sequence[Path | str], progress: Progress = 
         # the ingestor is made under the lock: it embeds with the model then active
         with runtime.store.write_lock.holding("upload", progress):
             root = settings.uploads_dir.resolve()
-            report.ingest = runtime.ingestor().ingest_paths(paths, root=root, progress=progress)
+            if cars:
+                frames = frame_ingestor(runtime.ingestor(), settings, cars=True)
+                assert frames is not None  # cars=True always gives a detector
+                report.frames = frames.ingest_paths(paths, root, progress=progress)
+                report.ingest = report.frames.ingest
+            else:
+                report.ingest = runtime.ingestor().ingest_paths(paths, root=root, progress=progress)
             report.removed_duplicates = _drop_unused_copies(runtime.catalog, paths)
     _remove_empty_dirs(report.folder)
     return report
@@ -242,7 +257,8 @@ def _drop_unused_copies(catalog: Catalog, paths: Sequence[Path]) -> int:
     removed = 0
     for path in paths:
         resolved = path.resolve()
-        if catalog.find_by_path(str(resolved)) is None and resolved.exists():
+        kept = catalog.find_by_path(str(resolved)) is not None or catalog.has_frame_at(str(resolved))
+        if not kept and resolved.exists():
             resolved.unlink()
             removed += 1
     return removed

@@ -16,6 +16,7 @@ from carmatch.errors import ModelLoadError
 from carmatch.ingest.boxes import read_box_file
 from carmatch.ingest.detector import tiny_detector, weights_file
 from carmatch.ingest.frames import FrameIngestor
+from carmatch.ingest.uploads import add_uploads
 from carmatch.runtime import Runtime
 from tests.ingest.frame_drawing import FRAMES, coco_file, draw_frames
 
@@ -176,3 +177,16 @@ def test_cli_ingests_frames_with_a_boxes_file_or_the_detector_setting(
     more = draw_frames(tmp_path / "more" / "again")  # the same frames: known, nothing cut twice
     assert main(["ingest", str(more.parent)]) == 0
     assert "2 cut earlier" in capsys.readouterr().out
+
+
+def test_uploaded_frames_are_cut_into_cars_and_kept(runtime: Runtime, tmp_path: Path) -> None:
+    folder = draw_frames(tmp_path / "frames")
+    runtime.settings = runtime.settings.with_overrides(detector="tiny-random", detector_min_side=8)
+    uploads = [folder / "cam1" / "f001.png", folder / "cam2" / "f002.png"]
+    report = add_uploads(runtime, uploads, cars=True)
+    assert report.frames.with_cars == 2 and report.removed_duplicates == 0
+    assert "2 with cars" in report.summary()
+    frames = {link.frame_id for link in runtime.catalog.crop_links(runtime.catalog.ids()).values()}
+    for frame_id in frames:  # the uploaded frame files stay: the frame view opens them
+        path = Path(runtime.catalog.get_frame(frame_id).path)
+        assert path.is_file() and path.is_relative_to(runtime.settings.uploads_dir.resolve())
