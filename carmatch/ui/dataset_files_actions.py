@@ -154,7 +154,8 @@ def add_images(
     session_password: str | None,
     files: Sequence[str | Path] | None,
     progress: Progress = no_progress,
+    cars: bool = False,
 ) -> str:
-    """Add uploaded images or zips to the collection (validated, deduplicated, embedded)."""
+    """Add uploaded images or zips to the collection (validated, deduplicated, embedded; ``cars``: traffic frames)."""
     require_admin(runtime, session_password)
-    return add_uploads(runtime, [Path(f) for f in (files or [])], progress).summary()
+    return add_uploads(runtime, [Path(f) for f in (files or [])], progress, cars=bool(cars)).summary()

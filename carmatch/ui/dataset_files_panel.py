@@ -98,11 +98,18 @@ def build_upload(runtime: Runtime, session_password: gr.State) -> Any:
     upload_files = gr.File(
         label="Images or .zip of images", file_count="multiple", file_types=["image", ".zip"], type="filepath"
     )
+    cars = gr.Checkbox(
+        runtime.settings.detector.strip().lower() not in ("", "none"),  # on when CARMATCH_DETECTOR is set
+        label="Traffic frames: each car the detector finds becomes its own search hit (car-less frames stay whole)",
+        elem_id="upload-cars",
+    )
     upload_btn = gr.Button("Add to the collection", variant="primary")
     upload_report = gr.Textbox(label="Upload report", lines=4, interactive=False)
 
     @user_errors
-    def on_upload(pw: str, files: list[str] | None, progress: gr.Progress = gr.Progress()) -> str:
-        return actions.add_images(runtime, pw, files, progress_adapter(progress))
+    def on_upload(pw: str, files: list[str] | None, frames: bool, progress: gr.Progress = gr.Progress()) -> str:
+        return actions.add_images(runtime, pw, files, progress_adapter(progress), cars=bool(frames))
 
-    return upload_btn.click(on_upload, [session_password, upload_files], [upload_report], api_visibility="private")
+    return upload_btn.click(
+        on_upload, [session_password, upload_files, cars], [upload_report], api_visibility="private"
+    )
