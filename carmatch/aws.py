@@ -247,7 +247,7 @@ def explain_aws_error(exc: BaseException, action: str, region: str | None = None
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         message = exc.response.get("Error", {}).get("Message", str(exc))
-        if code in ("AccessDeniedException", "AccessDenied", "UnauthorizedOperation"):
+        if code in ("AccessDeniedException", "AccessDenied", "UnauthorizedOperation", "403"):  # 403: a HeadObject
             step = missing_access_step(message)
             if step is not None:
                 return AwsError(f"Cannot {action}: Bedrock model access is not set up ({message}). Fix: {step}.")

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 60.0
 MAX_POLL_SECONDS = 900.0
-COPY_CHUNK_BYTES = 1 << 20
 
 
 class BatchWaitTimeout(CarmatchError):
@@ -163,10 +162,8 @@ def _output_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
 
 
 def _download(s3: Any, bucket: str, key: str, path: Path) -> None:
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    with path.open("wb") as out:
-        for chunk in body.iter_chunks(COPY_CHUNK_BYTES):
-            out.write(chunk)
+    """One result file to ``path`` through s3transfer: ranged parts, each retried when a connection drops."""
+    s3.download_file(bucket, key, str(path))
 
 
 def _store_line(catalog: Catalog, job: BatchJob, line: bytes, report: CollectReport) -> None:

@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 PAGE_KEYS = 1000  # keys per ListObjectsV2 page (S3's maximum)
 ROUND_OBJECTS = 2000  # objects downloaded, then ingested, at a time (the index is saved once a round)
 DOWNLOAD_WORKERS = 8  # downloads in flight at once
-CHUNK_BYTES = 1024 * 1024  # each download is written to disk in chunks of this size
 GONE_CODES = ("NoSuchKey", "404", "NotFound")
 NO_BUCKET_CODES = ("NoSuchBucket",)
 DENIED_CODES = ("AccessDenied", "AllAccessDisabled", "403")
@@ -76,6 +75,19 @@ class S3IngestReport:
             f"({self.downloaded_bytes / 1e6:.1f} MB), {self.reused} already in the local copy ({self.copies})."
         )
         return f"{head}\n{self.ingest.summary()}"
+
+
+class _CappedWriter:
+    """A write-only file that refuses to grow past ``limit`` bytes (the listing's size may be out of date)."""
+
+    def __init__(self, handle: Any, limit: int, name: str):
+        self.handle, self.limit, self.name, self.written = handle, limit, name, 0
+
+    def write(self, data: bytes) -> int:
+        self.written += len(data)
+        if self.written > self.limit:
+            raise too_large(self.name, self.written, self.limit)
+        return int(self.handle.write(data))
 
 
 class S3ImageSource:
@@ -209,21 +221,13 @@ class S3ImageSource:
         target = s3_copy_path(self.home, self.bucket, obj.key)
         if self._is_copied(obj):
             return target, 0
-        response = self.client.get_object(Bucket=self.bucket, Key=obj.key)
-        body = response["Body"]
-        written = 0
-        try:
-            with atomic_open(target, "wb") as handle:  # a killed download never leaves a half copy
-                for chunk in body.iter_chunks(CHUNK_BYTES):
-                    written += len(chunk)
-                    if written > self.limits.max_bytes:  # the listing's size was out of date
-                        raise too_large(target.name, written, self.limits.max_bytes)
-                    handle.write(chunk)
-        finally:
-            body.close()
-        modified = int(response["LastModified"].timestamp())
-        os.utime(target, (modified, modified))  # size and time now match the listing: up to date
-        return target, written
+        limit = self.limits.max_bytes
+        with atomic_open(target, "wb") as handle:  # a killed download never leaves a half copy
+            capped = _CappedWriter(handle, limit, target.name)
+            # s3transfer: ranged GETs, each retried when a connection drops mid-body (a plain get_object is not)
+            self.client.download_fileobj(self.bucket, obj.key, capped)
+        os.utime(target, (obj.modified, obj.modified))  # size and time now match the listing: up to date
+        return target, capped.written
 
     def _collect(self, futures: list[tuple[S3Object, Future[tuple[Path, int]]]], report: S3IngestReport) -> list[Path]:
         """Wait for a round's downloads; skip objects that vanished or cannot be copied, stop on a fatal error."""

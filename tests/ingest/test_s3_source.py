@@ -33,7 +33,7 @@ def jpeg(color: str, seed: int) -> bytes:
 
 
 class CountingClient:
-    """The moto client, counting downloads (get_object) per key."""
+    """The moto client, counting downloads (s3transfer's download_fileobj, or get_object) per key."""
 
     def __init__(self, client: Any):
         self.client = client
@@ -47,6 +47,11 @@ class CountingClient:
         with self.lock:
             self.fetched.append(kwargs["Key"])
         return self.client.get_object(**kwargs)
+
+    def download_fileobj(self, bucket: str, key: str, fileobj: Any, **kwargs: Any) -> None:
+        with self.lock:
+            self.fetched.append(key)
+        self.client.download_fileobj(bucket, key, fileobj, **kwargs)
 
 
 @pytest.fixture
@@ -138,10 +143,10 @@ def test_an_object_over_the_size_limit_is_skipped_without_downloading_it(
 def test_an_object_larger_than_listed_is_cut_off_while_streaming_and_skipped(
     s3: CountingClient, settings: Settings, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = s3.get_object
+    real = s3.download_fileobj
     big = jpeg("red", 1)
     s3.client.put_object(Bucket=BUCKET, Key="elsewhere/big.jpg", Body=big + b"\0" * len(big))
-    monkeypatch.setattr(s3, "get_object", lambda **kw: real(**{**kw, "Key": "elsewhere/big.jpg"}))  # grew since
+    monkeypatch.setattr(s3, "download_fileobj", lambda bucket, key, f: real(bucket, "elsewhere/big.jpg", f))  # grew
     report = source(s3, settings, limits=Limits(max_bytes=len(big) + 10)).ingest(runtime.ingestor)
     assert "over the" in dict(report.ingest.skipped)[f"s3://{BUCKET}/cams/red.jpg"]
     assert not [p for p in (settings.home / "s3").rglob("*") if p.is_file()]  # no partial copy is left
@@ -152,10 +157,10 @@ def test_access_denied_on_download_stops_the_run_with_the_fix_and_ingests_nothin
 ) -> None:
     from botocore.exceptions import ClientError
 
-    def refuse(**kwargs: Any) -> Any:
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+    def refuse(*args: Any, **kwargs: Any) -> Any:  # what s3transfer raises: HeadObject's bare 403
+        raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
 
-    monkeypatch.setattr(s3, "get_object", refuse)
+    monkeypatch.setattr(s3, "download_fileobj", refuse)
     with pytest.raises(AwsError, match="Cannot download s3://carmatch-cams/cams/.*access denied"):
         source(s3, settings).ingest(runtime.ingestor)
     assert runtime.catalog.count() == 0
