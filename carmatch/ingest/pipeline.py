@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from carmatch.catalog import Catalog, ImageRecord
+from carmatch.catalog import Catalog
 from carmatch.dataset.import_captions import ImportRow, find_image
 from carmatch.embedding.embedder import Embedder
 from carmatch.errors import (
@@ -38,6 +38,7 @@ from carmatch.images import (
     load_image,
     read_image_bytes,
 )
+from carmatch.ingest.file_records import FileRecorder, ImageFacts
 from carmatch.progress import Progress, no_progress
 from carmatch.stores.index import IndexManifest
 from carmatch.stores.store import SearchIndex, VectorStore
@@ -87,17 +88,6 @@ class IngestReport:
         if self.interrupted:
             lines.append("Interrupted: everything above is saved; run the same command again to resume.")
         return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class ImageFacts:
-    """What the catalog records about a decoded image file: its id (content hash), size and format."""
-
-    sha256: str
-    width: int
-    height: int
-    format: str
-    size_bytes: int
 
 
 @dataclass(frozen=True)
@@ -154,6 +144,7 @@ class Ingestor:
         self.batch_size = batch_size
         self.limits = limits
         self.draft_side = embedder.image_side  # JPEGs decoded at the model's size
+        self.files = FileRecorder(catalog)  # lookups and records of the files met
 
     # -- public -----------------------------------------------------------------------------
     def ingest_folder(
@@ -271,91 +262,20 @@ class Ingestor:
         self, path: Path, root: Path | None, report: IngestReport
     ) -> tuple[str | None, Image.Image | None]:
         """Record one file in the catalog; returns its id and, if it was decoded, the image."""
-        found = self._lookup_file(path, root, report)
+        found = self.files.lookup(path, root, report)
         if found is None:
             return None, None
-        resolved, rel, stat, known = found
-        if known is not None:
-            return known, None
+        if found.known is not None:
+            return found.known, None
         try:
-            data = read_image_bytes(resolved, self.limits.max_bytes)
-            loaded = decode_image(data, resolved.name, self.limits.max_pixels, self.limits.max_bytes, self.draft_side)
+            data = read_image_bytes(found.resolved, self.limits.max_bytes)
+            name = found.resolved.name
+            loaded = decode_image(data, name, self.limits.max_pixels, self.limits.max_bytes, self.draft_side)
         except ImageError as exc:
             report.skipped.append((str(path), str(exc).split(": ", 1)[-1]))
             return None, None
         facts = ImageFacts(loaded.sha256, loaded.width, loaded.height, loaded.format, loaded.size_bytes)
-        return self._record_decoded(resolved, rel, stat, root, facts, report), loaded.image
-
-    def _lookup_file(
-        self, path: Path, root: Path | None, report: IngestReport
-    ) -> tuple[Path, str | None, os.stat_result, str | None] | None:
-        """A file's place and stat, and its id when the catalog knows it unchanged (its location noted then).
-
-        None when there is nothing to do: it cannot be read, or its image was deleted from the collection.
-        """
-        resolved = path.expanduser().resolve()
-        rel = str(resolved.relative_to(root)) if root is not None and resolved.is_relative_to(root) else None
-        try:
-            stat = resolved.stat()
-        except OSError as exc:
-            report.skipped.append((str(path), f"cannot read ({exc.strerror or exc})"))
-            return None
-        known = self.catalog.lookup_file(str(resolved), stat.st_size, stat.st_mtime)
-        if known is not None and self.catalog.is_deleted(known):
-            report.deleted_skipped += 1
-            return None
-        if known is not None:
-            try:
-                self._note_location(self.catalog.get(known), resolved, root, rel, report)
-                return resolved, rel, stat, known
-            except NotFoundError:  # row vanished: read the file again
-                pass
-        return resolved, rel, stat, None
-
-    def _record_decoded(
-        self,
-        resolved: Path,
-        rel: str | None,
-        stat: os.stat_result,
-        root: Path | None,
-        facts: ImageFacts,
-        report: IngestReport,
-    ) -> str | None:
-        """Record a file just decoded and validated (here or on a Ray worker); its id, None when deleted earlier."""
-        if self.catalog.is_deleted(facts.sha256):
-            report.deleted_skipped += 1
-            self.catalog.remember_file(str(resolved), stat.st_size, stat.st_mtime, facts.sha256)
-            return None
-        root_str = str(root) if root is not None else None
-        added = self.catalog.add_image(
-            facts.sha256, str(resolved), facts.width, facts.height, facts.format, facts.size_bytes, root_str, rel
-        )
-        if added:
-            report.added += 1
-            report.added_ids.append(facts.sha256)
-        else:
-            self._note_location(self.catalog.get(facts.sha256), resolved, root, rel, report)
-        self.catalog.remember_file(str(resolved), stat.st_size, stat.st_mtime, facts.sha256)
-        return facts.sha256
-
-    def _note_location(
-        self, record: ImageRecord, resolved: Path, root: Path | None, rel: str | None, report: IngestReport
-    ) -> None:
-        """A known image met again: move its location here when its old file is gone or this is another folder.
-
-        An image is its content, so only the location changes; captions, history and reviews stay.
-        A duplicate file in the same folder leaves the first location alone.
-        """
-        here = str(resolved)
-        root_str = str(root) if root is not None else None
-        moved = record.path != here and (
-            not Path(record.path).exists() or (root_str is not None and record.root != root_str)
-        )
-        if moved:
-            self.catalog.update_path(record.id, here, root_str, rel)
-            report.relocated += 1
-        else:
-            report.present += 1
+        return self.files.record(found, root, facts, report), loaded.image
 
     def _import_captions(self, rows: Sequence[tuple[str, str]], root: Path, report: IngestReport) -> None:
         """Store the captions CSV's captions, matching rows as `dataset import` does (find_image)."""

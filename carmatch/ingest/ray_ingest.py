@@ -14,7 +14,6 @@ the previous index serving; what it had committed is skipped by the rerun.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 
@@ -24,7 +23,8 @@ from carmatch.catalog import Catalog
 from carmatch.config import Settings
 from carmatch.embedding.embedder import Embedder
 from carmatch.errors import CancelledError
-from carmatch.ingest.pipeline import ImageFacts, Ingestor, IngestReport, Limits
+from carmatch.ingest.file_records import FoundFile, ImageFacts
+from carmatch.ingest.pipeline import Ingestor, IngestReport, Limits
 from carmatch.ingest.ray_engine import FileRow, RayPlan, connect, embed_files, make_plan
 from carmatch.ingest.rebuild import EmbedMissing
 from carmatch.locations import s3_uri_of
@@ -70,22 +70,23 @@ class RayIngestor(Ingestor):
             return
         model_key = self.embedder.model_key
         embedded = self.catalog.embedded_ids(model_key)
-        todo: list[tuple[Path, Path, str | None, os.stat_result, str | None]] = []  # as given, then as found
+        todo: list[tuple[Path, FoundFile]] = []  # each file as given, and as found
         for path in paths:
-            found = self._lookup_file(path, root, report)
-            if found is not None and (found[3] is None or found[3] not in embedded):
-                todo.append((path, *found))
+            found = self.files.lookup(path, root, report)
+            if found is not None and (found.known is None or found.known not in embedded):
+                todo.append((path, found))
         done = len(paths) - len(todo)
         progress(done, len(paths), "ingesting")
         if not todo:
             return
         home = self.settings.files_home
-        files = [FileRow(n, str(found[1]), s3_uri_of(found[1], home) or "") for n, found in enumerate(todo)]
+        files = [FileRow(n, str(f.resolved), s3_uri_of(f.resolved, home) or "") for n, (_, f) in enumerate(todo)]
         queued: set[str] = set()
         for batch in embed_files(files, ray_plan(self.settings, self.embedder), cancel):
             ids, rows = [], []
             for i, row in enumerate(batch["row"]):
-                path, resolved, rel, stat, image_id = todo[int(row)]
+                path, found = todo[int(row)]
+                image_id = found.known
                 if batch["error"][i]:
                     report.skipped.append((str(path), str(batch["error"][i])))
                     continue
@@ -97,7 +98,7 @@ class RayIngestor(Ingestor):
                         str(batch["format"][i]),
                         int(batch["size_bytes"][i]),
                     )
-                    image_id = self._record_decoded(resolved, rel, stat, root, facts, report)
+                    image_id = self.files.record(found, root, facts, report)
                 if image_id is None or image_id in embedded or image_id in queued:
                     continue
                 ids.append(image_id)
