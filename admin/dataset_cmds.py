@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from admin import curation_cmds
 from admin.common import TqdmProgress, runtime_for
 from carmatch.dataset import bulk, curation, training_set
 from carmatch.dataset.export import EXPORT_FORMATS, export_csv, export_jsonl
@@ -59,6 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r = sub.add_parser("reject", help="reject captions (excluded from training and exports)")
     r.add_argument("--ids", nargs="+", metavar="ID", required=True, help="image ids or unique prefixes")
     r.set_defaults(func=cmd_reject)
+
+    curation_cmds.add_actions(sub)  # suspects, duplicates, map
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -14,9 +14,10 @@ The evidence is what the catalog already has, under the active model:
 * **The caption contradicts its own attributes.** The caption names a colour or body type and its
   structured attribute names a different one (no model needed; these sort first).
 
-The score is in [0, 1]: the mean of the disagreement and the best attribute evidence, raised to
-at least 0.9 by a contradiction. Computed over the whole collection with progress and cached per
-model and caption version (:mod:`carmatch.dataset.curation_cache`).
+The score is in [0, 1]: the mean of the disagreement and the best attribute evidence scaled into
+[0, 0.89], or 0.9 plus a tenth of that mean for a contradiction (so contradictions always sort first). Computed over
+the whole collection with progress and cached per model and caption version
+(:mod:`carmatch.dataset.curation_cache`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 REFERENCE_SIZE = 1024  # captions and images each image is compared with
 MIN_VALUE_SUPPORT = 3  # captions a value needs before its centroid counts as evidence
 CONTRADICTION_FLOOR = 0.9
+MODEL_CEILING = 0.89  # the highest score model evidence alone gives
 ROW_CHUNK = 4096
 REVIEWABLE_STATES = ("unreviewed", "approved")  # rejected captions are already known to be wrong
 COLOR_WORDS = {
@@ -188,10 +190,9 @@ def score_suspects(records: Sequence[ImageRecord], images: np.ndarray, texts: np
     out = []
     for i, record in enumerate(records):
         ranks = [evidence[a][1][i] for a in VOCABULARY if np.isfinite(evidence[a][1][i])]
-        score = float((apart[i] + max(ranks)) / 2 if ranks else apart[i])
+        base = float((apart[i] + max(ranks)) / 2 if ranks else apart[i])
         said = contradiction(record)
-        if said:
-            score = CONTRADICTION_FLOOR + (1 - CONTRADICTION_FLOOR) * score
+        score = CONTRADICTION_FLOOR + (1 - CONTRADICTION_FLOOR) * base if said else MODEL_CEILING * base
         out.append(
             Suspect(
                 record.id,
