@@ -1,0 +1,86 @@
+"""The collection map as a Plotly figure: one WebGL scatter trace per colour value (or a colour scale).
+
+Plain Plotly, no Gradio: the curation panel shows it in a ``gr.Plot``; ``bench/curation_bench.py``
+times it. Each point carries its image id in ``customdata`` so a box or lasso selection can filter
+the grid to those images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+MAX_LEGEND_VALUES = 12  # rarer values are drawn together as "other"
+HOVER = "%{text}<extra></extra>"
+
+
+def _grouped(labels: Sequence[str]) -> list[str]:
+    """Labels with all but the commonest ``MAX_LEGEND_VALUES`` values folded into ``other``."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    common = set(sorted(counts, key=lambda v: (-counts[v], v))[:MAX_LEGEND_VALUES])
+    return [label if label in common else "other" for label in labels]
+
+
+def map_figure(
+    xy: np.ndarray,
+    ids: Sequence[str],
+    labels: Sequence[str] | Sequence[float],
+    hover: Sequence[str],
+    colour_by: str,
+    total: int,
+) -> go.Figure:
+    """A scatter of the drawn points coloured by ``labels`` (text values, or numbers on a colour scale)."""
+    figure = go.Figure()
+    numeric = bool(labels) and all(isinstance(v, float) for v in labels)
+    if numeric:
+        figure.add_trace(
+            go.Scattergl(
+                x=xy[:, 0],
+                y=xy[:, 1],
+                mode="markers",
+                marker={
+                    "size": 5,
+                    "color": list(labels),
+                    "colorscale": "Reds",
+                    "showscale": True,
+                    "cmin": 0,
+                    "cmax": 1,
+                },
+                customdata=list(ids),
+                text=list(hover),
+                hovertemplate=HOVER,
+                name=colour_by,
+            )
+        )
+    else:
+        folded = _grouped([str(v) for v in labels])
+        for value in sorted(set(folded), key=lambda v: (v in ("other", "unknown"), v)):
+            rows = [i for i, v in enumerate(folded) if v == value]
+            figure.add_trace(
+                go.Scattergl(
+                    x=xy[rows, 0],
+                    y=xy[rows, 1],
+                    mode="markers",
+                    marker={"size": 5},
+                    customdata=[ids[i] for i in rows],
+                    text=[hover[i] for i in rows],
+                    hovertemplate=HOVER,
+                    name=f"{value} ({len(rows)})",
+                )
+            )
+    shown = len(ids)
+    title = f"{shown:,} images" if shown == total else f"{shown:,} of {total:,} images drawn (a random sample)"
+    figure.update_layout(
+        title={"text": f"{title}, coloured by {colour_by.replace('_', ' ')}", "font": {"size": 14}},
+        dragmode="lasso",
+        height=520,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"itemsizing": "constant"},
+        xaxis={"showticklabels": False, "title": None},
+        yaxis={"showticklabels": False, "title": None},
+    )
+    return figure
