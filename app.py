@@ -36,11 +36,12 @@ import gradio as gr  # noqa: E402
 from carmatch.dataset.demo_background import start_demo_import  # noqa: E402
 from carmatch.ui import agent_api, dataset_tab, search_links, search_tab, startup_fault, training_tab  # noqa: E402
 from carmatch.ui.styles import APP_CSS  # noqa: E402
+from carmatch.ui.upload_limits import upload_middleware  # noqa: E402
 
 log = logging.getLogger("carmatch.app")
 
 CSS = APP_CSS  # the app's stylesheet (carmatch/ui/styles.py), given to launch()
-UPLOAD_CACHE = (3600, 3600)  # Gradio's delete_cache: every hour, delete uploads and outputs over an hour old
+UPLOAD_CACHE = (300, 900)  # Gradio's delete_cache: every 5 minutes, delete uploads and outputs over 15 minutes old
 HEADER = "# carmatch\nFind cars in your collection by photo, by description, or both."
 
 
@@ -75,6 +76,7 @@ def launch_options(settings: Settings) -> dict[str, object]:
     return {
         "allowed_paths": [str(settings.thumbs_dir.resolve())],
         "max_file_size": settings.max_upload_bytes,  # Gradio answers 413 to anything larger
+        "app_kwargs": upload_middleware(settings),  # per-visitor upload rate, total and photo size
     }
 
 

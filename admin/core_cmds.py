@@ -13,13 +13,15 @@ from carmatch.catalog.schema import FILTER_KEYS
 from carmatch.config import VECTOR_STORES
 from carmatch.errors import InvalidInputError
 from carmatch.ingest.frames import frame_ingestor
-from carmatch.ingest.pipeline import Limits
+from carmatch.ingest.pipeline import Ingestor, Limits
 from carmatch.ingest.ray_ingest import RAY_ROUND_OBJECTS, missing_embedder
 from carmatch.ingest.rebuild import rebuild_index
 from carmatch.ingest.s3_source import S3ImageSource
 from carmatch.locations import relocate
 from carmatch.search.searcher import check_query
 from carmatch.stores.migrate import migrate_store
+
+RESET_REVIEWED_HELP = "let --captions replace approved and rejected captions (back to unreviewed); default: keep them"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "folder", help="folder to walk recursively for JPEG/PNG/WebP/BMP images, or an S3 folder s3://bucket/prefix/"
     )
     p.add_argument("--captions", type=Path, help="CSV with columns file,caption (file relative to FOLDER)")
+    p.add_argument("--reset-reviewed", action="store_true", help=RESET_REVIEWED_HELP)
     p.add_argument(
         "--cars",
         action="store_true",
@@ -85,6 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest a folder or an S3 prefix; prints a summary."""
+    if not args.folder.strip():
+        raise InvalidInputError("The folder to ingest is empty: give a folder (an empty path is not the current one).")
     if args.folder.strip().lower().startswith(S3_SCHEME):
         return ingest_s3(args)
     with runtime_for(args) as runtime:
@@ -92,6 +97,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         progress = TqdmProgress()
         try:
             ingest = frames if frames is not None else runtime.bulk_ingestor()
+            pipeline = frames.ingestor if frames is not None else ingest
+            if isinstance(pipeline, Ingestor):
+                pipeline.reset_reviewed = args.reset_reviewed  # --captions keeps review decisions unless told
             report = ingest.ingest_folder(Path(args.folder), args.captions, progress)
         finally:
             progress.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from admin import curation_cmds
 from admin.common import TqdmProgress, runtime_for
+from carmatch.atomic import check_output_path
 from carmatch.dataset import bulk, curation, training_set
 from carmatch.dataset.export import EXPORT_FORMATS, export_csv, export_jsonl
 from carmatch.dataset.export_titan import export_titan, upload_titan
@@ -26,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e = sub.add_parser("export", help="export approved pairs as CSV, JSONL or Titan fine-tuning JSONL")
     e.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="csv | jsonl | titan")
     e.add_argument("--out", type=Path, required=True, help="output file (csv, jsonl) or folder (titan)")
+    e.add_argument("--parents", action="store_true", help="create --out's missing parent folders")
     e.add_argument("--s3-prefix", help="titan: where images and JSONL live, e.g. s3://bucket/carmatch/titan/")
     e.add_argument("--upload", action="store_true", help="titan: copy images and JSONL to --s3-prefix")
     e.add_argument("--include-unreviewed", action="store_true", help="also export unreviewed (never rejected) pairs")
@@ -49,6 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i = sub.add_parser("import", help="import captions from a CSV or JSONL file (shows a preview first)")
     i.add_argument("file", type=Path, help="CSV/JSONL with file or id, caption, optional attribute columns")
     i.add_argument("--yes", action="store_true", help="apply without asking")
+    i.add_argument(
+        "--reset-reviewed",
+        action="store_true",
+        help="also replace approved and rejected captions (they return to unreviewed); default: keep decisions",
+    )
     i.set_defaults(func=cmd_import)
 
     a = sub.add_parser("approve", help="approve captions (all unreviewed captioned images, or some ids)")
@@ -73,6 +80,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             report = export_csv(runtime.catalog, args.out, args.include_unreviewed)
         elif args.format == "jsonl":
             report = export_jsonl(runtime.catalog, args.out, args.include_unreviewed)
+    check_output_path(args.out, args.parents, folder=args.format == "titan")  # no device, link, or missing folder
         else:
             progress = TqdmProgress()
             try:
@@ -136,7 +144,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Preview an import, ask (unless --yes), then apply it."""
     rows, ignored = read_import_file(args.file)
     with runtime_for(args) as runtime:
-        preview = preview_import(runtime.catalog, rows, ignored)
+        preview = preview_import(runtime.catalog, rows, ignored, reset_reviewed=args.reset_reviewed)
         print(preview.summary())
         if not preview.changes:
             print("Nothing to change.")

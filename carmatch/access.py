@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import threading
 import time
@@ -10,9 +11,11 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from carmatch.config import Settings
-from carmatch.errors import AccessDeniedError, BusyError
+from carmatch.errors import AccessDeniedError, BusyError, ConfigError
 
 log = logging.getLogger(__name__)
+
+UNKNOWN_CLIENT = "unknown"  # the key of checks that come with no client address
 
 READ_ONLY_NOTE = (
     "Editing is disabled: this instance has no admin password. Set CARMATCH_ADMIN_PASSWORD "
@@ -26,21 +29,34 @@ def admin_enabled(settings: Settings) -> bool:
     return bool(settings.admin_password)
 
 
-def check_admin(settings: Settings, password: str | None) -> None:
-    """Raise AccessDeniedError unless ``password`` is the configured admin password."""
+def check_admin(
+    settings: Settings, password: str | None, client: str = UNKNOWN_CLIENT, throttle: UnlockThrottle | None = None
+) -> None:
+    """The one admin password check (unlock, retry, every write): rate-limited per ``client``.
+
+    Raises AccessDeniedError unless ``password`` is the configured admin password. After repeated wrong
+    passwords from one client each try must wait (even the right password is refused meanwhile); every
+    failure is counted on the process-wide :data:`PASSWORD_THROTTLE` (or ``throttle``), whichever box it came from.
+    """
+    gate = throttle if throttle is not None else PASSWORD_THROTTLE
     if not admin_enabled(settings):
         raise AccessDeniedError(READ_ONLY_NOTE)
     if not password:
         raise AccessDeniedError("Locked: enter the admin password to edit. Nothing was changed.")
-    given = password.encode()
-    if not hmac.compare_digest(given, settings.admin_password.encode()):
+    wait = gate.wait_left(client)
+    if wait > 0:
+        log.warning("Admin password from %s refused: %.0f s left to wait", client, wait)
+        raise AccessDeniedError(f"Too many wrong admin passwords: wait {wait:.0f} s before trying again.")
+    if not hmac.compare_digest(password.encode(), settings.admin_password.encode()):
+        gate.failed(client)
         raise AccessDeniedError("Wrong admin password: nothing was changed.")
+    gate.succeeded(client)
 
 
-def is_admin(settings: Settings, password: str | None) -> bool:
-    """True when ``password`` unlocks admin actions."""
+def is_admin(settings: Settings, password: str | None, client: str = UNKNOWN_CLIENT) -> bool:
+    """True when ``password`` unlocks admin actions (the same rate-limited check as :func:`check_admin`)."""
     try:
-        check_admin(settings, password)
+        check_admin(settings, password, client)
     except AccessDeniedError:
         return False
     return True
@@ -58,6 +74,7 @@ class UnlockThrottle:
     ):
         self.free, self.base_s, self.max_s, self.clock = free, base_s, max_s, clock
         self._clients: OrderedDict[str, tuple[int, float]] = OrderedDict()  # address -> (failures, blocked until)
+        self._unlocked: OrderedDict[str, float] = OrderedDict()  # address -> when it last gave the right password
         self._lock = threading.Lock()
 
     def wait_left(self, client: str) -> float:
@@ -75,28 +92,27 @@ class UnlockThrottle:
             self._clients[client] = (failures, self.clock() + delay)
             while len(self._clients) > 10_000:  # bounded memory under many addresses
                 self._clients.popitem(last=False)
-        log.warning("Failed admin unlock from %s (%d in a row; next try in %.0f s)", client, failures, delay)
+        log.warning("Wrong admin password from %s (%d in a row; next try in %.0f s)", client, failures, delay)
         return delay
 
     def succeeded(self, client: str) -> None:
-        """A right password: forget ``client``'s failures."""
+        """A right password: forget ``client``'s failures and remember it unlocked (see :meth:`unlocked_recently`)."""
         with self._lock:
             self._clients.pop(client, None)
+            if client != UNKNOWN_CLIENT:
+                self._unlocked.pop(client, None)
+                self._unlocked[client] = self.clock()
+                while len(self._unlocked) > 1_000:
+                    self._unlocked.popitem(last=False)
+
+    def unlocked_recently(self, client: str, within_s: float = 12 * 3600) -> bool:
+        """True when ``client`` gave the right admin password within ``within_s`` seconds (admin upload sizes)."""
+        with self._lock:
+            when = self._unlocked.get(client)
+        return when is not None and self.clock() - when <= within_s
 
 
-def check_unlock(settings: Settings, throttle: UnlockThrottle, password: str | None, client: str) -> None:
-    """check_admin, refused while ``client`` must wait after repeated wrong passwords; failures are counted."""
-    wait = throttle.wait_left(client)
-    if wait > 0:
-        log.warning("Admin unlock from %s refused: %.0f s left to wait", client, wait)
-        raise AccessDeniedError(f"Too many wrong admin passwords: wait {wait:.0f} s before trying again.")
-    try:
-        check_admin(settings, password)
-    except AccessDeniedError:
-        if admin_enabled(settings) and password:
-            throttle.failed(client)
-        raise
-    throttle.succeeded(client)
+PASSWORD_THROTTLE = UnlockThrottle()  # one per process: every admin password box counts here
 
 
 class RateLimit:
@@ -122,3 +138,47 @@ class RateLimit:
                 log.warning("Rate limit: %s from %s over %d a minute", self.what, client, self.per_minute)
                 raise BusyError(f"Too many {self.what} from your address: try again in {wait:.0f} s.")
             calls.append(now)
+
+
+def parse_proxies(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """CARMATCH_TRUSTED_PROXIES (addresses or networks, comma-separated) as networks; ConfigError when malformed."""
+    networks = []
+    for item in value.replace(" ", ",").split(","):
+        if not item.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError as exc:
+            raise ConfigError(f"CARMATCH_TRUSTED_PROXIES: {item.strip()!r} is not an address or network") from exc
+    return tuple(networks)
+
+
+def _is_in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_key(peer: str | None, forwarded: str, trusted: str) -> str:
+    """The client a request counts for: the peer, or (behind a trusted proxy) the first untrusted X-Forwarded-For hop.
+
+    The header is read only when the peer is one of the CARMATCH_TRUSTED_PROXIES, from its right end (the hop the
+    proxy appended), so a visitor cannot choose its own key by sending the header.
+    """
+    peer = (peer or "").strip() or UNKNOWN_CLIENT
+    try:
+        networks = parse_proxies(trusted) if trusted.strip() else ()
+    except ConfigError as exc:
+        log.warning("%s: no proxy is trusted", exc)
+        networks = ()
+    if not forwarded.strip():
+        return peer
+    if not _is_in(peer, networks):
+        log.debug("X-Forwarded-For from %s ignored: it is not in CARMATCH_TRUSTED_PROXIES", peer)
+        return peer
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if not _is_in(hop, networks):
+            return hop
+    return peer

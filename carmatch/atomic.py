@@ -99,3 +99,35 @@ def replace_dir(staging: Path, dest: Path) -> None:
     os.replace(staging, dest)
     fsync_dir(dest.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def check_output_path(path: Path | str, parents: bool = False, folder: bool = False) -> Path:
+    """Refuse an output path that is not a regular file (or folder) or whose parent is missing (unless ``parents``).
+
+    A device node, FIFO, socket or symlink is never replaced by a regular file; with ``parents`` the missing
+    folders are created. Returns the path; the caller writes it with :func:`atomic_open` (temp + rename).
+    """
+    from carmatch.errors import InvalidInputError
+
+    path = Path(path)
+    if str(path).strip() == "":
+        raise InvalidInputError("The output path is empty: give a file name.")
+    if path.is_symlink():
+        raise InvalidInputError(f"{path} is a symbolic link: give the real file name. Nothing was written.")
+    if path.exists():
+        if folder and not path.is_dir():
+            raise InvalidInputError(f"{path} exists and is not a folder. Nothing was written.")
+        if not folder and not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file (a device, pipe or socket)"
+            raise InvalidInputError(f"{path} is {kind}: give a file name to write. Nothing was written.")
+        return path
+    parent = path.parent
+    if not parent.is_dir():
+        if parent.exists():
+            raise InvalidInputError(f"{parent} is not a folder: give a path inside a folder. Nothing was written.")
+        if not parents:
+            raise InvalidInputError(
+                f"The folder {parent} does not exist: create it, or add --parents to create it. Nothing was written."
+            )
+        parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -72,6 +72,25 @@ class Settings:
         200 * 1024 * 1024, "CARMATCH_MAX_UPLOAD_BYTES", "largest file the app accepts in one upload, in bytes"
     )
     search_per_minute: int = setting(120, "CARMATCH_SEARCH_PER_MINUTE", "searches one app client may run in any minute")
+    max_query_upload_bytes: int = setting(
+        10 * 1024 * 1024,
+        "CARMATCH_MAX_QUERY_UPLOAD_BYTES",
+        "largest upload a visitor who has not unlocked editing may send (a photo to search by), in bytes",
+    )
+    uploads_per_minute: int = setting(
+        20, "CARMATCH_UPLOADS_PER_MINUTE", "uploads one app client (not unlocked) may send in any minute"
+    )
+    upload_bytes_per_hour: int = setting(
+        200 * 1024 * 1024,
+        "CARMATCH_UPLOAD_BYTES_PER_HOUR",
+        "bytes one app client (not unlocked) may upload in any hour",
+    )
+    trusted_proxies: str = setting(
+        "",
+        "CARMATCH_TRUSTED_PROXIES",
+        "addresses or networks (comma-separated) of the reverse proxies whose X-Forwarded-For names the visitor;"
+        " empty: no proxy header is trusted",
+    )
     exact_search_max: int = setting(
         40_000,
         "CARMATCH_EXACT_SEARCH_MAX",
@@ -155,6 +174,9 @@ class Settings:
         "CARMATCH_PERSIST_DIR",
         "folder that must outlive the machine (a Space's Storage Bucket): images, runs, exports and catalog"
         " snapshots; the live catalog and index stay in CARMATCH_HOME",
+    )
+    backup_keep: int = setting(
+        5, "CARMATCH_BACKUP_KEEP", "timestamped catalog backups `carmatch backup` keeps in home/backups/"
     )
     persist_seconds: int = setting(
         5, "CARMATCH_PERSIST_SECONDS", "a catalog change reaches CARMATCH_PERSIST_DIR within this many seconds"

@@ -149,6 +149,7 @@ def served(
         isolate_environment(monkeypatch, folder)
         tiny_model_environment(monkeypatch, tiny_model)
         monkeypatch.setenv("CARMATCH_MAX_UPLOAD_BYTES", str(UPLOAD_LIMIT))
+        monkeypatch.setenv("CARMATCH_UPLOADS_PER_MINUTE", "10000")  # every browser test uploads from one address
         import app
 
         runtime = Runtime(load_settings(), embedder=embedder)

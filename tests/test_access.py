@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from carmatch.access import RateLimit, UnlockThrottle, check_unlock
+from carmatch.access import RateLimit, UnlockThrottle, check_admin, client_key
 from carmatch.config import Settings
 from carmatch.errors import AccessDeniedError, BusyError
 from carmatch.runtime import Runtime
@@ -36,22 +36,22 @@ def test_five_wrong_passwords_then_each_try_waits_twice_as_long(
     caplog.set_level(logging.WARNING, logger="carmatch.access")
     for _ in range(4):
         with pytest.raises(AccessDeniedError, match="Wrong admin password"):
-            check_unlock(settings, throttle, "guess", "203.0.113.7")
+            check_admin(settings, "guess", "203.0.113.7", throttle)
         assert throttle.wait_left("203.0.113.7") == 0
     delays = []
     for _ in range(3):
         with pytest.raises(AccessDeniedError, match="Wrong admin password"):
-            check_unlock(settings, throttle, "guess", "203.0.113.7")
+            check_admin(settings, "guess", "203.0.113.7", throttle)
         delays.append(throttle.wait_left("203.0.113.7"))
         with pytest.raises(AccessDeniedError, match="Too many wrong admin passwords"):
-            check_unlock(settings, throttle, "s3cret", "203.0.113.7")  # even the right one waits
+            check_admin(settings, "s3cret", "203.0.113.7", throttle)  # even the right one waits
         clock.now += delays[-1]
     assert delays == [1.0, 2.0, 4.0]
-    check_unlock(settings, throttle, "s3cret", "203.0.113.7")  # after the wait, the right password unlocks
+    check_admin(settings, "s3cret", "203.0.113.7", throttle)  # after the wait, the right password unlocks
     with pytest.raises(AccessDeniedError, match="Wrong admin password"):
-        check_unlock(settings, throttle, "guess", "203.0.113.7")
+        check_admin(settings, "guess", "203.0.113.7", throttle)
     assert throttle.wait_left("203.0.113.7") == 0  # success cleared the count: back to five free tries
-    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Failed admin unlock")]
+    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Wrong admin password from")]
     assert len(failures) == 8 and all("203.0.113.7" in line for line in failures)
 
 
@@ -59,9 +59,9 @@ def test_one_clients_failures_do_not_lock_out_another(settings: Settings) -> Non
     clock = Clock()
     throttle, settings = UnlockThrottle(free=1, clock=clock), admin(settings)
     with pytest.raises(AccessDeniedError):
-        check_unlock(settings, throttle, "guess", "203.0.113.7")
+        check_admin(settings, "guess", "203.0.113.7", throttle)
     assert throttle.wait_left("203.0.113.7") > 0
-    check_unlock(settings, throttle, "s3cret", "198.51.100.1")
+    check_admin(settings, "s3cret", "198.51.100.1", throttle)
 
 
 def test_the_apps_unlock_row_uses_the_throttle_and_the_client_address(
@@ -73,14 +73,39 @@ def test_the_apps_unlock_row_uses_the_throttle_and_the_client_address(
     runtime = SimpleNamespace(settings=admin(settings))
     throttle = UnlockThrottle(free=1, clock=Clock())
     request = gr.Request(headers={"x-forwarded-for": "1.2.3.4, 203.0.113.7"}, client={"host": "10.0.0.1"})
-    monkeypatch.delenv("SPACE_ID", raising=False)
-    assert common.client_address(request) == "10.0.0.1"  # a header is trusted only behind a Space's proxy
     monkeypatch.setenv("SPACE_ID", "owner/space")
+    monkeypatch.delenv("CARMATCH_TRUSTED_PROXIES", raising=False)
+    assert common.client_address(request) == "10.0.0.1"  # a header is trusted only behind a configured proxy
+    monkeypatch.setenv("CARMATCH_TRUSTED_PROXIES", "10.0.0.0/8")
     assert common.client_address(request) == "203.0.113.7"
     stored, note = common.guarded_unlock(runtime, throttle, "guess", "203.0.113.7")  # type: ignore[arg-type]
     assert stored == "" and "Wrong admin password" in note
     stored, note = common.guarded_unlock(runtime, throttle, "s3cret", "203.0.113.7")  # type: ignore[arg-type]
     assert stored == "" and "wait 1 s" in note
+
+
+def test_a_spoofed_forwarded_header_from_an_untrusted_peer_is_ignored() -> None:
+    assert client_key("127.0.0.1", "198.51.100.9", "") == "127.0.0.1"  # loopback cannot pick its own key
+    assert client_key("127.0.0.1", "198.51.100.9", "10.0.0.0/8") == "127.0.0.1"
+    assert client_key("10.1.2.3", "6.6.6.6, 203.0.113.7", "10.0.0.0/8") == "203.0.113.7"  # the proxy's hop
+    assert client_key("10.1.2.3", "203.0.113.7, 10.9.9.9", "10.0.0.0/8") == "203.0.113.7"  # trusted hops skipped
+    assert client_key("10.1.2.3", "x", "not-a-network") == "10.1.2.3"  # a bad setting trusts nothing
+
+
+def test_the_retry_box_counts_on_the_same_brake_as_unlock(settings: Settings) -> None:
+    from carmatch.access import PASSWORD_THROTTLE
+    from carmatch.ui import server_status
+
+    runtime = SimpleNamespace(settings=admin(settings), retry_model=lambda: None)
+    client = "198.51.100.77"
+    for _ in range(PASSWORD_THROTTLE.free):
+        with pytest.raises(AccessDeniedError, match="Wrong admin password"):
+            server_status.retry_model(runtime, "guess", client)  # type: ignore[arg-type]
+    with pytest.raises(AccessDeniedError, match="Too many wrong admin passwords"):
+        server_status.retry_model(runtime, "guess", client)  # type: ignore[arg-type]
+    with pytest.raises(AccessDeniedError, match="Too many wrong admin passwords"):
+        check_admin(admin(settings), "s3cret", client)  # the unlock waits too, even with the right password
+    PASSWORD_THROTTLE.succeeded(client)
 
 
 def test_searches_over_the_per_minute_limit_wait_for_the_window() -> None:

@@ -84,4 +84,4 @@ def test_uploads_over_the_limit_are_refused_and_temp_files_expire(served: tuple[
     assert small.status_code == 200
     big = httpx.post(url, files={"files": ("big.bin", b"x" * (UPLOAD_LIMIT + 1))}, timeout=30)
     assert big.status_code == 413
-    assert app.demo.delete_cache == app.UPLOAD_CACHE  # Gradio deletes uploads and outputs after an hour
+    assert app.demo.delete_cache == app.UPLOAD_CACHE == (300, 900)  # uploads and outputs go after 15 minutes

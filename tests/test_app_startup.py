@@ -164,7 +164,9 @@ def test_python_app_py_comes_up_on_a_corrupt_catalog_and_logs_the_fix(tmp_path: 
                 break
         log = "".join(output)
         assert "Running on local URL:" in log and "Traceback" not in log, log
-        assert "corrupt or truncated" in log and "Restore the last backup" in log  # logged, with the fix
+        assert (
+            "corrupt or truncated" in log and "No good backup was found" in log and "carmatch ingest" in log
+        )  # logged, with the fix
         url = log.split("Running on local URL:")[1].split()[0]
         page = httpx.get(f"{url.rstrip('/')}/config", timeout=30).text
         assert "Search is unavailable right now" in page

@@ -16,6 +16,7 @@ import pytest
 
 from carmatch.bounds import check_selection
 from carmatch.catalog import Catalog
+from carmatch.config import Settings
 from carmatch.dataset.curation import Query, page
 from carmatch.errors import InvalidInputError
 from carmatch.runtime import Runtime
@@ -214,3 +215,118 @@ def test_a_disk_fault_in_an_app_action_is_a_message_not_a_blank_error() -> None:
     with pytest.raises(gr.Error) as shown:
         save()
     assert "is full: free some space and run it again." in shown.value.message
+
+
+# -- issue #30: nothing curated is ever lost ----------------------------------------------------------------
+# Backups, restore and damaged catalogs: tests/cli/test_environment_faults.py. One password brake:
+# tests/test_access.py. Review decisions kept by imports: tests/dataset/test_import_review.py. Upload bounds:
+# tests/ui/test_upload_limits.py. The rest is here.
+
+
+def test_a_staging_folder_left_by_a_killed_save_goes_at_the_next_open(tmp_path: Path) -> None:
+    import threading
+
+    from carmatch.stores.hnsw_store import IndexStore
+
+    folder = tmp_path / "index"
+    (folder / ".staging-k1ll3d" / "vectors").mkdir(parents=True)  # fresh: a kill a moment ago
+    IndexStore(folder)
+    assert not (folder / ".staging-k1ll3d").exists()
+    store = IndexStore(folder)
+    held, done = threading.Event(), threading.Event()
+
+    def save_in_progress() -> None:
+        with store.write_lock:
+            held.set()
+            done.wait(30)
+
+    saver = threading.Thread(target=save_in_progress)
+    saver.start()
+    held.wait(30)
+    (folder / ".staging-running").mkdir()  # the running save's folder
+    IndexStore(folder)  # another writer holds the lock: its staging folder is left alone
+    assert (folder / ".staging-running").exists()
+    done.set()
+    saver.join()
+
+
+def test_an_undecodable_file_name_is_skipped_with_its_reason_and_the_rest_is_searchable(
+    runtime: Runtime, car_folder: Path
+) -> None:
+    import os
+    import shutil
+
+    bad = os.fsdecode(bytes(car_folder) + b"/bad\xff-name.png")
+    shutil.copy(car_folder / "blue_pickup.png", bad)  # the same picture under a name that is not UTF-8
+    (car_folder / "blue_pickup.png").unlink()
+    report = runtime.ingestor().ingest_folder(car_folder)
+    assert report.added == 5 and [reason for _, reason in report.skipped] == [
+        "its name is not valid UTF-8 text: rename the file"
+    ]
+    assert "bad\\xff-name.png" in report.summary()
+    report.summary().encode("utf-8")  # printable
+    assert sorted(runtime.store.load().ids) == sorted(runtime.catalog.ids())  # catalog and index agree
+    again = runtime.ingestor().ingest_folder(car_folder)  # a rerun does not crash either
+    assert again.added == 0 and len(again.skipped) == 1
+
+
+def test_ingest_of_an_empty_path_is_refused(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    from admin.cli import main
+
+    assert main(["ingest", ""]) == 1
+    assert "The folder to ingest is empty" in capsys.readouterr().err
+    assert not settings.db_path.exists()  # nothing walked, nothing opened
+
+
+def test_exports_refuse_a_device_a_link_or_a_missing_folder(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from admin.cli import main
+
+    link = tmp_path / "link.csv"
+    link.symlink_to(tmp_path / "target.csv")
+    for out, said in (
+        ("/dev/null", "not a regular file"),
+        (str(link), "symbolic link"),
+        (str(tmp_path / "missing" / "out.csv"), "--parents"),
+    ):
+        assert main(["dataset", "export", "--format", "csv", "--out", out]) == 1
+        assert said in capsys.readouterr().err
+    assert not (tmp_path / "target.csv").exists() and not (tmp_path / "missing").exists()
+    assert main(["dataset", "export", "--format", "csv", "--out", str(tmp_path / "new" / "out.csv"), "--parents"]) == 0
+
+
+CAPTION_FILES = [  # (what a user tried, the file's bytes, the message)
+    ("an unterminated quote", b'file,caption\na.jpg,"red car\nb.jpg,blue car\n', "not a valid CSV file"),
+    ("a device", None, "is not a regular file"),
+    ("JSON nested 100k levels", b'{"file": "a.jpg", "caption": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "nested"),
+    ("not UTF-8", "file,caption\na.jpg,voiture rouge é\n".encode("latin-1"), "is not UTF-8 text"),
+]
+
+
+@pytest.mark.parametrize(("tried", "data", "message"), CAPTION_FILES, ids=[c[0] for c in CAPTION_FILES])
+def test_a_bad_captions_file_is_one_clear_error(tmp_path: Path, tried: str, data: bytes | None, message: str) -> None:
+    from carmatch.dataset.import_reading import read_import_file
+
+    path = Path("/dev/zero") if data is None else tmp_path / ("rows.jsonl" if b"[" * 10 in data else "rows.csv")
+    if data is not None:
+        path.write_bytes(data)
+    with pytest.raises(InvalidInputError, match=message):
+        read_import_file(path)
+
+
+def test_ingest_captions_drop_nul_bytes_refuse_overlong_captions_and_stop_at_an_unterminated_quote(
+    runtime: Runtime, car_folder: Path, tmp_path: Path
+) -> None:
+    from carmatch.dataset.curation import MAX_CAPTION_CHARS
+
+    csv = tmp_path / "captions.csv"
+    long = "red " * (MAX_CAPTION_CHARS // 2)
+    csv.write_bytes(f"file,caption\nred_sedan.jpg,a red\x00 sedan\nblue_pickup.png,{long}\n".encode())
+    report = runtime.ingestor().ingest_folder(car_folder, csv)
+    sedan = runtime.catalog.find_by_path(str(car_folder / "red_sedan.jpg"))
+    assert sedan is not None and sedan.caption == "a red sedan"
+    assert ("blue_pickup.png", f"caption over {MAX_CAPTION_CHARS} characters") in report.caption_rows_skipped
+    csv.write_bytes(b'file,caption\nred_sedan.jpg,"a blue\nblue_pickup.png,a car\n')
+    with pytest.raises(InvalidInputError, match="Cannot read captions file"):
+        runtime.ingestor().ingest_folder(car_folder, csv)

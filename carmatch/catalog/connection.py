@@ -13,9 +13,19 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from carmatch.catalog.faults import check_db_path, check_home, migration_backup_path, os_fault, sqlite_fault
+from carmatch.catalog.backups import check_catalog_file, open_sqlite
+from carmatch.catalog.faults import (
+    check_db_path,
+    check_home,
+    migration_backup_path,
+    os_fault,
+    restore_hint,
+    sqlite_fault,
+)
 from carmatch.catalog.schema import MIGRATIONS, split_sql
 from carmatch.errors import InvalidInputError, StorageError
+
+__all__ = ["CatalogBase", "check_catalog_file", "open_sqlite"]
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +36,6 @@ def _raise_fault(exc: sqlite3.Error, path: Path) -> NoReturn:
     if fault is None:
         raise exc
     raise fault from exc
-
-
-def open_sqlite(target: str, uri: bool = False) -> sqlite3.Connection:
-    """A connection to ``target`` shared between threads, autocommit, rows by name."""
-    conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=30, uri=uri)
-    conn.row_factory = sqlite3.Row
-    return conn
 
 
 class CatalogBase:
@@ -127,6 +130,25 @@ class CatalogBase:
         log.info("Backed up catalog %s to %s", self.path, target)
         return target
 
+    def check_integrity(self) -> None:
+        """Refuse a catalog whose pages fail SQLite's ``quick_check`` (the app's and every command's start-up).
+
+        It reads every page once: about 0.1 s per 10,000 images with their cached embeddings (1 s at 100,000, a
+        540 MB file; bench/catalog_check_bench.py on 2 shared cores).
+        """
+        if str(self.path) == ":memory:":
+            return
+        with self._lock:
+            try:
+                verdict = str(self._conn.execute("PRAGMA quick_check").fetchone()[0])
+            except sqlite3.Error as exc:
+                _raise_fault(exc, self.path)
+        if verdict != "ok":
+            raise StorageError(
+                f"The catalog {self.path} is damaged (SQLite's integrity check says: {verdict.splitlines()[0]}).",
+                hint=restore_hint(self.path),
+            )
+
     def change_marker(self) -> tuple[int, int]:
         """Changes any connection committed to the file: others' (``data_version``), then this connection's own."""
         with self._lock:
@@ -190,22 +212,3 @@ class CatalogBase:
         """Store a value in the key/value meta table."""
         with self._transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", (key, value))
-
-
-def check_catalog_file(path: Path) -> int:
-    """The image count of a catalog file that opens read-only and passes ``quick_check``; StorageError otherwise."""
-    try:
-        conn = open_sqlite(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise StorageError(f"{path} cannot be opened as a catalog: {exc}") from exc
-    try:
-        verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
-        if verdict != "ok":
-            raise StorageError(f"{path} is damaged ({verdict})")
-        if int(conn.execute("PRAGMA user_version").fetchone()[0]) < 1:
-            raise StorageError(f"{path} is not a carmatch catalog")
-        return int(conn.execute("SELECT count(*) FROM images WHERE deleted_at IS NULL").fetchone()[0])
-    except sqlite3.Error as exc:
-        raise StorageError(f"{path} is not a readable catalog: {exc}") from exc
-    finally:
-        conn.close()

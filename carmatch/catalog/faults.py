@@ -6,16 +6,12 @@ import errno
 import sqlite3
 from pathlib import Path
 
+from carmatch.catalog.backups import LEGACY_SUFFIX, newest_good_backup
 from carmatch.errors import StorageError
 
-BACKUP_SUFFIX = ".bak"  # `carmatch backup` writes carmatch.db.bak beside the catalog
+BACKUP_SUFFIX = LEGACY_SUFFIX
 CORRUPT_MARKERS = ("not a database", "malformed", "disk i/o error", "file is encrypted")
 READ_ONLY_MARKERS = ("readonly", "read-only")
-
-
-def backup_path(db_path: Path) -> Path:
-    """Where `carmatch backup` writes the consistent copy of ``db_path`` by default."""
-    return db_path.with_name(db_path.name + BACKUP_SUFFIX)
 
 
 def migration_backup_path(db_path: Path, version: int) -> Path:
@@ -24,11 +20,13 @@ def migration_backup_path(db_path: Path, version: int) -> Path:
 
 
 def restore_hint(db_path: Path) -> str:
-    """The fix for an unreadable catalog: restore a backup, or rebuild it from the images."""
-    return (
-        f"Restore the last backup (copy {backup_path(db_path).name} or a {db_path.name}.schemaN.bak over it) "
-        f"or move {db_path.name} aside and rebuild the catalog from your images with `carmatch ingest`."
-    )
+    """The fix for an unreadable catalog: restore the newest good backup (named), or rebuild from the images."""
+    rebuild = f"move {db_path.name} aside and rebuild the catalog from your images with `carmatch ingest`."
+    newest = newest_good_backup(db_path)
+    if newest is None:
+        return f"No good backup was found in {db_path.parent}: {rebuild}"
+    path, images = newest
+    return f"The newest good backup is {path} ({images} images): run `carmatch restore {path}`, or {rebuild}"
 
 
 def check_home(home: Path) -> None:

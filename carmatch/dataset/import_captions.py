@@ -1,52 +1,35 @@
-"""Import captions from CSV or JSONL: read, preview what would change, then apply.
+"""Import captions from CSV or JSONL: preview what would change, then apply (reading: ``import_reading``).
 
 A row names its image by ``id`` (or a unique id prefix) or by ``file``: the path as ingested,
 absolute or relative to the ingested folder. ``caption`` is required; the attribute columns
 (color, body_type, make, model, viewpoint) are optional. Imported captions start unreviewed
-and never replace a caption a person wrote.
+and never replace a caption a person wrote; a new caption for an approved or rejected image is
+left out (and listed per state) unless the import is told to reset reviewed captions.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from carmatch.catalog import ATTRIBUTE_COLUMNS, Catalog, ImageRecord
+from carmatch.catalog import Catalog, ImageRecord
 from carmatch.dataset.bulk import BulkReport
 from carmatch.dataset.curation import MAX_CAPTION_CHARS, merge_attributes
+from carmatch.dataset.import_reading import ImportRow, plain_text, read_import_file
 from carmatch.errors import ConflictError, InvalidInputError, NotFoundError
 from carmatch.images import sha256_bytes
 from carmatch.progress import Progress, no_progress
 
+__all__ = ["ImportRow", "plain_text", "read_import_file"]  # the reading side lives in import_reading
+
 log = logging.getLogger(__name__)
 
 
-MAX_IMPORT_BYTES = 200 * 1024 * 1024
-MAX_IMPORT_ROWS = 500_000
-KNOWN_COLUMNS = ("id", "file", "caption", "attributes", *ATTRIBUTE_COLUMNS)
-
-
-@dataclass
-class ImportRow:
-    """One row of an import file."""
-
-    line: int
-    caption: str
-    id: str | None = None
-    file: str | None = None
-    attributes: dict[str, str] = field(default_factory=dict)
-    problem: str | None = None  # why the row is refused (a non-scalar value), reported per row
-
-    @property
-    def label(self) -> str:
-        """How the row names its image, for messages."""
-        return self.file or (self.id or "")[:16] or f"line {self.line}"
+REVIEWED = ("approved", "rejected")  # review decisions an import keeps unless told to reset them
+RESET_FLAG = "--reset-reviewed"  # the CLI flag (the app's checkbox says the same) that lets an import reset them
 
 
 @dataclass
@@ -80,9 +63,19 @@ class ImportPreview:
     problems: list[tuple[int, str, str]] = field(default_factory=list)  # (line, label, reason)
     ignored_columns: list[str] = field(default_factory=list)
 
+    kept_reviewed: list[PlannedChange] = field(default_factory=list)  # reviewed captions left alone (no reset)
+
     def approvals_reset(self) -> list[PlannedChange]:
         """Changes whose new caption sends an approved image back to unreviewed."""
         return [c for c in self.changes if c.caption_changes and c.old_state == "approved"]
+
+    def reviews_reset(self) -> dict[str, list[PlannedChange]]:
+        """Changes whose new caption sends a reviewed image back to unreviewed, by its review state."""
+        return {state: [c for c in self.changes if c.caption_changes and c.old_state == state] for state in REVIEWED}
+
+    def reviews_kept(self) -> dict[str, list[PlannedChange]]:
+        """Rows left out because they would undo a review decision, by the image's review state."""
+        return {state: [c for c in self.kept_reviewed if c.old_state == state] for state in REVIEWED}
 
     def summary(self, limit: int = 20) -> str:
         """The preview as text: counts, the first changes, and the problems."""
@@ -97,10 +90,17 @@ class ImportPreview:
             lines.append(f"  {change.label}: {old} -> {change.new_caption!r}")
             if change.new_attributes != change.old_attributes:
                 lines.append(f"      attributes {change.old_attributes} -> {change.new_attributes}")
-        reset = self.approvals_reset()
-        if reset:
-            lines.append(f"{len(reset)} approved caption(s) will return to unreviewed:")
-            lines.extend(f"  {change.label}" for change in reset[:limit])
+        for state, reset in self.reviews_reset().items():
+            if reset:
+                lines.append(f"{len(reset)} {state} caption(s) will return to unreviewed:")
+                lines.extend(f"  {change.label}" for change in reset[:limit])
+        for state, kept in self.reviews_kept().items():
+            if kept:
+                lines.append(
+                    f"{len(kept)} {state} caption(s) keep their review decision and are not changed "
+                    f"({RESET_FLAG} replaces them and sends them back to unreviewed):"
+                )
+                lines.extend(f"  {change.label}" for change in kept[:limit])
         if len(self.changes) > limit:
             lines.append(f"  ... and {len(self.changes) - limit} more change(s)")
         for line, label, reason in self.problems[:limit]:
@@ -115,111 +115,6 @@ class ImportPreview:
             [c.line, c.label, c.old_caption or "", c.new_caption, json.dumps(c.new_attributes, sort_keys=True)]
             for c in self.changes
         ]
-
-
-# -- reading ---------------------------------------------------------------------------------
-def read_import_file(path: Path) -> tuple[list[ImportRow], list[str]]:
-    """Rows of a captions CSV or JSONL file and the names of columns that were ignored."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_IMPORT_BYTES:
-            raise InvalidInputError(f"{path.name} is {size / 1e6:.0f} MB; split it into files under 200 MB.")
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise InvalidInputError(f"Cannot read the captions file {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{path.name} is not UTF-8 text; save it as UTF-8 CSV or JSONL.") from exc
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson") or (suffix != ".csv" and text.lstrip().startswith("{")):
-        return _read_jsonl(text, path.name)
-    return _read_csv(text, path.name)
-
-
-def plain_text(value: str) -> str:
-    """``value`` without NUL and other control characters (tabs and line breaks become spaces)."""
-    return value.translate(_CONTROL_TABLE)
-
-
-_CONTROL_TABLE = {c: (" " if chr(c) in "\t\n\r" else None) for c in (*range(32), 127, *range(0x80, 0xA0))}
-_CONTROL_TABLE.update({c: None for c in (0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))})
-
-
-def _scalar_text(key: str, value: Any) -> tuple[str, str | None]:
-    """(clean text, None) for a scalar value; ("", reason) for a list, an object, NaN or infinity."""
-    if value is None:
-        return "", None
-    if isinstance(value, (list, dict, tuple, set)):
-        kind = "an object" if isinstance(value, dict) else "a list"
-        return "", f"{key} must be a single value, not {kind}"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "", f"{key} must be a real value, not {value}"
-    return plain_text(str(value)), None
-
-
-def _row_from_mapping(data: dict[str, Any], line: int, name: str, ignored: set[str]) -> ImportRow:
-    clean = {str(k).strip().lower(): v for k, v in data.items() if k is not None}
-    attrs: dict[str, str] = {}
-    problems: list[str] = []
-    nested = clean.get("attributes")
-    if isinstance(nested, dict):
-        for key, value in nested.items():
-            key = str(key).strip().lower()
-            if key in ATTRIBUTE_COLUMNS:
-                attrs[key], problem = _scalar_text(key, value)
-                problems.extend([problem] if problem else [])
-            else:
-                ignored.add(f"attributes.{key}")
-    for key in ATTRIBUTE_COLUMNS:
-        if key in clean and clean[key] not in (None, ""):
-            attrs[key], problem = _scalar_text(key, clean[key])
-            problems.extend([problem] if problem else [])
-    ignored.update(k for k in clean if k not in KNOWN_COLUMNS)
-    texts = {}
-    for key in ("id", "file", "caption"):
-        texts[key], problem = _scalar_text(key, clean.get(key))
-        problems.extend([problem] if problem else [])
-    image_id = texts["id"].strip() or None
-    file = texts["file"].strip() or None
-    problem_text = "; ".join(problems) or None
-    return ImportRow(line, texts["caption"], image_id, file, attrs, problem_text)
-
-
-def _read_csv(text: str, name: str) -> tuple[list[ImportRow], list[str]]:
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        header = [h.strip().lower() for h in (reader.fieldnames or [])]
-        if "caption" not in header or not ({"file", "id"} & set(header)):
-            raise InvalidInputError(
-                f"{name}: a captions CSV needs a caption column and a file or id column (found {header})."
-            )
-        ignored: set[str] = set()
-        rows: list[ImportRow] = []
-        for row in reader:
-            if len(rows) >= MAX_IMPORT_ROWS:
-                raise InvalidInputError(f"{name}: more than {MAX_IMPORT_ROWS} rows; split the file.")
-            rows.append(_row_from_mapping(row, reader.line_num, name, ignored))
-        return rows, sorted(ignored)
-    except csv.Error as exc:
-        raise InvalidInputError(f"{name}: not a valid CSV file ({exc}).") from exc
-
-
-def _read_jsonl(text: str, name: str) -> tuple[list[ImportRow], list[str]]:
-    ignored: set[str] = set()
-    rows: list[ImportRow] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except ValueError as exc:
-            raise InvalidInputError(f"{name}:{number}: not a JSON object ({exc.args[0]}).") from exc
-        if not isinstance(data, dict):
-            raise InvalidInputError(f"{name}:{number}: each line must be a JSON object with file or id and caption.")
-        if len(rows) >= MAX_IMPORT_ROWS:
-            raise InvalidInputError(f"{name}: more than {MAX_IMPORT_ROWS} rows; split the file.")
-        rows.append(_row_from_mapping(data, number, name, ignored))
-    return rows, sorted(ignored)
 
 
 # -- matching --------------------------------------------------------------------------------
@@ -286,8 +181,14 @@ def _find_by_content(catalog: Catalog, path: Path | None) -> ImageRecord | None:
     return found.get(image_id)
 
 
-def preview_import(catalog: Catalog, rows: list[ImportRow], ignored_columns: list[str] | None = None) -> ImportPreview:
-    """Match rows to images and work out what would change; changes nothing."""
+def preview_import(
+    catalog: Catalog, rows: list[ImportRow], ignored_columns: list[str] | None = None, reset_reviewed: bool = False
+) -> ImportPreview:
+    """Match rows to images and work out what would change; changes nothing.
+
+    A new caption for an approved or rejected image is left out (``kept_reviewed``) unless ``reset_reviewed``:
+    then it is planned, and the image returns to unreviewed.
+    """
     preview = ImportPreview(rows=len(rows), ignored_columns=list(ignored_columns or []))
     seen: dict[str, int] = {}
     for row in rows:
@@ -317,20 +218,22 @@ def preview_import(catalog: Catalog, rows: list[ImportRow], ignored_columns: lis
         if record.caption_source == "human" and record.caption and caption != record.caption:
             preview.problems.append((row.line, row.label, "kept the caption a person wrote"))
             continue
-        preview.changes.append(
-            PlannedChange(
-                row.line,
-                row.label,
-                record.id,
-                record.version,
-                record.caption,
-                caption,
-                dict(record.attributes),
-                attrs,
-                record.caption_source,
-                record.review_state,
-            )
+        change = PlannedChange(
+            row.line,
+            row.label,
+            record.id,
+            record.version,
+            record.caption,
+            caption,
+            dict(record.attributes),
+            attrs,
+            record.caption_source,
+            record.review_state,
         )
+        if change.caption_changes and record.review_state in REVIEWED and not reset_reviewed:
+            preview.kept_reviewed.append(change)
+            continue
+        preview.changes.append(change)
     return preview
 
 

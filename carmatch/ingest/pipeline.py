@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image
 
 from carmatch.catalog import Catalog
-from carmatch.dataset.import_captions import ImportRow, find_image
+from carmatch.dataset.curation import MAX_CAPTION_CHARS
+from carmatch.dataset.import_captions import REVIEWED, ImportRow, find_image, plain_text
 from carmatch.embedding.embedder import Embedder
 from carmatch.errors import (
     CancelledError,
@@ -58,6 +59,8 @@ class IngestReport:
     captions_imported: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     caption_rows_skipped: list[tuple[str, str]] = field(default_factory=list)
+    reviews_kept: dict[str, int] = field(default_factory=dict)  # reviewed captions the CSV would change, kept
+    reviews_reset: dict[str, int] = field(default_factory=dict)  # ... replaced (--reset-reviewed): now unreviewed
     deleted_skipped: int = 0
     interrupted: bool = False
     added_ids: list[str] = field(default_factory=list)
@@ -83,6 +86,13 @@ class IngestReport:
             lines.append(f"  skipped {path}: {reason}")
         if len(self.skipped) > 50:
             lines.append(f"  ... and {len(self.skipped) - 50} more skipped")
+        for state, n in self.reviews_kept.items():
+            lines.append(
+                f"{n} {state} image(s) keep their review decision: the CSV's different caption was not stored "
+                "(--reset-reviewed stores it and sends them back to unreviewed)."
+            )
+        for state, n in self.reviews_reset.items():
+            lines.append(f"{n} {state} image(s) got the CSV's caption and returned to unreviewed.")
         for file, reason in self.caption_rows_skipped[:20]:
             lines.append(f"  caption row {file}: {reason}")
         if self.interrupted:
@@ -96,6 +106,24 @@ class Limits:
 
     max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+
+
+def printable_path(path: Path | str) -> str:
+    """A path as text that can be printed and stored: undecodable bytes of its name shown as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def storable_paths(paths: Sequence[Path], report: IngestReport) -> list[Path]:
+    """The paths whose names are valid UTF-8 (the catalog stores text); each other one skipped with its reason."""
+    kept = []
+    for path in paths:
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            report.skipped.append((printable_path(path), "its name is not valid UTF-8 text: rename the file"))
+            continue
+        kept.append(path)
+    return kept
 
 
 def find_images(folder: Path) -> list[Path]:
@@ -114,14 +142,14 @@ def read_captions_csv(path: Path) -> list[tuple[str, str]]:
     """Rows of a ``file,caption`` CSV; raises InvalidInputError when the header is wrong."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
+            reader = csv.DictReader(fh, strict=True)  # an unterminated quote is an error, not a swallowed row
             header = [h.strip().lower() for h in (reader.fieldnames or [])]
             if "file" not in header or "caption" not in header:
                 raise InvalidInputError(f"{path}: a captions CSV needs the columns file,caption (found {header})")
             rows = []
             for row in reader:
                 clean = {(k or "").strip().lower(): (v or "") for k, v in row.items()}
-                rows.append((clean["file"].strip(), clean["caption"].strip()))
+                rows.append((clean["file"].strip(), plain_text(clean["caption"]).strip()))  # no NUL bytes
             return rows
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InvalidInputError(f"Cannot read captions file {path}: {exc}") from exc
@@ -145,6 +173,7 @@ class Ingestor:
         self.limits = limits
         self.draft_side = embedder.image_side  # JPEGs decoded at the model's size
         self.files = FileRecorder(catalog)  # lookups and records of the files met
+        self.reset_reviewed = False  # ingest --captions --reset-reviewed: replace approved/rejected captions too
 
     # -- public -----------------------------------------------------------------------------
     def ingest_folder(
@@ -178,7 +207,7 @@ class Ingestor:
             index = self._open_index()
             report = IngestReport(seen=len(paths))
             try:
-                self._pipeline(list(paths), root, index, report, progress, cancel)
+                self._pipeline(storable_paths(paths, report), root, index, report, progress, cancel)
                 if caption_rows and root is not None:
                     self._import_captions(caption_rows, root, report)
             except (KeyboardInterrupt, CancelledError):
@@ -286,6 +315,9 @@ class Ingestor:
             if not caption:
                 report.caption_rows_skipped.append((file, "empty caption"))
                 continue
+            if len(caption) > MAX_CAPTION_CHARS:  # the editor's limit holds for every way in
+                report.caption_rows_skipped.append((file, f"caption over {MAX_CAPTION_CHARS} characters"))
+                continue
             try:
                 record = find_image(self.catalog, ImportRow(0, caption, file=file), root)
             except (NotFoundError, InvalidInputError) as exc:
@@ -293,7 +325,13 @@ class Ingestor:
                 continue
             if record.caption == caption:
                 continue
+            state = record.review_state or "unreviewed"
+            if state in REVIEWED and not self.reset_reviewed:
+                report.reviews_kept[state] = report.reviews_kept.get(state, 0) + 1
+                continue
             if self.catalog.import_caption(record.id, caption):
+                if state in REVIEWED:
+                    report.reviews_reset[state] = report.reviews_reset.get(state, 0) + 1
                 report.captions_imported += 1
             else:
                 report.caption_rows_skipped.append((file, "kept the caption a person wrote"))

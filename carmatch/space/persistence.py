@@ -29,7 +29,7 @@ from pathlib import Path
 
 from carmatch.atomic import copy_file
 from carmatch.catalog import Catalog
-from carmatch.catalog.connection import check_catalog_file
+from carmatch.catalog.backups import check_catalog_file
 from carmatch.errors import StorageError
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Any
 
 from carmatch.atomic import replace_dir, staging_dir, write_bytes
 from carmatch.catalog import now_iso
-from carmatch.errors import IndexMissingError
+from carmatch.errors import IndexMissingError, StorageError
 from carmatch.stores.index import CURRENT_FILE, REBUILD_HINT, STAGING_PREFIX, IndexManifest, SavedAs, VectorIndex
 from carmatch.stores.index_files import (
     fresh_state,
@@ -88,9 +88,27 @@ class IndexStore:
                 log.debug("Could not remove leftover %s: %s", child, exc)
                 continue
             removed.append(child.name)
+        removed += self._clean_staging()
         if removed:
             log.info("Removed leftovers of an interrupted index save: %s", ", ".join(sorted(removed)))
         return removed
+
+    def _clean_staging(self) -> list[str]:
+        """Remove staging folders of killed saves, when no writer (in any process) holds the write lock."""
+        staging = [c for c in self.folder.iterdir() if c.is_dir() and c.name.startswith(STAGING_PREFIX)]
+        if not staging:
+            return []
+        try:
+            if not self.write_lock.acquire(blocking=False):
+                return []  # a save is running: its staging folder is in use
+        except StorageError:
+            return []  # a read-only home keeps them; searching still works
+        try:
+            for child in staging:
+                shutil.rmtree(child, ignore_errors=True)
+        finally:
+            self.write_lock.release()
+        return [c.name for c in staging if not c.exists()]
 
     def new_index(self, manifest: IndexManifest) -> VectorIndex:
         """An empty index with this store's parameters."""

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from carmatch.access import UnlockThrottle, admin_enabled, check_unlock
+from carmatch.access import PASSWORD_THROTTLE, UnlockThrottle, admin_enabled, check_admin, client_key
 from carmatch.catalog.faults import environment_fault
 from carmatch.errors import AccessDeniedError, CarmatchError
 from carmatch.runtime import Runtime
@@ -21,7 +21,7 @@ from carmatch.ui.phrasing import as_html, for_browser
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-UNLOCK_THROTTLE = UnlockThrottle()  # one per app process: both tabs' unlock rows share it
+UNLOCK_THROTTLE = PASSWORD_THROTTLE  # one per app process: every admin password box shares it
 
 
 def user_errors(fn: F) -> F:
@@ -103,15 +103,13 @@ def unlock_row(runtime: Runtime, button: str, prefix: str, session_password: gr.
 
 
 def client_address(request: gr.Request | None) -> str:
-    """The visitor's address: on a Space, the one its proxy appended to X-Forwarded-For; else the peer."""
+    """The visitor's address: the peer, or behind a CARMATCH_TRUSTED_PROXIES proxy the hop it appended."""
     if request is None:
         return "unknown"
     headers = getattr(request, "headers", None) or {}
-    forwarded = headers.get("x-forwarded-for", "") if os.environ.get("SPACE_ID") else ""
-    if forwarded.strip():
-        return forwarded.split(",")[-1].strip()
     client = getattr(request, "client", None)
-    return str(getattr(client, "host", None) or "unknown")
+    peer = str(getattr(client, "host", None) or "unknown")
+    return client_key(peer, headers.get("x-forwarded-for", ""), os.environ.get("CARMATCH_TRUSTED_PROXIES", ""))
 
 
 def guarded_unlock(runtime: Runtime, throttle: UnlockThrottle, given: str | None, client: str) -> tuple[str, str]:
@@ -119,7 +117,7 @@ def guarded_unlock(runtime: Runtime, throttle: UnlockThrottle, given: str | None
     if not admin_enabled(runtime.settings):
         return unlock(runtime, given)
     try:
-        check_unlock(runtime.settings, throttle, given, client)
+        check_admin(runtime.settings, given, client, throttle)
     except AccessDeniedError as exc:
         return "", f"❌ {exc} Editing stays locked."
     return given or "", "🔓 Editing unlocked for this browser session."

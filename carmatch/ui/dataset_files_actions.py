@@ -31,6 +31,7 @@ from carmatch.progress import Progress, no_progress
 from carmatch.runtime import Runtime
 from carmatch.ui.dataset_actions import APP_AUTHOR, require_admin
 from carmatch.ui.phrasing import phrased
+from carmatch.ui.upload_limits import discard_uploads
 
 DOWNLOAD_PREFIX = "carmatch-export-"  # an export's downloads, in the system temp folder until Gradio copied them
 DOWNLOAD_KEEP_SECONDS = 600  # one left by a stopped process is removed at the next export once this old
@@ -39,14 +40,17 @@ EXPORT_FORMATS = ("csv", "jsonl", "titan")
 
 @phrased
 def import_preview(
-    runtime: Runtime, session_password: str | None, file: str | Path | None
+    runtime: Runtime, session_password: str | None, file: str | Path | None, reset_reviewed: bool = False
 ) -> tuple[str, list[list[Any]], list[dict[str, Any]]]:
-    """Preview an uploaded captions file: (summary, table rows, plan kept for apply). Changes nothing."""
+    """Preview an uploaded captions file: (summary, table rows, plan kept for apply). Changes nothing.
+
+    Approved and rejected captions keep their decision (listed per state) unless ``reset_reviewed``.
+    """
     require_admin(runtime, session_password)
     if not file:
         raise InvalidInputError("Choose a captions CSV or JSONL file first.")
     rows, ignored = read_import_file(Path(file))
-    preview = preview_import(runtime.catalog, rows, ignored)
+    preview = preview_import(runtime.catalog, rows, ignored, reset_reviewed=reset_reviewed)
     return preview.summary(), preview.table(), plan_to_state(preview)
 
 
@@ -158,4 +162,7 @@ def add_images(
 ) -> str:
     """Add uploaded images or zips to the collection (validated, deduplicated, embedded; ``cars``: traffic frames)."""
     require_admin(runtime, session_password)
-    return add_uploads(runtime, [Path(f) for f in (files or [])], progress, cars=bool(cars)).summary()
+    try:
+        return add_uploads(runtime, [Path(f) for f in (files or [])], progress, cars=bool(cars)).summary()
+    finally:
+        discard_uploads(files or [])  # copied into the uploads folder (or refused): Gradio's temp copy goes now

@@ -33,6 +33,11 @@ def build_import(runtime: Runtime, session_password: gr.State) -> Any:
     import_file = gr.File(
         label="Captions file", file_types=[".csv", ".jsonl", ".json"], type="filepath", elem_id="import-file"
     )
+    reset_reviewed = gr.Checkbox(
+        False,
+        label="Also replace approved and rejected captions (they return to unreviewed)",
+        elem_id="import-reset-reviewed",
+    )
     preview_btn = gr.Button("Preview changes", elem_id="import-preview-button")
     preview_text = gr.Textbox(label="Preview", lines=6, interactive=False, elem_id="import-preview")
     preview_table = gr.Dataframe(
@@ -42,8 +47,8 @@ def build_import(runtime: Runtime, session_password: gr.State) -> Any:
     import_report = gr.Textbox(label="Import report", lines=3, interactive=False, elem_id="import-report")
 
     @user_errors
-    def on_preview(pw: str, file: str | None) -> tuple[str, list[list[Any]], list[dict[str, Any]]]:
-        return actions.import_preview(runtime, pw, file)
+    def on_preview(pw: str, file: str | None, reset: bool) -> tuple[str, list[list[Any]], list[dict[str, Any]]]:
+        return actions.import_preview(runtime, pw, file, bool(reset))
 
     @user_errors
     def on_apply(
@@ -52,7 +57,10 @@ def build_import(runtime: Runtime, session_password: gr.State) -> Any:
         return actions.import_apply(runtime, pw, planned, progress_adapter(progress)), []
 
     preview_btn.click(
-        on_preview, [session_password, import_file], [preview_text, preview_table, plan], api_visibility="private"
+        on_preview,
+        [session_password, import_file, reset_reviewed],
+        [preview_text, preview_table, plan],
+        api_visibility="private",
     )
     return apply_btn.click(on_apply, [session_password, plan], [import_report, plan], api_visibility="private")
 

@@ -10,22 +10,15 @@ from typing import Any
 
 import gradio as gr
 
-from carmatch.access import admin_enabled, check_admin
-from carmatch.errors import AccessDeniedError
+from carmatch.access import admin_enabled, is_admin
 from carmatch.runtime import Runtime
 from carmatch.ui import server_status
-from carmatch.ui.common import user_errors
+from carmatch.ui.common import client_address, user_errors
 
 
 def unlocked(runtime: Runtime, stored: str | None) -> bool:
     """True when the session's stored password is the admin's (never true when no password is set)."""
-    if not admin_enabled(runtime.settings) or not stored:
-        return False
-    try:
-        check_admin(runtime.settings, stored)
-    except AccessDeniedError:
-        return False
-    return True
+    return admin_enabled(runtime.settings) and bool(stored) and is_admin(runtime.settings, stored)
 
 
 def build(runtime: Runtime, session_password: gr.State) -> None:
@@ -43,8 +36,8 @@ def build(runtime: Runtime, session_password: gr.State) -> None:
         return gr.update(visible=True), gr.update(value=server_status.admin_status(runtime)), gr.update(visible=failed)
 
     @user_errors
-    def on_retry(stored: str) -> tuple[Any, Any, Any]:
-        server_status.retry_model(runtime, stored)
+    def on_retry(stored: str, request: gr.Request) -> tuple[Any, Any, Any]:
+        server_status.retry_model(runtime, stored, client_address(request))  # the unlock's rate-limited check
         return view(stored)
 
     outputs = [panel, text, retry]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from carmatch.access import check_admin
+from carmatch.access import UNKNOWN_CLIENT, check_admin
 from carmatch.dataset.demo_background import demo_import_of
 from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
@@ -98,9 +98,9 @@ def admin_status(runtime: Runtime) -> str:
     return "\n\n".join(lines)
 
 
-def retry_model(runtime: Runtime, session_password: str | None) -> str:
+def retry_model(runtime: Runtime, session_password: str | None, client: str = UNKNOWN_CLIENT) -> str:
     """Admin (an unlocked session): load the model again after fixing what stopped it; the new admin status."""
-    check_admin(runtime.settings, session_password)
+    check_admin(runtime.settings, session_password, client)
     try:
         runtime.retry_model()
     except CarmatchError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from carmatch.access import UnlockThrottle, check_unlock
+from carmatch.access import UnlockThrottle, check_admin
 from carmatch.errors import AccessDeniedError
 from carmatch.startup import StartupFault
 from carmatch.ui.common import UNLOCK_THROTTLE, client_address
@@ -38,7 +38,7 @@ def reveal(fault: StartupFault, throttle: UnlockThrottle, given: str | None, cli
     if fault.settings is None:
         return "", NO_SETTINGS_NOTE
     try:
-        check_unlock(fault.settings, throttle, given, client)
+        check_admin(fault.settings, given, client, throttle)
     except AccessDeniedError as exc:
         return "", f"❌ {as_text(exc)}"
     return details(fault), "🔓 Unlocked for this browser session."

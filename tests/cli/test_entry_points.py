@@ -28,6 +28,7 @@ COMMANDS = [
     "titan",
     "aws",
     "backup",
+    "restore",
 ]
 
 

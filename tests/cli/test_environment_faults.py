@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 from pathlib import Path
 
@@ -121,12 +122,34 @@ def test_read_only_home_reads_and_refuses_writes(
     assert code == 0 and out.count('"id"') == 3
 
 
-def test_backup_is_a_consistent_copy(settings: Settings, car_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backups_are_timestamped_copies_and_the_newest_n_are_kept(
+    settings: Settings, car_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(capsys, "ingest", str(car_folder))[0] == 0
-    code, out, _ = run(capsys, "backup")
-    assert code == 0 and "carmatch.db.bak" in out
-    with Catalog(settings.home / "carmatch.db.bak") as copy, Catalog(settings.db_path) as live:
+    settings = settings.with_overrides(backup_keep=2)
+    written = []
+    for n in range(3):
+        code, out, _ = run_with(settings, capsys, "backup")
+        assert code == 0 and "(6 images)" in out
+        written.append(Path(out.split(" to ")[1].split(". To put")[0]))
+        os.utime(written[-1], (1_000_000 + n, 1_000_000 + n))  # distinct ages, oldest first
+    assert all(p.parent == settings.home / "backups" and p.name.startswith("carmatch-2") for p in written)
+    assert len(set(written)) == 3
+    assert sorted(p.name for p in (settings.home / "backups").iterdir()) == sorted(p.name for p in written[1:])
+    with Catalog(written[-1]) as copy, Catalog(settings.db_path) as live:
         assert copy.count() == live.count() == 6
+
+
+def run_with(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run a command with ``settings`` (a field the environment does not set in tests)."""
+    import admin.cli
+
+    real = admin.cli.load_settings
+    admin.cli.load_settings = lambda: settings  # type: ignore[assignment]
+    try:
+        return run(capsys, *argv)
+    finally:
+        admin.cli.load_settings = real
 
 
 def test_backup_without_a_catalog_says_so(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
@@ -199,7 +222,7 @@ def test_backup_never_replaces_a_fuller_backup_or_copies_a_damaged_catalog(
     runtime = Runtime(settings)
     runtime.ingestor().ingest_folder(car_folder)
     runtime.close()
-    assert run(capsys, "backup")[0] == 0  # 6 images in carmatch.db.bak
+    assert run(capsys, "backup")[0] == 0  # 6 images in the newest backup
     with Catalog(settings.db_path) as catalog:
         catalog.delete_images(catalog.ids()[:3])
     code, _, err = run(capsys, "backup")
@@ -222,3 +245,101 @@ def test_an_empty_catalog_file_in_a_used_home_is_damage_not_a_new_collection(
     code, _, err = run(capsys, "search", "red car")
     assert code == 1 and "empty (0 bytes)" in err and "backup" in err
     assert settings.db_path.stat().st_size == 0  # never re-initialised
+
+
+def damage_a_page(db_path: Path) -> None:
+    """Overwrite the first page of the images table's first index: the header opens, quick_check fails."""
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE type='index' AND tbl_name='images'").fetchone()[0]
+    conn.close()
+    with open(db_path, "r+b") as fh:
+        fh.seek((root - 1) * page_size)
+        fh.write(b"\xee" * page_size)
+
+
+def test_damaged_pages_stop_every_command_and_the_message_names_the_newest_good_backup(
+    settings: Settings, car_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "ingest", str(car_folder))[0] == 0
+    assert run(capsys, "backup")[0] == 0
+    newest = next((settings.home / "backups").iterdir())
+    damage_a_page(settings.db_path)
+    for argv in (["search", "red car"], ["info"], ["ingest", str(car_folder)], ["dataset", "stats"]):
+        code, _, err = run(capsys, *argv)
+        line = one_line_error(err)
+        assert code == 1 and ("damaged" in line or "corrupt" in line), line
+        assert f"carmatch restore {newest}" in line and "(6 images)" in line
+    assert run(capsys, "restore")[0] == 0
+    assert run(capsys, "search", "red car", "--k", "3", "--json")[0] == 0
+
+
+def test_restore_puts_a_backup_back_and_keeps_the_catalog_it_replaced(
+    settings: Settings, car_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "ingest", str(car_folder))[0] == 0
+    assert run(capsys, "backup")[0] == 0
+    with Catalog(settings.db_path) as catalog:
+        catalog.delete_images(catalog.ids()[:2])
+    code, out, _ = run(capsys, "restore")
+    assert code == 0 and "(6 images)" in out
+    with Catalog(settings.db_path) as catalog:
+        assert catalog.count() == 6
+    kept = [p for p in (settings.home / "backups").iterdir() if p.name.endswith("-before-restore.db")]
+    with Catalog(kept[0]) as before:
+        assert before.count() == 4  # nothing is lost by restoring either
+
+
+def test_restore_refuses_a_damaged_or_missing_backup_and_changes_nothing(
+    settings: Settings, car_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "ingest", str(car_folder))[0] == 0
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
+    before = settings.db_path.read_bytes()
+    for argv in (["restore", str(bad)], ["restore", str(tmp_path / "none.db")], ["restore"]):
+        code, _, err = run(capsys, *argv)
+        assert code == 1 and ("cannot be restored" in err or "No good backup" in err or "no backup" in err), err
+    assert settings.db_path.read_bytes() == before
+
+
+def test_restore_replaces_an_unopenable_catalog_and_moves_it_aside(
+    settings: Settings, car_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "ingest", str(car_folder))[0] == 0
+    assert run(capsys, "backup")[0] == 0
+    settings.db_path.write_bytes(b"")
+    code, out, _ = run(capsys, "restore")
+    assert code == 0 and "moved to" in out
+    assert list(settings.home.glob("carmatch.db.damaged-*"))
+    with Catalog(settings.db_path) as catalog:
+        assert catalog.count() == 6
+
+
+def test_backup_to_a_device_a_link_or_a_missing_folder_is_refused(
+    settings: Settings, car_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "ingest", str(car_folder))[0] == 0
+    link = tmp_path / "link.db"
+    link.symlink_to(tmp_path / "elsewhere.db")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for target, said in (
+        ("/dev/null", "not a regular file"),
+        (str(fifo), "not a regular file"),
+        (str(link), "symbolic link"),
+        (str(tmp_path / "new" / "copy.db"), "--parents"),
+        (str(settings.home / "index" / "copy.db"), "live files"),
+    ):
+        code, _, err = run(capsys, "backup", "--to", target)
+        assert code == 1 and said in one_line_error(err), err
+    assert fifo.exists() and not fifo.is_file() and not (tmp_path / "new").exists() and not link.exists()
+    assert run(capsys, "backup", "--to", str(tmp_path / "new" / "copy.db"), "--parents")[0] == 0
+    assert check_catalog_file_count(tmp_path / "new" / "copy.db") == 6
+
+
+def check_catalog_file_count(path: Path) -> int:
+    from carmatch.catalog.backups import check_catalog_file
+
+    return check_catalog_file(path)
