@@ -75,12 +75,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Export the pairs in the chosen format (and upload a Titan export when asked)."""
     if args.upload and args.format != "titan":
         raise InvalidInputError("--upload is for --format titan (it copies images and JSONL to --s3-prefix).")
+    check_output_path(args.out, args.parents, folder=args.format == "titan")  # no device, link, or missing folder
     with runtime_for(args) as runtime:
         if args.format == "csv":
             report = export_csv(runtime.catalog, args.out, args.include_unreviewed)
         elif args.format == "jsonl":
             report = export_jsonl(runtime.catalog, args.out, args.include_unreviewed)
-    check_output_path(args.out, args.parents, folder=args.format == "titan")  # no device, link, or missing folder
         else:
             progress = TqdmProgress()
             try:
