@@ -183,10 +183,12 @@ def run_checks(settings: Settings, make_client: ClientFactory, bedrock_regions: 
     if lines[-1].status == PROBLEM:
         return lines
     bedrock = make_client("bedrock")
-    lines.extend(
-        check_caption_model(bedrock, settings.caption_model, settings.aws_region, make_client("service-quotas"))
+    model_lines = check_caption_model(
+        bedrock, settings.caption_model, settings.aws_region, lambda: make_client("service-quotas")
     )
-    if "anthropic." in settings.caption_model:
+    lines.extend(model_lines)
+    callable_model = not (len(model_lines) == 1 and model_lines[0].status == PROBLEM)  # else: fix the id first
+    if callable_model and "anthropic." in settings.caption_model:
         lines.append(check_marketplace_permissions(make_client("iam"), caller))
     if settings.batch_bucket:
         lines.append(check_bucket(make_client("s3"), settings.batch_bucket, settings.aws_region))

@@ -8,6 +8,7 @@ before the first caption fails.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from carmatch.aws import MARKETPLACE_ACTIONS, STEP_MARKETPLACE, STEP_PAYMENT, STEP_USE_CASE
@@ -112,8 +113,13 @@ def check_batch_support(quotas: Any, model_name: str, region: str) -> CheckLine:
     return CheckLine("batch inference", OK, f"{len(batch)} batch quota(s) for {model_name} in {region}.")
 
 
-def check_caption_model(bedrock: Any, model: str, region: str, quotas: Any = None) -> list[CheckLine]:
-    """The caption model: its profile geography, that it exists here, its lifecycle, batch support and access."""
+def check_caption_model(
+    bedrock: Any, model: str, region: str, quotas: Callable[[], Any] | None = None
+) -> list[CheckLine]:
+    """The caption model: its profile geography, that it exists here, its lifecycle, batch support and access.
+
+    ``quotas`` makes a Service Quotas client when the batch line is wanted (only once the model is found).
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
     mismatch = _profile_mismatch(model, region)
@@ -130,7 +136,7 @@ def check_caption_model(bedrock: Any, model: str, region: str, quotas: Any = Non
         details = bedrock.get_foundation_model(modelIdentifier=base)["modelDetails"]
         lines.append(lifecycle_line(bedrock, details, model, region))
         if quotas is not None:
-            lines.append(check_batch_support(quotas, details.get("modelName") or base, region))
+            lines.append(check_batch_support(quotas(), details.get("modelName") or base, region))
         lines.append(access_line(bedrock.get_foundation_model_availability(modelId=base), base))
         if base.startswith("anthropic."):
             lines.append(use_case_line(bedrock))

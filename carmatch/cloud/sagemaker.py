@@ -44,7 +44,9 @@ __all__ = ["ENTRY_POINT", "package_source", "submit_training", "collect_job", "t
 POLL_SECONDS = 30
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped", "Deleting")  # a Deleting job can change no more either
 MAX_RUNTIME_SECONDS = 24 * 3600
-CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"  # synced to S3 by SageMaker; a restarted job finds last.pt here
+CHECKPOINT = CHECKPOINT_LOCAL_PATH = (
+    "/opt/ml/checkpoints"  # synced to S3 by SageMaker; a restarted job finds last.pt here
+)
 
 
 def _aws(action: str, region: str | None = None) -> Callable[[BaseException], AwsError]:
@@ -60,7 +62,7 @@ def hyperparameters(config: TrainConfig, source_uri: str, region: str) -> dict[s
         "sagemaker_submit_directory": source_uri,
         "sagemaker_region": region,
         "sagemaker_container_log_level": 20,
-        "checkpoint-dir": CHECKPOINT_LOCAL_PATH,
+        "checkpoint-dir": CHECKPOINT,
     }
     for key, value in config.__dict__.items():
         if key == "device":
@@ -89,6 +91,22 @@ class JobStatus:
         return self.status in TERMINAL_STATUSES
 
 
+def stopping_condition(max_runtime_s: int, spot: bool, max_wait_s: int | None = None) -> dict[str, int]:
+    """The job's ``StoppingCondition``: spot jobs wait up to ``max_wait_s`` (default twice the run) for capacity."""
+    condition = {"MaxRuntimeInSeconds": int(max_runtime_s)}
+    if spot:
+        condition["MaxWaitTimeInSeconds"] = int(max_wait_s or 2 * max_runtime_s)
+        if condition["MaxWaitTimeInSeconds"] < max_runtime_s:
+            raise InvalidInputError(
+                field="max_wait",
+                value=str(max_wait_s),
+                label="--max-wait-hours",
+                reason=f"must be at least the run time ({max_runtime_s} s): SageMaker counts spot waiting in it",
+            )
+    return condition
+
+
+# long: eighteen keyword parameters, one a line; the body is one request dict
 def submit_training(
     sm: Any,
     s3: Any,
@@ -117,14 +135,7 @@ def submit_training(
     from carmatch.cloud.sagemaker_quota import require_training_quota
 
     config.validate()
-    max_wait_s = max_wait_s or 2 * int(max_runtime_s)
-    if spot and max_wait_s < max_runtime_s:
-        raise InvalidInputError(
-            field="max_wait",
-            value=str(max_wait_s),
-            label="--max-wait-hours",
-            reason=f"must be at least the run time ({max_runtime_s} s): SageMaker counts spot waiting in it",
-        )
+    stopping = stopping_condition(max_runtime_s, spot, max_wait_s)
     network = network or NetworkPlan()
     network.check()
     image_uri = image_uri or training_image_uri(region, instance_type)  # an unknown region is refused here
@@ -151,27 +162,15 @@ def submit_training(
         "InputDataConfig": _input_channels(channels),
         "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{prefix}/jobs/{job_name}/output/"},
         "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 50},
-        "StoppingCondition": {
-            "MaxRuntimeInSeconds": int(max_runtime_s),
-            **({"MaxWaitTimeInSeconds": int(max_wait_s)} if spot else {}),
-        },
-        "CheckpointConfig": {
-            "S3Uri": f"s3://{bucket}/{prefix}/jobs/{job_name}/checkpoints/",
-            "LocalPath": CHECKPOINT_LOCAL_PATH,
-        },
+        "StoppingCondition": stopping,
+        "CheckpointConfig": {"S3Uri": f"s3://{bucket}/{prefix}/jobs/{job_name}/checkpoints/", "LocalPath": CHECKPOINT},
         "EnableManagedSpotTraining": spot,
         "Tags": [{"Key": "app", "Value": "carmatch"}],
         **network.request(),
     }
     arn = _create_job(sm, request, region)
-    job_config = {
-        "arn": arn,
-        "instance_type": instance_type,
-        "data_source": source,
-        "bucket": bucket,
-        "prefix": prefix,
-        "spot": spot,
-    }
+    job_config: dict[str, Any] = {"arn": arn, "instance_type": instance_type, "data_source": source, "bucket": bucket}
+    job_config.update(prefix=prefix, spot=spot)
     registry.register_model(
         catalog,
         job_name,

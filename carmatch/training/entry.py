@@ -22,8 +22,8 @@ from carmatch.training.loop import Trainer
 log = logging.getLogger(__name__)
 
 
-def train_from_args(argv: Sequence[str] | None = None) -> int:
-    """Train from a pairs JSONL (``SM_CHANNEL_TRAINING`` inside SageMaker) into ``SM_MODEL_DIR``."""
+def _parser() -> argparse.ArgumentParser:
+    """The entry point's arguments: the channels and output folders, then every TrainConfig field."""
     parser = argparse.ArgumentParser(description="carmatch CLIP fine-tuning (also the SageMaker entry point)")
     parser.add_argument(
         "--data",
@@ -53,6 +53,12 @@ def train_from_args(argv: Sequence[str] | None = None) -> int:
             parser.add_argument(*names, dest=f.name, required=True)
         else:
             parser.add_argument(*names, dest=f.name, type=type(f.default), default=f.default)
+    return parser
+
+
+def train_from_args(argv: Sequence[str] | None = None) -> int:
+    """Train from a pairs JSONL (``SM_CHANNEL_TRAINING`` inside SageMaker) into ``SM_MODEL_DIR``."""
+    parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
@@ -85,16 +91,20 @@ def train_from_args(argv: Sequence[str] | None = None) -> int:
             )
 
     result = Trainer(run_dir, report).run()
-    out = Path(args.out)
-    if out.resolve() != run_dir.resolve():  # model.tar.gz gets the run's files, not the optimizer state
+    _publish(run_dir, Path(args.out))
+    log.info("test t2i R@5 before %.3f after %.3f", result.test_before["t2i_r5"], result.test_after["t2i_r5"])
+    return 0
+
+
+def _publish(run_dir: Path, out: Path) -> None:
+    """Leave the trained model in ``out`` (SageMaker's model.tar.gz): the run's files, not the optimizer state."""
+    if out.resolve() != run_dir.resolve():  # trained in the checkpoint folder: copy what the model needs
         out.mkdir(parents=True, exist_ok=True)
         for path in run_dir.iterdir():
             if path.is_file() and path.name != LAST_CHECKPOINT:
                 shutil.copy2(path, out / path.name)
-    elif os.environ.get("SM_MODEL_DIR"):  # model.tar.gz needs the weights, not the optimizer state
+    elif os.environ.get("SM_MODEL_DIR"):
         (run_dir / LAST_CHECKPOINT).unlink(missing_ok=True)
-    log.info("test t2i R@5 before %.3f after %.3f", result.test_before["t2i_r5"], result.test_after["t2i_r5"])
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

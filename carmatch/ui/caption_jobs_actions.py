@@ -14,6 +14,7 @@ from typing import Any
 
 from carmatch.access import is_admin
 from carmatch.aws import has_credentials, make_client, service_regions
+from carmatch.bedrock_models import region_partition
 from carmatch.captions import batch_jobs as jobs_db
 from carmatch.captions.batch_collect import collect_finished, refresh_jobs
 from carmatch.captions.batch_jobs import BatchJob
@@ -79,7 +80,11 @@ def aws_check(
         batch_bucket=(bucket or "").strip() or s.batch_bucket,
         batch_role_arn=(role_arn or "").strip() or s.batch_role_arn,
     )
-    lines = check_account(settings) if clients is None else run_checks(settings, clients, service_regions("bedrock"))
+    lines = (
+        check_account(settings)
+        if clients is None
+        else run_checks(settings, clients, service_regions("bedrock", region_partition(settings.aws_region)))
+    )
     return "\n".join(
         f"- {CHECK_MARKS[line.status]} **{line.name}**: {line.detail}" + (f" *Fix:* {line.fix}" if line.fix else "")
         for line in lines

@@ -214,6 +214,43 @@ def test_entry_point_trains_from_sagemaker_channels(
     assert len(read_pairs_jsonl(model_dir / "pairs.jsonl")) == len(pairs)
 
 
+def test_a_restarted_job_resumes_from_the_checkpoint_folder_sagemaker_restores(
+    runtime: Runtime,
+    tmp_path: Path,
+    tiny_model: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With CheckpointConfig the loop trains in /opt/ml/checkpoints; a spot restart finds last.pt there."""
+    fill_with_cars(runtime, tmp_path / "cars", seeds=2)
+    from carmatch.training.data import catalog_pairs, write_pairs_jsonl
+
+    pairs, _ = catalog_pairs(runtime.catalog, 0.2, 0.25)
+    channel, checkpoints, model_dir = tmp_path / "training", tmp_path / "checkpoints", tmp_path / "model"
+    write_pairs_jsonl(pairs, channel / "pairs.jsonl", relative_to=tmp_path / "cars")
+    (channel / "tiny-clip.json").write_text(Path(tiny_model[0]).read_text())
+    monkeypatch.setenv("SM_CHANNEL_TRAINING", str(channel))
+    monkeypatch.setenv("SM_CHANNEL_IMAGES", str(tmp_path / "cars"))
+    monkeypatch.setenv("SM_MODEL_DIR", str(model_dir))
+    argv = ["--model", "tiny-clip.json", "--pretrained", "none", "--epochs", "1", "--batch_size", "8"]
+    argv += [
+        "--val-fraction",
+        "0.2",
+        "--test-fraction",
+        "0.25",
+        "--device",
+        "cpu",
+        "--checkpoint-dir",
+        str(checkpoints),
+    ]
+    assert training_main(argv) == 0
+    assert (checkpoints / "last.pt").is_file()  # kept where SageMaker syncs it to S3
+    assert (model_dir / "best.pt").is_file() and not (model_dir / "last.pt").exists()
+    with caplog.at_level("INFO"):
+        assert training_main(argv) == 0  # the job restarted: same folder, restored from S3
+    assert "Resuming from" in caplog.text
+
+
 def _model_tarball(tiny_model: tuple[str, str]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
