@@ -18,11 +18,14 @@ import gradio as gr
 from PIL import Image
 
 from carmatch.bounds import selection_index
-from carmatch.errors import CarmatchError
+from carmatch.dataset.frames import delete_frames
+from carmatch.errors import CarmatchError, InvalidInputError
 from carmatch.images import load_image
 from carmatch.ingest.detector import Detector, DetectorSettings, detector_settings, load_detector
 from carmatch.outlines import outline
 from carmatch.runtime import Runtime
+from carmatch.ui.common import user_errors
+from carmatch.ui.dataset_actions import require_admin
 from carmatch.ui.phrasing import as_text, for_browser
 
 log = logging.getLogger(__name__)
@@ -38,9 +41,13 @@ def frame_detail(runtime: Runtime, results: list[dict[str, Any]], index: Any) ->
     position = selection_index(index, len(results or []))
     if position is None:
         return None, ""
-    image_id = str(results[position].get("id", ""))
-    link = runtime.catalog.crop_links([image_id]).get(image_id)
-    if link is None:
+    return frame_of(runtime, str(results[position].get("id", "")))
+
+
+def frame_of(runtime: Runtime, image_id: str | None) -> tuple[Image.Image | None, str]:
+    """The whole frame of a car cut from one, its box drawn, and a line about it (None, "" for any other image)."""
+    link = runtime.catalog.crop_links([image_id]).get(image_id) if image_id else None
+    if link is None or runtime.catalog.frame_state(link.frame_id) != "live":
         return None, ""
     try:
         frame = runtime.catalog.get_frame(link.frame_id)
@@ -69,6 +76,16 @@ def frame_note(link: Any, frame: Any) -> str:
         f"Car {number} of {len(boxes)} in **{name}** (outlined in red; the others faintly) · "
         f"box {list(link.box)} · {finder} score {link.score:.2f}"
     )
+
+
+def delete_frame_of(runtime: Runtime, session_password: str | None, image_id: str | None) -> str:
+    """Delete the frame a car was cut from, with all its cars (admin only); the report's summary."""
+    require_admin(runtime, session_password)
+    link = runtime.catalog.crop_links([image_id]).get(image_id) if image_id else None
+    if link is None:
+        raise InvalidInputError("The selected image was not cut from a traffic frame: there is no frame to delete.")
+    report = delete_frames(runtime.catalog, runtime.store, [link.frame_id], thumbs_dir=runtime.settings.thumbs_dir)
+    return report.summary() + "\n\nRefresh the grid to see the collection without them."
 
 
 # -- which car? --------------------------------------------------------------------------------
@@ -133,6 +150,30 @@ def which_car_layout() -> dict[str, Any]:
     """The "which car?" choice under the query photo (hidden until a photo holds several cars)."""
     radio = gr.Radio([], label="Which car? (the photo holds several)", visible=False, elem_id="which-car")
     return {"which_car": radio}
+
+
+def dataset_frame_panel(runtime: Runtime, current_id: Any, session_password: Any) -> None:
+    """The Dataset editor's frame, on demand: show the frame of the selected car; delete the frame with its cars."""
+    with gr.Accordion("Traffic frame (cars cut from one)", open=False, elem_id="dataset-frame-panel"):
+        show = gr.Button("Show the selected car's frame", size="sm", elem_id="dataset-show-frame")
+        image = gr.Image(label="Its frame", interactive=False, height=300, visible=False, elem_id="dataset-frame")
+        note = gr.Markdown(elem_id="dataset-frame-note")
+        delete = gr.Button(
+            "Delete this frame and all its cars", size="sm", variant="stop", elem_id="dataset-delete-frame"
+        )
+
+    def on_show(image_id: str | None) -> tuple[Any, str]:
+        shown, text = frame_of(runtime, image_id)
+        return gr.update(
+            value=shown, visible=shown is not None
+        ), text or "_The selected image is not cut from a frame._"
+
+    @user_errors
+    def on_delete(pw: str | None, image_id: str | None) -> str:
+        return delete_frame_of(runtime, pw, image_id)
+
+    show.click(on_show, [current_id], [image, note], api_visibility="private")
+    delete.click(on_delete, [session_password, current_id], [note], api_visibility="private")
 
 
 def wire_frame(runtime: Runtime, ui: dict[str, Any]) -> None:

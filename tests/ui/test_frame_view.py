@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from carmatch.errors import AccessDeniedError
 from carmatch.ingest.boxes import read_box_file
 from carmatch.ingest.frames import FrameIngestor
 from carmatch.outlines import CHOSEN_RGB
@@ -52,3 +53,17 @@ def test_which_car_offers_the_cars_of_a_query_frame_and_cuts_the_chosen_one(
     assert car is not None and car.size == (x1 - x0, y1 - y0)
     assert frame_view.chosen_car(str(frame), "0,0,999,10") is None  # a tampered choice outside the photo
     assert len(FRAMES["cam1/f001.png"]) == 3
+
+
+def test_dataset_shows_a_cars_frame_on_demand_and_deletes_the_frame_with_its_cars(framed: Runtime) -> None:
+    links = framed.catalog.crop_links(framed.catalog.ids())
+    car_id, link = next(iter(links.items()))
+    image, note = frame_view.frame_of(framed, car_id)
+    assert image is not None and "score 1.00" in shown(note)
+    with pytest.raises(AccessDeniedError):  # no admin password set: the app is read-only
+        frame_view.delete_frame_of(framed, "pw", car_id)
+    assert framed.catalog.frame_state(link.frame_id) == "live"
+    framed.settings = framed.settings.with_overrides(admin_password="pw")
+    cars = framed.catalog.frame_crop_ids([link.frame_id])
+    assert "Deleted 1 frame(s)" in frame_view.delete_frame_of(framed, "pw", car_id)
+    assert not set(cars) & set(framed.catalog.ids()) and frame_view.frame_of(framed, car_id) == (None, "")
