@@ -19,7 +19,7 @@ from carmatch.catalog.schema import FILTER_ATTRIBUTES
 from carmatch.dataset import curation
 from carmatch.errors import CarmatchError
 from carmatch.runtime import Runtime
-from carmatch.ui import caption_jobs_panel, dataset_files_panel, dataset_selection, server_panel
+from carmatch.ui import caption_jobs_panel, dataset_files_panel, dataset_selection, frame_view, server_panel
 from carmatch.ui import dataset_actions as actions
 from carmatch.ui.common import progress_adapter, unlock_row, user_errors
 from carmatch.ui.phrasing import FIELD_LABELS, as_text, for_browser
@@ -189,6 +189,7 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
                 bulk = _bulk_panel()
         with gr.Column(scale=2):
             editor = _editor()
+            frame_view.dataset_frame_panel(runtime, editor["id"], session_password)  # a car's traffic frame
     with gr.Accordion("Import captions (CSV / JSONL)", open=False):
         imported = dataset_files_panel.build_import(runtime, session_password)
     with gr.Accordion("Export", open=False, elem_id="dataset-export"):
