@@ -18,6 +18,7 @@ from carmatch.ingest.detector import tiny_detector, weights_file
 from carmatch.ingest.frames import FrameIngestor
 from carmatch.ingest.uploads import add_uploads
 from carmatch.runtime import Runtime
+from carmatch.training.data import catalog_pairs
 from tests.ingest.frame_drawing import FRAMES, coco_file, draw_frames
 
 BAD_ROWS = [
@@ -190,3 +191,14 @@ def test_uploaded_frames_are_cut_into_cars_and_kept(runtime: Runtime, tmp_path: 
     for frame_id in frames:  # the uploaded frame files stay: the frame view opens them
         path = Path(runtime.catalog.get_frame(frame_id).path)
         assert path.is_file() and path.is_relative_to(runtime.settings.uploads_dir.resolve())
+
+
+def test_fine_tuning_pairs_are_crops_with_their_captions(runtime: Runtime, frames: tuple[Path, Path]) -> None:
+    folder, coco = frames
+    boxes_ingest(runtime, folder, coco).ingest_folder(folder)
+    links = runtime.catalog.crop_links(runtime.catalog.ids())
+    for n, crop_id in enumerate(links):
+        assert runtime.catalog.import_caption(crop_id, f"a drawn car number {n}")
+    pairs, _ = catalog_pairs(runtime.catalog)
+    assert {p.image_id for p in pairs} == set(links)
+    assert all(Path(p.path).is_relative_to(runtime.settings.crops_dir) and Path(p.path).is_file() for p in pairs)
