@@ -17,7 +17,7 @@ from carmatch.cloud.aws_setup import TEMPLATE_PATH, write_env
 
 REGION = "eu-west-1"
 # moto's CloudFormation skips the TLS-only bucket policy (cfn-lint checks it); the rest deploys
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::S3::BucketPolicy:UserWarning")
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS.+BucketPolicy:UserWarning")
 
 
 def test_the_template_passes_cfn_lint() -> None:
@@ -90,3 +90,24 @@ def test_write_env_replaces_exported_keys_and_appends_new_ones(tmp_path: Path) -
     env.write_text("export AWS_REGION=us-east-1\nOTHER=1")
     write_env(env, {"AWS_REGION": "eu-west-1", "CARMATCH_BATCH_BUCKET": "b"})
     assert env.read_text() == "AWS_REGION=eu-west-1\nOTHER=1\nCARMATCH_BATCH_BUCKET=b\n"
+
+
+def actions_of(statements: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for statement in statements:
+        action = statement["Action"]
+        found.update([action] if isinstance(action, str) else action)
+    return found
+
+
+def test_the_stacks_user_policy_allows_what_the_documented_identity_policy_allows() -> None:
+    import re
+
+    docs = (TEMPLATE_PATH.parents[2] / "docs" / "aws-setup.md").read_text()
+    section = docs.split("## IAM permissions for the identity that runs carmatch", 1)[1].split("\n## ", 1)[0]
+    documented = json.loads(re.findall(r"```json\n(.*?)```", section, flags=re.DOTALL)[0])["Statement"]
+    template = yaml.safe_load(TEMPLATE_PATH.read_text())["Resources"]
+    stack = template["UserPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert actions_of(documented) <= actions_of(stack)
+    sagemaker = template["SageMakerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert {"s3:GetObject", "s3:PutObject", "ecr:BatchGetImage", "logs:PutLogEvents"} <= actions_of(sagemaker)
