@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from carmatch.errors import AwsError, InvalidInputError
@@ -182,6 +183,33 @@ def make_client(
         read_timeout=READ_TIMEOUT_SECONDS,
     )
     return boto3.client(service, config=config, **kwargs)
+
+
+UPLOAD_CONCURRENCY = 16  # files in flight at once through the one TransferManager of an upload
+
+
+class Upload(NamedTuple):
+    """One local file to put at ``s3://bucket/key`` (``extra_args``: ContentType, Metadata, ...)."""
+
+    path: str
+    bucket: str
+    key: str
+    extra_args: dict[str, Any] | None = None
+
+
+def upload_files(s3: Any, uploads: Sequence[Upload], progress: Callable[[int, int, str], None] | None = None) -> None:
+    """Send ``uploads`` through one s3transfer TransferManager, UPLOAD_CONCURRENCY files at a time, each in parts.
+
+    Raises the first failed upload's own error (botocore or s3transfer) after the others settled.
+    """
+    from boto3.s3.transfer import TransferConfig, create_transfer_manager
+
+    with create_transfer_manager(s3, TransferConfig(max_concurrency=UPLOAD_CONCURRENCY)) as manager:
+        futures = [manager.upload(u.path, u.bucket, u.key, extra_args=u.extra_args) for u in uploads]
+        for n, future in enumerate(futures, 1):
+            future.result()
+            if progress:
+                progress(n, len(futures), "uploading")
 
 
 def service_regions(service: str, partition: str = "aws") -> list[str]:

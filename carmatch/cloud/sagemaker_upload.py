@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from carmatch.aws import Upload, upload_files
 from carmatch.errors import AwsError, InvalidInputError
 from carmatch.training.config import TrainConfig
 from carmatch.training.data import Pair, pair_record
@@ -26,7 +27,6 @@ ENTRY_SOURCE = (
 # The container's torch/torchvision stay the DLC's own; what carmatch adds is pinned to this machine's versions, so
 # the job trains with the code that was tested here (a missing package falls back to requirements.txt's pin).
 CONTAINER_PACKAGES = ("open_clip_torch", "ftfy", "regex", "timm", "huggingface_hub", "safetensors")
-UPLOAD_CONCURRENCY = 16  # images sent at once through one TransferManager
 
 
 def _aws(action: str, region: str | None = None) -> Callable[[BaseException], AwsError]:
@@ -89,7 +89,7 @@ def upload_dataset(
             for r, p in zip(records, pairs)
             if images_prefix + r["path"] not in existing
         }
-        upload_files(s3, bucket, missing, progress)
+        upload_files(s3, [Upload(path, bucket, key) for key, path in missing.items()], progress)
         body = "".join(json.dumps(r) + "\n" for r in records).encode()
         s3.put_object(Bucket=bucket, Key=job_prefix + "pairs.jsonl", Body=body)
         # the images channel lists this job's images only, not every image the prefix ever received
@@ -103,21 +103,6 @@ def upload_dataset(
     except (BotoCoreError, ClientError) as exc:
         raise _aws(f"upload the dataset to s3://{bucket}/{prefix}")(exc) from exc
     return {"training": f"s3://{bucket}/{job_prefix}", "images": f"s3://{bucket}/{manifest_key}"}
-
-
-def upload_files(
-    s3: Any, bucket: str, files: dict[str, str], progress: Callable[[int, int, str], None] | None = None
-) -> None:
-    """Upload ``files`` (key -> local path) through one TransferManager, UPLOAD_CONCURRENCY at a time, in parts."""
-    from boto3.s3.transfer import TransferConfig, create_transfer_manager
-
-    config = TransferConfig(max_concurrency=UPLOAD_CONCURRENCY)
-    with create_transfer_manager(s3, config) as manager:
-        futures = [manager.upload(path, bucket, key) for key, path in files.items()]
-        for n, future in enumerate(futures, 1):
-            future.result()  # raises the upload's own error
-            if progress:
-                progress(n, len(futures), "uploading")
 
 
 def upload_code(s3: Any, config: TrainConfig, bucket: str, job_prefix: str, region: str) -> tuple[str, str | None]:

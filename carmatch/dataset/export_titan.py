@@ -16,13 +16,14 @@ import json
 import logging
 import math
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from PIL import Image, UnidentifiedImageError
 
-from carmatch.aws import explain_aws_error, parse_s3_uri, s3_prefix_uri
+from carmatch.aws import UPLOAD_CONCURRENCY, Upload, explain_aws_error, parse_s3_uri, s3_prefix_uri, upload_files
 from carmatch.catalog import Catalog, ImageRecord
 from carmatch.dataset.export import FALLBACK_WARNING, AtomicText, ExportReport, write_bytes_atomic
 from carmatch.dataset.training_set import TrainingSet, count_records, iter_records, split_bucket, training_set
@@ -333,23 +334,29 @@ def upload_titan(s3_client: Any, out_dir: Path, progress: Progress = no_progress
     jobs += [(Path(out_dir) / "train.jsonl", manifest["train"], True)]
     jobs += [(Path(out_dir) / "validation.jsonl", manifest["validation"], True)]
     report = UploadReport()
-    for n, (local, uri, overwrite_changed) in enumerate(jobs, 1):
+
+    def plan(job: tuple[Path, str, bool]) -> Upload | None:
+        """The upload ``job`` needs, or None when S3 already holds the same bytes (a HeadObject)."""
+        local, uri, overwrite_changed = job
         bucket, key = parse_s3_uri(uri, field="image_ref", label="The export manifest's S3 URI")
         digest = _file_md5(local)
-        try:
-            if _already_there(s3_client, bucket, key, digest, local.stat().st_size, compare=overwrite_changed):
-                report.present += 1
-            else:
-                content_type = CONTENT_TYPES.get(Path(key).suffix, "image/jpeg")
-                extra = {"ContentType": content_type, "Metadata": {MD5_METADATA: digest}}
-                s3_client.upload_file(str(local), bucket, key, ExtraArgs=extra)
-                report.uploaded += 1
-                report.uris.append(uri)
-        except Exception as exc:  # noqa: BLE001 - botocore/s3transfer errors become AwsError with advice
-            if type(exc).__module__.startswith(("botocore", "boto3", "s3transfer")):
-                raise explain_aws_error(exc, f"upload {uri}") from exc
-            raise
-        progress(n, len(jobs), "uploading")
+        if _already_there(s3_client, bucket, key, digest, local.stat().st_size, compare=overwrite_changed):
+            return None
+        extra = {"ContentType": CONTENT_TYPES.get(Path(key).suffix, "image/jpeg"), "Metadata": {MD5_METADATA: digest}}
+        return Upload(str(local), bucket, key, extra)
+
+    try:
+        with ThreadPoolExecutor(max_workers=UPLOAD_CONCURRENCY) as pool:  # the HeadObjects, many at once
+            planned = list(pool.map(plan, jobs))
+        uploads = [u for u in planned if u is not None]
+        report.present = len(jobs) - len(uploads)
+        upload_files(s3_client, uploads, progress)  # one TransferManager, many files at once, each in parts
+    except Exception as exc:  # noqa: BLE001 - botocore/s3transfer errors become AwsError with advice
+        if type(exc).__module__.startswith(("botocore", "boto3", "s3transfer")):
+            raise explain_aws_error(exc, f"upload the Titan export in {out_dir}") from exc
+        raise
+    report.uploaded = len(uploads)
+    report.uris = [f"s3://{u.bucket}/{u.key}" for u in uploads]
     return report
 
 
