@@ -123,7 +123,7 @@ class Cells:
     def candidates(self, query: np.ndarray, probes: int) -> np.ndarray:
         """Labels in the ``probes`` cells whose centres are nearest ``query`` (dead ones too)."""
         probes = min(probes, len(self.centres))
-        scores = self.centres @ query
+        scores = np.vecdot(self.centres, query)  # one thread: BLAS's threads wait on a busy machine
         chosen = np.argpartition(-scores, probes - 1)[:probes] if probes < len(scores) else np.arange(len(scores))
         parts = [self._order[self._starts[c] : self._starts[c + 1]] for c in chosen]
         if self._grouped < len(self.cell_of):  # appended since the last grouping: few, checked one by one
@@ -137,7 +137,7 @@ class Cells:
         labels = labels[mask[labels]]
         if len(labels) == 0:
             return labels
-        scores = rows[labels] @ query
+        scores = np.vecdot(rows[labels], query)
         best = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         return labels[best[np.argsort(-scores[best], kind="stable")]]
 

@@ -267,7 +267,7 @@ class VectorIndex:
         found = cells.top(self._rows, q, probes, k, self._alive if mask is None else mask)
         if len(found) < k:  # too few rows in the cells scanned: look at every one
             return self._exact(q, k, self._alive if mask is None else mask)
-        scores = self._rows[found] @ q
+        scores = np.vecdot(self._rows[found], q)
         return [(self._ids[int(label)], float(score)) for label, score in zip(found, scores)]
 
     # -- hnswlib graph ----------------------------------------------------------------------
