@@ -1,22 +1,49 @@
-"""The app's gallery images: cached thumbnails, or, when the home is read-only, ones made in memory."""
+"""The app's gallery images: cached WebP thumbnails served in place with long cache headers.
+
+The thumbnails folder is a Gradio static path, so a gallery answer names each file where it lies
+(no copy into Gradio's cache, no hash of its bytes per answer), and :class:`ThumbnailCacheHeaders`
+tells browsers to keep it for a year (a thumbnail's name is its image's digest and size, so it never
+changes). :func:`start_making_thumbnails` makes the missing ones in the background when the app
+starts. When the home is read-only, thumbnails are made in memory instead.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 from PIL import Image
 
 from carmatch.errors import CarmatchError
 from carmatch.images import load_image
-from carmatch.thumbs import THUMB_SIDE, placeholder_path, safe_thumbnail
+from carmatch.thumbs import THUMB_FORMAT, THUMB_SIDE, make_thumbnails, placeholder_path, safe_thumbnail
+
+log = logging.getLogger(__name__)
 
 PLACEHOLDER_GREY = (200, 200, 200)  # as carmatch.thumbs draws its placeholder
+CACHE_CONTROL = b"public, max-age=31536000, immutable"  # a year: a thumbnail's name never changes meaning
+FILE_ROUTE = "/gradio_api/file="
+_served: set[Path] = set()
+
+
+def serve_in_place(thumbs_dir: Path) -> None:
+    """Make Gradio serve files of ``thumbs_dir`` where they lie, never copying or hashing them per answer."""
+    folder = Path(thumbs_dir).resolve()
+    if folder not in _served:
+        import gradio as gr
+
+        _served.add(folder)
+        gr.set_static_paths(sorted(str(p) for p in _served))
 
 
 def gallery_image(thumbs_dir: Path, image_id: str, source: str | Path) -> str | Image.Image:
     """An image's thumbnail: its cached file; in a read-only home one made in memory; else the grey placeholder."""
     cached = safe_thumbnail(thumbs_dir, image_id, source)
     if cached is not None:
+        serve_in_place(thumbs_dir)
         return str(cached)
     try:  # the thumbnail could not be cached (a read-only home) or the original is gone: Gradio copies this one
         thumb = load_image(Path(source)).image.copy()
@@ -28,3 +55,53 @@ def gallery_image(thumbs_dir: Path, image_id: str, source: str | Path) -> str | 
         return str(placeholder_path(thumbs_dir))
     except OSError:  # read-only, and no placeholder written before
         return Image.new("RGB", (64, 64), PLACEHOLDER_GREY)
+
+
+class ThumbnailCacheHeaders:
+    """ASGI middleware: a year's ``Cache-Control`` on the thumbnails Gradio serves from ``folder``."""
+
+    def __init__(self, app: Any, folder: Path) -> None:
+        self.app = app
+        self.folder = str(Path(folder).resolve())
+
+    def _is_thumbnail(self, scope: dict[str, Any]) -> bool:
+        path = unquote(scope.get("path", ""))
+        if scope.get("type") != "http" or scope.get("method") not in ("GET", "HEAD") or FILE_ROUTE not in path:
+            return False
+        file = path.split(FILE_ROUTE, 1)[1]
+        return file.startswith(self.folder + "/") and file.endswith(f".{THUMB_FORMAT}") and "/../" not in file
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not self._is_thumbnail(scope):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_cached(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and message.get("status") == 200:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"]
+                message = {**message, "headers": [*headers, (b"cache-control", CACHE_CONTROL)]}
+            await send(message)
+
+        await self.app(scope, receive, send_cached)
+
+
+def thumbnail_middleware(thumbs_dir: Path) -> Any:
+    """The Starlette ``Middleware`` entry for ``demo.launch(app_kwargs={"middleware": [...]})``."""
+    from starlette.middleware import Middleware
+
+    return Middleware(ThumbnailCacheHeaders, folder=thumbs_dir)  # type: ignore[arg-type]
+
+
+def start_making_thumbnails(thumbs_dir: Path, image_paths: list[tuple[str, str]]) -> threading.Thread:
+    """Make the missing thumbnails of ``(id, path)`` pairs in a background thread (the app answers meanwhile)."""
+    serve_in_place(thumbs_dir)
+
+    def run() -> None:
+        try:
+            make_thumbnails(thumbs_dir, image_paths)
+        except OSError as exc:  # a read-only home: galleries make them in memory instead
+            log.warning("Could not make thumbnails ahead: %s", exc)
+
+    thread = threading.Thread(target=run, name="carmatch-thumbnails", daemon=True)
+    thread.start()
+    return thread
