@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from carmatch.config import Settings
+from carmatch.embedding.titan_embedder import is_bedrock_model
 from carmatch.errors import CancelledError, CarmatchError, ConfigError, ImageError, ModelMismatchError
 from carmatch.images import decode_image, read_image_bytes, too_large
 
@@ -120,6 +121,11 @@ def pool_shape(settings: Settings, resources: dict[str, float]) -> tuple[int, fl
 
 def make_plan(settings: Settings, embedder: Any, resources: dict[str, float]) -> RayPlan:
     """The plan of a run embedding with ``embedder``'s model on a cluster with ``resources``."""
+    if is_bedrock_model(embedder.spec.name):
+        raise ConfigError(
+            f"The ray engine embeds with open_clip models; {embedder.spec.name} is Titan on Bedrock, which "
+            "embeds in AWS already: use the local engine (CARMATCH_ENGINE=local)."
+        )
     transform = embedder.preprocess
     shape = tuple(np.asarray(transform(Image.new("RGB", (BLANK_SIDE, BLANK_SIDE)))).shape)
     workers, gpus, decode_cpus, decode_tasks = pool_shape(settings, resources)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from carmatch.config import Settings
+from carmatch.config import Settings, load_settings
 from carmatch.embedding.embedder import Embedder
 from carmatch.images import load_image
 from carmatch.ingest.ray_ingest import RayIngestor
@@ -62,18 +62,28 @@ def cars_with_captions_and_bad_files(root: Path) -> tuple[Path, Path]:
 
 
 def test_ray_ingest_gives_the_catalog_and_ranking_of_local_ingest(
-    runtime: Runtime, ray_settings: Settings, embedder: Embedder, tmp_path: Path
+    runtime: Runtime,
+    local_ray: Any,
+    embedder: Embedder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    from admin.cli import main
+
     folder, captions = cars_with_captions_and_bad_files(tmp_path)
     local = runtime.ingestor().ingest_folder(folder, captions)
-    on_ray = ray_runtime(ray_settings, embedder, tmp_path / "ray-home")
-    seen: list[tuple[int, int]] = []
+    monkeypatch.setenv("CARMATCH_HOME", str(tmp_path / "ray-home"))
+    monkeypatch.setenv("CARMATCH_RAY_WORKERS", "2")
+    monkeypatch.setenv("CARMATCH_RAY_BATCH_SIZE", "3")
+    assert main(["ingest", str(folder), "--captions", str(captions), "--engine", "ray"]) == 0
+    out = capsys.readouterr().out
+    assert "Added 6 new image(s), 0 already present, 2 skipped, 6 embedded." in out
+    assert "Captions imported: 2" in out
+    for path, reason in local.skipped:  # each bad file, with local ingest's reason
+        assert f"skipped {path}: {reason}" in out
+    on_ray = Runtime(load_settings(), embedder=embedder)
     try:
-        report = ray_ingestor(on_ray).ingest_folder(folder, captions, lambda d, t, m: seen.append((d, t)))
-        assert (report.added, report.embedded, report.captions_imported) == (6, 6, 2)
-        assert sorted(report.skipped) == sorted(local.skipped)  # each bad file, with local ingest's reason
-        assert {Path(p).name for p, _ in report.skipped} == {"notes.jpg", "truncated.jpg"}
-        assert seen[-1] == (8, 8)
         ids = sorted(runtime.catalog.ids())
         assert sorted(on_ray.catalog.ids()) == ids
         mine = on_ray.catalog.get_embeddings(embedder.model_key, ids)
