@@ -35,8 +35,9 @@ import gradio as gr  # noqa: E402
 
 from carmatch.dataset.demo_background import start_demo_import  # noqa: E402
 from carmatch.ui import agent_api, dataset_tab, search_links, search_tab, startup_fault, training_tab  # noqa: E402
+from carmatch.ui.api_edge import http_middleware, raw_numbers_reach_handlers  # noqa: E402
 from carmatch.ui.styles import APP_CSS  # noqa: E402
-from carmatch.ui.upload_limits import upload_middleware  # noqa: E402
+from carmatch.ui.thumbnails import start_making_thumbnails, with_thumbnail_cache  # noqa: E402
 
 log = logging.getLogger("carmatch.app")
 
@@ -61,6 +62,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
             training_tab.build(demo, runtime, login)  # one admin login unlocks both tabs
         tabs = {"search": search, "dataset": dataset, "training": training}
         search_links.wire_tabs(demo, {name: tab.label or name for name, tab in tabs.items()}, tabs)  # ?tab=
+    raw_numbers_reach_handlers(demo)  # an API number the handlers check: one line, never a bare "Error"
     return demo
 
 
@@ -76,7 +78,8 @@ def launch_options(settings: Settings) -> dict[str, object]:
     return {
         "allowed_paths": [str(settings.thumbs_dir.resolve())],
         "max_file_size": settings.max_upload_bytes,  # Gradio answers 413 to anything larger
-        "app_kwargs": upload_middleware(settings),  # per-visitor upload rate, total and photo size
+        "app_kwargs": with_thumbnail_cache(http_middleware(settings), settings.thumbs_dir),  # uploads bounded, unknown
+        # endpoints answered, thumbnails kept by browsers for a year
     }
 
 
@@ -88,6 +91,7 @@ if __name__ == "__main__":
         if warning := storage_warning(runtime.settings.persist_folder):
             log.warning("%s", warning)
         prune_thumbnails(runtime.settings.thumbs_dir, runtime.catalog.ids())  # serve thumbnails of live images only
+        start_making_thumbnails(runtime.settings.thumbs_dir, runtime.catalog.image_paths())  # ahead of searches
         start_demo_import(runtime)  # a Space's first start: the demo collection, in the background
         if runtime.persister is not None:
             runtime.start_index_catch_up()  # a catalog restored from CARMATCH_PERSIST_DIR: its index, from the cache

@@ -86,6 +86,17 @@ def parse_where(items: list[str] | None) -> dict[str, str]:
     return where
 
 
+def steps_count(text: str) -> int:
+    """An argparse type: a whole number of steps, 0 or more (a negative count is refused, not read as a default)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {value}); leave it out for the default")
+    return value
+
+
 def as_progress(progress: TqdmProgress) -> Progress:
     """Type adapter: a TqdmProgress is a Progress callback."""
     return progress

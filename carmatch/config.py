@@ -30,8 +30,21 @@ ENGINES = ("local", "ray")  # CARMATCH_ENGINE: carmatch.ingest.engines
 BATCH_TIMEOUT_HOURS_RANGE = (24, 168)  # CreateModelInvocationJob timeoutDurationInHours
 
 
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+_DOTENV_FAULT: list[ConfigError] = []  # a .env that could not be read: raised by load_settings
+
+
 def _env_bool(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    return value.strip().lower() in TRUE_WORDS
+
+
+def _strict_bool(value: str) -> bool:
+    """A yes/no setting: 1/true/yes/on or 0/false/no/off; anything else is refused (not read as false)."""
+    word = value.strip().lower()
+    if word not in TRUE_WORDS | FALSE_WORDS:
+        raise ValueError("use true or false (1/0, yes/no, on/off)")
+    return word in TRUE_WORDS
 
 
 def setting(default: Any, env: str, help: str, *, secret: bool = False) -> Any:
@@ -259,6 +272,8 @@ def _check_choice(field_name: str, value: str, choices: tuple[str, ...]) -> None
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``env`` (default ``os.environ``); bad values raise ConfigError."""
+    if env is None and _DOTENV_FAULT:
+        raise _DOTENV_FAULT[0]
     env = os.environ if env is None else env
     values: dict[str, object] = {}
     types = {f.name: f.type for f in fields(Settings)}
@@ -277,7 +292,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                     raise ValueError("must be positive")
                 values[name] = number
             elif kind in ("bool", bool):
-                values[name] = _env_bool(raw)
+                values[name] = _strict_bool(raw)
             elif kind in ("Path", Path):
                 values[name] = Path(raw).expanduser()
             else:
@@ -321,4 +336,12 @@ def load_dotenv_file(path: Path | None = None) -> None:
     """Load a ``.env`` file into the environment (entry points run as programs only; existing vars win)."""
     from dotenv import load_dotenv
 
-    load_dotenv(dotenv_path=path or Path.cwd() / ".env", override=False)
+    dotenv = path or Path.cwd() / ".env"
+    _DOTENV_FAULT.clear()
+    try:
+        load_dotenv(dotenv_path=dotenv, override=False)
+    except (UnicodeDecodeError, OSError) as exc:  # load_settings raises it: one line at the CLI, the app's notice
+        reason = "is not UTF-8 text; save it as UTF-8"
+        if isinstance(exc, OSError):
+            reason = f"cannot be read ({exc.strerror or exc})"
+        _DOTENV_FAULT[:] = [ConfigError(f"The settings file {dotenv} {reason}.")]

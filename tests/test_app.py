@@ -85,3 +85,29 @@ def test_uploads_over_the_limit_are_refused_and_temp_files_expire(served: tuple[
     big = httpx.post(url, files={"files": ("big.bin", b"x" * (UPLOAD_LIMIT + 1))}, timeout=30)
     assert big.status_code == 413
     assert app.demo.delete_cache == app.UPLOAD_CACHE == (300, 900)  # uploads and outputs go after 15 minutes
+
+
+API_NUMBERS = [  # what a client sent to /search as (k, weight), and the message it reads back
+    ("5", 0.5, None),
+    (None, 0.5, "must be a whole number (got None)"),
+    ("abc", 0.5, "must be a whole number (got 'abc')"),
+    (12, "nan", "must be a number"),
+]
+
+
+def test_api_numbers_a_handler_cannot_use_come_back_as_one_line(served: tuple[Runtime, str]) -> None:
+    import httpx
+    from gradio_client import Client
+
+    client = Client(served[1], verbose=False)
+    for k, weight, said in API_NUMBERS:
+        args = ("red car", None, k, weight, "Any", "Any", "Any", "Any", "any")
+        if said is None:
+            assert client.predict(*args, api_name="/search")
+            continue
+        with pytest.raises(Exception) as refused:  # gradio_client's AppError carries the app's message
+            client.predict(*args, api_name="/search")
+        assert said in str(refused.value), str(refused.value)
+    for path in ("/gradio_api/queue/join", "/gradio_api/run/predict"):
+        answer = httpx.post(served[1].rstrip("/") + path, json={"fn_index": 9999, "data": [], "session_hash": "x"})
+        assert answer.status_code == 404 and "no endpoint number 9999" in answer.json()["error"]

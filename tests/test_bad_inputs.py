@@ -330,3 +330,57 @@ def test_ingest_captions_drop_nul_bytes_refuse_overlong_captions_and_stop_at_an_
     csv.write_bytes(b'file,caption\nred_sedan.jpg,"a blue\nblue_pickup.png,a car\n')
     with pytest.raises(InvalidInputError, match="Cannot read captions file"):
         runtime.ingestor().ingest_folder(car_folder, csv)
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"garbage, not a checkpoint", b"\x80\x02]q\x00."], ids=["empty", "text", "pickle"]
+)
+def test_a_pretrained_file_that_is_no_checkpoint_is_one_line(
+    tiny_model: tuple[str, str], tmp_path: Path, content: bytes
+) -> None:
+    from carmatch.embedding.embedder import load_clip
+    from carmatch.errors import ModelLoadError
+
+    bad = tmp_path / "weights.pt"
+    bad.write_bytes(content)
+    with pytest.raises(ModelLoadError) as refused:
+        load_clip(tiny_model[0], str(bad), "cpu", True)
+    said = str(refused.value)
+    assert "\n" not in said and "CARMATCH_PRETRAINED" in said and str(bad) in said
+    assert "is empty or not a model checkpoint" in said or "does not fit the model config" in said
+
+
+def test_a_yes_no_setting_that_is_neither_is_refused() -> None:
+    from carmatch.config import load_settings
+    from carmatch.errors import ConfigError
+
+    assert load_settings({"CARMATCH_OFFLINE": "off"}).offline is False
+    assert load_settings({"CARMATCH_OFFLINE": "Yes"}).offline is True
+    with pytest.raises(ConfigError, match="CARMATCH_OFFLINE='maybe' is not valid: use true or false"):
+        load_settings({"CARMATCH_OFFLINE": "maybe"})
+
+
+def test_a_settings_file_that_is_not_utf8_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from admin.cli import main
+    from carmatch.config import load_dotenv_file
+
+    (tmp_path / ".env").write_bytes("CARMATCH_ADMIN_PASSWORD=mot de passe é\n".encode("latin-1"))
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert main(["info"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: The settings file") and "is not UTF-8 text" in err and len(err.splitlines()) == 1
+    finally:
+        (tmp_path / ".env").write_text("")
+        load_dotenv_file(tmp_path / ".env")  # a readable file clears the fault for the tests after this one
+
+
+def test_a_negative_warmup_is_refused_not_read_as_the_default(capsys: pytest.CaptureFixture[str]) -> None:
+    from admin.cli import main
+
+    with pytest.raises(SystemExit) as refused:
+        main(["train", "--warmup-steps", "-1"])
+    assert refused.value.code == 2
+    assert "argument --warmup-steps: must be 0 or more (got -1)" in capsys.readouterr().err

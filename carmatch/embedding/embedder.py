@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -71,6 +72,13 @@ def _misfit_error(spec: ModelSpec, checkpoint: str, exc: BaseException) -> Model
     return ModelLoadError(
         f"The checkpoint {checkpoint} does not fit the model config {spec.name} ({first_line(exc)}); "
         "set CARMATCH_MODEL to the config it was trained with, or CARMATCH_PRETRAINED to a checkpoint of this model."
+    )
+
+
+def _unreadable_checkpoint(checkpoint: str | None, exc: BaseException) -> ModelLoadError:
+    return ModelLoadError(
+        f"CARMATCH_PRETRAINED {checkpoint} is empty or not a model checkpoint ({type(exc).__name__}: "
+        f"{first_line(exc) or 'no data'}); point it at a .pt/.bin/.safetensors checkpoint, or an open_clip tag."
     )
 
 
@@ -278,9 +286,13 @@ def _create_model(spec: ModelSpec, arch: str, weights: str | None, preprocess: d
         raise ModelLoadError(load_error_help(spec, exc)) from exc
     except OSError as exc:
         raise ModelLoadError(load_error_help(spec, exc)) from exc
+    except (EOFError, IndexError, pickle.UnpicklingError, UnicodeDecodeError) as exc:  # empty or garbage file
+        raise _unreadable_checkpoint(weights, exc) from exc
     except Exception as exc:  # huggingface_hub raises its own hierarchy for offline / HTTP failures
         if type(exc).__module__.startswith(("huggingface_hub", "requests", "urllib3", "httpx")):
             raise ModelLoadError(load_error_help(spec, exc)) from exc
+        if type(exc).__module__.startswith("safetensors"):  # a .safetensors file that is not one
+            raise _unreadable_checkpoint(weights, exc) from exc
         raise
     return model, transform
 

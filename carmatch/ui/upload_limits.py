@@ -119,13 +119,6 @@ class UploadLimits:
         return None
 
 
-def upload_middleware(settings: Settings) -> dict[str, Any]:
-    """The ``app_kwargs`` for ``demo.launch()`` that put :class:`UploadLimits` in front of the upload route."""
-    from starlette.middleware import Middleware
-
-    return {"middleware": [Middleware(UploadLimits, settings=settings)]}  # type: ignore[arg-type]
-
-
 def discard_uploads(files: Iterable[str | Path | None]) -> int:
     """Delete Gradio's temp copies of uploads once used (only files inside its upload folder); how many went."""
     from gradio.utils import get_upload_folder

@@ -8,7 +8,7 @@ import pytest
 
 from carmatch.access import UnlockThrottle
 from carmatch.config import Settings
-from carmatch.ui.upload_limits import UploadBudget, UploadLimits, upload_middleware
+from carmatch.ui.upload_limits import UploadBudget, UploadLimits
 
 
 class Clock:
@@ -81,5 +81,7 @@ def test_an_unlocked_admin_may_upload_images_to_ingest_beyond_the_visitor_bounds
 
 
 def test_the_app_launches_with_the_upload_bounds(settings: Settings) -> None:
-    kwargs = upload_middleware(settings)
-    assert kwargs["middleware"][0].cls is UploadLimits
+    import app
+
+    kwargs = app.launch_options(settings)["app_kwargs"]
+    assert UploadLimits in [m.cls for m in kwargs["middleware"]]  # type: ignore[index]
