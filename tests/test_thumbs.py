@@ -94,7 +94,7 @@ def test_gallery_thumbnails_are_served_in_place_with_a_year_of_cache(
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from carmatch.ui.thumbnails import ThumbnailCacheHeaders, gallery_image
+    from carmatch.ui.thumbnails import ThumbnailCacheHeaders, gallery_image, with_thumbnail_cache
 
     thumbs = tmp_path / "thumbs"
     shown = gallery_image(thumbs, "ab" * 32, drawn_car(tmp_path))
@@ -111,3 +111,5 @@ def test_gallery_thumbnails_are_served_in_place_with_a_year_of_cache(
     assert reply.status_code == 200 and reply.headers["content-type"] == "image/webp"
     assert reply.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert "cache-control" not in client.get(f"/gradio_api/file={other}").headers  # only thumbnails
+    kwargs = with_thumbnail_cache({"middleware": ["upload limits"]}, thumbs)  # what app.launch_options passes
+    assert kwargs["middleware"][0] == "upload limits" and kwargs["middleware"][1].cls is ThumbnailCacheHeaders

@@ -85,11 +85,12 @@ class ThumbnailCacheHeaders:
         await self.app(scope, receive, send_cached)
 
 
-def thumbnail_middleware(thumbs_dir: Path) -> Any:
-    """The Starlette ``Middleware`` entry for ``demo.launch(app_kwargs={"middleware": [...]})``."""
+def with_thumbnail_cache(app_kwargs: dict[str, Any], thumbs_dir: Path) -> dict[str, Any]:
+    """``app_kwargs`` for ``demo.launch()`` with :class:`ThumbnailCacheHeaders` added to its middleware."""
     from starlette.middleware import Middleware
 
-    return Middleware(ThumbnailCacheHeaders, folder=thumbs_dir)  # type: ignore[arg-type]
+    entry = Middleware(ThumbnailCacheHeaders, folder=thumbs_dir)  # type: ignore[arg-type]
+    return {**app_kwargs, "middleware": [*app_kwargs.get("middleware", []), entry]}
 
 
 def start_making_thumbnails(thumbs_dir: Path, image_paths: list[tuple[str, str]]) -> threading.Thread:
