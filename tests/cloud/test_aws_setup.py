@@ -34,6 +34,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # its cached test keys must not outlive the test
     with mock_aws():
         yield
 
