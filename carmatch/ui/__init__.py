@@ -13,6 +13,8 @@ job is a panel, with the same pair: ``<panel>_panel.py`` lays out, ``<panel>_act
 - Search, also: ``search_links`` (shareable URLs), ``search_scripts`` (browser-side scripts), ``frame_view``
   (a car's whole traffic frame with its box drawn; "which car?" for a frame as query)
 - Dataset, also: ``server_panel`` / ``server_status`` (the admin's server status; the visitors' one line)
+- Dataset, also: ``curation_panel`` / ``curation_actions`` (likely caption mistakes, near-duplicate groups, the
+  collection map; ``curation_figure`` draws the map with Plotly)
 - ``agent_api``: ``search_cars`` and ``car_filters``, the API endpoints and MCP tools
 
 Shared by all: ``common`` (gr.Error at the edge, progress, the photo input, the unlock row),

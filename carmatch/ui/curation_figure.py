@@ -1,8 +1,9 @@
 """The collection map as a Plotly figure: one WebGL scatter trace per colour value (or a colour scale).
 
 Plain Plotly, no Gradio: the curation panel shows it in a ``gr.Plot``; ``bench/curation_bench.py``
-times it. Each point carries its image id in ``customdata`` so a box or lasso selection can filter
-the grid to those images.
+times it. Each point carries ``[image id, thumbnail URL]`` in ``customdata``: a box or lasso selection
+shows those images below the map, and hovering a point shows its thumbnail beside the caption
+(the panel's script; the URL is empty when the thumbnail was not made yet).
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ def map_figure(
     hover: Sequence[str],
     colour_by: str,
     total: int,
+    thumbs: Sequence[str] | None = None,
 ) -> go.Figure:
     """A scatter of the drawn points coloured by ``labels`` (text values, or numbers on a colour scale)."""
     figure = go.Figure()
+    data = [[i, t] for i, t in zip(ids, thumbs or [""] * len(ids))]
     numeric = bool(labels) and all(isinstance(v, float) for v in labels)
     if numeric:
         figure.add_trace(
@@ -50,7 +53,7 @@ def map_figure(
                     "cmin": 0,
                     "cmax": 1,
                 },
-                customdata=list(ids),
+                customdata=data,
                 text=list(hover),
                 hovertemplate=HOVER,
                 name=colour_by,
@@ -66,7 +69,7 @@ def map_figure(
                     y=xy[rows, 1],
                     mode="markers",
                     marker={"size": 5},
-                    customdata=[ids[i] for i in rows],
+                    customdata=[data[i] for i in rows],
                     text=[hover[i] for i in rows],
                     hovertemplate=HOVER,
                     name=f"{value} ({len(rows)})",

@@ -215,6 +215,9 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
     _wire_bulk(runtime, session_password, filters, bulk, refresh_after)
     for event in (imported, uploaded, collected):
         refresh_after(event)
+    from carmatch.ui import curation_panel  # likely mistakes, near-duplicates, the map (#26)
+
+    refresh_after(curation_panel.build(runtime, session_password, editor["outputs"], _editor_values))
     _wire_first_load(demo, runtime, grid_outputs, filters[1 : 1 + len(FILTER_ATTRIBUTES)])
     demo.load(None, js=dataset_selection.KEYS_JS)
     demo.load(None, js=dataset_selection.LOCAL_DATES_JS)
