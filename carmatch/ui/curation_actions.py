@@ -174,11 +174,9 @@ def map_figure_for(
     key = runtime.embedder.model_key
     if compute:
         require_admin(runtime, session_password)
-        mapped = collection_map(runtime.catalog, key, runtime.settings.home, progress)
-    else:
-        mapped = _cached_map(runtime)
-        if mapped is None:
-            raise InvalidInputError(NOT_COMPUTED.format("Compute map").replace("**", ""))
+    mapped = collection_map(runtime.catalog, key, runtime.settings.home, progress) if compute else _cached_map(runtime)
+    if mapped is None:
+        raise InvalidInputError(NOT_COMPUTED.format("Compute map").replace("**", ""))
     drawn = downsample(len(mapped.ids), MAX_DRAWN_POINTS)
     ids = [mapped.ids[i] for i in drawn]
     records = runtime.catalog.get_many(ids)
