@@ -108,3 +108,36 @@ def s3_uri_of(path: str | Path, home: Path) -> str | None:
         return None
     parts = local.relative_to(root).parts
     return f"s3://{parts[0]}/{'/'.join(parts[1:])}" if len(parts) >= 2 else None
+
+
+def stored_checkpoint(path: Path, files_home: Path) -> str:
+    """How a run's checkpoint is recorded: relative to the home's files folder when inside it, else absolute.
+
+    A relative record keeps working when the whole home is moved or copied elsewhere.
+    """
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(Path(files_home).resolve()).as_posix()
+    except ValueError:
+        return str(resolved)
+
+
+def checkpoint_file(stored: str | None, files_home: Path) -> Path | None:
+    """The file a run's checkpoint record names in this home (None when there is no record).
+
+    A relative record lies under ``files_home``. An absolute one written before records were relative, by a
+    home that has since moved, is looked up under this home's ``runs/`` folder by its part from ``runs/`` on.
+    """
+    if not stored:
+        return None
+    path = Path(stored)
+    if not path.is_absolute():
+        return Path(files_home) / path
+    if path.exists() or "runs" not in path.parts:
+        return path
+    tail = path.parts[len(path.parts) - 1 - path.parts[::-1].index("runs") :]
+    moved = Path(files_home).joinpath(*tail)
+    if moved.exists():
+        log.info("Checkpoint %s found at %s (the home moved)", stored, moved)
+        return moved
+    return path

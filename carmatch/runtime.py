@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from carmatch.catalog import Catalog
@@ -22,7 +23,7 @@ from carmatch.embedding.loading import base_spec, load_embedder
 from carmatch.errors import CarmatchError, EmptyCollectionError, IndexMissingError
 from carmatch.images import ImageSource
 from carmatch.ingest.pipeline import Ingestor, Limits
-from carmatch.locations import missing_files, missing_files_problem
+from carmatch.locations import checkpoint_file, missing_files, missing_files_problem
 from carmatch.progress import Progress, no_progress
 from carmatch.search.searcher import DEFAULT_IMAGE_WEIGHT, Searcher, SearchResponse
 from carmatch.space.persistence import Persister, describe_persist_folder
@@ -75,7 +76,10 @@ class Runtime:
         if raw:
             try:
                 data = json.loads(raw)
-                return ActiveModel(ModelSpec(data["name"], data["pretrained"]), data.get("run_id"))
+                pretrained = data["pretrained"]
+                if data.get("run_id") and not Path(pretrained).exists():  # a home moved since the activation
+                    pretrained = str(checkpoint_file(pretrained, self.settings.files_home) or pretrained)
+                return ActiveModel(ModelSpec(data["name"], pretrained), data.get("run_id"))
             except (ValueError, KeyError):
                 log.warning("Ignoring unreadable active-model record %r", raw)
         return ActiveModel(base_spec(self.settings))

@@ -384,3 +384,32 @@ def test_a_negative_warmup_is_refused_not_read_as_the_default(capsys: pytest.Cap
         main(["train", "--warmup-steps", "-1"])
     assert refused.value.code == 2
     assert "argument --warmup-steps: must be 0 or more (got -1)" in capsys.readouterr().err
+
+
+def test_a_moved_home_keeps_its_runs_checkpoints(settings: Settings, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from carmatch.locations import checkpoint_file, stored_checkpoint
+    from carmatch.training import registry
+
+    old = Runtime(settings)
+    checkpoint = settings.runs_dir / "run-1" / "best.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"weights")
+    assert stored_checkpoint(checkpoint, settings.files_home) == "runs/run-1/best.pt"  # what new runs record
+    registry.register_model(old.catalog, "run-1", "local", "tiny", "none", "ready", checkpoint=str(checkpoint))
+    record = {"name": "tiny", "pretrained": str(checkpoint), "run_id": "run-1"}  # an activation before the move
+    old.catalog.set_meta("active_model", json.dumps(record))
+    old.close()
+    moved = settings.with_overrides(home=tmp_path / "moved-home")
+    shutil.copytree(settings.home, moved.home)
+    shutil.rmtree(settings.home)  # the old place is gone
+    new = Runtime(moved)
+    try:
+        where = moved.home / "runs" / "run-1" / "best.pt"
+        assert registry.spec_for(new, "run-1").pretrained == str(where)  # an absolute record found again
+        assert new.active_model().spec.pretrained == str(where)
+        assert checkpoint_file("runs/run-1/best.pt", moved.files_home) == where  # a relative record
+    finally:
+        new.close()

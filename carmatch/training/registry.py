@@ -23,6 +23,7 @@ from carmatch.errors import BusyError, CarmatchError, InvalidInputError, NotFoun
 from carmatch.ingest.pipeline import Limits
 from carmatch.ingest.ray_ingest import missing_embedder
 from carmatch.ingest.rebuild import embed_missing, rebuild_index
+from carmatch.locations import checkpoint_file
 from carmatch.progress import Progress, no_progress
 
 if TYPE_CHECKING:
@@ -150,9 +151,10 @@ def spec_for(runtime: Runtime, run_id: str) -> ModelSpec:
             f"Run {run_id} is {record.status}, not ready to activate."
             + (f" Resume it: .venv/bin/carmatch train --resume {run_id}" if record.status == "cancelled" else "")
         )
-    if not record.checkpoint or not Path(record.checkpoint).is_file():
+    checkpoint = checkpoint_file(record.checkpoint, runtime.settings.files_home)  # relative: under this home
+    if checkpoint is None or not checkpoint.is_file():
         raise NotFoundError(f"The checkpoint of run {run_id} is missing ({record.checkpoint}); it cannot be activated.")
-    return ModelSpec(record.base_model, record.checkpoint)
+    return ModelSpec(record.base_model, str(checkpoint))
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from carmatch.dataset.training_set import requested_split
 from carmatch.errors import BusyError, CancelledError, CarmatchError, InvalidInputError
+from carmatch.locations import stored_checkpoint
 from carmatch.space.zerogpu import TRAIN_CHUNK_SECONDS, gpu, on_zerogpu, training_chunk_seconds
 from carmatch.training import registry
 from carmatch.training.checkpoints import ChunkEnded
@@ -210,7 +211,7 @@ def _train_and_register(
         result.config.model,
         result.config.pretrained,
         "ready",
-        checkpoint=str(result.best_checkpoint.resolve()),
+        checkpoint=stored_checkpoint(result.best_checkpoint, settings.files_home),  # relative: the home can move
         config=config,
         metrics=metrics,
     )

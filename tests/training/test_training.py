@@ -81,7 +81,8 @@ def test_fine_tune_raises_text_to_image_recall_on_held_out_images(home: Runtime)
     assert after >= before + 0.3 and after >= chance + 0.3, (before, after, chance)
     assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
     record = registry.get_model(home.catalog, run_id)
-    assert record.status == "ready" and Path(record.checkpoint or "").is_file()
+    assert record.status == "ready" and record.checkpoint == f"runs/{run_id}/best.pt"  # relative: the home can move
+    assert (home.settings.files_home / record.checkpoint).is_file()
     assert record.metrics["test_after"]["t2i_r5"] == after
     summary = json.loads((home.settings.runs_dir / run_id / "summary.json").read_text())
     assert summary["test_before"]["t2i_r5"] == before
