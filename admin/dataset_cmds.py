@@ -68,6 +68,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--ids", nargs="+", metavar="ID", required=True, help="image ids or unique prefixes")
     r.set_defaults(func=cmd_reject)
 
+    u = sub.add_parser("undo-bulk", help="take back the newest approve/reject/delete bulk action in one step")
+    u.add_argument("action_id", nargs="?", help="the action to undo (default: the newest; it must be the newest)")
+    u.add_argument("--list", action="store_true", help="list the logged bulk actions, newest first, and change nothing")
+    u.set_defaults(func=cmd_undo_bulk)
+
     curation_cmds.add_actions(sub)  # suspects, duplicates, map
 
 
@@ -167,6 +172,21 @@ def cmd_approve(args: argparse.Namespace) -> int:
         else:
             ids = runtime.catalog.resolve_ids(args.ids)
         report = bulk.bulk_review(runtime.catalog, ids, "approved", author=CLI_AUTHOR)
+        print(report.summary())
+        return 0
+
+
+def cmd_undo_bulk(args: argparse.Namespace) -> int:
+    """List the logged bulk actions, or undo the newest one."""
+    with runtime_for(args) as runtime:
+        if args.list:
+            actions = bulk.bulk_actions(runtime.catalog)
+            for action in actions:
+                print(action.describe())
+            if not actions:
+                print("No bulk actions logged yet.")
+            return 0
+        report = bulk.undo_bulk(runtime.catalog, runtime.store, args.action_id, CLI_AUTHOR, TqdmProgress())
         print(report.summary())
         return 0
 

@@ -115,6 +115,21 @@ class JobsMixin(CatalogBase):
             counts.setdefault(row[0], {})[row[1]] = int(row[2])
         return [JobRow.from_row(r, counts.get(r["id"], {})) for r in rows]
 
+    def add_job_records(self, job_id: str, records: Sequence[tuple[str, str, str]]) -> None:
+        """Add (record id, image id, status) rows to a job (joins the caller's transaction when there is one)."""
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO job_records (job_id, record_id, image_id, status) VALUES (?,?,?,?)",
+                [(job_id, record_id, image_id, status) for record_id, image_id, status in records],
+            )
+
+    def job_records(self, job_id: str) -> list[tuple[str, str, str]]:
+        """Every (record id, image id, status) of one job, in insertion order."""
+        rows = self._execute(
+            "SELECT record_id, image_id, status FROM job_records WHERE job_id=? ORDER BY rowid", (job_id,)
+        )
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
     def job_record(self, job_id: str, record_id: str) -> tuple[str, str] | None:
         """(image id, status) of one record of a job, or None when the job has no such record."""
         rows = self._execute(

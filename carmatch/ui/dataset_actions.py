@@ -17,13 +17,13 @@ from PIL import Image
 
 from carmatch.access import READ_ONLY_NOTE, admin_enabled, check_admin, is_admin
 from carmatch.catalog import ATTRIBUTE_COLUMNS, ImageRecord
-from carmatch.catalog.schema import FILTER_ATTRIBUTES
-from carmatch.dataset import bulk as bulk_ops
+from carmatch.catalog.schema import FILTER_ATTRIBUTES, REVIEW_STATES
 from carmatch.dataset import curation
 from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
 from carmatch.images import load_image
-from carmatch.progress import Progress, no_progress
 from carmatch.runtime import Runtime
+from carmatch.ui.dataset_history import EMPTY as EMPTY_HISTORY
+from carmatch.ui.dataset_history import history_html
 from carmatch.ui.phrasing import as_code, as_text, phrased
 from carmatch.ui.thumbnails import gallery_image
 
@@ -34,11 +34,7 @@ ANY = "any"
 APP_AUTHOR = "app"
 PAGE_SIZE = 48
 DETAIL_SIDE = 1024
-STATE_MARKS = {"approved": "✅", "rejected": "⛔", "unreviewed": "•"}
-BULK_ACTIONS = ("approve", "reject", "delete", "caption with Claude")
-SCOPE_SELECTED = "selected on this page"
-SCOPE_MATCHING = "everything matching the filters"
-HISTORY_HEADERS = ["caption", "when", "v", "source", "state", "who"]  # caption first, narrow columns after
+LABEL_CHARS = 300  # a tile's caption (shown whole on hover or focus); the editor shows all of it
 QUERY_INPUTS = ("text", *FILTER_ATTRIBUTES, "source", "state", "sort")  # the filter row, left to right
 
 
@@ -103,11 +99,17 @@ def counts_markdown(runtime: Runtime) -> str:
     )
 
 
+def tile_label(state: str, caption: str | None, picked: bool = False) -> str:
+    """A grid tile's label: ``[picked · ]state · caption``; the page's script draws the words before the
+    caption as badges (plain words without it, never emoji)."""
+    text = caption or "(no caption)"
+    if len(text) > LABEL_CHARS:
+        text = text[: LABEL_CHARS - 1] + "…"
+    return f"{'picked · ' if picked else ''}{state} · {text}"
+
+
 def _label(record: ImageRecord) -> str:
-    caption = record.caption or "(no caption)"
-    if len(caption) > 90:
-        caption = caption[:87] + "…"
-    return f"{STATE_MARKS.get(record.review_state, '')} {caption}"
+    return tile_label(record.review_state, record.caption)
 
 
 @dataclass
@@ -120,11 +122,22 @@ class PageView:
     page: int
     pages: int
     total: int
+    versions: dict[str, int] = field(default_factory=dict)  # what the reviewer sees; bulk actions check them
+    filtered: bool = False  # any filter set (an empty page then offers Clear filters)
 
     @property
     def info(self) -> str:
         """Where we are: page n of m, matching count."""
         return f"Page {self.page} of {self.pages} · {self.total} matching"
+
+    @property
+    def empty_note(self) -> str:
+        """What an empty grid says instead of showing nothing ('' when the page has images)."""
+        if self.total:
+            return ""
+        if self.filtered:
+            return "**No images match these filters.** Clear them to see the whole collection."
+        return "**The collection is empty.** Add images under *Add images* (admin), or run `carmatch ingest FOLDER`."
 
 
 @phrased
@@ -135,39 +148,17 @@ def load_page(runtime: Runtime, query: curation.Query, number: int = 1, page_siz
     for record in result.records:
         gallery.append((gallery_image(runtime.settings.thumbs_dir, record.id, record.path), _label(record)))
         choices.append((f"{record.id[:8]} {_label(record)[:40]}", record.id))
-    return PageView(gallery, [r.id for r in result.records], choices, result.page, result.pages, result.total)
+    versions = {r.id: r.version for r in result.records}
+    filtered = query != curation.Query(sort=query.sort)
+    return PageView(
+        gallery, [r.id for r in result.records], choices, result.page, result.pages, result.total, versions, filtered
+    )
 
 
-SELECTED_MARK = "☑ "
-
-
-def toggle_selection(ids: Sequence[str], chosen: Sequence[str], index: int) -> list[str]:
-    """The picked ids after a click on thumbnail ``index`` in select mode (a second click unpicks it)."""
-    if not 0 <= index < len(ids):
-        return list(chosen)
-    image_id = ids[index]
-    return [i for i in chosen if i != image_id] if image_id in chosen else [*chosen, image_id]
-
-
-def pick_range(ids: Sequence[str], chosen: Sequence[str], start: int, end: int) -> list[str]:
-    """The picked ids after a shift-click: every thumbnail from ``start`` to ``end`` (either order) is picked."""
-    low, high = sorted((max(0, start), min(end, len(ids) - 1)))
-    span = [ids[i] for i in range(low, high + 1)]
-    return [*chosen, *[i for i in span if i not in chosen]]
-
-
-def selection_note(chosen: Sequence[str]) -> str:
-    """How many thumbnails are picked for bulk actions."""
-    return f"**{len(chosen)} selected** for bulk actions" if chosen else "Nothing selected for bulk actions"
-
-
-def mark_selected(items: Sequence[Any] | None, ids: Sequence[str], chosen: Sequence[str]) -> list[tuple[str, str]]:
-    """The grid's (thumbnail, caption) items with ☑ before the picked ones' captions."""
-    picked, marked = set(chosen), []
-    for (thumb, caption), image_id in zip(items or [], ids):
-        text = (caption or "").removeprefix(SELECTED_MARK)
-        marked.append((thumb, SELECTED_MARK + text if image_id in picked else text))
-    return marked
+def page_of(runtime: Runtime, query: curation.Query, image_id: str, page_size: int = PAGE_SIZE) -> int | None:
+    """The grid page (1-based) that shows ``image_id`` under ``query``; None when it does not match."""
+    ids = curation.matching_ids(runtime.catalog, query)
+    return ids.index(image_id) // page_size + 1 if image_id in ids else None
 
 
 # -- editor ----------------------------------------------------------------------------------
@@ -181,7 +172,7 @@ class EditorView:
     meta: str = "_Select an image in the grid._"
     caption: str = ""
     attributes: dict[str, str] = field(default_factory=dict)
-    history: list[list[Any]] = field(default_factory=list)
+    history: str = EMPTY_HISTORY  # HTML: one line per version with a word diff (ui/dataset_history.py)
     message: str = ""
     conflict: str = ""
 
@@ -201,13 +192,14 @@ def open_image(runtime: Runtime, image_id: str | None, message: str = "") -> Edi
         image.thumbnail((DETAIL_SIDE, DETAIL_SIDE))
     except CarmatchError as exc:
         message = (message + "\n\n" if message else "") + f"⚠️ The image file cannot be opened: {as_text(exc)}"
+    state = record.review_state if record.review_state in REVIEW_STATES else "unreviewed"
     meta = (
-        f"**{as_text(Path(record.path).name)}** · {record.width}×{record.height} · id `{record.id[:16]}`\n\n"
-        f"state **{record.review_state}** · source **{record.caption_source or 'none'}** · "
-        f"model {as_code(record.caption_model or '-')} · prompt {as_code(record.prompt_version or '-')} · "
-        f"version {record.version}"
+        f'<span class="cm-badge cm-state-{state}">{state}</span> '
+        f"{as_code(record.rel_path or Path(record.path).name)} · "  # never a server path: visitors read this tab
+        f"{record.width}×{record.height} · id `{record.id[:12]}` · version {record.version}  \n"
+        f"source **{record.caption_source or 'none'}** · "
+        f"model {as_code(record.caption_model or '-')} · prompt {as_code(record.prompt_version or '-')}"
         + (f" · by {as_text(record.caption_author)}" if record.caption_author else "")
-        + f"\n\n{as_code(record.rel_path or Path(record.path).name)}"  # never a server path: visitors read this tab
     )
     if info.failures and not record.caption:
         last = info.failures[0]
@@ -215,16 +207,8 @@ def open_image(runtime: Runtime, image_id: str | None, message: str = "") -> Edi
             f"\n\n⚠️ Captioning failed {len(info.failures)}×; last ({as_text(last['source'])}): {as_text(last['error'])}"
         )
     attrs = {key: str(record.attributes.get(key) or "") for key in ATTRIBUTE_COLUMNS}
-    history = [
-        [h.caption or "", short_date(h.created_at), h.version, h.source or "", h.review_state or "", h.author or ""]
-        for h in info.history
-    ]
+    history = history_html(info.history)
     return EditorView(record.id, record.version, image, meta, record.caption or "", attrs, history, message)
-
-
-def short_date(stamp: str | None) -> str:
-    """An ISO timestamp as 'YYYY-MM-DD HH:MM UTC' (the catalog stores UTC; the browser shows local time)."""
-    return (stamp or "").replace("T", " ")[:16] + " UTC" if stamp else ""
 
 
 def _conflict_markdown(conflict: curation.CaptionConflict) -> str:
@@ -341,54 +325,6 @@ def _stale_view(
     view.conflict = _conflict_markdown(conflict)
     view.message = "⚠️ Not saved: the caption changed since you opened it (see both versions below)."
     return view
-
-
-# -- bulk ------------------------------------------------------------------------------------
-@phrased
-def bulk(
-    runtime: Runtime,
-    session_password: str | None,
-    action: str,
-    scope: str,
-    selected_ids: Sequence[str] | None,
-    query: curation.Query,
-    delete_files: bool = False,
-    confirmed: bool = False,
-    progress: Progress = no_progress,
-    bedrock_client: Any = None,
-    overturn_rejected: bool = False,
-) -> str:
-    """Run a bulk action on the checked images or on everything matching the filters; returns a report.
-
-    Deleting, and any action on everything matching the filters, needs ``confirmed`` (the refusal gives the count).
-    """
-    require_admin(runtime, session_password)
-    if scope == SCOPE_MATCHING:
-        ids = curation.matching_ids(runtime.catalog, query)
-    else:
-        ids = list(selected_ids or [])
-    if not ids:
-        raise InvalidInputError(
-            "No images selected: tick some in the grid, or choose 'everything matching the filters'."
-        )
-    if scope == SCOPE_MATCHING and not confirmed:
-        raise InvalidInputError(
-            f"This would {action} all {len(ids)} image(s) matching the filters: tick 'confirm' and run again."
-        )
-    catalog = runtime.catalog
-    if action == "approve":
-        return bulk_ops.bulk_review(catalog, ids, "approved", APP_AUTHOR, progress, overturn_rejected).summary()
-    if action == "reject":
-        return bulk_ops.bulk_review(catalog, ids, "rejected", APP_AUTHOR, progress).summary()
-    if action == "delete":
-        if not confirmed:
-            raise InvalidInputError(f"Tick 'confirm' to remove {len(ids)} image(s) from the collection.")
-        under = runtime.settings.uploads_dir if delete_files else None
-        return bulk_ops.bulk_delete(catalog, runtime.store, ids, under, progress, runtime.settings.thumbs_dir).summary()
-    if action == "caption with Claude":
-        # with no client passed in, the captioner makes a bedrock-runtime client (carmatch.aws.make_client)
-        return bulk_ops.caption_with_claude(catalog, runtime.settings, ids, bedrock_client, progress)
-    raise InvalidInputError(f"Unknown bulk action {action!r}; use one of {', '.join(BULK_ACTIONS)}.")
 
 
 def filter_choices(runtime: Runtime) -> dict[str, list[str]]:

@@ -1,7 +1,7 @@
-"""The Dataset grid's clicks and keys: open an image, or pick thumbnails; shortcuts; history dates in local time.
+"""The Dataset grid's clicks and keys: open an image, or pick thumbnails; shortcuts; badges; local dates.
 
 Layout is in :mod:`carmatch.ui.dataset_tab`; the pure rules (toggle, range, marks) in
-:mod:`carmatch.ui.dataset_actions`. Shift-click needs the browser: a capture listener records
+:mod:`carmatch.ui.dataset_bulk_actions`. Shift-click needs the browser: a capture listener records
 whether Shift was held on the last mouse press, and the select event's ``js`` hands that flag in.
 """
 
@@ -18,6 +18,7 @@ from carmatch.dataset import curation
 from carmatch.errors import InvalidInputError
 from carmatch.runtime import Runtime
 from carmatch.ui import dataset_actions as actions
+from carmatch.ui import dataset_bulk_actions as bulk_actions
 from carmatch.ui.phrasing import as_text, for_browser
 
 KEYS = {
@@ -45,7 +46,7 @@ KEYS_JS = (
 LOCAL_DATES_JS = (
     "() => { const utc = /^(\\d{4})-(\\d\\d)-(\\d\\d) (\\d\\d):(\\d\\d) UTC$/;"
     " const pad = (n) => String(n).padStart(2, '0');"
-    " const cells = '#dataset-history [role=gridcell], #dataset-history td';"
+    " const cells = '#dataset-history time';"
     " const localize = () => document.querySelectorAll(cells).forEach((cell) => {"
     " const walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);"
     " for (let node = walk.nextNode(); node; node = walk.nextNode()) {"
@@ -55,6 +56,21 @@ LOCAL_DATES_JS = (
     "${pad(d.getHours())}:${pad(d.getMinutes())}`; cell.title = m[0]; } });"
     " new MutationObserver(localize).observe(document.body, {subtree: true, childList: true, characterData: true});"
     " localize(); }"
+)
+# Tile labels read 'picked · approved · caption': the words before the caption become badges (data attributes
+# the stylesheet draws), the caption stays as the label, whole on hover or focus and as the tile's title.
+# The text node is edited in place, so Gradio's later updates of the label land and are decorated again.
+GRID_BADGES_JS = (
+    "() => { const head = /^(picked · )?(approved|rejected|unreviewed) · /;"
+    " const decorate = () => document.querySelectorAll('#dataset-grid .thumbnail-item').forEach((tile) => {"
+    " const label = tile.querySelector('.caption-label'); if (!label) return;"
+    " const walk = document.createTreeWalker(label, NodeFilter.SHOW_TEXT);"
+    " for (let node = walk.nextNode(); node; node = walk.nextNode()) {"
+    " const m = head.exec(node.data); if (!m) continue; node.data = node.data.slice(m[0].length);"
+    " tile.dataset.state = m[2]; tile.dataset.picked = m[1] ? 'yes' : 'no'; tile.title = node.data;"
+    " tile.setAttribute('aria-label', `${m[1] ? 'picked, ' : ''}${m[2]}: ${node.data}`); } });"
+    " new MutationObserver(decorate).observe(document.body, {subtree: true, childList: true, characterData: true});"
+    " decorate(); }"
 )
 MESSAGE_OUTPUT = -2  # the editor's outputs end with its message line, then the conflict box
 WITH_SHIFT_JS = "(...values) => [...values.slice(0, -1), window.carmatchShift === true]"  # last input: shift held
@@ -91,11 +107,11 @@ def wire(
         if not mode:
             return (*editor_values(actions.open_image(runtime, ids[index])), *[gr.update() for _ in range(4)])
         if held and start is not None:
-            chosen = actions.pick_range(ids, chosen or [], start, index)
+            chosen = bulk_actions.pick_range(ids, chosen or [], start, index)
         else:
-            chosen = actions.toggle_selection(ids, chosen or [], index)
-        marked = actions.mark_selected(items, ids, chosen)
-        return (*keep_editor, chosen, actions.selection_note(chosen), marked, index)
+            chosen = bulk_actions.toggle_selection(ids, chosen or [], index)
+        marked = bulk_actions.mark_selected(items, ids, chosen)
+        return (*keep_editor, chosen, bulk_actions.selection_note(chosen), marked, index)
 
     inputs = [page_ids, bulk["mode"], selected, grid, last, shift]
     outputs = [*editor_outputs, selected, note, grid, last]
@@ -106,13 +122,13 @@ def wire(
     def choose(everything: bool) -> Any:
         def handler(ids: list[str], items: Any) -> tuple[Any, ...]:
             picked = list(ids) if everything else []
-            return picked, actions.selection_note(picked), actions.mark_selected(items, ids, picked)
+            return picked, bulk_actions.selection_note(picked), bulk_actions.mark_selected(items, ids, picked)
 
         return handler
 
     for button, everything in ((bulk["select_all"], True), (bulk["select_none"], False)):
         button.click(choose(everything), [page_ids, grid], [selected, note, grid], api_visibility="private")
-    selected.change(lambda c: actions.selection_note(c or []), [selected], [note], api_visibility="private")
+    selected.change(lambda c: bulk_actions.selection_note(c or []), [selected], [note], api_visibility="private")
 
 
 def step_image(runtime: Runtime, image_id: str | None, query: curation.Query, step: int) -> actions.EditorView:
@@ -136,17 +152,27 @@ def wire_stepping(
     filters: list[Any],
     editor_outputs: list[Any],
     editor_values: Callable[[actions.EditorView], tuple[Any, ...]],
+    page_number: gr.Number,
+    grid_outputs: list[Any],
+    page_values: Callable[[curation.Query, str, int], tuple[Any, ...]],
 ) -> None:
-    """Previous / next image buttons (keys P / N) open the neighbouring image in the editor."""
+    """Previous / next image buttons (keys P / N) open the neighbouring image in the editor and move the grid's
+    highlight to it (turning the page when it is on another one)."""
 
     def stepper(step: int) -> Any:
-        def handler(image_id: str, *values: Any) -> tuple[Any, ...]:
-            return editor_values(step_image(runtime, image_id or None, actions.query_from_inputs(values), step))
+        def handler(image_id: str, number: float, *values: Any) -> tuple[Any, ...]:
+            query = actions.query_from_inputs(values)
+            view = step_image(runtime, image_id or None, query, step)
+            return (*editor_values(view), *page_values(query, view.image_id, int(number or 1)))
 
         return handler
 
     for button, step in zip(buttons, (-1, +1)):
         # always_last: a key pressed while the previous step is still answering steps again once it has
         button.click(
-            stepper(step), [current, *filters], editor_outputs, api_visibility="private", trigger_mode="always_last"
+            stepper(step),
+            [current, page_number, *filters],
+            [*editor_outputs, *grid_outputs],
+            api_visibility="private",
+            trigger_mode="always_last",
         )

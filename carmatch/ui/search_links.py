@@ -58,6 +58,8 @@ def wire(demo: gr.Blocks, ui: dict[str, Any], filters: dict[str, Any], live: Any
 
     def from_url(request: gr.Request) -> tuple[Any, ...]:
         params = dict(request.query_params) if request is not None else {}
+        if tab_from_url(params) not in (None, "search"):  # another tab's link: its filters are not the search's
+            params = {}
         text, where = query_from_url(params)
         if not text and not where:
             items, results, notes = browse()

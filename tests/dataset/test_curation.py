@@ -203,6 +203,59 @@ def test_bulk_delete_removes_only_uploaded_files_when_asked(curated: Runtime, tm
     assert "1 file(s) outside the uploads folder were kept" in report.summary()
 
 
+def test_bulk_approve_skips_images_changed_since_the_reviewer_saw_them(curated: Runtime) -> None:
+    cat = curated.catalog
+    ids = ids_by_name(curated)
+    picked = [ids["red_sedan.jpg"], ids["blue_pickup.png"]]
+    seen = {i: cat.get(i).version for i in picked}
+    rewritten = cat.get(ids["blue_pickup.png"])  # another editor rewrites one caption after the selection
+    cat.set_caption(rewritten.id, "a blue tow truck", "human", expected_version=rewritten.version)
+    report = bulk.bulk_review(cat, picked, "approved", author="app", expected_versions=seen)
+    assert report.changed == 1
+    assert report.skipped == [(ids["blue_pickup.png"], bulk.CHANGED_SINCE)]
+    assert "1 changed of 2 selected, 1 skipped" in report.summary()
+    assert cat.get(ids["blue_pickup.png"]).review_state == "unreviewed"  # nobody reviewed the new text
+
+
+def test_undo_bulk_takes_back_a_whole_approval_in_one_step(curated: Runtime) -> None:
+    cat = curated.catalog
+    ids = ids_by_name(curated)
+    picked = [ids["red_sedan.jpg"], ids["blue_pickup.png"]]
+    first = bulk.bulk_review(cat, [ids["green_van.webp"], ids["black_pickup.jpeg"]], "rejected", author="app")
+    report = bulk.bulk_review(cat, picked, "approved", author="app")
+    assert report.action_id and report.action_id != first.action_id
+    newest = bulk.bulk_actions(cat)
+    assert [a.action for a in newest[:2]] == ["approve", "reject"]
+    assert newest[0].undoable and not newest[1].undoable and newest[0].count == 2
+    edited = cat.get(ids["red_sedan.jpg"])  # edited after the bulk: the undo leaves it alone
+    cat.set_caption(edited.id, "a red sedan, edited", "human", review_state="approved", expected_version=edited.version)
+
+    with pytest.raises(InvalidInputError, match="Only the newest"):
+        bulk.undo_bulk(cat, curated.store, first.action_id)
+    undone = bulk.undo_bulk(cat, curated.store, author="app")
+    assert undone.changed == 1 and [i for i, _ in undone.skipped] == [ids["red_sedan.jpg"]]
+    assert cat.get(ids["blue_pickup.png"]).review_state == "unreviewed"
+    assert cat.get(ids["red_sedan.jpg"]).caption == "a red sedan, edited"
+    assert len([h for h in cat.history(ids["blue_pickup.png"])]) == 3  # set, approved, undone: history kept
+    with pytest.raises(InvalidInputError, match="already undone"):
+        bulk.undo_bulk(cat, curated.store, report.action_id)
+    bulk.undo_bulk(cat, curated.store, first.action_id)  # now the newest open one
+    assert cat.get(ids["green_van.webp"]).review_state == "approved"  # the reject was undone next, in order
+
+
+def test_undo_bulk_delete_returns_images_to_search(curated: Runtime) -> None:
+    ids = ids_by_name(curated)
+    gone = [ids["red_sedan.jpg"], ids["white_van.png"]]
+    report = bulk.bulk_delete(curated.catalog, curated.store, gone, author="app")
+    assert report.action_id and not set(gone) & {r.id for r in curated.search(text="a car", k=6).results}
+    undone = bulk.undo_bulk(curated.catalog, curated.store, report.action_id)
+    assert undone.changed == 2
+    assert set(gone) <= {r.id for r in curated.search(text="a car", k=6).results}
+    assert curated.catalog.get(gone[0]).review_state  # live again
+    with pytest.raises(InvalidInputError, match="No bulk action to undo"):
+        bulk.undo_bulk(curated.catalog, curated.store)
+
+
 def write_csv(path: Path, rows: list[list[str]]) -> Path:
     import csv
 

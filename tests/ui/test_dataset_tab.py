@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 import zipfile
@@ -15,8 +16,10 @@ from carmatch.access import READ_ONLY_NOTE
 from carmatch.errors import AccessDeniedError, InvalidInputError
 from carmatch.runtime import Runtime
 from carmatch.ui import dataset_actions as actions
+from carmatch.ui import dataset_bulk_actions as bulk_actions
 from carmatch.ui import dataset_files_actions as files_actions
-from carmatch.ui import dataset_selection
+from carmatch.ui import dataset_history, dataset_selection
+from carmatch.ui.dataset_bulk_actions import SCOPE_MATCHING, SCOPE_SELECTED
 from tests.drawing import draw_car
 
 PASSWORD = "s3cret-pass"
@@ -64,7 +67,7 @@ def test_wrong_password_is_told_and_changes_nothing(admin_runtime: Runtime, tmp_
         lambda: actions.save(admin_runtime, "guess", image_id, version, "hacked", [], query),
         lambda: actions.review(admin_runtime, "guess", image_id, version, "rejected", query),
         lambda: actions.undo(admin_runtime, "guess", image_id, version),
-        lambda: actions.bulk(admin_runtime, "guess", "delete", actions.SCOPE_MATCHING, [], query, confirmed=True),
+        lambda: bulk_actions.bulk(admin_runtime, "guess", "delete", SCOPE_MATCHING, [], query, confirmed=True),
         lambda: files_actions.export(admin_runtime, "guess", "csv"),
         lambda: files_actions.import_preview(admin_runtime, None, tmp_path / "x.csv"),
         lambda: files_actions.add_images(admin_runtime, "", [tmp_path / "x.png"]),
@@ -98,8 +101,8 @@ def test_edit_save_moves_to_next_unreviewed_and_undo_restores(admin_runtime: Run
     assert (
         view.image is not None
         and "claude-live" in view.meta
-        and view.history[0][0] == view.caption
-        and len(view.history[0][1]) == len("YYYY-MM-DD HH:MM UTC")
+        and "<b>v1</b>" in view.history
+        and re.search(r"<time>\d{4}-\d\d-\d\d \d\d:\d\d UTC</time>", view.history)
     )
     edited = actions.save(
         admin_runtime,
@@ -119,7 +122,8 @@ def test_edit_save_moves_to_next_unreviewed_and_undo_restores(admin_runtime: Run
     assert stored.attributes["viewpoint"] == "front"
 
     again = actions.open_image(admin_runtime, first)
-    assert [row[0] for row in again.history[:2]] == ["a shiny car", again.history[1][0]]
+    newest = again.history.split("</li>")[0]  # one line per version, newest first, with a word diff
+    assert "<ins>shiny</ins>" in newest and "approved" in newest and actions.APP_AUTHOR in newest
     restored = actions.undo(admin_runtime, PASSWORD, first, again.version)
     assert restored.caption.startswith("a ") and restored.caption != "a shiny car"
     assert admin_runtime.catalog.get(first).review_state == "unreviewed"
@@ -160,21 +164,21 @@ def test_next_and_previous_image_follow_the_grid_order_across_pages(admin_runtim
 
 
 def test_history_dates_are_short_and_marked_utc_for_the_browser_to_localise() -> None:
-    assert actions.short_date("2026-11-25T16:42:07+00:00") == "2026-11-25 16:42 UTC"
-    assert actions.short_date(None) == ""
+    assert dataset_history.short_date("2026-11-25T16:42:07+00:00") == "2026-11-25 16:42 UTC"
+    assert dataset_history.short_date(None) == ""
 
 
 def test_bulk_approve_selected_and_by_filter(admin_runtime: Runtime) -> None:
     query = actions.make_query(color="red")
     ids = actions.load_page(admin_runtime, query).ids
-    text = actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_SELECTED, ids, query)
+    text = bulk_actions.bulk(admin_runtime, PASSWORD, "approve", SCOPE_SELECTED, ids, query)
     assert "1 changed of 1" in text
     seen: list[tuple[int, int, str]] = []
-    text = actions.bulk(
+    text = bulk_actions.bulk(
         admin_runtime,
         PASSWORD,
         "approve",
-        actions.SCOPE_MATCHING,
+        SCOPE_MATCHING,
         [],
         actions.make_query(),
         confirmed=True,
@@ -183,12 +187,12 @@ def test_bulk_approve_selected_and_by_filter(admin_runtime: Runtime) -> None:
     assert "3 changed of 6" in text and "2 skipped" in text and seen[-1][:2] == (6, 6)
     assert "approved **4**" in actions.counts_markdown(admin_runtime)
     with pytest.raises(InvalidInputError, match="No images selected"):
-        actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_SELECTED, [], query)
+        bulk_actions.bulk(admin_runtime, PASSWORD, "approve", SCOPE_SELECTED, [], query)
 
 
 def test_bulk_on_everything_matching_asks_for_confirmation_with_the_count(admin_runtime: Runtime) -> None:
     with pytest.raises(InvalidInputError, match="approve all 6 image"):
-        actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_MATCHING, [], actions.make_query())
+        bulk_actions.bulk(admin_runtime, PASSWORD, "approve", SCOPE_MATCHING, [], actions.make_query())
     assert "approved **0**" in actions.counts_markdown(admin_runtime)
 
 
@@ -196,11 +200,11 @@ def test_bulk_approve_keeps_rejections_unless_asked(admin_runtime: Runtime) -> N
     ids = actions.load_page(admin_runtime, actions.make_query(color="red")).ids
     record = admin_runtime.catalog.get(ids[0])
     admin_runtime.catalog.set_review_state(ids[0], "rejected", author="t", expected_version=record.version)
-    text = actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_SELECTED, ids, actions.make_query())
+    text = bulk_actions.bulk(admin_runtime, PASSWORD, "approve", SCOPE_SELECTED, ids, actions.make_query())
     assert "1 skipped" in text and "rejected" in text
     assert admin_runtime.catalog.get(ids[0]).review_state == "rejected"
     query = actions.make_query()
-    actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_SELECTED, ids, query, overturn_rejected=True)
+    bulk_actions.bulk(admin_runtime, PASSWORD, "approve", SCOPE_SELECTED, ids, query, overturn_rejected=True)
     assert admin_runtime.catalog.get(ids[0]).review_state == "approved"
 
 
@@ -208,10 +212,10 @@ def test_bulk_delete_needs_confirmation_and_leaves_search(admin_runtime: Runtime
     query = actions.make_query(color="white")
     ids = actions.load_page(admin_runtime, query).ids
     with pytest.raises(InvalidInputError, match="confirm"):
-        actions.bulk(admin_runtime, PASSWORD, "delete", actions.SCOPE_MATCHING, [], query)
+        bulk_actions.bulk(admin_runtime, PASSWORD, "delete", SCOPE_MATCHING, [], query)
     before = [r.id for r in admin_runtime.search(text="a white van", k=6).results]
     assert ids[0] in before
-    actions.bulk(admin_runtime, PASSWORD, "delete", actions.SCOPE_MATCHING, [], query, confirmed=True)
+    bulk_actions.bulk(admin_runtime, PASSWORD, "delete", SCOPE_MATCHING, [], query, confirmed=True)
     after = [r.id for r in admin_runtime.search(text="a white van", k=6).results]
     assert ids[0] not in after and len(after) == 5
     assert actions.load_page(admin_runtime, actions.make_query()).total == 5
@@ -248,11 +252,11 @@ def test_bulk_caption_with_claude_uses_the_live_captioner(admin_runtime: Runtime
                 "metrics": {"latencyMs": 1},
             },
         )
-        text = actions.bulk(
+        text = bulk_actions.bulk(
             admin_runtime,
             PASSWORD,
             "caption with Claude",
-            actions.SCOPE_SELECTED,
+            SCOPE_SELECTED,
             [image_id],
             actions.make_query(),
             bedrock_client=client,
@@ -280,7 +284,7 @@ def test_import_preview_then_apply_in_the_tab(admin_runtime: Runtime, tmp_path: 
 
 
 def test_export_from_the_tab_gives_downloadable_files(admin_runtime: Runtime) -> None:
-    actions.bulk(admin_runtime, PASSWORD, "approve", actions.SCOPE_MATCHING, [], actions.make_query(), confirmed=True)
+    bulk_actions.bulk(admin_runtime, PASSWORD, "approve", SCOPE_MATCHING, [], actions.make_query(), confirmed=True)
     files, text = files_actions.export(admin_runtime, PASSWORD, "jsonl")
     assert len(files) == 1 and Path(files[0]).read_text().count("\n") == 4 and "Exported 4" in text
     assert not (admin_runtime.settings.home / "exports").exists()  # CSV / JSONL: only the download
@@ -321,19 +325,21 @@ def test_app_has_a_dataset_tab(admin_runtime: Runtime) -> None:
 
 def test_thumbnail_clicks_pick_and_unpick_with_marks() -> None:
     ids = ["a1", "b2", "c3"]
-    chosen = actions.toggle_selection(ids, [], 1)
-    chosen = actions.toggle_selection(ids, chosen, 2)
-    assert chosen == ["b2", "c3"] and actions.toggle_selection(ids, chosen, 1) == ["c3"]
-    items = [("t1.png", "• a car"), ("t2.png", "☑ • a van"), ("t3.png", "• a truck")]
-    marked = actions.mark_selected(items, ids, ["c3"])
-    assert [caption for _, caption in marked] == ["• a car", "• a van", "☑ • a truck"]
-    assert "1 selected" in actions.selection_note(["c3"])
+    chosen = bulk_actions.toggle_selection(ids, [], 1)
+    chosen = bulk_actions.toggle_selection(ids, chosen, 2)
+    assert chosen == ["b2", "c3"] and bulk_actions.toggle_selection(ids, chosen, 1) == ["c3"]
+    items = [(f"t{n}.png", actions.tile_label("unreviewed", f"a {kind}")) for n, kind in enumerate(("car", "van"))]
+    items.append(("t3.png", actions.tile_label("approved", "a truck", picked=True)))
+    marked = bulk_actions.mark_selected(items, ids, ["b2"])
+    labels = [caption for _, caption in marked]
+    assert labels == ["unreviewed · a car", "picked · unreviewed · a van", "approved · a truck"]
+    assert "1 selected" in bulk_actions.selection_note(["c3"])
 
 
 def test_shift_click_picks_every_thumbnail_between() -> None:
     ids = ["a", "b", "c", "d", "e"]
-    assert actions.pick_range(ids, ["e"], 3, 1) == ["e", "b", "c", "d"]
-    assert actions.pick_range(ids, [], 0, 9) == ids  # past the page's end stops at the last one
+    assert bulk_actions.pick_range(ids, ["e"], 3, 1) == ["e", "b", "c", "d"]
+    assert bulk_actions.pick_range(ids, [], 0, 9) == ids  # past the page's end stops at the last one
 
 
 def test_a_change_while_locked_says_to_enter_the_password(admin_runtime: Runtime) -> None:
