@@ -161,6 +161,9 @@ def _is_in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6N
     return any(ip in network for network in networks)
 
 
+_IGNORED_PEERS: set[str] = set()  # peers whose X-Forwarded-For was ignored (logged once each)
+
+
 def client_key(peer: str | None, forwarded: str, trusted: str) -> str:
     """The client a request counts for: the peer, or (behind a trusted proxy) the first untrusted X-Forwarded-For hop.
 
@@ -176,7 +179,9 @@ def client_key(peer: str | None, forwarded: str, trusted: str) -> str:
     if not forwarded.strip():
         return peer
     if not _is_in(peer, networks):
-        log.debug("X-Forwarded-For from %s ignored: it is not in CARMATCH_TRUSTED_PROXIES", peer)
+        if peer not in _IGNORED_PEERS and len(_IGNORED_PEERS) < 100:  # once per peer: the address to configure
+            _IGNORED_PEERS.add(peer)
+            log.info("X-Forwarded-For from %s ignored: add it to CARMATCH_TRUSTED_PROXIES if it is your proxy", peer)
         return peer
     for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
         if not _is_in(hop, networks):
