@@ -75,7 +75,12 @@ def map_figure(
                     name=f"{value} ({len(rows)})",
                 )
             )
-    shown = len(ids)
+    _lay_out(figure, len(ids), total, colour_by)
+    return figure
+
+
+def _lay_out(figure: go.Figure, shown: int, total: int, colour_by: str) -> None:
+    """Title (how many points are drawn), lasso by default, no axis ticks (the axes have no units)."""
     title = f"{shown:,} images" if shown == total else f"{shown:,} of {total:,} images drawn (a random sample)"
     figure.update_layout(
         title={"text": f"{title}, coloured by {colour_by.replace('_', ' ')}", "font": {"size": 14}},
@@ -86,4 +91,3 @@ def map_figure(
         xaxis={"showticklabels": False, "title": None},
         yaxis={"showticklabels": False, "title": None},
     )
-    return figure
