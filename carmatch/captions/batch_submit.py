@@ -22,7 +22,8 @@ from typing import Any
 from carmatch.aws import explain_aws_error, normalise_bucket, normalise_prefix
 from carmatch.captions import batch_jobs as jobs_db
 from carmatch.captions.batch_records import INVOCATION_TYPE, jsonl_line, record_id_for
-from carmatch.captions.live import frame_contexts, prepare_with_frame
+from carmatch.captions.frame_context import frame_contexts
+from carmatch.captions.live import prepare_with_frame
 from carmatch.captions.prompt import PROMPT_VERSION
 from carmatch.catalog import Catalog
 from carmatch.config import Settings

@@ -22,6 +22,7 @@ from PIL import Image
 
 from carmatch.aws import explain_aws_error
 from carmatch.bedrock_models import inference_config
+from carmatch.captions.frame_context import FrameContext, frame_contexts, outlined_jpeg
 from carmatch.captions.prompt import (
     CROP_USER_PROMPT,
     PROMPT_VERSION,
@@ -36,7 +37,6 @@ from carmatch.catalog import Catalog
 from carmatch.config import Settings
 from carmatch.errors import AwsError, ImageError, NotFoundError
 from carmatch.images import load_image
-from carmatch.outlines import outline
 from carmatch.progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
@@ -106,42 +106,13 @@ def prepare_image(path: Path | str, settings: Settings, max_bytes: int = CONVERS
 
 
 # -- a small crop's frame ---------------------------------------------------------------------
-SMALL_CROP_SIDE_PX = 224  # a crop whose longer side is under this goes to Claude with its frame
-
-
-@dataclass(frozen=True)
-class FrameContext:
-    """The frame a small crop was cut from, and where in it the crop is."""
-
-    frame_path: str
-    frame_width: int
-    box: tuple[int, int, int, int]
-
-
-def frame_contexts(catalog: Catalog, image_ids: Sequence[str]) -> dict[str, FrameContext]:
-    """The frames to send beside the small crops among ``image_ids`` (other images have none)."""
-    out: dict[str, FrameContext] = {}
-    for image_id, link in catalog.crop_links(image_ids).items():
-        x0, y0, x1, y1 = link.box
-        if max(x1 - x0, y1 - y0) < SMALL_CROP_SIDE_PX:
-            try:
-                frame = catalog.get_frame(link.frame_id)
-            except NotFoundError:
-                continue
-            out[image_id] = FrameContext(frame.path, frame.width, link.box)
-    return out
-
-
 def prepare_with_frame(path: Path | str, settings: Settings, context: FrameContext | None) -> PreparedImage:
     """The image for Claude; a small crop also carries its frame, the crop outlined, within Converse's limits."""
     prepared = prepare_image(path, settings)
     if context is None:
         return prepared
     frame = prepare_image(context.frame_path, settings, CONVERSE_MAX_IMAGE_BYTES - len(prepared.data))
-    drawn = outline(Image.open(io.BytesIO(frame.data)), context.box, scale=frame.width / context.frame_width)
-    buf = io.BytesIO()
-    drawn.save(buf, format="JPEG", quality=MIN_JPEG_QUALITY + 30)
-    framed = PreparedImage(buf.getvalue(), frame.width, frame.height)
+    framed = PreparedImage(outlined_jpeg(frame.data, context), frame.width, frame.height)
     return PreparedImage(prepared.data, prepared.width, prepared.height, context=framed)
 
 

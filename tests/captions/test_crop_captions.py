@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image
 
 from carmatch.captions.batch_records import model_input
-from carmatch.captions.live import converse_request, frame_contexts, prepare_with_frame
+from carmatch.captions.frame_context import frame_contexts
+from carmatch.captions.live import converse_request, prepare_with_frame
 from carmatch.captions.prompt import CROP_USER_PROMPT, USER_PROMPT
 from carmatch.ingest.boxes import read_box_file
 from carmatch.ingest.frames import FrameIngestor
