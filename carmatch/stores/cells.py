@@ -133,7 +133,7 @@ class Cells:
 
     def top(self, rows: VectorRows, query: np.ndarray, probes: int, k: int, mask: np.ndarray) -> np.ndarray:
         """Labels of the best ``k`` rows allowed by ``mask`` in the ``probes`` nearest cells, best first."""
-        labels = self.candidates(query, probes)
+        labels = np.sort(self.candidates(query, probes))  # in file order: fewer pages and cache lines touched
         labels = labels[mask[labels]]
         if len(labels) == 0:
             return labels

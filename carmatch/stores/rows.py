@@ -63,6 +63,11 @@ class VectorRows:
             rest = self.tail[max(start - split, 0) : max(stop - split, 0)]
             return np.concatenate([head, rest]) if len(rest) and len(head) else (rest if len(rest) else head)
         labels = np.asarray(key, dtype=np.int64)
+        split = len(self.base)
+        if not self._tail_rows or (len(labels) and labels.max() < split):  # one part: one gather, no masks
+            return np.asarray(self.base[labels], dtype=np.float32)
+        if not split:
+            return self.tail[labels]
         out = np.empty((len(labels), self.dim), dtype=np.float32)
         in_base = labels < len(self.base)
         out[in_base] = self.base[labels[in_base]]
