@@ -171,49 +171,73 @@ def test_migrating_an_old_catalog_keeps_a_copy_at_its_old_schema(settings: Setti
     saved.close()
 
 
-def test_backup_onto_the_live_catalog_is_refused_while_the_app_has_it_open(
-    settings: Settings, car_folder: Path, tiny_model: tuple[str, str]
+# The app's side, in its own process: it keeps the home open, reads the image count and writes to the catalog
+# until the stop file appears, logging each count (a damaged or half-restored catalog would stop it with an error).
+APP_SNIPPET = """
+import sys, time
+from pathlib import Path
+from carmatch.config import load_settings
+from carmatch.runtime import Runtime
+runtime = Runtime(load_settings())
+stop, log = Path(sys.argv[1]), open(sys.argv[2], "w")
+tick = 0
+while not stop.exists():
+    log.write(f"{runtime.catalog.count()}\\n")
+    log.flush()
+    runtime.catalog.set_meta("app-tick", str(tick))
+    tick += 1
+    time.sleep(0.005)
+runtime.close()
+"""
+
+
+def test_backup_to_the_live_catalog_and_a_restore_while_the_app_runs_keep_the_catalog_whole(
+    settings: Settings, car_folder: Path, tmp_path: Path
 ) -> None:
-    """The app (another process) holds the catalog open; `backup --to` the catalog itself changes nothing."""
-    import os
+    """The app (another process) reads and writes the catalog throughout; `backup --to` the catalog itself
+    changes nothing, a real backup and a restore under it leave a whole catalog the app goes on using."""
     import subprocess
     import sys
 
-    from carmatch.catalog.connection import check_catalog_file
+    from carmatch.catalog.backups import check_catalog_file
+    from tests.test_processes import wait_for
 
     runtime = Runtime(settings)
     runtime.ingestor().ingest_folder(car_folder)
+    runtime.close()
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(repo), "CARMATCH_HOME": str(settings.home)}
-    app = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from carmatch.catalog import Catalog; c = Catalog(sys.argv[1]); c.count(); sys.stdin.read()",
-            str(settings.db_path),
-        ],
-        env=env,
-        stdin=subprocess.PIPE,
-    )
+    stop, counts = tmp_path / "stop", tmp_path / "counts.log"
+    app = subprocess.Popen([sys.executable, "-c", APP_SNIPPET, str(stop), str(counts)], env=env)
+
+    def carmatch(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "admin", *argv], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    def seen() -> list[str]:
+        return counts.read_text().split() if counts.exists() else []
+
     try:
-        for target in (
-            settings.db_path,
-            settings.home / "." / "carmatch.db",
-            settings.db_path.with_name("carmatch.db-wal"),
-        ):
-            done = subprocess.run(
-                [sys.executable, "-m", "admin", "backup", "--to", str(target)],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+        wait_for(lambda: "6" in seen(), "the app to read the catalog", app)
+        for target in (settings.home / "." / "carmatch.db", settings.db_path.with_name("carmatch.db-wal")):
+            done = carmatch("backup", "--to", str(target))
             assert done.returncode == 1 and "live catalog" in done.stderr, done.stderr
         assert check_catalog_file(settings.db_path) == 6  # intact, every image still there
+        assert carmatch("backup").returncode == 0
+        with Catalog(settings.db_path) as catalog:
+            catalog.delete_images(catalog.ids()[:3])
+        wait_for(lambda: "3" in seen(), "the app to see the deletion", app)
+        done = carmatch("restore")
+        assert done.returncode == 0 and "(6 images)" in done.stdout, done.stderr
+        before = len(seen())
+        wait_for(lambda: seen()[before:].count("6") > 0, "the app to read the restored catalog", app)
     finally:
-        app.kill()
-        app.wait()
-        runtime.close()
+        stop.touch()
+        app.wait(timeout=60)
+    assert app.returncode == 0  # the app never met a damaged or half-restored catalog
+    assert set(seen()) <= {"6", "3"} and seen()[-1] == "6"
+    assert check_catalog_file(settings.db_path) == 6
 
 
 def test_backup_never_replaces_a_fuller_backup_or_copies_a_damaged_catalog(
