@@ -34,9 +34,12 @@ lint: install-dev
 	$(PY) -m ruff format --check carmatch admin app.py tests bench
 	$(PY) -m mypy carmatch admin
 
-bench: install
+bench: install  # each writes bench/results/<name>.json where it can; report.py turns them into docs/benchmarks.md
 	$(PY) bench/search_bench.py
 	$(PY) bench/train_bench.py
+	$(PY) bench/ann_bench.py
+	$(PY) bench/api_bench.py
+	$(PY) bench/report.py
 
 screenshots: install-dev  # refresh docs/screenshots from the browser tests
 	CARMATCH_SCREENSHOTS=$(CURDIR)/docs/screenshots HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest -q tests/browser
