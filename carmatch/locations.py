@@ -81,6 +81,7 @@ def relocate(catalog: Catalog, old: str | Path, new: str | Path) -> RelocateRepo
         raise InvalidInputError(field="new_prefix", value=str(new), reason="is the same folder as the old one")
     moved_ids = {image_id for image_id, path in catalog.image_paths() if _under(path, old_text)}
     relocated = catalog.relocate_prefix(old_text, new_text)
+    catalog.relocate_frames(old_text, new_text)  # traffic frames cut into cars move with their folder
     still = sum(1 for image_id, path in catalog.image_paths() if image_id in moved_ids and not os.path.isfile(path))
     log.info("Relocated %d image(s) from %s to %s", relocated, old_text, new_text)
     return RelocateReport(old_text, new_text, relocated, still)

@@ -157,6 +157,22 @@ class FramesMixin(CatalogBase):
             out.extend(str(r[0]) for r in self._execute(sql, chunk))
         return out
 
+    def relocate_frames(self, old: str, new: str) -> int:
+        """Move frames from folder ``old`` to ``new`` (relocate_prefix does it for images); returns how many."""
+        old, new = old.rstrip("/"), new.rstrip("/")
+        changed = 0
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT id, path, root FROM frames WHERE substr(path, 1, ?) = ?", (len(old) + 1, old + "/")
+            )
+            for frame_id, path, root in rows.fetchall():
+                moved_root = new + root[len(old) :] if root and (root == old or root.startswith(old + "/")) else root
+                conn.execute(
+                    "UPDATE frames SET path=?, root=? WHERE id=?", (new + path[len(old) :], moved_root, frame_id)
+                )
+                changed += 1
+        return changed
+
     def mark_frames_deleted(self, frame_ids: Iterable[str]) -> int:
         """Mark frames deleted (their crops are deleted as images by the caller); returns how many."""
         stamp = now_iso()

@@ -17,6 +17,7 @@ from carmatch.ingest.boxes import read_box_file
 from carmatch.ingest.detector import tiny_detector, weights_file
 from carmatch.ingest.frames import FrameIngestor
 from carmatch.ingest.uploads import add_uploads
+from carmatch.locations import relocate
 from carmatch.runtime import Runtime
 from carmatch.training.data import catalog_pairs
 from tests.ingest.frame_drawing import FRAMES, coco_file, draw_frames
@@ -202,3 +203,14 @@ def test_fine_tuning_pairs_are_crops_with_their_captions(runtime: Runtime, frame
     pairs, _ = catalog_pairs(runtime.catalog)
     assert {p.image_id for p in pairs} == set(links)
     assert all(Path(p.path).is_relative_to(runtime.settings.crops_dir) and Path(p.path).is_file() for p in pairs)
+
+
+def test_relocating_the_folder_moves_its_frames_too(runtime: Runtime, frames: tuple[Path, Path]) -> None:
+    folder, coco = frames
+    boxes_ingest(runtime, folder, coco).ingest_folder(folder)
+    moved = folder.parent / "moved"
+    folder.rename(moved)
+    relocate(runtime.catalog, str(folder), moved)
+    frame_id = next(iter(runtime.catalog.crop_links(runtime.catalog.ids()).values())).frame_id
+    frame = runtime.catalog.get_frame(frame_id)
+    assert Path(frame.path).is_file() and frame.root == str(moved)
