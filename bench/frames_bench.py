@@ -76,11 +76,13 @@ class TopCars:
         import torch
 
         self.inner, self.keep, self.name = detector, keep, detector.name
-        heads = detector.model.roi_heads
-        if hasattr(heads, "score_thresh"):  # Faster R-CNN: let random scores through, "car" winning
+        heads = getattr(detector.model, "roi_heads", None)
+        if heads is not None:  # Faster R-CNN: let random scores through, "car" winning
             heads.score_thresh = 0.0
             with torch.no_grad():
                 heads.box_predictor.cls_score.bias[3] += 6.0
+        elif hasattr(detector.model, "score_thresh"):  # SSD: its random boxes' labels fall where they may
+            detector.model.score_thresh = 0.0
 
     def detect(self, images: list[Image.Image]) -> list:
         return [found[: self.keep] for found in self.inner.detect(images)]
