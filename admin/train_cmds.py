@@ -38,9 +38,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--lr", type=float, help="peak learning rate (default 1e-5)")
     p.add_argument("--unfreeze", type=int, help="train only the last K blocks of each tower; -1 = all (default 2)")
-    p.add_argument(
-        "--warmup-steps", type=steps_count, help="linear warmup steps, 0 or more (default 10%% of steps, at most 100)"
-    )
+    p.add_argument("--warmup-steps", type=steps_count, help="linear warmup steps (default 10%% of steps, at most 100)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--color-jitter", type=float, help="brightness/contrast jitter (default 0: colours are queries)")
     p.add_argument("--val-fraction", type=float, help="share held out for validation (default: the collection's)")

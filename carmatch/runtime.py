@@ -49,12 +49,7 @@ class Runtime:
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings
         check_home(settings.home)  # a file, or a folder that cannot be created: one StorageError that says so
-        self.catalog = Catalog(settings.db_path)
-        try:
-            self.catalog.check_integrity()  # damaged pages: refused with the newest good backup named
-        except CarmatchError:
-            self.catalog.close()
-            raise
+        self.catalog = Catalog(settings.db_path, check=True)  # damaged pages: refused, the newest good backup named
         self.store: VectorStore = open_store(settings, self.catalog)  # CARMATCH_VECTOR_STORE: hnswlib or milvus
         self._lock = threading.RLock()
         self._embedder = embedder

@@ -413,3 +413,25 @@ def test_a_moved_home_keeps_its_runs_checkpoints(settings: Settings, tmp_path: P
         assert checkpoint_file("runs/run-1/best.pt", moved.files_home) == where  # a relative record
     finally:
         new.close()
+
+
+def test_a_caption_saved_in_the_editor_keeps_no_nul_or_control_characters(runtime: Runtime, car_folder: Path) -> None:
+    from carmatch.dataset.curation import save_caption
+
+    runtime.ingestor().ingest_folder(car_folder)
+    record = runtime.catalog.get(runtime.catalog.ids()[0])
+    save_caption(runtime.catalog, record.id, "a red\x00 sedan\x1b[31m", {}, record.version, author="test")
+    assert runtime.catalog.get(record.id).caption == "a red sedan[31m"
+
+
+def test_a_pairs_file_nested_too_deep_or_not_utf8_is_one_line(tmp_path: Path) -> None:
+    from carmatch.training.data import read_pairs_jsonl
+
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"image_id": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(InvalidInputError, match="deep.jsonl:1: not a pair record"):
+        read_pairs_jsonl(deep)
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes('{"caption": "voiture rouge é"}\n'.encode("latin-1"))
+    with pytest.raises(InvalidInputError, match="Cannot read the pairs file"):
+        read_pairs_jsonl(latin)

@@ -41,7 +41,8 @@ def _raise_fault(exc: sqlite3.Error, path: Path) -> NoReturn:
 class CatalogBase:
     """SQLite-backed catalog; safe to share between threads (one connection, one lock)."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, check: bool = False):
+        """Open (and migrate) the catalog at ``path``; ``check`` also runs :meth:`check_integrity` (start-ups)."""
         self.path = Path(path)
         self.read_only = False  # True when the home cannot be written: reads work, writes raise StorageError
         self._lock = threading.RLock()
@@ -55,9 +56,14 @@ class CatalogBase:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         try:
             self._migrate()
+            if check:
+                self.check_integrity()
         except sqlite3.Error as exc:
             self._conn.close()
             _raise_fault(exc, self.path)
+        except StorageError:
+            self._conn.close()
+            raise
 
     def _open_file(self) -> sqlite3.Connection:
         """Open the catalog file for writing, or read-only when its folder cannot be written."""

@@ -18,6 +18,7 @@ from carmatch.bounds import check_number
 from carmatch.catalog import ATTRIBUTE_COLUMNS, CAPTION_SOURCES, Catalog, HistoryEntry, ImageRecord
 from carmatch.catalog.browse import DEFAULT_SORT, FAILED, SORTS, SOURCE_FILTERS, SOURCE_NONE, STATE_FILTERS
 from carmatch.catalog.browse import BrowseQuery as Query  # what the grid shows is the catalog's browse query
+from carmatch.dataset.import_reading import plain_text
 from carmatch.errors import ConflictError, InvalidInputError
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ def save_caption(
     When neither caption nor attributes changed, only the review state is recorded, so an
     approved Claude caption keeps its source.
     """
-    text = " ".join((caption or "").split())
+    text = " ".join(plain_text(caption or "").split())  # no NUL or other control characters stored
     if not text:
         raise InvalidInputError(
             field="caption",

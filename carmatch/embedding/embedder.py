@@ -58,7 +58,7 @@ def _check_model_config(path: Path) -> None:
     """Refuse a model-config JSON that does not parse or lacks open_clip's required keys."""
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ConfigError(f"CARMATCH_MODEL points to {path}, which is not valid JSON: {first_line(exc)}") from exc
     required = ("embed_dim", "vision_cfg", "text_cfg")
     missing = [key for key in required if not isinstance(config, dict) or key not in config]

@@ -171,7 +171,7 @@ def read_pairs_jsonl(path: Path, images_root: Path | None = None) -> list[Pair]:
     """Read pairs written by :func:`write_pairs_jsonl` (relative paths resolved under ``images_root``)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"Cannot read the pairs file {path}: {exc}") from exc
     pairs = []
     root = images_root or path.parent
@@ -189,7 +189,7 @@ def read_pairs_jsonl(path: Path, images_root: Path | None = None) -> list[Pair]:
                 raise TypeError(f"attributes must be an object, not {type(raw_attributes).__name__}")
             attributes = pair_attributes(raw_attributes)
             pairs.append(Pair(data["image_id"], str(image_path), data["caption"], split, attributes))
-        except (ValueError, KeyError, TypeError, InvalidInputError) as exc:
+        except (ValueError, KeyError, TypeError, InvalidInputError, RecursionError) as exc:  # deep JSON too
             raise InvalidInputError(f"{path}:{number}: not a pair record ({exc})") from exc
     return pairs
 
