@@ -1,6 +1,7 @@
 """The Ray engine: the same catalog as local ingest, resumable, bad files per file, rebuilds that swap atomically.
 
-One local Ray (2 CPUs, 2 embedding workers) serves every test here; starting it takes most of this file's time.
+One local Ray (2 CPUs) serves every test here. Most of this file's time is Ray starting (once) and each run
+starting its workers (a process importing torch, then the tiny model): four runs in all, kept to that.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ class DriverKilled(BaseException):
 
 @pytest.fixture(scope="session")
 def local_ray() -> Iterator[Any]:
-    """A local Ray with 2 CPUs for the whole session (about 8 s to start)."""
+    """A local Ray with 2 CPUs for the whole session (about 8 s to start on a quiet machine)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # address="local": never a cluster that RAY_ADDRESS names on a developer's machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
 
