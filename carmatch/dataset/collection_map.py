@@ -1,11 +1,12 @@
 """A map of the collection: every image embedding projected to 2-D, cached per model, drawn downsampled.
 
 The projection is PCA (the two directions of largest variance of the image embeddings), computed
-from a d x d covariance accumulated chunk by chunk: linear in the collection, about a second at
-100,000 images, deterministic (the same collection gives the same map), and numpy only. UMAP
-(``umap-learn``) separates clusters better but was measured at minutes for 100,000 points on two
-cores plus ~300 MB of dependencies (numba, llvmlite, scipy, scikit-learn); docs/curating.md has the
-numbers. The map is cached per model and collection version (:mod:`carmatch.dataset.curation_cache`);
+from the d x d covariance of a fixed sample of at most 20,000 of them, then every image projected:
+linear in the collection, seconds at 100,000 images, deterministic (the same collection gives the
+same map), and numpy only. UMAP (``umap-learn``) separates clusters better but took 8 minutes for
+100,000 points on this project's two cores (plus a numba compile on first use) and brings ~410 MB of
+dependencies (llvmlite, scipy, scikit-learn, numba); docs/curating.md has the numbers. The map is
+cached per model and collection version (:mod:`carmatch.dataset.curation_cache`);
 :func:`downsample` picks the points a browser draws (``MAX_DRAWN_POINTS``), and :func:`point_labels`
 gives the colour of each point by an attribute, the review state or the suspect score.
 """
@@ -23,7 +24,8 @@ from carmatch.dataset.curation_cache import fingerprint, load_result, save_resul
 from carmatch.errors import CancelledError, InvalidInputError
 from carmatch.progress import Progress, no_progress
 
-MAX_DRAWN_POINTS = 20_000  # a browser draws this many points smoothly (Plotly WebGL scatter)
+MAX_DRAWN_POINTS = 10_000  # drawn smoothly by a browser (Plotly WebGL), built and sent in about a second
+AXES_SAMPLE = 20_000  # rows the principal axes are computed from (enough for two axes; 5x less work at 100k)
 ID_CHUNK = 5000
 COLOUR_BY = (*ATTRIBUTE_COLUMNS, "review_state", "suspect score")
 
@@ -37,17 +39,21 @@ class CollectionMap:
     model_key: str
 
 
-def project(vectors: np.ndarray, chunk_rows: int = 20_000) -> np.ndarray:
-    """The vectors' coordinates on their first two principal components, (n, 2) float32, sign-fixed."""
+def project(vectors: np.ndarray, sample_rows: int = AXES_SAMPLE) -> np.ndarray:
+    """The vectors' coordinates on their first two principal components, (n, 2) float32, sign-fixed.
+
+    The axes come from at most ``sample_rows`` rows (a fixed random sample: the same collection gives
+    the same map), then every row is projected on them.
+    """
     n = len(vectors)
     if n == 0:
         return np.zeros((0, 2), dtype=np.float32)
-    mean = vectors.mean(axis=0, dtype=np.float64)
+    rows = np.sort(np.random.default_rng(0).choice(n, size=sample_rows, replace=False)) if n > sample_rows else None
+    sample = (vectors if rows is None else vectors[rows]).astype(np.float64)
+    mean = sample.mean(axis=0)
     dim = vectors.shape[1]
-    cov = np.zeros((dim, dim), dtype=np.float64)
-    for start in range(0, n, chunk_rows):
-        block = vectors[start : start + chunk_rows].astype(np.float64) - mean
-        cov += block.T @ block
+    centred = sample - mean
+    cov = centred.T @ centred
     _, basis = np.linalg.eigh(cov)
     axes = basis[:, ::-1][:, :2] if dim >= 2 else np.pad(basis, ((0, 0), (0, 2 - dim)))
     axes = axes * np.where(axes[np.abs(axes).argmax(axis=0), range(axes.shape[1])] < 0, -1.0, 1.0)

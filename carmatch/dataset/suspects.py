@@ -220,7 +220,7 @@ def _model_reason(
         return f"caption says {stated_value(record, worst)}; image matches '{evidence[worst][2][i]}' captions better"
     if apart >= 0.5:
         return f"{apart:.0%} of other captions fit this image better than its own"
-    return f"image and caption agree ({apart:.0%} of other captions fit better)"
+    return f"no strong disagreement ({apart:.0%} of other captions fit this image better)"
 
 
 def cached_scores(home: Path, model_key: str) -> dict[str, float]:

@@ -32,6 +32,8 @@ def test_the_map_puts_two_kinds_of_car_apart_and_is_the_same_every_time() -> Non
     first, second = xy[0::2, 0], xy[1::2, 0]
     assert first.max() < second.min() or second.max() < first.min()  # the first axis separates the clusters
     assert np.array_equal(project(vectors), xy)
+    sampled = project(vectors, sample_rows=10)  # axes from a sample (large collections): still apart
+    assert sampled[0::2, 0].max() < sampled[1::2, 0].min() or sampled[1::2, 0].max() < sampled[0::2, 0].min()
 
 
 def test_the_map_is_cached_per_model_until_the_images_change(settings: Settings, tmp_path: Path) -> None:
