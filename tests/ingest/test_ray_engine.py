@@ -15,7 +15,9 @@ import pytest
 
 from carmatch.config import Settings, load_settings
 from carmatch.embedding.embedder import Embedder
+from carmatch.errors import ConfigError
 from carmatch.images import load_image
+from carmatch.ingest.ray_engine import pool_shape
 from carmatch.ingest.ray_ingest import RayIngestor
 from carmatch.runtime import Runtime
 from carmatch.training import registry
@@ -175,3 +177,15 @@ def test_activating_a_run_on_ray_swaps_its_index_in_only_when_complete(
 def decoded(runtime: Runtime, image_id: str) -> Any:
     """An image decoded as ingest decodes it (JPEGs at the model's draft side)."""
     return load_image(Path(runtime.catalog.get(image_id).path), draft_side=runtime.embedder.image_side).image
+
+
+def test_ray_pool_gives_each_worker_a_gpu_and_decodes_on_the_cpus(settings: Settings) -> None:
+    gpu_node = pool_shape(settings.with_overrides(device="auto"), {"CPU": 16.0, "GPU": 4.0})
+    assert gpu_node == (4, 1.0, 1.0, 12)  # 4 GPU workers; the other 12 CPUs decode
+    assert pool_shape(settings.with_overrides(device="cpu"), {"CPU": 16.0, "GPU": 4.0})[:2] == (8, 0.0)  # CPUs only
+    assert pool_shape(settings.with_overrides(ray_workers=2), {"CPU": 2.0}) == (2, 0.0, 0.0, 2)  # decode shares
+
+
+def test_an_unknown_engine_is_refused_with_the_choices() -> None:
+    with pytest.raises(ConfigError, match="local, ray"):
+        load_settings({"CARMATCH_ENGINE": "spark"})
