@@ -33,6 +33,7 @@ from carmatch.stores.store import SearchIndex, VectorStore
 
 log = logging.getLogger(__name__)
 
+LOOKUP_PROGRESS_FILES = 5_000  # files looked up in the catalog between two progress reports
 RAY_ROUND_OBJECTS = 50_000  # S3 objects downloaded, then embedded as one cluster job (each job loads the models)
 
 
@@ -71,10 +72,12 @@ class RayIngestor(Ingestor):
         model_key = self.embedder.model_key
         embedded = self.catalog.embedded_ids(model_key)
         todo: list[tuple[Path, FoundFile]] = []  # each file as given, and as found
-        for path in paths:
+        for n, path in enumerate(paths, 1):
             found = self.files.lookup(path, root, report)
             if found is not None and (found.known is None or found.known not in embedded):
                 todo.append((path, found))
+            if n % LOOKUP_PROGRESS_FILES == 0:  # a million files take minutes to look up: say so
+                progress(n, len(paths), "checking")
         done = len(paths) - len(todo)
         progress(done, len(paths), "ingesting")
         if not todo:
