@@ -105,6 +105,12 @@ class UnlockThrottle:
                 while len(self._unlocked) > 1_000:
                     self._unlocked.popitem(last=False)
 
+    def reset(self) -> None:
+        """Forget every client's failures and unlocks."""
+        with self._lock:
+            self._clients.clear()
+            self._unlocked.clear()
+
     def unlocked_recently(self, client: str, within_s: float = 12 * 3600) -> bool:
         """True when ``client`` gave the right admin password within ``within_s`` seconds (admin upload sizes)."""
         with self._lock:

@@ -12,6 +12,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import pytest  # noqa: E402
 
+from carmatch.access import PASSWORD_THROTTLE  # noqa: E402
 from carmatch.config import Settings, load_settings  # noqa: E402
 from carmatch.embedding.embedder import Embedder, load_clip  # noqa: E402
 from carmatch.runtime import Runtime  # noqa: E402
@@ -83,6 +84,7 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_
     """Every test: its own CARMATCH_HOME and working directory, no developer variables or ``.env``."""
     isolate_environment(monkeypatch, tmp_path)
     monkeypatch.setenv("CARMATCH_MODEL_CACHE", str(model_cache))
+    PASSWORD_THROTTLE.reset()  # the one password brake is process-wide: no test inherits another's wrong tries
 
 
 def tiny_model_environment(monkeypatch: pytest.MonkeyPatch, tiny_model: tuple[str, str]) -> None:

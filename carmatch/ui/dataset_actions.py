@@ -15,11 +15,11 @@ from typing import Any
 
 from PIL import Image
 
-from carmatch.access import READ_ONLY_NOTE, admin_enabled, check_admin, is_admin
+from carmatch.access import READ_ONLY_NOTE, admin_enabled, check_admin
 from carmatch.catalog import ATTRIBUTE_COLUMNS, ImageRecord
 from carmatch.catalog.schema import FILTER_ATTRIBUTES, REVIEW_STATES
 from carmatch.dataset import curation
-from carmatch.errors import CarmatchError, InvalidInputError, NotFoundError
+from carmatch.errors import AccessDeniedError, CarmatchError, InvalidInputError, NotFoundError
 from carmatch.images import load_image
 from carmatch.runtime import Runtime
 from carmatch.ui.dataset_history import EMPTY as EMPTY_HISTORY
@@ -50,9 +50,11 @@ def unlock(runtime: Runtime, password: str | None) -> tuple[str, str]:
     """Check a password; returns (value for the session state, message). A wrong one unlocks nothing."""
     if not admin_enabled(runtime.settings):
         return "", f"🔒 {READ_ONLY_NOTE}"
-    if is_admin(runtime.settings, password):
-        return password or "", "🔓 Editing unlocked for this browser session."
-    return "", "❌ Wrong admin password: nothing was changed, editing stays locked."
+    try:
+        check_admin(runtime.settings, password)  # the one rate-limited check: a wait is said as such
+    except AccessDeniedError as exc:
+        return "", f"❌ {exc} Editing stays locked."
+    return password or "", "🔓 Editing unlocked for this browser session."
 
 
 def require_admin(runtime: Runtime, session_password: str | None) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from carmatch.access import READ_ONLY_NOTE
+from carmatch.access import PASSWORD_THROTTLE, READ_ONLY_NOTE
 from carmatch.errors import AccessDeniedError, InvalidInputError
 from carmatch.runtime import Runtime
 from carmatch.ui import dataset_actions as actions
@@ -76,6 +76,9 @@ def test_wrong_password_is_told_and_changes_nothing(admin_runtime: Runtime, tmp_
             attempt()
     assert admin_runtime.catalog.get(image_id).caption == "a red car"
     assert admin_runtime.catalog.count() == 6
+    stored, note = actions.unlock(admin_runtime, PASSWORD)  # every password box counts on the one brake
+    assert stored == "" and "Too many wrong admin passwords" in note
+    PASSWORD_THROTTLE.reset()  # the wait is over
     stored, note = actions.unlock(admin_runtime, PASSWORD)
     assert stored == PASSWORD and "unlocked" in note
 
