@@ -162,6 +162,11 @@ class CaptionsMixin(CatalogBase):
             for r in rows
         ]
 
+    def newest_history_id(self) -> int:
+        """The id of the newest caption-history row (0 when there is none): a cheap "anything changed?" mark."""
+        rows = self._execute("SELECT MAX(id) FROM caption_history")
+        return int(rows[0][0] or 0)
+
     def attribute_changes_since(self, after: int) -> tuple[int, list[str]]:
         """(newest history row id, images whose caption, attributes or review state changed after row ``after``)."""
         rows = self._execute("SELECT id, image_id FROM caption_history WHERE id > ? ORDER BY id", (int(after),))

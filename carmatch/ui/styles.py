@@ -61,4 +61,11 @@ body.carmatch-busy #search-button { cursor: progress; }
 #dataset-history ins { background: #dcfce7; color: #14532d; text-decoration: none; }
 #dataset-history del { background: #fee2e2; color: #7f1d1d; }
 #dataset-history .cm-history-attrs { color: #374151; font-style: italic; }
+/* the training run's progress bar beside Start */
+.cm-train-progress { display: flex; flex-direction: column; gap: 4px; justify-content: center; min-height: 40px; }
+.cm-train-progress .cm-bar { height: 12px; border-radius: 6px; background: #e5e7eb; overflow: hidden; }
+.cm-train-progress .cm-fill { height: 100%; background: #1d4ed8; transition: width 0.4s; }
+.cm-train-progress.cm-finished .cm-fill { background: #166534; }
+.cm-train-progress.cm-failed .cm-fill, .cm-train-progress.cm-cancelled .cm-fill { background: #991b1b; }
+.cm-train-progress .cm-words, .cm-train-progress.cm-idle { font-size: 13px; color: #374151; }
 """

@@ -6,6 +6,7 @@ starts, stops or activates anything re-checks the admin password held in the ses
 
 from __future__ import annotations
 
+import html
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from carmatch.runtime import Runtime
 from carmatch.training import registry
 from carmatch.training import runs as training_jobs
 from carmatch.training.config import DEFAULT_HARD_NEGATIVES, TrainConfig
+from carmatch.training.data import MIN_EVAL_PAIRS, MIN_TRAIN_PAIRS
 from carmatch.ui.phrasing import phrased
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,26 @@ class TrainingState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def split_warning(counts: dict[str, Any]) -> str:
+    """What keeps Start from training on these pairs ('' when every split is big enough)."""
+    short = [
+        f"{name} has {counts.get(name, 0)} (needs {least})"
+        for name, least in (("train", MIN_TRAIN_PAIRS), ("validation", MIN_EVAL_PAIRS), ("test", MIN_EVAL_PAIRS))
+        if counts.get(name, 0) < least
+    ]
+    if not short:
+        return ""
+    return (
+        f"⚠️ **Too few pairs to start:** {'; '.join(short)}. Approve more captioned images in the Dataset tab; "
+        "these counts follow your approvals."
+    )
+
+
+def can_start(runtime: Runtime) -> bool:
+    """Whether the collection's pairs fill every split enough to train and evaluate."""
+    return not split_warning(training_jobs.summary_for_tab(runtime))
+
+
 def summary_markdown(runtime: Runtime) -> str:
     """Dataset pairs by split, approved count, and the device with what to expect."""
     s = training_jobs.summary_for_tab(runtime)
@@ -55,6 +77,8 @@ def summary_markdown(runtime: Runtime) -> str:
     ]
     if s["pairs"] == 0:
         lines.append("No captioned images yet: caption and approve images in the Dataset tab first.")
+    elif warning := split_warning(s):
+        lines.append(warning)
     active = runtime.active_model()
     lines.append(f"**Active model:** {active.run_id or 'base'} (`{active.spec.name}`)")
     return "\n\n".join(lines)
@@ -163,6 +187,7 @@ def poll(state: TrainingState) -> dict[str, Any]:
             "recall": None,
             "log": "",
             "before_after": None,
+            "progress": progress_bar(None),
         }
     snap = job.snapshot()
     steps = snap["loss_curve"]
@@ -189,7 +214,33 @@ def poll(state: TrainingState) -> dict[str, Any]:
         header, *body = snap["before_after"]
         before_after = pd.DataFrame(body, columns=header)
     log_text = "\n".join(line.split(CLI_RESUME_HINT)[0].rstrip("; ") for line in snap["log_tail"])
-    return {"status": status, "loss": loss, "recall": recall, "log": log_text, "before_after": before_after}
+    bar = progress_bar(snap)
+    return {
+        "status": status,
+        "loss": loss,
+        "recall": recall,
+        "log": log_text,
+        "before_after": before_after,
+        "progress": bar,
+    }
+
+
+def progress_bar(snap: dict[str, Any] | None) -> str:
+    """The run's progress as an accessible bar with steps and ETA, for beside the Start button."""
+    if not snap or not snap.get("total_steps"):
+        return '<div class="cm-train-progress cm-idle">No run in progress</div>'
+    step, total = int(snap["step"]), int(snap["total_steps"])
+    share = max(0.0, min(1.0, step / total))
+    status = str(snap["status"])
+    words = f"{status} · step {step} of {total} ({share:.0%})"
+    if snap.get("eta_s") is not None and status == "running":
+        words += f" · ETA {format_seconds(float(snap['eta_s']))}"
+    return (
+        f'<div class="cm-train-progress cm-{html.escape(status)}" role="progressbar" aria-valuemin="0" '
+        f'aria-valuemax="{total}" aria-valuenow="{step}" aria-label="training progress">'
+        f'<div class="cm-bar"><div class="cm-fill" style="width: {share * 100:.1f}%"></div></div>'
+        f'<span class="cm-words">{html.escape(words)}</span></div>'
+    )
 
 
 def format_seconds(seconds: float) -> str:
@@ -226,6 +277,27 @@ def models_table(runtime: Runtime) -> pd.DataFrame:
 def model_choices(runtime: Runtime) -> list[str]:
     """Ids that can be activated: base plus every finished run."""
     return ["base", *[r.id for r in registry.list_models(runtime.catalog) if r.status == "ready"]]
+
+
+def active_choice(runtime: Runtime) -> str:
+    """The model picker's value: the run answering searches now (``base`` for the base model)."""
+    return runtime.active_model().run_id or "base"
+
+
+def activation_plan(runtime: Runtime, session_password: str | None, run_id: str | None) -> str:
+    """What activating ``run_id`` will do, for the person to confirm ('' when it is active and indexed)."""
+    check_admin(runtime.settings, session_password)
+    if not run_id:
+        raise InvalidInputError("Choose a model to activate.")
+    registry.spec_for(runtime, run_id)  # an unknown or unusable run is refused before anything is asked
+    images = runtime.catalog.count()
+    if run_id == active_choice(runtime) and runtime.store.exists():
+        return ""
+    return (
+        f"Activating **{run_id}** re-embeds up to **{images} images** with its model (images it embedded before "
+        f"come from the cache) and then swaps the index; searches keep using **{active_choice(runtime)}** until "
+        "the swap. Confirm to go ahead."
+    )
 
 
 def resumable_runs(runtime: Runtime) -> list[str]:

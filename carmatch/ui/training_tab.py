@@ -6,6 +6,7 @@ background thread, so the Search tab keeps answering other visitors while it run
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -82,15 +83,29 @@ def _progress_views() -> list[Any]:
     return [status, loss_plot, recall_plot, before_after, log_box]
 
 
-def _model_views() -> tuple[Any, ...]:
-    """The registered models, the one to activate, its buttons and message."""
+def _model_views() -> dict[str, Any]:
+    """The registered models, the one to activate (showing the active one), confirmation, buttons and message."""
     gr.Markdown("### Models")
     models = gr.Dataframe(label="registered models", interactive=False)
     with gr.Row():
-        model_pick = gr.Dropdown(["base"], value="base", label="model", scale=2)
-        activate_btn = gr.Button("Activate this model and rebuild the index", variant="primary", scale=2)
-        cancel_activate_btn = gr.Button("Cancel rebuild", scale=1)
-    return models, model_pick, activate_btn, cancel_activate_btn, gr.Markdown()
+        pick = gr.Dropdown(["base"], value="base", label="model (shows the active one)", scale=2, elem_id="model-pick")
+        activate = gr.Button("Activate this model…", variant="primary", scale=2, elem_id="model-activate")
+        cancel = gr.Button("Cancel rebuild", scale=1)
+    with gr.Row(visible=False) as confirm_row:
+        plan = gr.Markdown(elem_id="activation-plan")
+        confirm = gr.Button("Confirm: activate and re-embed", variant="stop", elem_id="activation-confirm")
+        keep = gr.Button("Keep the current model", elem_id="activation-keep")
+    return {
+        "models": models,
+        "pick": pick,
+        "activate": activate,
+        "cancel": cancel,
+        "confirm_row": confirm_row,
+        "plan": plan,
+        "confirm": confirm,
+        "keep": keep,
+        "message": gr.Markdown(elem_id="activation-message"),
+    }
 
 
 def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None = None) -> None:
@@ -100,19 +115,22 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
     summary = gr.Markdown("Loading…")
     defaults = actions.defaults(runtime)
     hyperparameters = [*_hyperparameter_boxes(defaults), *_recipe_inputs(defaults)]
-    with gr.Row():
-        start_btn = gr.Button("Start training", variant="primary")
+    with gr.Row(equal_height=True):
+        start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
         cancel_btn = gr.Button("Cancel", variant="stop")
+        progress_bar = gr.HTML(actions.progress_bar(None), elem_id="train-progress", min_width=260)
+    with gr.Row(equal_height=True):
         resume_run = gr.Dropdown([], label="resume an unfinished run", allow_custom_value=False, scale=2)
         resume_btn = gr.Button("Resume")
-    draw_outputs = _progress_views()
+    draw_outputs = [*_progress_views(), progress_bar]
     status = draw_outputs[0]
 
-    models, model_pick, activate_btn, cancel_activate_btn, activate_msg = _model_views()
-    refresh_outputs = [summary, models, model_pick, resume_run]
+    model_ui = _model_views()
+    model_pick = model_ui["pick"]
+    refresh_outputs = [summary, model_ui["models"], model_pick, resume_run, start_btn]
     refresh = _wire_refresh(demo, runtime, state, draw_outputs, refresh_outputs, session_password)
 
-    @user_errors
+    @_said_in_status
     def on_start(
         pw: str,
         epochs: float | None,
@@ -125,7 +143,7 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
     ) -> str:
         return actions.start(runtime, state, pw, epochs, batch, lr_, unfreeze, accum, views or "", hard)
 
-    @user_errors
+    @_said_in_status
     def on_resume(pw: str, run_id: str | None) -> str:
         return actions.resume(runtime, state, pw, run_id)
 
@@ -133,23 +151,68 @@ def build(demo: gr.Blocks, runtime: Runtime, session_password: gr.State | None =
     def on_cancel(pw: str) -> str:
         return actions.cancel(runtime, state, pw)
 
-    @user_errors
-    def on_activate(pw: str, run_id: str, progress: gr.Progress = gr.Progress()) -> str:
-        return actions.activate(runtime, state, pw, run_id, progress_adapter(progress))
-
-    @user_errors
-    def on_cancel_activate(pw: str) -> str:
-        return actions.cancel_activation(runtime, state, pw)
-
     start_btn.click(on_start, [session_password, *hyperparameters], [status], api_visibility="private").then(
         refresh, [session_password], refresh_outputs, api_visibility="private"
     )
     resume_btn.click(on_resume, [session_password, resume_run], [status], api_visibility="private")
     cancel_btn.click(on_cancel, [session_password], [status], api_visibility="private")
-    activate_btn.click(
-        on_activate, [session_password, model_pick], [activate_msg], api_visibility="private", concurrency_limit=1
-    ).then(refresh, [session_password], refresh_outputs, api_visibility="private")
-    cancel_activate_btn.click(on_cancel_activate, [session_password], [activate_msg], api_visibility="private")
+    _wire_activation(runtime, state, session_password, model_ui, refresh, refresh_outputs)
+
+
+def _said_in_status(fn: Any) -> Any:
+    """Decorate a start/resume handler: a refusal stays in the status line (not a toast that vanishes)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> str:
+        try:
+            return str(fn(*args))
+        except CarmatchError as exc:
+            log.info("%s refused: %s", fn.__name__, exc)
+            return f"❌ **Not started:** {as_text(for_browser(exc))}"
+
+    return wrapper
+
+
+def _wire_activation(
+    runtime: Runtime,
+    state: actions.TrainingState,
+    session_password: gr.State,
+    ui: dict[str, Any],
+    refresh: Any,
+    refresh_outputs: list[Any],
+) -> None:
+    """Activate asks first (what will be re-embedded); Confirm activates and rebuilds; Keep changes nothing."""
+    hidden = gr.update(visible=False)
+
+    def on_activate(pw: str, run_id: str) -> tuple[Any, ...]:
+        try:
+            plan = actions.activation_plan(runtime, pw, run_id)
+        except CarmatchError as exc:
+            return hidden, "", f"❌ {as_text(for_browser(exc))}"
+        if not plan:
+            return hidden, "", f"**{run_id}** is already active and its index is current."
+        return gr.update(visible=True), plan, ""
+
+    @user_errors
+    def on_confirm(pw: str, run_id: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        return hidden, actions.activate(runtime, state, pw, run_id, progress_adapter(progress))
+
+    @user_errors
+    def on_cancel_activate(pw: str) -> str:
+        return actions.cancel_activation(runtime, state, pw)
+
+    def on_keep() -> tuple[Any, ...]:
+        kept = actions.active_choice(runtime)
+        return hidden, gr.update(value=kept), f"Nothing changed: **{kept}** stays active."
+
+    private = {"api_visibility": "private"}
+    shown = [ui["confirm_row"], ui["plan"], ui["message"]]
+    ui["activate"].click(on_activate, [session_password, ui["pick"]], shown, **private)
+    ui["confirm"].click(
+        on_confirm, [session_password, ui["pick"]], [ui["confirm_row"], ui["message"]], concurrency_limit=1, **private
+    ).then(refresh, [session_password], refresh_outputs, **private)
+    ui["keep"].click(on_keep, None, [ui["confirm_row"], ui["pick"], ui["message"]], **private)
+    ui["cancel"].click(on_cancel_activate, [session_password], [ui["message"]], **private)
 
 
 def _wire_refresh(
@@ -167,38 +230,45 @@ def _wire_refresh(
 
     def refresh(pw: str | None) -> tuple[Any, ...]:
         if not is_admin(runtime.settings, pw):
-            return LOCKED_VIEW, None, gr.update(choices=["base"]), gr.update(choices=[])
+            return LOCKED_VIEW, None, gr.update(choices=["base"]), gr.update(choices=[]), gr.update()
         try:
             text = actions.summary_markdown(runtime)
             table = actions.models_table(runtime)
             choices = actions.model_choices(runtime)
             resumable = actions.resumable_runs(runtime)
+            startable = actions.can_start(runtime)
+            active = actions.active_choice(runtime)
         except CarmatchError as exc:
-            return f"⚠️ {as_text(for_browser(exc))}", None, gr.update(), gr.update()
-        return text, table, gr.update(choices=choices), gr.update(choices=resumable)
+            return f"⚠️ {as_text(for_browser(exc))}", None, gr.update(), gr.update(), gr.update()
+        picked = gr.update(choices=choices, value=active if active in choices else "base")
+        return text, table, picked, gr.update(choices=resumable), gr.update(interactive=startable)
 
     def draw(pw: str | None) -> tuple[Any, ...]:
         if not is_admin(runtime.settings, pw):
-            return LOCKED_VIEW, None, None, gr.update(value=None, visible=False), ""
+            return LOCKED_VIEW, None, None, gr.update(value=None, visible=False), "", actions.progress_bar(None)
         view = actions.poll(state)
         table = gr.update(value=view["before_after"], visible=view["before_after"] is not None)
-        return view["status"], view["loss"], view["recall"], table, view["log"]
+        return view["status"], view["loss"], view["recall"], table, view["log"], view["progress"]
 
-    seen: dict[str, tuple[str, str] | None] = {"status": None}
+    seen = gr.State(None)  # per browser session: (job status, newest caption-history row) last drawn
 
-    def refresh_when_job_changes(pw: str | None) -> tuple[Any, ...]:
-        """Re-read the summary and model list only when the job's status changed (cheap ticks)."""
-        current = (state.job.run_id, state.job.status) if state.job is not None else None
-        if current == seen["status"] or not is_admin(runtime.settings, pw):
-            return tuple(gr.update() for _ in refresh_outputs)
-        seen["status"] = current
-        return refresh(pw)
+    def refresh_when_job_changes(pw: str | None, last: Any = None) -> tuple[Any, ...]:
+        """Re-read summary and models only when the job's status or the collection's review work changed."""
+        job = (state.job.run_id, state.job.status) if state.job is not None else None
+        current = [job, runtime.catalog.newest_history_id()]  # approvals, edits and imports add history rows
+        if current == last or not is_admin(runtime.settings, pw):
+            return (*[gr.update() for _ in refresh_outputs], last)
+        return (*refresh(pw), current)
 
     timer = gr.Timer(POLL_SECONDS)
     timer.tick(draw, [session_password], draw_outputs, api_visibility="private", show_progress="hidden")
     draw_outputs[-1].change(None, js=FOLLOW_LOG)  # the log follows its newest line
     timer.tick(
-        refresh_when_job_changes, [session_password], refresh_outputs, api_visibility="private", show_progress="hidden"
+        refresh_when_job_changes,
+        [session_password, seen],
+        [*refresh_outputs, seen],
+        api_visibility="private",
+        show_progress="hidden",
     )
     demo.load(refresh, [session_password], refresh_outputs, api_visibility="private")
     session_password.change(refresh, [session_password], refresh_outputs, api_visibility="private")

@@ -20,8 +20,12 @@ def test_resumed_run_keeps_its_curve_and_log(browser: Browser, served: Served) -
     expect(page.locator(STATUS)).to_contain_text("No run yet")  # says what will appear, no placeholder table
     page.get_by_label("epochs", exact=True).fill("500")
     page.get_by_label("batch size", exact=True).fill("4")
+    expect(page.locator("#model-pick input")).to_have_value("base")  # the picker shows the active model
     page.get_by_role("button", name="Start training").click()
     expect(page.locator(STATUS)).to_contain_text("step")
+    bar = page.locator("#train-progress [role=progressbar]")  # a real bar beside Start, with steps and ETA
+    expect(bar).to_be_visible()
+    expect(bar).to_contain_text(re.compile(r"step \d+ of \d+"))
     expect(page.locator("#train-recall .vega-embed")).to_be_visible()  # the base model's recall, epoch 0
     page.get_by_role("button", name="Cancel", exact=True).click()
     expect(page.locator(STATUS)).to_contain_text("Cancelled; its checkpoint is kept")
@@ -69,8 +73,12 @@ def test_caption_views_and_hard_negatives_are_chosen_in_the_tab_and_kept_with_th
     page.get_by_label("hard negatives", exact=True).fill("0")
     page.get_by_label("epochs", exact=True).fill("500")
     page.get_by_label("batch size", exact=True).fill("4")
+    expect(page.locator("#model-pick input")).to_have_value("base")  # the picker shows the active model
     page.get_by_role("button", name="Start training").click()
     expect(page.locator(STATUS)).to_contain_text("step")
+    bar = page.locator("#train-progress [role=progressbar]")  # a real bar beside Start, with steps and ETA
+    expect(bar).to_be_visible()
+    expect(bar).to_contain_text(re.compile(r"step \d+ of \d+"))
     page.get_by_role("button", name="Cancel", exact=True).click()
     expect(page.locator(STATUS)).to_contain_text("Cancelled; its checkpoint is kept")
     run_id = re.search(r"Run (\S+):", page.locator(STATUS).inner_text()).group(1)  # type: ignore[union-attr]

@@ -51,6 +51,32 @@ def test_summary_shows_pairs_by_split_and_device(admin_runtime: Runtime) -> None
     assert "CPU: expect hours" in text
 
 
+def test_too_few_pairs_warn_before_start_and_follow_approvals(runtime: Runtime, tmp_path: Path) -> None:
+    runtime.settings = replace(runtime.settings, admin_password=PASSWORD)
+    fill_with_cars(runtime, tmp_path / "cars", seeds=3)  # 54 pairs; with most rejected a split comes up short
+    catalog = runtime.catalog
+    ids = sorted(catalog.ids())
+    for image_id in ids[4:]:
+        catalog.set_review_state(image_id, "rejected")
+    assert not actions.can_start(runtime)
+    assert "Too few pairs to start" in actions.summary_markdown(runtime)
+    with pytest.raises(CarmatchError, match="Too few pairs"):
+        start_small(runtime, actions.TrainingState())
+    before = catalog.newest_history_id()
+    for image_id in ids[4:]:
+        catalog.set_review_state(image_id, "approved")
+    assert catalog.newest_history_id() > before  # what the tab's timer watches to redraw the counts
+    assert actions.can_start(runtime) and "Too few" not in actions.summary_markdown(runtime)
+
+
+def test_progress_bar_shows_steps_share_and_eta() -> None:
+    snap = {"step": 12, "total_steps": 62, "status": "running", "eta_s": 185.0}
+    bar = actions.progress_bar(snap)
+    assert 'role="progressbar"' in bar and 'aria-valuenow="12"' in bar and 'aria-valuemax="62"' in bar
+    assert "width: 19.4%" in bar and "step 12 of 62 (19%)" in bar and "ETA 3m 05s" in bar
+    assert "No run in progress" in actions.progress_bar(None)
+
+
 def test_a_run_trains_in_the_background_and_reports_curves_and_before_after(admin_runtime: Runtime) -> None:
     state = actions.TrainingState()
     message = start_small(admin_runtime, state)
@@ -60,14 +86,32 @@ def test_a_run_trains_in_the_background_and_reports_curves_and_before_after(admi
     assert state.job is not None and state.job.wait(timeout=240)
     view = actions.poll(state)
     assert "finished" in view["status"]
+    total = state.job.snapshot()["total_steps"]
+    assert f'aria-valuenow="{total}"' in view["progress"] and "(100%)" in view["progress"]  # the bar, full
     assert len(view["loss"]) > 0 and view["loss"]["loss"].notna().all()
     assert set(view["recall"]["metric"]) == {"R@1", "R@5", "R@10"}
     assert view["before_after"] is not None and list(view["before_after"].columns)[1:] == ["base", state.job.run_id]
     run_id = state.job.run_id
     assert run_id in actions.model_choices(admin_runtime)
 
+    assert actions.active_choice(admin_runtime) == "base"
+    plan = actions.activation_plan(admin_runtime, PASSWORD, run_id)  # asked first, with what it will cost
+    assert f"up to **{admin_runtime.catalog.count()} images**" in plan and "**base**" in plan
+    assert admin_runtime.active_model().run_id is None  # asking changed nothing
+    gr = pytest.importorskip("gradio")
+    from carmatch.ui import training_tab
+
+    with gr.Blocks() as demo:
+        training_tab.build(demo, admin_runtime)
+    handlers = {f.name: f.fn for f in demo.fns.values() if f.name in ("on_activate", "on_keep")}
+    row, shown, message = handlers["on_activate"](PASSWORD, run_id)  # the tab's Activate only asks
+    assert row["visible"] is True and shown == plan and message == ""
+    row, picker, message = handlers["on_keep"]()
+    assert row["visible"] is False and picker["value"] == "base" and "base** stays active" in message
     result = actions.activate(admin_runtime, state, PASSWORD, run_id, lambda d, t, m: None)
     assert "now active" in result
+    assert actions.active_choice(admin_runtime) == run_id  # what the picker shows after a reload
+    assert actions.activation_plan(admin_runtime, PASSWORD, run_id) == ""  # active and indexed: nothing to ask
     assert admin_runtime.active_model().run_id == run_id
     assert admin_runtime.search(text="a red van", k=3).results  # search answers with the new model
     table = actions.models_table(admin_runtime)
@@ -99,7 +143,7 @@ def test_an_anonymous_visitor_sees_no_run_log_model_or_path(
     from carmatch.ui import training_tab
 
     secret = "/srv/carmatch/runs/run-123 log line"
-    view = {"status": secret, "loss": None, "recall": None, "log": secret, "before_after": None}
+    view = {"status": secret, "loss": None, "recall": None, "log": secret, "before_after": None, "progress": secret}
     monkeypatch.setattr(actions, "poll", lambda state: view)
     monkeypatch.setattr(actions, "summary_markdown", lambda runtime: secret)
     with gr.Blocks() as demo:
