@@ -218,9 +218,10 @@ def test_a_disk_fault_in_an_app_action_is_a_message_not_a_blank_error() -> None:
 
 
 # -- issue #30: nothing curated is ever lost ----------------------------------------------------------------
-# Backups, restore and damaged catalogs: tests/cli/test_environment_faults.py. One password brake:
-# tests/test_access.py. Review decisions kept by imports: tests/dataset/test_import_review.py. Upload bounds:
-# tests/ui/test_upload_limits.py. The rest is here.
+# Backups, restore, damaged catalogs and `backup --to` the live catalog while the app runs:
+# tests/cli/test_environment_faults.py. One password brake and trusted proxies: tests/test_access.py.
+# Review decisions kept by imports and `ingest --captions`: tests/dataset/test_import_review.py. Upload bounds:
+# tests/ui/test_upload_limits.py. API numbers and unknown endpoints: tests/test_app.py. The rest is here.
 
 
 def test_a_staging_folder_left_by_a_killed_save_goes_at_the_next_open(tmp_path: Path) -> None:
@@ -435,3 +436,19 @@ def test_a_pairs_file_nested_too_deep_or_not_utf8_is_one_line(tmp_path: Path) ->
     latin.write_bytes('{"caption": "voiture rouge é"}\n'.encode("latin-1"))
     with pytest.raises(InvalidInputError, match="Cannot read the pairs file"):
         read_pairs_jsonl(latin)
+
+
+def test_a_demo_folder_whose_labels_csv_is_not_utf8_is_one_line(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    from admin.cli import main
+
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    Image.new("RGB", (32, 32), "red").save(folder / "a.jpg")
+    (folder / "metadata.csv").write_bytes("file_name,label\na.jpg,Citroën C4\n".encode("latin-1"))
+    assert main(["demo", "--dataset", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: --dataset cannot be read") and len(err.strip().splitlines()) == 1
