@@ -30,9 +30,9 @@ class DriverKilled(BaseException):
     """Stands for the driver process dying: nothing after it runs (not even the index save)."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_ray() -> Iterator[Any]:
-    """A local Ray with 2 CPUs for the whole session (about 8 s to start on a quiet machine)."""
+    """A local Ray with 2 CPUs for this file's tests (about 8 s to start), stopped after them, not at session end."""
     import ray
 
     # address="local": never a cluster that RAY_ADDRESS names on a developer's machine
