@@ -57,7 +57,8 @@ def project(vectors: np.ndarray, sample_rows: int = AXES_SAMPLE) -> np.ndarray:
     _, basis = np.linalg.eigh(cov)
     axes = basis[:, ::-1][:, :2] if dim >= 2 else np.pad(basis, ((0, 0), (0, 2 - dim)))
     axes = axes * np.where(axes[np.abs(axes).argmax(axis=0), range(axes.shape[1])] < 0, -1.0, 1.0)
-    return ((vectors - mean) @ axes).astype(np.float32)
+    weights = axes.astype(np.float32)  # project in float32: no float64 copy of the whole collection
+    return (vectors @ weights - (mean @ axes).astype(np.float32)).astype(np.float32)
 
 
 def collection_map(

@@ -29,6 +29,7 @@ from carmatch.ui.phrasing import phrased
 from carmatch.ui.thumbnails import FILE_ROUTE, gallery_image
 
 SHOWN_SUSPECTS = 48
+SUSPECT_HEADERS = ["#", "score", "why", "caption", "file", "review state"]
 SHOWN_SELECTION = 120
 NOT_COMPUTED = "Not computed for the active model yet: unlock editing and press **{}**."
 
@@ -40,6 +41,7 @@ class Listing:
     note: str
     gallery: list[tuple[Any, str]] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)  # the suspects' table: SUSPECT_HEADERS, in gallery order
 
 
 def _tile(runtime: Runtime, image_id: str, path: str) -> Any:
@@ -56,7 +58,10 @@ def suspects_listing(runtime: Runtime, suspects: Sequence[Suspect], skipped: int
     if skipped:
         note += f" {skipped} captioned image(s) are not indexed under this model yet."
     tiles = [(_tile(runtime, s.image_id, s.path), f"{s.score:.2f} · {s.reason}") for s in shown]
-    return Listing(note, tiles, [s.image_id for s in shown])
+    rows = [
+        [n + 1, round(s.score, 2), s.reason, s.caption, Path(s.path).name, s.review_state] for n, s in enumerate(shown)
+    ]
+    return Listing(note, tiles, [s.image_id for s in shown], rows)
 
 
 def cached_suspects(runtime: Runtime, top: int = SHOWN_SUSPECTS) -> Listing:

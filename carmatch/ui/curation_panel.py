@@ -100,7 +100,7 @@ def build(runtime: Runtime, session_password: gr.State, editor_outputs: list[Any
     def on_open(top: float) -> tuple[Any, ...]:
         listing = actions.cached_suspects(runtime, int(top))
         groups = actions.cached_groups(runtime)
-        return (*_listing(listing), *_groups_view(runtime, groups, None))
+        return (*_listing(listing), listing.rows, *_groups_view(runtime, groups, None))
 
     outputs = [*suspects["outputs"], *duplicates["outputs"]]
     panel.expand(on_open, [suspects["top"]], outputs, api_visibility="private")
@@ -118,15 +118,25 @@ def _suspects_view(runtime: Runtime, session_password: gr.State) -> dict[str, An
         top = gr.Slider(12, 240, value=actions.SHOWN_SUSPECTS, step=12, label="How many to show")
     note = gr.Markdown(elem_id="curation-suspects-note")
     gallery = _gallery("curation-suspects", 6)
+    table = gr.Dataframe(
+        headers=actions.SUSPECT_HEADERS, label="Why each one", interactive=False, wrap=True, elem_id="curation-why"
+    )
     ids = gr.State([])
+    outputs = [note, gallery, ids, table]
 
     @user_errors
     def on_run(pw: str, shown: float, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-        return _listing(actions.compute_suspects(runtime, pw, int(shown), progress_adapter(progress)))
+        listing = actions.compute_suspects(runtime, pw, int(shown), progress_adapter(progress))
+        return (*_listing(listing), listing.rows)
 
-    run.click(on_run, [session_password, top], [note, gallery, ids], api_visibility="private")
-    top.release(lambda shown: _listing(actions.cached_suspects(runtime, int(shown))), [top], [note, gallery, ids])
-    return {"gallery": gallery, "ids": ids, "top": top, "outputs": [note, gallery, ids]}
+    @user_errors
+    def on_top(shown: float) -> tuple[Any, ...]:
+        listing = actions.cached_suspects(runtime, int(shown))
+        return (*_listing(listing), listing.rows)
+
+    run.click(on_run, [session_password, top], outputs, api_visibility="private")
+    top.release(on_top, [top], outputs, api_visibility="private")
+    return {"gallery": gallery, "ids": ids, "top": top, "outputs": outputs}
 
 
 def _groups_view(runtime: Runtime, groups: Sequence[Any], choice: str | None) -> tuple[Any, ...]:

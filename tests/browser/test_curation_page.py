@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import DESKTOP, Served, open_page, screenshot, unlock
+from tests.browser.conftest import DESKTOP, SCREENSHOTS, Served, open_page, unlock
 
 SELECT_FIRST_POINTS = """(count) => {
   const plot = document.querySelector('#curation-map .js-plotly-plot');
@@ -14,6 +14,12 @@ SELECT_FIRST_POINTS = """(count) => {
   plot.emit('plotly_selected', {points});
   return points.map((p) => p.customdata[0]);
 }"""
+
+
+def panel_screenshot(page: Page, name: str) -> None:
+    """The curation panel alone (the docs show it), under ``SCREENSHOTS``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#curation").screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
 def test_reviewer_finds_likely_mistakes_and_selects_a_cluster_on_the_map(browser: Browser, served: Served) -> None:
@@ -25,10 +31,10 @@ def test_reviewer_finds_likely_mistakes_and_selects_a_cluster_on_the_map(browser
     first = page.locator("#curation-suspects .thumbnail-item").first
     expect(first).to_be_visible()
     expect(first).to_contain_text(re.compile(r"\d\.\d\d · .*(fit|captions better|attribute says)"))  # the reason
+    expect(page.locator("#curation-why")).to_contain_text("why")  # and the whole reason in the table below
     first.click()  # opens in the editor beside the grid
     expect(page.locator("#dataset-meta")).to_contain_text("version")
-    page.locator("#curation-suspects").scroll_into_view_if_needed()
-    screenshot(page, "curation-suspects")
+    panel_screenshot(page, "curation-suspects")
 
     page.get_by_role("tab", name="Map").click()
     page.locator("#curation-map-compute").click()
@@ -40,6 +46,5 @@ def test_reviewer_finds_likely_mistakes_and_selects_a_cluster_on_the_map(browser
     expect(page.locator("#curation-map-tab")).to_contain_text("5 point(s) selected")
     expect(page.locator("#curation-map-selected .thumbnail-item")).to_have_count(5)
     assert len(set(chosen)) == 5
-    page.locator("#curation-map").scroll_into_view_if_needed()
-    screenshot(page, "curation-map")
+    panel_screenshot(page, "curation-map")
     page.context.close()

@@ -54,6 +54,8 @@ def test_likely_mistakes_show_the_reason_beside_each_image(curated: Runtime) -> 
     assert len(listing.ids) == 3 and listing.ids[0] == by_name(curated)["green_van.webp"]
     assert listing.gallery[0][1].endswith("caption says red; its colour attribute says green")
     assert "3 of 7 captions" in listing.note
+    assert listing.rows[0][2] == "caption says red; its colour attribute says green"  # the readable reason
+    assert listing.rows[0][3] == "a red car" and listing.rows[0][4] == "green_van.webp"
 
 
 def test_duplicate_copies_are_deleted_only_when_confirmed_and_never_the_whole_group(curated: Runtime) -> None:
