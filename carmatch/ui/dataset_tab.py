@@ -77,7 +77,14 @@ def _filter_row() -> list[Any]:
     with gr.Row():
         text_f = gr.Textbox(label="Caption contains", placeholder="red pickup", scale=2, elem_id="dataset-filter-text")
         attributes = [
-            gr.Dropdown([ANY], value=ANY, label=key.replace("_", " "), allow_custom_value=True, min_width=110)
+            gr.Dropdown(
+                [ANY],
+                value=ANY,
+                label=key.replace("_", " "),
+                allow_custom_value=True,
+                min_width=110,
+                elem_id=f"dataset-filter-{key}",
+            )
             for key in FILTER_ATTRIBUTES
         ]
         source_f = gr.Dropdown([ANY, *curation.SOURCE_FILTERS], value=ANY, label="source", min_width=120)

@@ -190,6 +190,8 @@ def test_import_changing_only_attributes_keeps_approvals(browser: Browser, serve
     expect(page.locator("#import-report textarea")).to_have_value(re.compile(r"^Import: 1 changed of 1"))
     after = catalog.get(record.id)
     assert (after.review_state, after.caption, after.attributes.get("make")) == ("approved", record.caption, "ford")
+    page.locator("#dataset-filter-make input").click()  # the make filter offers the imported value at once
+    expect(page.get_by_role("option", name="ford")).to_be_visible()
     page.context.close()
 
 
