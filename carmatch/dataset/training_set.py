@@ -18,8 +18,9 @@ image id: every member lands in the split of its group. An image with no group k
 (key = its id), so nothing moves until a group is recorded. Groups are kept in the catalog's meta
 (``split_groups``), one mapping ``{image_id: group_key}`` per *source*, written with
 :func:`set_split_groups` (replace one source, e.g. ``"near_duplicates"`` after each duplicate scan)
-or :func:`add_split_groups` (merge, e.g. ``"frames"``: a crop's key is its frame's id, added at
-ingest). :func:`split_groups` joins all sources: images linked through any source form one group,
+or :func:`add_split_groups` (merge); the cars cut from one traffic frame are one more source, read
+from the catalog's crops table (a crop's key is its frame's id). :func:`split_groups` joins all
+sources: images linked through any source form one group,
 whose key is the smallest key or id in it, so a member that is its group's smallest key keeps its
 own split. Recording a group can move its other members (a warning says how many changed split).
 """
