@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from carmatch.locations import checkpoint_file
 from carmatch.runtime import Runtime
 from carmatch.startup import open_runtime
 from carmatch.training import registry
@@ -27,10 +28,14 @@ def state(runtime: Runtime) -> dict[str, object]:
         image_id: {"caption": r.caption, "state": r.review_state, "attributes": r.attributes}
         for image_id, r in records.items()
     }
-    runs = {
-        m.id: {"status": m.status, "checkpoint": m.checkpoint, "exists": Path(m.checkpoint or "").is_file()}
-        for m in registry.list_models(runtime.catalog)
-    }
+    runs = {}
+    for m in registry.list_models(runtime.catalog):
+        checkpoint = checkpoint_file(m.checkpoint, runtime.settings.files_home)  # a relative record: in the bucket
+        runs[m.id] = {
+            "status": m.status,
+            "checkpoint": str(checkpoint),
+            "exists": bool(checkpoint and checkpoint.is_file()),
+        }
     return {"images": images, "runs": runs}
 
 
