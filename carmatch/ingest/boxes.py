@@ -99,9 +99,16 @@ class BoxFile:
         return found, refused
 
     def key_of(self, rel_path: str) -> str:
-        """The key the file knows an image by: its relative path without extension, else its bare stem."""
+        """The key the file knows an image by: its relative path without extension, else its bare stem, else
+        the one key whose last part is that stem (a file naming images by absolute path or another root)."""
         key = _key(rel_path)
-        return key if key in self.boxes or key in self.normalized else Path(key).name
+        if key in self.boxes or key in self.normalized:
+            return key
+        stem = Path(key).name
+        if stem in self.boxes or stem in self.normalized:
+            return stem
+        tails = [k for k in self.keys() if Path(k).name == stem]
+        return tails[0] if len(tails) == 1 else stem
 
     def keys(self) -> set[str]:
         """Every image key the file names."""

@@ -214,3 +214,12 @@ def test_relocating_the_folder_moves_its_frames_too(runtime: Runtime, frames: tu
     frame_id = next(iter(runtime.catalog.crop_links(runtime.catalog.ids()).values())).frame_id
     frame = runtime.catalog.get_frame(frame_id)
     assert Path(frame.path).is_file() and frame.root == str(moved)
+
+
+def test_a_coco_file_naming_images_by_absolute_path_still_matches(tmp_path: Path) -> None:
+    coco = coco_file(tmp_path / "boxes.json")
+    data = json.loads(coco.read_text())
+    data["images"][0]["file_name"] = "/mnt/cameras/cam1/f001.png"  # written on another machine
+    coco.write_text(json.dumps(data))
+    boxes, refused = read_box_file(coco).for_image("cam1/f001.png", 320, 200)
+    assert [d.box.as_tuple() for d in boxes] == [box for _, _, box in FRAMES["cam1/f001.png"]] and refused == []
