@@ -66,6 +66,7 @@ class RayPlan:
     batch_size: int
     workers: int
     gpus_per_worker: float
+    worker_cpus: float
     decode_cpus: float
     decode_tasks: int
 
@@ -102,21 +103,22 @@ def connect(address: str) -> Any:
     return ray
 
 
-def pool_shape(settings: Settings, resources: dict[str, float]) -> tuple[int, float, float, int]:
-    """(workers, GPUs per worker, CPUs per decode task, decode tasks at once) for a cluster's resources.
+def pool_shape(settings: Settings, resources: dict[str, float]) -> tuple[int, float, float, float, int]:
+    """(workers, GPUs per worker, CPUs per worker, CPUs per decode task, decode tasks at once) for a cluster.
 
-    With GPUs (and a device other than cpu) each worker holds one GPU; decode tasks take a CPU each.
-    CPU-only, each worker takes one CPU, and decoding shares what is left (no reservation when the
-    workers take every CPU, as in a 2-core local Ray with 2 workers).
+    With GPUs (and a device other than cpu) each worker holds one GPU and a CPU, and decode tasks run
+    apart on the other CPUs, one each, feeding the GPUs. CPU-only, the workers share the CPUs out
+    (torch uses as many threads as its worker reserves) and the decode step asks for the same
+    resources, so Ray Data runs it inside each worker: no tensor crosses the object store.
     """
     gpus = int(resources.get("GPU", 0))
     cpus = max(1, int(resources.get("CPU", 1)))
     if gpus and settings.device != "cpu":
         workers = settings.ray_workers or gpus
-        return workers, 1.0, 1.0, max(1, cpus - workers)
+        return workers, 1.0, 1.0, 1.0, max(1, cpus - workers)
     workers = settings.ray_workers or max(1, cpus // 2)
-    spare = cpus - workers
-    return workers, 0.0, (1.0 if spare >= 1 else 0.0), max(1, spare if spare >= 1 else workers)
+    share = float(max(1, cpus // workers))
+    return workers, 0.0, share, share, workers
 
 
 def make_plan(settings: Settings, embedder: Any, resources: dict[str, float]) -> RayPlan:
@@ -128,7 +130,7 @@ def make_plan(settings: Settings, embedder: Any, resources: dict[str, float]) ->
         )
     transform = embedder.preprocess
     shape = tuple(np.asarray(transform(Image.new("RGB", (BLANK_SIDE, BLANK_SIDE)))).shape)
-    workers, gpus, decode_cpus, decode_tasks = pool_shape(settings, resources)
+    workers, gpus, worker_cpus, decode_cpus, decode_tasks = pool_shape(settings, resources)
     return RayPlan(
         model_name=embedder.spec.name,
         pretrained=embedder.spec.pretrained,
@@ -144,6 +146,7 @@ def make_plan(settings: Settings, embedder: Any, resources: dict[str, float]) ->
         batch_size=settings.ray_batch_size,
         workers=workers,
         gpus_per_worker=gpus,
+        worker_cpus=worker_cpus,
         decode_cpus=decode_cpus,
         decode_tasks=decode_tasks,
     )
@@ -247,7 +250,7 @@ def embed_files(
         batch_format="numpy",
         fn_constructor_kwargs={"plan": plan},
         compute=ray.data.ActorPoolStrategy(size=plan.workers),
-        num_cpus=1,
+        num_cpus=plan.worker_cpus,
         num_gpus=plan.gpus_per_worker,
     )
     log.info(

@@ -181,9 +181,10 @@ def decoded(runtime: Runtime, image_id: str) -> Any:
 
 def test_ray_pool_gives_each_worker_a_gpu_and_decodes_on_the_cpus(settings: Settings) -> None:
     gpu_node = pool_shape(settings.with_overrides(device="auto"), {"CPU": 16.0, "GPU": 4.0})
-    assert gpu_node == (4, 1.0, 1.0, 12)  # 4 GPU workers; the other 12 CPUs decode
-    assert pool_shape(settings.with_overrides(device="cpu"), {"CPU": 16.0, "GPU": 4.0})[:2] == (8, 0.0)  # CPUs only
-    assert pool_shape(settings.with_overrides(ray_workers=2), {"CPU": 2.0}) == (2, 0.0, 0.0, 2)  # decode shares
+    assert gpu_node == (4, 1.0, 1.0, 1.0, 12)  # 4 GPU workers; the other 12 CPUs decode
+    cpu_only = pool_shape(settings.with_overrides(device="cpu"), {"CPU": 16.0, "GPU": 4.0})
+    assert cpu_only == (8, 0.0, 2.0, 2.0, 8)  # CPU workers of 2 threads; decoding runs inside them
+    assert pool_shape(settings.with_overrides(ray_workers=2), {"CPU": 2.0}) == (2, 0.0, 1.0, 1.0, 2)
 
 
 def test_an_unknown_engine_is_refused_with_the_choices() -> None:
