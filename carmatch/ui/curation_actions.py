@@ -10,6 +10,7 @@ thumbnails removed, one undo entry), admin only and after confirmation.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from carmatch.dataset import bulk as bulk_ops
 from carmatch.dataset.collection_map import MAX_DRAWN_POINTS, CollectionMap, collection_map, downsample, point_labels
 from carmatch.dataset.curation_cache import load_result
+from carmatch.dataset.curation_jobs import BackgroundJobs, Work
 from carmatch.dataset.duplicates import DEFAULT_COSINE, DuplicateGroup, find_duplicates
 from carmatch.dataset.suspects import Suspect, cached_scores, find_suspects
 from carmatch.errors import InvalidInputError
@@ -32,6 +34,8 @@ SHOWN_SUSPECTS = 48
 SUSPECT_HEADERS = ["#", "score", "why", "caption", "file", "review state"]
 SHOWN_SELECTION = 120
 NOT_COMPUTED = "Not computed for the active model yet: unlock editing and press **{}**."
+JOB_KINDS = ("suspects", "duplicates", "map")
+_JOBS: weakref.WeakKeyDictionary[Runtime, BackgroundJobs] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -46,6 +50,50 @@ class Listing:
 
 def _tile(runtime: Runtime, image_id: str, path: str) -> Any:
     return gallery_image(runtime.settings.thumbs_dir, image_id, path)
+
+
+# -- background jobs -------------------------------------------------------------------------
+def jobs_of(runtime: Runtime) -> BackgroundJobs:
+    """The background curation jobs of one runtime (one app)."""
+    if runtime not in _JOBS:
+        _JOBS[runtime] = BackgroundJobs()
+    return _JOBS[runtime]
+
+
+@phrased
+def start_job(runtime: Runtime, session_password: str | None, kind: str) -> str:
+    """Start scoring, the duplicate scan or the map in the background (admin); the line to show."""
+    require_admin(runtime, session_password)
+    if kind not in JOB_KINDS:
+        raise InvalidInputError(field="kind", value=kind, limit=JOB_KINDS, label="curation job")
+    embedder = runtime.embedder  # loaded here, so a missing model is told now, not in the thread
+    home, catalog = runtime.settings.home, runtime.catalog
+    work: dict[str, Work] = {
+        "suspects": lambda progress, stop: find_suspects(catalog, embedder, home, progress, stop),
+        "duplicates": lambda progress, stop: find_duplicates(
+            catalog, embedder.model_key, home, DEFAULT_COSINE, progress, stop
+        ),
+        "map": lambda progress, stop: collection_map(catalog, embedder.model_key, home, progress, stop),
+    }
+    if not jobs_of(runtime).start(kind, work[kind]):
+        return "Already running in the background: its progress is shown here."
+    return "Started in the background: you can keep reviewing; the result appears here when it is done."
+
+
+def job_line(runtime: Runtime, kind: str) -> tuple[str, bool]:
+    """The progress line of a background job and whether it is still running."""
+    status = jobs_of(runtime).status(kind)
+    if status is None:
+        return "", False
+    return status.describe(), status.running
+
+
+@phrased
+def stop_jobs(runtime: Runtime, session_password: str | None) -> str:
+    """Ask every running curation job to stop (what they finished is kept for the next run)."""
+    require_admin(runtime, session_password)
+    stopped = [kind for kind in JOB_KINDS if jobs_of(runtime).cancel(kind)]
+    return f"Stopping: {', '.join(stopped)}." if stopped else "Nothing is running."
 
 
 # -- likely mistakes -------------------------------------------------------------------------

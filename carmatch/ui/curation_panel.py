@@ -1,8 +1,9 @@
 """The Dataset tab's curation panel: likely mistakes, near-duplicate groups, the map. Layout and wiring only.
 
 The logic is in :mod:`carmatch.ui.curation_actions`. Opening the accordion shows the results
-computed last for the active model (to everyone); the compute buttons are admin actions with
-progress. A tile clicked in any of the three views opens that image in the tab's editor. The map
+computed last for the active model (to everyone); the compute buttons (admin) start a background
+job whose progress a timer shows every 2 s, and whose result replaces the view when it is done.
+A tile clicked in any of the three views opens that image in the tab's editor. The map
 is a Plotly figure in a ``gr.Plot``; a small script passes its box/lasso selection to the panel
 (through a hidden textbox and the "Show selected points" button) and shows a point's thumbnail on
 hover.
@@ -18,7 +19,7 @@ import gradio as gr
 from carmatch.dataset.collection_map import COLOUR_BY
 from carmatch.runtime import Runtime
 from carmatch.ui import curation_actions as actions
-from carmatch.ui.common import progress_adapter, user_errors
+from carmatch.ui.common import user_errors
 from carmatch.ui.dataset_actions import open_image
 
 INTRO = (
@@ -86,7 +87,11 @@ def _opens_editor(
 def build(runtime: Runtime, session_password: gr.State, editor_outputs: list[Any], editor_values: Callable) -> Any:
     """Lay out the panel (an accordion) in the current context and wire it; returns the delete event."""
     with gr.Accordion("Curation: likely mistakes, near-duplicates, map", open=False, elem_id="curation") as panel:
-        gr.Markdown(INTRO)
+        with gr.Row(equal_height=True):
+            gr.Markdown(INTRO)
+            stop = gr.Button("Stop running jobs", size="sm", scale=0, elem_id="curation-stop")
+        stopped = gr.Markdown(elem_id="curation-stopped")
+        stop.click(user_errors(lambda pw: actions.stop_jobs(runtime, pw)), [session_password], [stopped])
         with gr.Tab("Review likely mistakes", elem_id="curation-suspects-tab"):
             suspects = _suspects_view(runtime, session_password)
         with gr.Tab("Near-duplicates", elem_id="curation-duplicates-tab"):
@@ -108,6 +113,34 @@ def build(runtime: Runtime, session_password: gr.State, editor_outputs: list[Any
     return duplicates["deleted"]
 
 
+def _background(
+    runtime: Runtime,
+    session_password: gr.State,
+    kind: str,
+    button: gr.Button,
+    line: gr.Markdown,
+    outputs: list[Any],
+    show: Callable[..., Any],
+    show_inputs: list[Any],
+) -> None:
+    """``button`` starts the ``kind`` job in the background; a timer shows its progress, then ``show``s the result."""
+    timer = gr.Timer(2.0, active=False)
+
+    @user_errors
+    def on_start(pw: str) -> tuple[Any, ...]:
+        return actions.start_job(runtime, pw, kind), gr.Timer(active=True)
+
+    def on_tick(*values: Any) -> tuple[Any, ...]:
+        text, running = actions.job_line(runtime, kind)
+        if running:
+            return (text, gr.Timer(active=True), *[gr.update() for _ in outputs])
+        shown = show(*values)
+        return (text, gr.Timer(active=False), *(shown if isinstance(shown, tuple) else (shown,)))
+
+    button.click(on_start, [session_password], [line, timer], api_visibility="private")
+    timer.tick(user_errors(on_tick), show_inputs, [line, timer, *outputs], api_visibility="private")
+
+
 def _listing(listing: actions.Listing) -> tuple[Any, ...]:
     return listing.note, listing.gallery, listing.ids
 
@@ -116,6 +149,7 @@ def _suspects_view(runtime: Runtime, session_password: gr.State) -> dict[str, An
     with gr.Row(equal_height=True):
         run = gr.Button("Find likely mistakes", variant="primary", elem_id="curation-suspects-run")
         top = gr.Slider(12, 240, value=actions.SHOWN_SUSPECTS, step=12, label="How many to show")
+    status = gr.Markdown(elem_id="curation-suspects-status")
     note = gr.Markdown(elem_id="curation-suspects-note")
     gallery = _gallery("curation-suspects", 6)
     table = gr.Dataframe(
@@ -125,16 +159,11 @@ def _suspects_view(runtime: Runtime, session_password: gr.State) -> dict[str, An
     outputs = [note, gallery, ids, table]
 
     @user_errors
-    def on_run(pw: str, shown: float, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-        listing = actions.compute_suspects(runtime, pw, int(shown), progress_adapter(progress))
-        return (*_listing(listing), listing.rows)
-
-    @user_errors
     def on_top(shown: float) -> tuple[Any, ...]:
         listing = actions.cached_suspects(runtime, int(shown))
         return (*_listing(listing), listing.rows)
 
-    run.click(on_run, [session_password, top], outputs, api_visibility="private")
+    _background(runtime, session_password, "suspects", run, status, outputs, on_top, [top])
     top.release(on_top, [top], outputs, api_visibility="private")
     return {"gallery": gallery, "ids": ids, "top": top, "outputs": outputs}
 
@@ -155,6 +184,7 @@ def _duplicates_view(runtime: Runtime, session_password: gr.State) -> dict[str, 
     with gr.Row(equal_height=True):
         run = gr.Button("Find near-duplicates", variant="primary", elem_id="curation-duplicates-run")
         choice = gr.Dropdown(label="Group", choices=[], elem_id="curation-duplicates-group")
+    status = gr.Markdown(elem_id="curation-duplicates-status")
     note = gr.Markdown(elem_id="curation-duplicates-note")
     gallery = _gallery("curation-duplicates", 4)
     ids = gr.State([])
@@ -166,11 +196,6 @@ def _duplicates_view(runtime: Runtime, session_password: gr.State) -> dict[str, 
     outputs = [choice, note, gallery, ids, copies]
 
     @user_errors
-    def on_run(pw: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-        groups = actions.compute_duplicates(runtime, pw, progress_adapter(progress))
-        return _groups_view(runtime, groups, None)
-
-    @user_errors
     def on_choose(name: str) -> tuple[Any, ...]:
         return _groups_view(runtime, actions.cached_groups(runtime), name)
 
@@ -179,7 +204,7 @@ def _duplicates_view(runtime: Runtime, session_password: gr.State) -> dict[str, 
         done = actions.delete_copies(runtime, pw, shown, ticked or [], sure)
         return (done, False, *_groups_view(runtime, actions.cached_groups(runtime), name))
 
-    run.click(on_run, [session_password], outputs, api_visibility="private")
+    _background(runtime, session_password, "duplicates", run, status, outputs, lambda: on_choose(""), [])
     choice.input(on_choose, [choice], outputs, api_visibility="private")
     deleted = delete.click(
         on_delete,
@@ -195,6 +220,7 @@ def _map_view(runtime: Runtime, session_password: gr.State) -> dict[str, Any]:
         colour_by = gr.Dropdown(label="Colour by", choices=list(COLOUR_BY), value="color", elem_id="curation-map-by")
         show_map = gr.Button("Draw map", elem_id="curation-map-draw")
         compute = gr.Button("Compute map", variant="primary", elem_id="curation-map-compute")
+    status = gr.Markdown(elem_id="curation-map-status")
     plot = gr.Plot(show_label=False, elem_id="curation-map")
     selection = gr.Textbox(visible="hidden", elem_id="curation-map-selection")
     show_selected = gr.Button("Show selected points", size="sm", elem_id="curation-map-show")
@@ -207,15 +233,11 @@ def _map_view(runtime: Runtime, session_password: gr.State) -> dict[str, Any]:
         return actions.map_figure_for(runtime, pw, by)
 
     @user_errors
-    def on_compute(pw: str, by: str, progress: gr.Progress = gr.Progress()) -> Any:
-        return actions.map_figure_for(runtime, pw, by, compute=True, progress=progress_adapter(progress))
-
-    @user_errors
     def on_selected(chosen: str) -> tuple[Any, ...]:
         return _listing(actions.selection_listing(runtime, chosen or ""))
 
     show_map.click(on_draw, [session_password, colour_by], [plot], api_visibility="private")
     colour_by.input(on_draw, [session_password, colour_by], [plot], api_visibility="private")
-    compute.click(on_compute, [session_password, colour_by], [plot], api_visibility="private")
+    _background(runtime, session_password, "map", compute, status, [plot], on_draw, [session_password, colour_by])
     show_selected.click(on_selected, [selection], [note, gallery, ids], api_visibility="private")
     return {"gallery": gallery, "ids": ids}

@@ -92,3 +92,14 @@ def test_the_map_colours_points_and_a_selection_lists_those_images(curated: Runt
     listing = actions.selection_listing(curated, " ".join(chosen))
     assert sorted(listing.ids) == sorted(chosen) and "2 point(s) selected" in listing.note
     assert actions.selection_listing(curated, "").ids == []
+
+
+def test_the_panel_computes_in_the_background_and_shows_the_result_when_done(curated: Runtime) -> None:
+    with pytest.raises(AccessDeniedError):
+        actions.start_job(curated, "", "suspects")
+    assert actions.job_line(curated, "suspects") == ("", False)
+    assert "Started in the background" in actions.start_job(curated, PASSWORD, "suspects")
+    actions.jobs_of(curated).wait("suspects", 60)
+    line, running = actions.job_line(curated, "suspects")
+    assert not running and line.startswith("Finished")
+    assert actions.cached_suspects(curated).ids[0] == by_name(curated)["green_van.webp"]
