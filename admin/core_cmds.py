@@ -90,6 +90,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest a folder or an S3 prefix; prints a summary."""
     if not args.folder.strip():
         raise InvalidInputError("The folder to ingest is empty: give a folder (an empty path is not the current one).")
+    if args.settings.engine == "ray" and (args.cars or args.boxes):
+        raise InvalidInputError(
+            field="cars" if args.cars else "boxes",
+            value=args.folder,
+            reason="runs on the local engine only: ingest the frames without --engine ray (CARMATCH_ENGINE=local)",
+        )
     if args.folder.strip().lower().startswith(S3_SCHEME):
         return ingest_s3(args)
     with runtime_for(args) as runtime:

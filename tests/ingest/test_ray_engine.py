@@ -190,3 +190,14 @@ def test_ray_pool_gives_each_worker_a_gpu_and_decodes_on_the_cpus(settings: Sett
 def test_an_unknown_engine_is_refused_with_the_choices() -> None:
     with pytest.raises(ConfigError, match="local, ray"):
         load_settings({"CARMATCH_ENGINE": "spark"})
+
+
+def test_traffic_frames_on_the_ray_engine_are_refused_before_anything_changes(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from admin.cli import main
+
+    folder = draw_car_folder(tmp_path / "frames")
+    assert main(["ingest", str(folder), "--cars", "--engine", "ray"]) == 1
+    assert "local engine only" in capsys.readouterr().err
+    assert not settings.db_path.exists()
