@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 FRAME_SHOWN_SIDE_PX = 1600  # a 4K frame is shown (and drawn on) at this size
 _detectors: dict[DetectorSettings, Detector] = {}
 _detectors_lock = threading.Lock()
+_asked: dict[tuple[str, DetectorSettings], list[tuple[str, str]]] = {}  # the last query photo's cars
 
 
 # -- the frame of a result ---------------------------------------------------------------------
@@ -92,11 +93,26 @@ def delete_frame_of(runtime: Runtime, session_password: str | None, image_id: st
 def query_cars(runtime: Runtime, photo: str | None) -> list[tuple[str, str]]:
     """The cars the detector finds in a query photo, as (label, "x0,y0,x1,y1") choices; [] for one car or none.
 
+    The last photo's answer is kept, so the upload's two listeners run the detector once.
+
     Nothing when no detector is set (CARMATCH_DETECTOR=none) or its weights cannot be loaded (logged).
     """
     chosen = detector_settings(runtime.settings)
     if chosen is None or not photo:
         return []
+    with _detectors_lock:  # the upload's two listeners (choices, live search) ask at once: detect once
+        if (str(photo), chosen) not in _asked:
+            _asked.clear()  # the last photo only
+            _asked[(str(photo), chosen)] = _detect_cars(runtime, chosen, str(photo))
+        return list(_asked[(str(photo), chosen)])
+
+
+def holds_several_cars(runtime: Runtime, photo: str | None) -> bool:
+    """True when the query photo is a traffic frame with several cars: the search waits for "which car?"."""
+    return bool(query_cars(runtime, photo))
+
+
+def _detect_cars(runtime: Runtime, chosen: DetectorSettings, photo: str) -> list[tuple[str, str]]:
     try:
         detector = _detector(chosen)
         image = load_image(Path(photo), runtime.settings.max_image_pixels, runtime.settings.max_image_bytes).image
@@ -131,10 +147,9 @@ def chosen_car(photo: str | None, value: str | None) -> Image.Image | None:
 
 
 def _detector(chosen: DetectorSettings) -> Detector:
-    with _detectors_lock:
-        if chosen not in _detectors:
-            _detectors[chosen] = load_detector(chosen)
-        return _detectors[chosen]
+    if chosen not in _detectors:  # under _detectors_lock (query_cars)
+        _detectors[chosen] = load_detector(chosen)
+    return _detectors[chosen]
 
 
 # -- layout and wiring -------------------------------------------------------------------------

@@ -158,7 +158,7 @@ def build(demo: gr.Blocks, runtime: Runtime, searches: RateLimit) -> None:
     ui["url_inputs"] = [text_in, *filters.values()]  # what a shareable link carries
     ui["chips"] = chips
     in_page = _wire_page(runtime, ui, on_search, searches)
-    ui.update(which_car)
+    ui.update(which_car, choose_car_first=lambda photo: frame_view.holds_several_cars(runtime, photo))
     frame_view.wire_frame(runtime, ui)
     frame_view.wire_which_car(runtime, ui)
     _wire_filters(ui, panel, filters, state_in, in_page, searches)
@@ -340,6 +340,8 @@ def _wire_live(ui: dict[str, Any], in_page: Any, page: dict[str, Any]) -> None:
         text, image = values[0], values[1]
         if not (text and str(text).strip()) and image is None:
             return tuple(gr.update() for _ in ui["page_outputs"])  # nothing to search yet
+        if image is not None and ui["choose_car_first"](image):  # a traffic frame: "which car?" comes first
+            return tuple(gr.update() for _ in ui["page_outputs"])
         return in_page(*values, request=request)
 
     live_search = page_search(live)

@@ -45,9 +45,11 @@ def test_which_car_offers_the_cars_of_a_query_frame_and_cuts_the_chosen_one(
 ) -> None:
     frame = draw_frames(tmp_path / "q") / "cam1" / "f001.png"
     assert frame_view.query_cars(runtime, str(frame)) == []  # no detector set: the photo is searched as it is
+    assert not frame_view.holds_several_cars(runtime, str(frame))
     monkeypatch.setattr(runtime, "settings", runtime.settings.with_overrides(detector="tiny-random"))
     choices = frame_view.query_cars(runtime, str(frame))
     assert len(choices) >= 2 and choices[0][0].startswith("Car 1: car at x ")
+    assert frame_view.holds_several_cars(runtime, str(frame))  # the live search waits for the choice
     x0, y0, x1, y1 = (int(v) for v in choices[0][1].split(","))
     car = frame_view.chosen_car(str(frame), choices[0][1])
     assert car is not None and car.size == (x1 - x0, y1 - y0)
