@@ -124,9 +124,10 @@ def load_detector(config: DetectorSettings, pretrained: bool = True) -> Torchvis
     from torchvision.models import get_model, get_model_weights
 
     weights = get_model_weights(name).DEFAULT
+    local = weights_file(name, weights.url, config.offline) if pretrained else None  # fails fast, before building
     model = get_model(name, weights=None, weights_backbone=None)
-    if pretrained:
-        model.load_state_dict(torch.load(weights_file(name, weights.url, config.offline), map_location="cpu"))
+    if local is not None:
+        model.load_state_dict(torch.load(local, map_location="cpu"))
         label = f"{name}/{weights.name}"
     else:
         log.warning("Detector %s has random weights: its boxes mean nothing (benches only)", name)

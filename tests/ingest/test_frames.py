@@ -223,3 +223,16 @@ def test_a_coco_file_naming_images_by_absolute_path_still_matches(tmp_path: Path
     coco.write_text(json.dumps(data))
     boxes, refused = read_box_file(coco).for_image("cam1/f001.png", 320, 200)
     assert [d.box.as_tuple() for d in boxes] == [box for _, _, box in FRAMES["cam1/f001.png"]] and refused == []
+
+
+def test_cars_without_detector_weights_offline_stop_before_changing_anything(
+    settings: object, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = draw_frames(tmp_path / "frames")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("CARMATCH_OFFLINE", "1")
+    assert main(["ingest", str(folder), "--cars"]) == 1
+    err = capsys.readouterr().err
+    assert "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth" in err and "--boxes FILE" in err
+    assert main(["info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 0
