@@ -14,6 +14,23 @@ import numpy as np
 import plotly.graph_objects as go
 
 MAX_LEGEND_VALUES = 12  # rarer values are drawn together as "other"
+SWATCHES = {  # a colour value is drawn in its own colour (other values take Plotly's palette)
+    "red": "#d62728",
+    "blue": "#1f5fd6",
+    "green": "#2ca02c",
+    "yellow": "#e6c300",
+    "orange": "#ff7f0e",
+    "black": "#222222",
+    "white": "#f4f4f4",
+    "silver": "#b0b0b0",
+    "grey": "#808080",
+    "gray": "#808080",
+    "brown": "#8c564b",
+    "purple": "#9467bd",
+    "pink": "#e377c2",
+    "unknown": "#c7c7c7",
+    "other": "#9a9a9a",
+}
 HOVER = "%{text}<extra></extra>"
 
 
@@ -68,7 +85,7 @@ def map_figure(
                     x=xy[rows, 0],
                     y=xy[rows, 1],
                     mode="markers",
-                    marker={"size": 5},
+                    marker=_marker(value, colour_by),
                     customdata=[data[i] for i in rows],
                     text=[hover[i] for i in rows],
                     hovertemplate=HOVER,
@@ -91,3 +108,11 @@ def _lay_out(figure: go.Figure, shown: int, total: int, colour_by: str) -> None:
         xaxis={"showticklabels": False, "title": None},
         yaxis={"showticklabels": False, "title": None},
     )
+
+
+def _marker(value: str, colour_by: str) -> dict[str, object]:
+    """A point's marker: a colour value in its own colour (outlined, so white shows), else the palette's."""
+    swatch = SWATCHES.get(value) if colour_by == "color" or value in ("unknown", "other") else None
+    if swatch is None:
+        return {"size": 5}
+    return {"size": 6, "color": swatch, "line": {"width": 0.5, "color": "#555555"}}
