@@ -69,3 +69,13 @@ def test_dataset_shows_a_cars_frame_on_demand_and_deletes_the_frame_with_its_car
     cars = framed.catalog.frame_crop_ids([link.frame_id])
     assert "Deleted 1 frame(s)" in frame_view.delete_frame_of(framed, "pw", car_id)
     assert not set(cars) & set(framed.catalog.ids()) and frame_view.frame_of(framed, car_id) == (None, "")
+
+
+def test_filters_and_find_similar_work_on_cars(framed: Runtime) -> None:
+    links = framed.catalog.crop_links(framed.catalog.ids())
+    red = next(i for i, link in links.items() if link.box == (10, 20, 106, 84))
+    framed.catalog.import_caption(red, "a red sedan", {"color": "red", "body_type": "sedan"})
+    _, results, _ = search_actions.search(framed, "a car", None, 6, 0.5, {"color": "red"})
+    assert [r["id"] for r in results] == [red] and results[0]["box"] == [10, 20, 106, 84]
+    similar = framed.search(image=search_actions.similar_source(framed, red), k=1).results[0]  # Find similar
+    assert similar.id == red and similar.frame == links[red].frame_id
