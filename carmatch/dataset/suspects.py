@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -149,7 +150,8 @@ def attribute_margins(
     stated = [stated_value(r, attribute) for r in records]
     margins = np.full(len(records), np.nan, dtype=np.float32)
     rivals: list[str | None] = [None] * len(records)
-    values = sorted({v for v in stated if v and stated.count(v) >= MIN_VALUE_SUPPORT})
+    support = Counter(v for v in stated if v)
+    values = sorted(v for v, n in support.items() if n >= MIN_VALUE_SUPPORT)
     if len(values) < 2:
         return margins, rivals
     centroids = np.stack([texts[[i for i, v in enumerate(stated) if v == value]].mean(axis=0) for value in values])
