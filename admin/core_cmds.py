@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "folder", help="folder to walk recursively for JPEG/PNG/WebP/BMP images, or an S3 folder s3://bucket/prefix/"
     )
     p.add_argument("--captions", type=Path, help="CSV with columns file,caption (file relative to FOLDER)")
+    add_engine_option(p)
     p.add_argument("--reset-reviewed", action="store_true", help=RESET_REVIEWED_HELP)
     p.add_argument(
         "--cars",
@@ -45,7 +46,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="traffic frames: take the cars' boxes from a COCO JSON file or a folder of YOLO .txt files "
         "instead of running the detector",
     )
-    add_engine_option(p)
     p.set_defaults(func=cmd_ingest)
 
     p = subparsers.add_parser("search", help="find the images most similar to a description and/or a photo")
