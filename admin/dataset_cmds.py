@@ -12,8 +12,9 @@ from admin.common import TqdmProgress, runtime_for
 from carmatch.atomic import check_output_path
 from carmatch.dataset import bulk, curation, training_set
 from carmatch.dataset.export import EXPORT_FORMATS, export_csv, export_jsonl
-from carmatch.dataset.export_titan import export_titan, upload_titan
+from carmatch.dataset.export_titan import export_titan
 from carmatch.dataset.import_captions import apply_import, preview_import, read_import_file
+from carmatch.dataset.titan_upload import upload_titan
 from carmatch.errors import InvalidInputError
 
 CLI_AUTHOR = "cli"

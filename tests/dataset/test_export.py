@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from carmatch.catalog import Catalog
-from carmatch.dataset import export
+from carmatch.dataset import export, titan_upload
 from carmatch.dataset import export_titan as titan_export
 from carmatch.dataset.training_set import SplitFractions, set_collection_split
 from carmatch.errors import InvalidInputError
@@ -135,8 +135,9 @@ def test_titan_upload_copies_images_and_jsonl_and_skips_what_is_there(
     import boto3
     from moto import mock_aws
 
-    monkeypatch.setattr(titan_export, "TITAN_MIN_TRAIN", 1)  # the upload's mechanics, not Titan's minimum
-    monkeypatch.setattr(titan_export, "TITAN_MIN_VALIDATION", 1)
+    for module in (titan_export, titan_upload):  # the export's and upload's mechanics, not Titan's minimums
+        monkeypatch.setattr(module, "TITAN_MIN_TRAIN", 1)
+        monkeypatch.setattr(module, "TITAN_MIN_VALIDATION", 1)
     hold_out_almost_nothing(catalog)
     d = tmp_path / "img"
     for i in range(3):
@@ -147,13 +148,13 @@ def test_titan_upload_copies_images_and_jsonl_and_skips_what_is_there(
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="carmatch-test")
-        first = titan_export.upload_titan(s3, out)
+        first = titan_upload.upload_titan(s3, out)
         assert first.uploaded == 6 and first.present == 0  # 4 images + 2 JSONL
         keys = {o["Key"] for o in s3.list_objects_v2(Bucket="carmatch-test")["Contents"]}
         assert {"titan/train.jsonl", "titan/validation.jsonl"} <= keys and len(keys) == 6
         body = s3.get_object(Bucket="carmatch-test", Key="titan/train.jsonl")["Body"].read()
         assert body == (out / "train.jsonl").read_bytes()
-        second = titan_export.upload_titan(s3, out)
+        second = titan_upload.upload_titan(s3, out)
         assert second.uploaded == 0 and second.present == 6
         (out / "train.jsonl").write_text((out / "train.jsonl").read_text() + "\n")  # a changed JSONL is re-sent
-        assert titan_export.upload_titan(s3, out).uploaded == 1
+        assert titan_upload.upload_titan(s3, out).uploaded == 1

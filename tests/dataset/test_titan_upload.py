@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from carmatch.dataset import export_titan
+from carmatch.dataset import export_titan, titan_upload
 from carmatch.errors import InvalidInputError
 
 BUCKET = "carmatch-test"
@@ -31,21 +31,21 @@ def test_a_large_jsonl_goes_up_in_parts_and_is_recognised_as_unchanged_afterward
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setattr(export_titan, "TITAN_MIN_TRAIN", 1)  # the mechanics, not Titan's 1,000-record minimum
+    monkeypatch.setattr(titan_upload, "TITAN_MIN_TRAIN", 1)  # the mechanics, not Titan's 1,000-record minimum
     out = tmp_path / "titan"
     write_export(out, MULTIPART_BYTES)
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
-        assert export_titan.upload_titan(s3, out).uploaded == 2
+        assert titan_upload.upload_titan(s3, out).uploaded == 2
         head = s3.head_object(Bucket=BUCKET, Key="titan/train.jsonl")
         assert "-" in head["ETag"]  # a multipart ETag: the file went up in parts, not one put_object
         assert head["ContentLength"] == (out / "train.jsonl").stat().st_size
-        again = export_titan.upload_titan(s3, out)
+        again = titan_upload.upload_titan(s3, out)
         assert (again.uploaded, again.present) == (0, 2)
         with (out / "validation.jsonl").open("a") as handle:
             handle.write("\n")
-        assert export_titan.upload_titan(s3, out).uris == [f"s3://{BUCKET}/titan/validation.jsonl"]
+        assert titan_upload.upload_titan(s3, out).uris == [f"s3://{BUCKET}/titan/validation.jsonl"]
 
 
 def test_an_export_below_titans_minimum_is_refused_before_anything_is_sent(
@@ -59,7 +59,7 @@ def test_an_export_below_titans_minimum_is_refused_before_anything_is_sent(
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         with pytest.raises(InvalidInputError) as caught:
-            export_titan.upload_titan(s3, out)
+            titan_upload.upload_titan(s3, out)
         assert "KeyCount" in s3.list_objects_v2(Bucket=BUCKET) and s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
     error = caught.value
     assert (error.field, error.limit) == ("train", export_titan.TITAN_MIN_TRAIN) and "nothing was uploaded" in str(

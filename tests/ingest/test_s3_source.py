@@ -238,7 +238,7 @@ def test_cli_ingests_an_s3_folder_and_refuses_captions_with_it(
 def test_titan_export_references_s3_images_where_they_are_and_uploads_only_converted_ones(
     s3: CountingClient, settings: Settings, runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from carmatch.dataset import export_titan
+    from carmatch.dataset import export_titan, titan_upload
 
     for n in range(6):  # big enough for Titan (sides >= 128 px); WebP must be converted to JPEG/PNG first
         buf = io.BytesIO()
@@ -261,8 +261,8 @@ def test_titan_export_references_s3_images_where_they_are_and_uploads_only_conve
     manifest = json.loads((out / "manifest.json").read_text())
     assert sorted(item["image_ref"] for item in manifest["images"]) == sorted(converted)
 
-    monkeypatch.setattr(export_titan, "TITAN_MIN_TRAIN", 1)  # the mechanics, not Titan's 1,000-record minimum
-    monkeypatch.setattr(export_titan, "TITAN_MIN_VALIDATION", 1)
-    uploaded = export_titan.upload_titan(s3.client, out)
+    monkeypatch.setattr(titan_upload, "TITAN_MIN_TRAIN", 1)  # the mechanics, not Titan's 1,000-record minimum
+    monkeypatch.setattr(titan_upload, "TITAN_MIN_VALIDATION", 1)
+    uploaded = titan_upload.upload_titan(s3.client, out)
     assert not [uri for uri in uploaded.uris if "/titan-src/" in uri]  # an S3 image is never uploaded again
     assert len(uploaded.uris) == len(converted) + 2
