@@ -184,19 +184,23 @@ def test_a_tampered_dataset_thumbnail_click_says_so_and_changes_nothing(
 ) -> None:
     import gradio as gr
 
-    from carmatch.ui import dataset_tab
+    from carmatch.ui import dataset_editor, dataset_selection, dataset_tab
 
     runtime.ingestor().ingest_folder(car_folder)
     with gr.Blocks() as demo:
         dataset_tab.build(demo, runtime)
-    click = next(f.fn for f in demo.fns.values() if f.fn is not None and f.fn.__name__ == "on_select")
+    click = next(
+        f.fn
+        for f in demo.fns.values()
+        if f.fn is not None and f.fn.__name__ == "on_select" and f.fn.__module__ == dataset_selection.__name__
+    )
     ids = runtime.catalog.ids()[:3]
     for select_mode in (False, True):
         shown = click(ids, select_mode, [ids[0]], [], 0, True, gr.SelectData(None, {"index": index, "value": None}))
-        message = shown[dataset_tab.EDITOR_OUTPUTS - 2]
+        message = shown[dataset_editor.EDITOR_OUTPUTS - 2]
         expected = f"The clicked thumbnail is not one of the 3 shown (got {quoted}); select one again."
         assert message == "⚠️ " + as_text(expected)
-        assert all(value == gr.update() for i, value in enumerate(shown) if i != dataset_tab.EDITOR_OUTPUTS - 2)
+        assert all(value == gr.update() for i, value in enumerate(shown) if i != dataset_editor.EDITOR_OUTPUTS - 2)
     opened = click(ids, False, [], [], None, False, gr.SelectData(None, {"index": 1, "value": None}))
     assert opened[0] == ids[1]  # a real click still opens the image
 
