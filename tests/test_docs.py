@@ -104,3 +104,10 @@ def test_the_readme_quotes_no_figure_that_lives_elsewhere() -> None:
     assert not re.search(r"\b\d+(\.\d+)?\s*(s|min|minutes|seconds)\b", README), "do not quote durations"
     defaults = re.findall(r"the default is ([\d,]+)", README)
     assert defaults and all(int(value.replace(",", "")) == DEMO_COUNT for value in defaults)
+
+
+def test_the_benchmarks_page_is_what_the_bench_results_give() -> None:
+    """No figure in the generated part of docs/benchmarks.md is typed by hand: bench/report.py writes it."""
+    from bench import report
+
+    assert report.main(["--check"]) == 0, "run python bench/report.py after a bench (or do not edit that part)"
