@@ -49,11 +49,11 @@ def rss_bytes() -> int:
 
 def build(folder: Path, n: int, dim: int, exact_max: int) -> IndexStore:
     """A store at ``folder`` holding n clustered vectors (built once; reused when already there)."""
-    store = IndexStore(folder, exact_max=exact_max)
+    store = IndexStore(folder, exact_max=exact_max, ann="hnsw")
     if store.exists() and n <= store.read_manifest().count <= n + 1000:  # reused (with earlier runs' appends)
         return store
     vectors = clustered(n, dim, seed=1)
-    index = VectorIndex(IndexManifest("bench", "bench", "none", "0", dim), exact_max=exact_max)
+    index = VectorIndex(IndexManifest("bench", "bench", "none", "0", dim), exact_max=exact_max, ann="hnsw")
     index.add([str(i) for i in range(n)], vectors)
     start = time.perf_counter()
     store.save(index)
@@ -68,7 +68,7 @@ def child_memory(kind: str, folder: str, exact_max: int) -> None:
     queries = clustered(50, 512, seed=2)
     base = rss_bytes()
     if kind == "bare":
-        store = IndexStore(Path(folder), exact_max=exact_max)
+        store = IndexStore(Path(folder), exact_max=exact_max, ann="hnsw")
         gen = Path(folder) / split_pointer(store.current_generation() or "")[0]
         if (gen / "hnsw.bin").exists():
             graph = hnswlib.Index(space="cosine", dim=queries.shape[1])
@@ -81,7 +81,7 @@ def child_memory(kind: str, folder: str, exact_max: int) -> None:
             for q in queries:
                 np.argpartition(-(matrix @ q), 10)[:10]
     elif kind == "before":  # what loading did before #15: the matrix read and copied (astype), and the graph
-        store = IndexStore(Path(folder), exact_max=exact_max)
+        store = IndexStore(Path(folder), exact_max=exact_max, ann="hnsw")
         gen = Path(folder) / split_pointer(store.current_generation() or "")[0]
         matrix = np.load(gen / "vectors.npy").astype(np.float32)
         if (gen / "hnsw.bin").exists():
@@ -93,7 +93,7 @@ def child_memory(kind: str, folder: str, exact_max: int) -> None:
             for q in queries:
                 np.argpartition(-(matrix @ q), 10)[:10]
     else:
-        index = IndexStore(Path(folder), exact_max=exact_max).load()
+        index = IndexStore(Path(folder), exact_max=exact_max, ann="hnsw").load()
         for q in queries:
             index.search(q, 10)
         index.vector("7")  # find similar reads one stored vector

@@ -82,7 +82,7 @@ def measure(search, queries: np.ndarray, truth: list[set[str]]) -> tuple[float, 
 def bench_hnswlib(vectors: np.ndarray, queries: np.ndarray, efs: list[int], folder: Path) -> None:
     """hnswlib through carmatch's VectorIndex (graph always on, as above exact_max)."""
     n, dim = vectors.shape
-    index = VectorIndex(IndexManifest("bench", "bench", "none", "0", dim), exact_max=0)
+    index = VectorIndex(IndexManifest("bench", "bench", "none", "0", dim), exact_max=0, ann="hnsw")
     ids = [str(i) for i in range(n)]
     start = time.perf_counter()
     index.add(ids, vectors)
