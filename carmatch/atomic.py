@@ -71,6 +71,33 @@ def copy_file(source: Path | str, path: Path | str) -> None:
         shutil.copyfileobj(src, fh)
 
 
+def move_aside(path: Path | str, aside: Path | str) -> None:
+    """Rename ``path`` to ``aside`` (same folder) and make the rename durable."""
+    os.replace(path, aside)
+    fsync_dir(Path(aside).parent)
+
+
+def swap_in_copy(source: Path | str, path: Path | str, aside: Path | str) -> None:
+    """Put a copy of ``source`` at ``path``, keeping what was there as ``aside``.
+
+    The copy is written and fsynced beside ``path`` first, so ``path`` is only ever the old file or the
+    whole copy; the old one is renamed to ``aside`` just before the copy is renamed into place.
+    """
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.incoming-{os.getpid()}")
+    with open(source, "rb") as src, open(partial, "wb") as fh:
+        shutil.copyfileobj(src, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        if target.exists():
+            os.replace(target, aside)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    fsync_dir(target.parent)
+
+
 @contextlib.contextmanager
 def staging_dir(parent: Path | str, prefix: str = ".staging-") -> Iterator[Path]:
     """A new empty folder in ``parent`` to build a folder's contents in; removed unless moved away by then."""

@@ -102,6 +102,7 @@ def test_gallery_thumbnails_are_served_in_place_with_a_year_of_cache(
     gallery = gr.Gallery()
     answer = processing_utils.move_files_to_cache(gallery.postprocess([shown]), gallery, postprocess=True)
     assert answer[0]["image"]["path"] == shown  # named where it lies: not copied into Gradio's cache
+    assert str(tmp_path) not in shown and Path(shown).resolve().is_relative_to(thumbs.resolve())  # via the alias
 
     other = tmp_path / "other.webp"
     other.write_bytes(b"x")

@@ -9,13 +9,11 @@ write transaction, so a process that has the catalog open sees either the old co
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import sqlite3
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from carmatch.atomic import move_aside, swap_in_copy
 from carmatch.catalog.schema import MIGRATIONS
 from carmatch.errors import StorageError
 
@@ -132,15 +130,9 @@ def restore_into(backup: Path, db_path: Path) -> Path | None:
         return None
     stamp = datetime.now(timezone.utc).strftime(STAMP_FORMAT)
     aside = db_path.with_name(f"{db_path.name}.damaged-{stamp}")
-    partial = db_path.with_name(f".{db_path.name}.restoring-{os.getpid()}-{int(time.time())}")
-    shutil.copyfile(backup, partial)
-    with open(partial, "rb+") as fh:
-        os.fsync(fh.fileno())
-    if db_path.exists():
-        os.replace(db_path, aside)
     for journal in ("-wal", "-shm"):  # a damaged file's journal must not be replayed over the restored one
         stale = db_path.with_name(db_path.name + journal)
         if stale.exists():
-            os.replace(stale, aside.with_name(aside.name + journal))
-    os.replace(partial, db_path)
+            move_aside(stale, aside.with_name(aside.name + journal))
+    swap_in_copy(backup, db_path, aside)  # the copy is whole on disk before the damaged file moves aside
     return aside if aside.exists() else None

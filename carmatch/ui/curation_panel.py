@@ -91,7 +91,12 @@ def build(runtime: Runtime, session_password: gr.State, editor_outputs: list[Any
             gr.Markdown(INTRO)
             stop = gr.Button("Stop running jobs", size="sm", scale=0, elem_id="curation-stop")
         stopped = gr.Markdown(elem_id="curation-stopped")
-        stop.click(user_errors(lambda pw: actions.stop_jobs(runtime, pw)), [session_password], [stopped])
+        stop.click(
+            user_errors(lambda pw: actions.stop_jobs(runtime, pw)),
+            [session_password],
+            [stopped],
+            api_visibility="private",
+        )
         with gr.Tab("Review likely mistakes", elem_id="curation-suspects-tab"):
             suspects = _suspects_view(runtime, session_password)
         with gr.Tab("Near-duplicates", elem_id="curation-duplicates-tab"):

@@ -67,7 +67,6 @@ def wire(
     refresh_after: Any,
 ) -> None:
     """Run the chosen bulk action on the picked images or on everything matching the filters; undo the last."""
-    reset = (gr.update(value=False), gr.update(value=bulk_actions.SCOPE_SELECTED))
 
     def on_bulk(
         pw: str,
@@ -98,6 +97,8 @@ def wire(
             )
         except CarmatchError as exc:  # shown in the report box (which stays readable), nothing changed
             return f"❌ {for_browser(exc)}", gr.update(), gr.update(), gr.update()
+        # fresh updates each time: Gradio consumes an update dict when it applies it
+        reset = (gr.update(value=False), gr.update(value=bulk_actions.SCOPE_SELECTED))
         return text, *reset, bulk_actions.last_action_note(runtime)
 
     def on_undo(pw: str, progress: gr.Progress = gr.Progress()) -> tuple[str, str]:

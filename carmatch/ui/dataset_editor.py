@@ -49,7 +49,7 @@ def build() -> dict[str, Any]:
     meta = gr.Markdown("_Select an image in the grid._", elem_id="dataset-meta")
     caption = gr.Textbox(
         label=f"{FIELD_LABELS['caption']} (Enter = save, approve and go to the next unreviewed)",
-        lines=2,
+        lines=1,  # one line: Enter submits (a multi-line box would take it as a newline)
         max_lines=6,
         max_length=curation.MAX_CAPTION_CHARS,
         elem_id="dataset-caption",

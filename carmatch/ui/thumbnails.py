@@ -1,7 +1,9 @@
 """The app's gallery images: cached WebP thumbnails served in place with long cache headers.
 
 The thumbnails folder is a Gradio static path, so a gallery answer names each file where it lies
-(no copy into Gradio's cache, no hash of its bytes per answer), and :class:`ThumbnailCacheHeaders`
+(no copy into Gradio's cache, no hash of its bytes per answer). Answers name it through an alias (a
+link in the temp folder, :func:`served_folder`), so the home's path never reaches a visitor, the same
+as files Gradio copies into its cache. :class:`ThumbnailCacheHeaders`
 tells browsers to keep it for a year (a thumbnail's name is its image's digest and size, so it never
 changes). :func:`start_making_thumbnails` makes the missing ones in the background when the app
 starts. When the home is read-only, thumbnails are made in memory instead.
@@ -9,7 +11,10 @@ starts. When the home is read-only, thumbnails are made in memory instead.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -29,22 +34,42 @@ FILE_ROUTE = "/gradio_api/file="
 _served: set[Path] = set()
 
 
-def serve_in_place(thumbs_dir: Path) -> None:
-    """Make Gradio serve files of ``thumbs_dir`` where they lie, never copying or hashing them per answer."""
+def served_folder(thumbs_dir: Path) -> Path:
+    """The name answers give ``thumbs_dir``: a link in the temp folder, named by a digest of the real path."""
     folder = Path(thumbs_dir).resolve()
-    if folder not in _served:
+    digest = hashlib.sha256(str(folder).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    alias = Path(tempfile.gettempdir()) / f"carmatch-thumbs-{digest}"
+    try:
+        if alias.is_symlink() and Path(os.readlink(alias)) == folder:
+            return alias
+        link = alias.with_name(f"{alias.name}.{os.getpid()}")
+        link.unlink(missing_ok=True)
+        link.symlink_to(folder, target_is_directory=True)
+        os.replace(link, alias)  # replaces a stale link from another home at once
+        return alias
+    except OSError as exc:  # no writable temp folder: name the folder itself (only an admin's server shows it)
+        log.warning("Could not link the thumbnails folder into %s (%s)", alias.parent, exc)
+        return folder
+
+
+def serve_in_place(thumbs_dir: Path) -> Path:
+    """Make Gradio serve files of ``thumbs_dir`` where they lie (never copied or hashed per answer); returns the
+    folder name answers use."""
+    alias = served_folder(thumbs_dir)
+    if alias not in _served:
         import gradio as gr
 
-        _served.add(folder)
+        _served.add(alias)
         gr.set_static_paths(sorted(str(p) for p in _served))
+    return alias
 
 
 def gallery_image(thumbs_dir: Path, image_id: str, source: str | Path) -> str | Image.Image:
     """An image's thumbnail: its cached file; in a read-only home one made in memory; else the grey placeholder."""
     cached = safe_thumbnail(thumbs_dir, image_id, source)
     if cached is not None:
-        serve_in_place(thumbs_dir)
-        return str(cached)
+        alias = serve_in_place(thumbs_dir)
+        return str(alias / Path(cached).resolve().relative_to(Path(thumbs_dir).resolve()))
     try:  # the thumbnail could not be cached (a read-only home) or the original is gone: Gradio copies this one
         thumb = load_image(Path(source)).image.copy()
         thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
@@ -62,7 +87,7 @@ class ThumbnailCacheHeaders:
 
     def __init__(self, app: Any, folder: Path) -> None:
         self.app = app
-        self.folder = str(Path(folder).resolve())
+        self.folder = str(served_folder(folder))
 
     def _is_thumbnail(self, scope: dict[str, Any]) -> bool:
         path = unquote(scope.get("path", ""))

@@ -182,20 +182,22 @@ def _wire_activation(
     refresh_outputs: list[Any],
 ) -> None:
     """Activate asks first (what will be re-embedded); Confirm activates and rebuilds; Keep changes nothing."""
-    hidden = gr.update(visible=False)
+
+    def hidden() -> Any:
+        return gr.update(visible=False)  # a fresh update each time: Gradio consumes one when it applies it
 
     def on_activate(pw: str, run_id: str) -> tuple[Any, ...]:
         try:
             plan = actions.activation_plan(runtime, pw, run_id)
         except CarmatchError as exc:
-            return hidden, "", f"❌ {as_text(for_browser(exc))}"
+            return hidden(), "", f"❌ {as_text(for_browser(exc))}"
         if not plan:
-            return hidden, "", f"**{run_id}** is already active and its index is current."
+            return hidden(), "", f"**{run_id}** is already active and its index is current."
         return gr.update(visible=True), plan, ""
 
     @user_errors
     def on_confirm(pw: str, run_id: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-        return hidden, actions.activate(runtime, state, pw, run_id, progress_adapter(progress))
+        return hidden(), actions.activate(runtime, state, pw, run_id, progress_adapter(progress))
 
     @user_errors
     def on_cancel_activate(pw: str) -> str:
@@ -203,7 +205,7 @@ def _wire_activation(
 
     def on_keep() -> tuple[Any, ...]:
         kept = actions.active_choice(runtime)
-        return hidden, gr.update(value=kept), f"Nothing changed: **{kept}** stays active."
+        return hidden(), gr.update(value=kept), f"Nothing changed: **{kept}** stays active."
 
     private = {"api_visibility": "private"}
     shown = [ui["confirm_row"], ui["plan"], ui["message"]]

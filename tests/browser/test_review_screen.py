@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from carmatch.dataset import curation
 from tests.browser.conftest import PHONE, Served, open_page, screenshot, unlock
@@ -24,15 +25,19 @@ def filter_caption(page: Page, text: str, matching: str) -> None:
 
 
 def in_viewport(page: Page, selector: str) -> bool:
-    """Whether the element is wholly inside the window, with no scrolling."""
-    return bool(
-        page.evaluate(
+    """Whether the element is (or within a few seconds, once images and fonts settle, comes) wholly inside the
+    window, with no scrolling."""
+    try:
+        page.wait_for_function(
             "(sel) => { const r = document.querySelector(sel).getBoundingClientRect();"
             " return r.width > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= window.innerHeight"
             " && r.right <= window.innerWidth; }",
-            selector,
+            arg=selector,
+            timeout=5_000,
         )
-    )
+    except PlaywrightTimeoutError:
+        return False
+    return True
 
 
 def test_editor_sits_beside_the_grid_and_fits_a_laptop_screen(browser: Browser, served: Served) -> None:
@@ -41,6 +46,7 @@ def test_editor_sits_beside_the_grid_and_fits_a_laptop_screen(browser: Browser, 
     expect(page.locator(TILES).first).to_be_visible()
     page.locator(TILES).nth(7).click()  # a tile on the second row
     expect(page.locator("#dataset-meta .cm-badge")).to_be_visible()
+    expect(page.locator("#dataset-image img")).to_be_visible()
     parts = ["#dataset-image", "#dataset-meta", "#dataset-caption", "#dataset-attr-color", "#dataset-attr-viewpoint"]
     parts += ["#dataset-save", "#dataset-approve", "#dataset-reject", "#dataset-image-next"]
     for selector in parts:
@@ -58,15 +64,15 @@ def test_editor_sits_beside_the_grid_and_fits_a_laptop_screen(browser: Browser, 
 
 def test_tiles_carry_text_badges_and_show_the_whole_caption_on_hover(browser: Browser, served: Served) -> None:
     page = open_page(browser, served.url, LAPTOP, tab="Dataset")
-    filter_caption(page, "a red sedan car", "1 matching")
+    filter_caption(page, "a white van car", "1 matching")
     tile = page.locator(TILES).first
     expect(tile).to_have_attribute("data-state", re.compile("approved|unreviewed|rejected"))
     badge = page.evaluate(f"() => getComputedStyle(document.querySelector('{TILES}'), '::before').content")
     assert badge.strip('"') == tile.get_attribute("data-state")  # a text badge, not an emoji in the label
     label = tile.locator(".caption-label")
-    expect(label).to_have_text("a red sedan car")  # the state word became the badge
+    expect(label).to_have_text("a white van car")  # the state word became the badge
     assert not re.search(r"[\u2600-\u27bf\U0001f300-\U0001faff]", label.inner_text())
-    expect(tile).to_have_attribute("title", "a red sedan car")
+    expect(tile).to_have_attribute("title", "a white van car")
     tile.hover()
     assert page.evaluate(f"() => getComputedStyle(document.querySelector('{TILES} .caption-label')).whiteSpace") in (
         "normal",

@@ -37,7 +37,9 @@ def test_search_json_lists_results_best_first(
     assert code == 0
     results = json.loads(out)
     assert len(results) == 4
-    assert all(set(r) == {"id", "path", "score", "caption"} for r in results)
+    frame_keys = {"frame", "frame_path", "box", "detector_score"}  # set only for cars cut from traffic frames
+    assert all(set(r) == {"id", "path", "score", "caption", *frame_keys} for r in results)
+    assert all(r[key] is None for r in results for key in frame_keys)  # whole images here
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
     photo = car_folder / "blue_pickup.png"

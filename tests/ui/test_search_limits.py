@@ -56,7 +56,7 @@ def test_a_changed_filter_searches_again_and_counts_against_the_limit(
     handlers: dict[str, list[Callable[..., Any]]],
 ) -> None:
     live = handlers["live_search"]
-    assert len(live) == 6  # the photo weight, a dropped photo, and each of the four filters
+    assert len(live) == 7  # the photo weight, a dropped photo, the four filters, and "which car?" in a traffic frame
     nothing = live[2]("", None, *QUERY[2:], request=request(VISITOR))  # no query yet: no search, not counted
     assert all(value == gr.update() for value in nothing)
     for _ in range(2):
