@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+MILVUS_TESTS := tests/stores/test_milvus_store.py tests/stores/test_store_contract.py
 
 .PHONY: screenshots run test lint bench demo docs install install-dev
 
@@ -27,7 +28,14 @@ demo: install  # fill an empty collection with 2000 cars from Stanford Cars (see
 	$(PY) -m admin demo
 
 test: install-dev
-	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest -q
+	@# the Milvus server's tests run in their own process beside the rest, spread over the cores (pytest-xdist):
+	@# one server per machine (fixed ports), which xdist's workers cannot share
+	@mkdir -p build; HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest -q -p no:cacheprovider \
+		$(MILVUS_TESTS) > build/milvus-tests.log 2>&1 & milvus=$$!; \
+	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest -q -n auto --maxprocesses=4 --dist loadgroup \
+		$(addprefix --ignore=,$(MILVUS_TESTS)); rest=$$?; \
+	wait $$milvus; server=$$?; echo "--- Milvus server tests:"; cat build/milvus-tests.log; \
+	test $$rest -eq 0 && test $$server -eq 0
 
 lint: install-dev
 	$(PY) -m ruff check carmatch admin app.py tests bench

@@ -71,6 +71,15 @@ def copy_file(source: Path | str, path: Path | str) -> None:
         shutil.copyfileobj(src, fh)
 
 
+def point_link(link: Path | str, target: Path | str) -> None:
+    """Make ``link`` a symbolic link to the folder ``target``, replacing any link there in one rename."""
+    final = Path(link)
+    partial = final.with_name(f"{final.name}.{os.getpid()}")
+    partial.unlink(missing_ok=True)
+    partial.symlink_to(target, target_is_directory=True)
+    os.replace(partial, final)
+
+
 def move_aside(path: Path | str, aside: Path | str) -> None:
     """Rename ``path`` to ``aside`` (same folder) and make the rename durable."""
     os.replace(path, aside)

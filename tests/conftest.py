@@ -19,6 +19,32 @@ from carmatch.runtime import Runtime  # noqa: E402
 from tests.drawing import save_car  # noqa: E402
 from tests.milvus_server import MilvusServerAddress, running_server  # noqa: E402
 
+# Under pytest-xdist (`make test` spreads the suite over the cores): tests that share one costly thing run on
+# one worker, the rest spread out. The browser tests share one app and one Chromium; Ray, the MCP app and the
+# process races start their own servers. Milvus' server listens on fixed ports (one per machine): `make test`
+# runs its two files in a process of their own beside the workers; the group keeps them together otherwise.
+ONE_WORKER_FILES = ("test_ray_engine.py", "test_mcp.py", "test_processes.py")
+MILVUS_CONTRACT = "test_store_contract.py"  # its server cases ask for the server inside a parametrized fixture
+
+
+def xdist_group(item: pytest.Item) -> str | None:
+    """The worker group a test belongs to, or None to let any worker take it."""
+    path = Path(str(item.fspath))
+    if "milvus_server" in getattr(item, "fixturenames", ()) or path.name in ("test_milvus_store.py", MILVUS_CONTRACT):
+        return "milvus"
+    if "browser" in path.parts:
+        return "browser"
+    return path.stem if path.name in ONE_WORKER_FILES else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test's xdist group (ignored when the suite runs in one process)."""
+    for item in items:
+        group = xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 TINY_CONFIG = {
     "embed_dim": 32,
     "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},

@@ -22,6 +22,7 @@ from urllib.parse import unquote
 
 from PIL import Image
 
+from carmatch.atomic import point_link
 from carmatch.errors import CarmatchError
 from carmatch.images import load_image
 from carmatch.thumbs import THUMB_FORMAT, THUMB_SIDE, make_thumbnails, placeholder_path, safe_thumbnail
@@ -42,10 +43,7 @@ def served_folder(thumbs_dir: Path) -> Path:
     try:
         if alias.is_symlink() and Path(os.readlink(alias)) == folder:
             return alias
-        link = alias.with_name(f"{alias.name}.{os.getpid()}")
-        link.unlink(missing_ok=True)
-        link.symlink_to(folder, target_is_directory=True)
-        os.replace(link, alias)  # replaces a stale link from another home at once
+        point_link(alias, folder)  # replaces a stale link from another home at once
         return alias
     except OSError as exc:  # no writable temp folder: name the folder itself (only an admin's server shows it)
         log.warning("Could not link the thumbnails folder into %s (%s)", alias.parent, exc)

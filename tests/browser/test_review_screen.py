@@ -125,8 +125,10 @@ def test_bulk_action_resets_its_confirmation_and_undoes_in_one_step(browser: Bro
 def test_n_and_p_move_the_grid_highlight_with_the_editor(browser: Browser, served: Served) -> None:
     page = open_page(browser, served.url, LAPTOP, tab="Dataset")
     tiles = page.locator(TILES)
+    first = curation.matching_ids(served.runtime.catalog, curation.Query())[0]
     tiles.first.click()
     expect(tiles.nth(0)).to_have_class(re.compile(r"\bselected\b"))
+    expect(page.locator("#dataset-meta")).to_contain_text(first[:12])  # the editor has the image
     page.locator("#dataset-meta").click()
     page.keyboard.press("n")
     expect(tiles.nth(1)).to_have_class(re.compile(r"\bselected\b"))

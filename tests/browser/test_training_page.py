@@ -10,6 +10,8 @@ from carmatch.training import registry
 from tests.browser.conftest import DESKTOP, PHONE, Served, open_page, screenshot, unlock
 
 STATUS = "#train-status"
+CANCELLED = "Cancelled; its checkpoint is kept"
+CANCEL_MS = 90_000  # a run stops after its current step; with the other test worker busy that can take a while
 
 
 def test_resumed_run_keeps_its_curve_and_log(browser: Browser, served: Served) -> None:
@@ -28,7 +30,7 @@ def test_resumed_run_keeps_its_curve_and_log(browser: Browser, served: Served) -
     expect(bar).to_contain_text(re.compile(r"step \d+ of \d+"))
     expect(page.locator("#train-recall .vega-embed")).to_be_visible()  # the base model's recall, epoch 0
     page.get_by_role("button", name="Cancel", exact=True).click()
-    expect(page.locator(STATUS)).to_contain_text("Cancelled; its checkpoint is kept")
+    expect(page.locator(STATUS)).to_contain_text(CANCELLED, timeout=CANCEL_MS)
     expect(page.locator(STATUS)).not_to_contain_text("python -m admin")
     run_id = re.search(r"Run (\S+):", page.locator(STATUS).inner_text()).group(1)  # type: ignore[union-attr]
     first_log = page.locator("#train-log textarea").input_value().splitlines()[0]
@@ -39,7 +41,7 @@ def test_resumed_run_keeps_its_curve_and_log(browser: Browser, served: Served) -
     page.get_by_role("button", name="Resume", exact=True).click()
     expect(page.locator(STATUS)).to_contain_text("running")
     page.get_by_role("button", name="Cancel", exact=True).click()
-    expect(page.locator(STATUS)).to_contain_text("Cancelled; its checkpoint is kept")
+    expect(page.locator(STATUS)).to_contain_text(CANCELLED, timeout=CANCEL_MS)
     expect(page.locator("#train-recall .vega-embed")).to_be_visible()  # the earlier curve is still drawn
     log = page.locator("#train-log textarea")
     expect(log).to_have_value(re.compile("^" + re.escape(first_log)))
@@ -80,7 +82,7 @@ def test_caption_views_and_hard_negatives_are_chosen_in_the_tab_and_kept_with_th
     expect(bar).to_be_visible()
     expect(bar).to_contain_text(re.compile(r"step \d+ of \d+"))
     page.get_by_role("button", name="Cancel", exact=True).click()
-    expect(page.locator(STATUS)).to_contain_text("Cancelled; its checkpoint is kept")
+    expect(page.locator(STATUS)).to_contain_text(CANCELLED, timeout=CANCEL_MS)
     run_id = re.search(r"Run (\S+):", page.locator(STATUS).inner_text()).group(1)  # type: ignore[union-attr]
     config = registry.get_model(served.runtime.catalog, run_id).config
     assert (config["caption_views"], config["hard_negatives"]) == ("full:3,attributes:1", 0)

@@ -36,7 +36,7 @@ def test_search_handler_returns_thumbnails_captions_and_scores(indexed: Runtime)
     gallery, results, notes = search_actions.search(indexed, "", image, 3, 0.5)
     assert len(gallery) == 3 and len(results) == 3
     thumb, label = gallery[0]
-    assert Path(thumb).exists() and Path(thumb).is_relative_to(indexed.settings.thumbs_dir)
+    assert Path(thumb).exists() and Path(thumb).resolve().is_relative_to(indexed.settings.thumbs_dir.resolve())
     assert label.endswith(f"\nsimilarity {results[0]['score']:.3f}")  # below the caption, named
     assert results[0]["file"] == "blue_pickup.png"  # the file name: visitors never see server paths
     assert set(results[0]) == {"id", "file", "score", "caption"}
