@@ -138,7 +138,7 @@ class FrameIngestor:
         report.ingest = self.ingestor.ingest_paths(whole, root, caption_rows, progress, cancel)
         if crops and not report.ingest.interrupted:
             crop_report = self.ingestor.ingest_paths(crops, None, (), progress, cancel)
-            _merge(report.ingest, crop_report)
+            report.ingest.add(crop_report)
         report.interrupted = report.interrupted or report.ingest.interrupted
         return report
 
@@ -250,19 +250,6 @@ class FrameIngestor:
     def crop_path(self, crop_id: str) -> Path:
         """Where a crop's file lives."""
         return self.crops_dir / crop_id[:2] / f"{crop_id}.jpg"
-
-
-def _merge(into: IngestReport, other: IngestReport) -> None:
-    """Add the crops' pipeline report to the whole frames' one."""
-    into.seen += other.seen
-    into.added += other.added
-    into.present += other.present
-    into.relocated += other.relocated
-    into.embedded += other.embedded
-    into.skipped.extend(other.skipped)
-    into.deleted_skipped += other.deleted_skipped
-    into.interrupted = into.interrupted or other.interrupted
-    into.added_ids.extend(other.added_ids)
 
 
 def frame_ingestor(

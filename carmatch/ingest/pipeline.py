@@ -65,6 +65,18 @@ class IngestReport:
     interrupted: bool = False
     added_ids: list[str] = field(default_factory=list)
 
+    def add(self, part: IngestReport) -> None:
+        """Count another run's files into this report (S3 rounds, a traffic frame's crops)."""
+        self.seen += part.seen
+        self.added += part.added
+        self.present += part.present
+        self.relocated += part.relocated
+        self.embedded += part.embedded
+        self.deleted_skipped += part.deleted_skipped
+        self.skipped.extend(part.skipped)
+        self.added_ids.extend(part.added_ids)
+        self.interrupted = self.interrupted or part.interrupted
+
     def summary(self) -> str:
         """A few lines a person reads at the end of an ingest."""
         lines = [

@@ -26,7 +26,7 @@ from carmatch.errors import CancelledError
 from carmatch.ingest.file_records import FoundFile, ImageFacts
 from carmatch.ingest.pipeline import Ingestor, IngestReport, Limits
 from carmatch.ingest.ray_engine import FileRow, RayPlan, connect, embed_files, make_plan
-from carmatch.ingest.rebuild import EmbedMissing
+from carmatch.ingest.rebuild import EmbedMissing, missing_ids
 from carmatch.locations import s3_uri_of
 from carmatch.progress import Progress, no_progress
 from carmatch.stores.store import SearchIndex, VectorStore
@@ -129,8 +129,7 @@ def ray_embed_missing(settings: Settings) -> EmbedMissing:
         cancel: threading.Event | None = None,
         limits: Limits = Limits(),
     ) -> tuple[int, list[tuple[str, str]]]:
-        have = catalog.embedded_ids(embedder.model_key)
-        todo = [i for i in catalog.ids() if i not in have]
+        todo = missing_ids(catalog, embedder.model_key)
         if not todo:
             return 0, []
         records = catalog.get_many(todo)

@@ -32,6 +32,12 @@ EmbedMissing = Callable[
 ]
 
 
+def missing_ids(catalog: Catalog, model_key: str) -> list[str]:
+    """Live images with no cached embedding from the model ``model_key``, in catalog order."""
+    have = catalog.embedded_ids(model_key)
+    return [i for i in catalog.ids() if i not in have]
+
+
 def embed_missing(
     catalog: Catalog,
     embedder: Embedder,
@@ -41,8 +47,7 @@ def embed_missing(
     limits: Limits = Limits(),
 ) -> tuple[int, list[tuple[str, str]]]:
     """Embed every live image lacking an embedding for ``embedder``; returns (count, failures)."""
-    have = catalog.embedded_ids(embedder.model_key)
-    todo = [i for i in catalog.ids() if i not in have]
+    todo = missing_ids(catalog, embedder.model_key)
     records = catalog.get_many(todo)
     failures: list[tuple[str, str]] = []
     done, side = 0, embedder.image_side  # decoded as ingest decodes them

@@ -323,17 +323,4 @@ class S3ImageSource:
         except CancelledError:
             report.ingest.interrupted = True
             return
-        _add(report.ingest, part)
-
-
-def _add(total: IngestReport, part: IngestReport) -> None:
-    """Add one round's counts to the run's report."""
-    total.seen += part.seen
-    total.added += part.added
-    total.present += part.present
-    total.relocated += part.relocated
-    total.embedded += part.embedded
-    total.deleted_skipped += part.deleted_skipped
-    total.skipped.extend(part.skipped)
-    total.added_ids.extend(part.added_ids)
-    total.interrupted = total.interrupted or part.interrupted
+        report.ingest.add(part)

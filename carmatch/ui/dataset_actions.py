@@ -157,10 +157,16 @@ def load_page(runtime: Runtime, query: curation.Query, number: int = 1, page_siz
     )
 
 
-def page_of(runtime: Runtime, query: curation.Query, image_id: str, page_size: int = PAGE_SIZE) -> int | None:
-    """The grid page (1-based) that shows ``image_id`` under ``query``; None when it does not match."""
+def grid_place(
+    runtime: Runtime, query: curation.Query, image_id: str, page_size: int = PAGE_SIZE
+) -> tuple[int, int] | None:
+    """Where the grid shows ``image_id`` under ``query``: (page number from 1, index on that page); None when
+    it does not match."""
     ids = curation.matching_ids(runtime.catalog, query)
-    return ids.index(image_id) // page_size + 1 if image_id in ids else None
+    if image_id not in ids:
+        return None
+    page, slot = divmod(ids.index(image_id), page_size)
+    return page + 1, slot
 
 
 # -- editor ----------------------------------------------------------------------------------

@@ -13,14 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
-from carmatch.catalog.schema import FILTER_ATTRIBUTES
 from carmatch.dataset import curation
+from carmatch.ui.dataset_actions import QUERY_INPUTS
 from carmatch.ui.search_links import MAX_PARAM_CHARS, tab_from_url
 
 ANY = "any"
 TAB = "dataset"
 ID_CHARS = 64  # image ids are content hashes: 64 hex characters
-QUERY_PARAMS = ("text", *FILTER_ATTRIBUTES, "source", "state", "sort")  # = dataset_actions.QUERY_INPUTS
+QUERY_PARAMS = QUERY_INPUTS  # the filter row's inputs, left to right, each under its own name
 
 # The address as the page was opened (the Search tab's first select may already have rewritten the bar)
 OPENED_URL_JS = "(_) => [performance.getEntriesByType('navigation')[0]?.name || window.location.href]"

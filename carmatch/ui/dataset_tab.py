@@ -62,13 +62,14 @@ def _highlight_values(runtime: Runtime, query: Any, image_id: str, page: int) ->
     unchanged = [gr.update() for _ in range(GRID_OUTPUTS)]
     if not image_id:
         return tuple(unchanged)
-    wanted = actions.page_of(runtime, query, image_id)
-    if wanted is None:
+    place = actions.grid_place(runtime, query, image_id)
+    if place is None:
+        return tuple(unchanged)
+    wanted, slot = place
+    if wanted == page:  # on the page shown: only the highlight moves
+        unchanged[0] = gr.update(selected_index=slot)
         return tuple(unchanged)
     view = actions.load_page(runtime, query, wanted)
-    if wanted == page:
-        unchanged[0] = gr.update(selected_index=view.ids.index(image_id) if image_id in view.ids else None)
-        return tuple(unchanged)
     return _grid_values(view, actions.counts_markdown(runtime), image_id)
 
 
@@ -288,9 +289,9 @@ def _wire_first_load(
             if link.image:
                 opened = actions.open_image(runtime, link.image)
                 editor = dataset_editor.editor_values(opened)
-                wanted = actions.page_of(runtime, query, opened.image_id) if opened.image_id else None
-                if wanted and wanted != view.page:
-                    view = actions.load_page(runtime, query, wanted)
+                place = actions.grid_place(runtime, query, opened.image_id) if opened.image_id else None
+                if place and place[0] != view.page:
+                    view = actions.load_page(runtime, query, place[0])
             grid_values = _grid_values(view, actions.counts_markdown(runtime), link.image)
         except CarmatchError as exc:
             log.warning("Dataset tab could not load: %s", exc)

@@ -59,14 +59,19 @@ def split_warning(counts: dict[str, Any]) -> str:
     )
 
 
-def can_start(runtime: Runtime) -> bool:
+def tab_summary(runtime: Runtime) -> dict[str, Any]:
+    """The counts the tab's summary and Start read (pairs by split, device), computed once per redraw."""
+    return training_jobs.summary_for_tab(runtime)
+
+
+def can_start(runtime: Runtime, summary: dict[str, Any] | None = None) -> bool:
     """Whether the collection's pairs fill every split enough to train and evaluate."""
-    return not split_warning(training_jobs.summary_for_tab(runtime))
+    return not split_warning(summary or tab_summary(runtime))
 
 
-def summary_markdown(runtime: Runtime) -> str:
+def summary_markdown(runtime: Runtime, summary: dict[str, Any] | None = None) -> str:
     """Dataset pairs by split, approved count, and the device with what to expect."""
-    s = training_jobs.summary_for_tab(runtime)
+    s = summary or tab_summary(runtime)
     source = {"approved": "approved pairs", "unreviewed": "unreviewed pairs: nothing is approved yet"}.get(
         s["source"], s["source"]
     )

@@ -234,11 +234,12 @@ def _wire_refresh(
         if not is_admin(runtime.settings, pw):
             return LOCKED_VIEW, None, gr.update(choices=["base"]), gr.update(choices=[]), gr.update()
         try:
-            text = actions.summary_markdown(runtime)
+            counts = actions.tab_summary(runtime)  # the pairs are read once for the text and for Start
+            text = actions.summary_markdown(runtime, counts)
             table = actions.models_table(runtime)
             choices = actions.model_choices(runtime)
             resumable = actions.resumable_runs(runtime)
-            startable = actions.can_start(runtime)
+            startable = actions.can_start(runtime, counts)
             active = actions.active_choice(runtime)
         except CarmatchError as exc:
             return f"⚠️ {as_text(for_browser(exc))}", None, gr.update(), gr.update(), gr.update()

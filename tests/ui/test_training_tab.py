@@ -145,7 +145,7 @@ def test_an_anonymous_visitor_sees_no_run_log_model_or_path(
     secret = "/srv/carmatch/runs/run-123 log line"
     view = {"status": secret, "loss": None, "recall": None, "log": secret, "before_after": None, "progress": secret}
     monkeypatch.setattr(actions, "poll", lambda state: view)
-    monkeypatch.setattr(actions, "summary_markdown", lambda runtime: secret)
+    monkeypatch.setattr(actions, "summary_markdown", lambda runtime, summary=None: secret)
     with gr.Blocks() as demo:
         training_tab.build(demo, admin_runtime)
     handlers = {f.name: f.fn for f in demo.fns.values() if f.name in ("draw", "refresh", "refresh_when_job_changes")}
