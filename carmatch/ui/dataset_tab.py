@@ -129,8 +129,10 @@ def _layout(runtime: Runtime, session_password: gr.State) -> dict[str, Any]:
                 picked_note = gr.Markdown(bulk_actions.selection_note([]), elem_id="dataset-picked")
             empty_note = gr.Markdown(visible=False, elem_id="dataset-empty")
             clear = gr.Button("Clear filters", size="sm", visible=False, elem_id="dataset-clear-filters")
+            gr.Markdown("**Collection** · hover or focus a tile for its whole caption", elem_id="dataset-grid-title")
             grid = gr.Gallery(
-                label="Collection (badges: approved · rejected · unreviewed; hover a tile for its whole caption)",
+                label="Collection",
+                show_label=False,  # Gradio draws a gallery's label over its first row, where the badges are
                 columns=6,
                 height=620,
                 allow_preview=False,
