@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from carmatch.training import registry
 from tests.browser.conftest import DESKTOP, PHONE, Served, open_page, screenshot, unlock
@@ -12,6 +12,15 @@ from tests.browser.conftest import DESKTOP, PHONE, Served, open_page, screenshot
 STATUS = "#train-status"
 CANCELLED = "Cancelled; its checkpoint is kept"
 CANCEL_MS = 90_000  # a run stops after its current step; with the other test worker busy that can take a while
+
+
+def shown_run(page: Page) -> str:
+    """The run the status line names, read once the line holds one (the timer redraws it every 2 s)."""
+    found = page.wait_for_function(
+        "() => { const m = /Run (\\S+):/.exec(document.querySelector('#train-status')?.innerText || '');"
+        " return m && m[1]; }"
+    )
+    return str(found.json_value())
 
 
 def test_resumed_run_keeps_its_curve_and_log(browser: Browser, served: Served) -> None:
@@ -32,7 +41,7 @@ def test_resumed_run_keeps_its_curve_and_log(browser: Browser, served: Served) -
     page.get_by_role("button", name="Cancel", exact=True).click()
     expect(page.locator(STATUS)).to_contain_text(CANCELLED, timeout=CANCEL_MS)
     expect(page.locator(STATUS)).not_to_contain_text("python -m admin")
-    run_id = re.search(r"Run (\S+):", page.locator(STATUS).inner_text()).group(1)  # type: ignore[union-attr]
+    run_id = shown_run(page)
     first_log = page.locator("#train-log textarea").input_value().splitlines()[0]
     screenshot(page, "training-desktop")
 
@@ -83,7 +92,7 @@ def test_caption_views_and_hard_negatives_are_chosen_in_the_tab_and_kept_with_th
     expect(bar).to_contain_text(re.compile(r"step \d+ of \d+"))
     page.get_by_role("button", name="Cancel", exact=True).click()
     expect(page.locator(STATUS)).to_contain_text(CANCELLED, timeout=CANCEL_MS)
-    run_id = re.search(r"Run (\S+):", page.locator(STATUS).inner_text()).group(1)  # type: ignore[union-attr]
+    run_id = shown_run(page)
     config = registry.get_model(served.runtime.catalog, run_id).config
     assert (config["caption_views"], config["hard_negatives"]) == ("full:3,attributes:1", 0)
     page.context.close()
